@@ -1,0 +1,109 @@
+//! Loopback servers and timing helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A server that echoes every byte back, on a free loopback port. Aborted on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Echo server.
+pub async fn echo_server() -> Server {
+    serve(|mut s| async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// A server that writes `bytes` bytes (0, 1, 2, … mod 251) to each client, then closes.
+pub async fn source_server(bytes: usize) -> Server {
+    serve(move |mut s| async move {
+        let data = pattern(bytes);
+        let _ = s.write_all(&data).await;
+        let _ = s.shutdown().await;
+    })
+    .await
+}
+
+/// The byte pattern [`source_server`] sends.
+pub fn pattern(bytes: usize) -> Vec<u8> {
+    (0..bytes).map(|i| (i % 251) as u8).collect()
+}
+
+async fn serve<F, Fut>(handler: F) -> Server
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = std::sync::Arc::new(handler);
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
+            conns.spawn((handler)(s));
+        }
+    });
+    Server { addr, task }
+}
+
+/// Connects with TCP_NODELAY.
+pub async fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// One request/response round trip of `n` bytes through an echo path.
+pub async fn round_trip(s: &mut TcpStream, n: usize) -> Duration {
+    let msg = vec![7u8; n];
+    let mut back = vec![0u8; n];
+    let t = Instant::now();
+    s.write_all(&msg).await.unwrap();
+    s.read_exact(&mut back).await.unwrap();
+    t.elapsed()
+}
+
+/// Reads until EOF or error, at most `limit` time; returns bytes read and whether EOF was seen.
+pub async fn read_all(
+    s: &mut TcpStream,
+    limit: Duration,
+) -> (Vec<u8>, Option<std::io::Result<()>>) {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return (out, None),
+            Ok(Ok(0)) => return (out, Some(Ok(()))),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => return (out, Some(Err(e))),
+        }
+    }
+}

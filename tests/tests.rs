@@ -1,0 +1,12 @@
+//! Integration tests: one binary, one module per area. Everything runs against real sockets on
+//! 127.0.0.1; nothing is mocked.
+
+/// Shared helpers: loopback echo and byte servers, timing.
+mod support;
+
+/// The fault proxy's HTTP API, driven by client crates nobody here wrote (`toxiproxy_rust`,
+/// `noxious-client`) and raw HTTP: shapes, status codes, error messages.
+mod proxy_api;
+/// Real bytes through the fault proxy's toxics: latency, black hole, down, reset, bandwidth,
+/// limit, slicer, slow close, live toxic changes.
+mod proxy_toxics;
