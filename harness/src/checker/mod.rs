@@ -1,0 +1,1 @@
+//! Checkers: pure functions of (history, probes, final state) → findings.

@@ -1,0 +1,206 @@
+//! The validated, ready-to-run form of an experiment: durations resolved, names checked,
+//! defaults filled in. Built from the TOML by [`super::load`].
+
+use crate::posture::Posture;
+use crate::stack::topology::NodeId;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// An experiment, validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Short name (used in run ids and tables).
+    pub name: String,
+    /// What it shows, one or two sentences.
+    pub description: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// How the stack is wired.
+    pub posture: Posture,
+    /// Seed of the operation plan and of every random choice in the schedule.
+    pub seed: u64,
+    /// How long the workload runs.
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Time given to the system after every fault is healed, before the final state is read
+    /// (replicas catch up, caches expire).
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+    /// Regions and the network between them.
+    pub network: Network,
+    /// The simulated users.
+    pub workload: Workload,
+    /// The per-region cache.
+    pub cache: Cache,
+    /// The failover controller (part of the system under test).
+    pub failover: Failover,
+    /// Faults, in schedule order.
+    pub faults: Vec<ScheduledFault>,
+    /// What the posture promises.
+    pub slo: Slo,
+}
+
+/// The network between the regions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// Round trip between the regions on every link, from the start (e.g. 80 ms transatlantic).
+    #[serde(with = "humantime_serde")]
+    pub rtt: Duration,
+    /// Jitter on that round trip (± this much).
+    #[serde(with = "humantime_serde")]
+    pub jitter: Duration,
+}
+
+/// The simulated users and what they do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Number of simulated users.
+    pub users: u32,
+    /// Operations per second, all users together, issued open-loop (on schedule, whether or
+    /// not earlier operations have completed).
+    pub rate_per_s: f64,
+    /// Share of operations that are reads (the rest are writes).
+    pub read_fraction: f64,
+    /// Number of distinct keys.
+    pub keys: u32,
+    /// Share of users whose home region is `us` (the rest are in `eu`).
+    pub us_fraction: f64,
+    /// A client gives up on an operation after this long (the outcome is then `unknown`).
+    #[serde(with = "humantime_serde")]
+    pub op_timeout: Duration,
+}
+
+/// The per-region cache in front of the database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cache {
+    /// Time to live of a cached value.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+/// Whether the failover controller acts by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailoverMode {
+    /// Health checks, promotion and rerouting happen automatically.
+    Auto,
+    /// Nothing happens until someone acts (no failover within the run).
+    Manual,
+}
+
+/// The failover controller's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failover {
+    /// Automatic or manual.
+    pub mode: FailoverMode,
+    /// Time between health checks of the primary.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Consecutive failed checks that declare the primary region down.
+    pub threshold: u32,
+    /// How long clients may keep using a routing answer (DNS-like TTL).
+    #[serde(with = "humantime_serde")]
+    pub dns_ttl: Duration,
+    /// Whether the old primary is fenced (stopped out of band) before the replica is promoted.
+    pub fencing: bool,
+}
+
+/// A fault and when it starts and heals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduledFault {
+    /// Offset from the start of the workload.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// Offset at which it heals; None: it lasts until the end (healed before final reads).
+    #[serde(with = "humantime_serde", default)]
+    pub heal_at: Option<Duration>,
+    /// What it does.
+    pub fault: FaultSpec,
+}
+
+/// Which links a network fault acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkSelector {
+    /// These links, by name.
+    Named(Vec<String>),
+    /// Every link between the two regions, both ways.
+    Between(String, String),
+}
+
+/// How a partition shows itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionMode {
+    /// Bytes vanish; connections stall.
+    BlackHole,
+    /// Connections are closed and refused.
+    Refuse,
+}
+
+/// Which way a partition cuts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutDirection {
+    /// Both ways.
+    Both,
+    /// Only bytes flowing from the first region to the second.
+    OneWay {
+        /// Region the dropped bytes come from.
+        from: String,
+        /// Region they were going to.
+        to: String,
+    },
+}
+
+/// What a fault does (each kind has its own file under `fault/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultSpec {
+    /// Adds a round trip (± jitter) on links, on top of the network's baseline.
+    Latency {
+        /// The links.
+        links: LinkSelector,
+        /// Added round trip.
+        #[serde(with = "humantime_serde")]
+        rtt: Duration,
+        /// Jitter on it.
+        #[serde(with = "humantime_serde")]
+        jitter: Duration,
+    },
+    /// Cuts links.
+    Partition {
+        /// The links.
+        links: LinkSelector,
+        /// Black hole or refuse.
+        mode: PartitionMode,
+        /// Both ways or one way (black hole only).
+        direction: CutDirection,
+    },
+    /// SIGKILLs one node.
+    KillNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// SIGKILLs every node of a region.
+    KillRegion {
+        /// The region.
+        region: String,
+    },
+}
+
+/// What the posture promises; each stated figure becomes a pass/fail line of the verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    /// Recovery time objective: longest acceptable time from the failure to the first
+    /// successful write by an affected user.
+    #[serde(with = "humantime_serde", default)]
+    pub rto: Option<Duration>,
+    /// Recovery point objective: longest acceptable span of acknowledged writes lost.
+    #[serde(with = "humantime_serde", default)]
+    pub rpo: Option<Duration>,
+    /// Highest acceptable share of reads that were stale.
+    #[serde(default)]
+    pub max_stale_read_rate: Option<f64>,
+}

@@ -1,0 +1,481 @@
+//! The history: an append-only record of every operation clients invoked and what came back
+//! (ok / fail / unknown), of what the harness and the system under test did (faults, failover
+//! steps), and the probes' samples. It is the single source of truth for checkers, which are
+//! pure functions of it.
+//!
+//! Every timestamp is in nanoseconds on the harness's one monotonic clock, counted from the
+//! start of the run ([`Nanos`]). Regions are emulated on one host, so this clock is exact
+//! "true time" for every region.
+//!
+//! Outcomes follow Jepsen: `fail` means the operation certainly did not take effect; `unknown`
+//! means it may or may not have (a timeout after the request was sent, a dropped connection).
+//! Lost-write accounting counts only `ok` writes, and says how many were `unknown`.
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+/// Nanoseconds since the start of the run, on the harness's monotonic clock.
+pub type Nanos = u64;
+
+/// Converts nanoseconds to (fractional) milliseconds for reports.
+pub fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// What a client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// `GET /kv/{key}`.
+    Read,
+    /// `PUT /kv/{key}`: writes a value that carries the operation's id as its write id.
+    Write,
+}
+
+/// Where a read's answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The region's Redis.
+    Cache,
+    /// The region's database (primary or replica).
+    Db,
+}
+
+/// What came back for an operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Succeeded: the app acknowledged the write, or returned the read's value.
+    Ok {
+        /// Region of the app that served it.
+        served_by: String,
+        /// Writes: the version the app acknowledged. Reads: the version seen (None: key absent).
+        version: Option<i64>,
+        /// Reads: the write id of the value seen (None: key absent). Writes: own id.
+        write_id: Option<u64>,
+        /// Reads: cache or database.
+        source: Option<Source>,
+    },
+    /// Certainly did not take effect (refused, rejected before it was executed).
+    Fail {
+        /// What the client saw.
+        error: String,
+    },
+    /// May or may not have taken effect (timed out or cut off after it was sent).
+    Unknown {
+        /// What the client saw.
+        error: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the outcome is `ok`.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok { .. })
+    }
+}
+
+/// One operation: invoked by a simulated user, completed (or not) some time later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Unique within the run; a write's id is also its write id (the value it wrote).
+    pub id: u64,
+    /// The simulated user.
+    pub user: u32,
+    /// The user's home region.
+    pub region: String,
+    /// Read or write.
+    pub kind: OpKind,
+    /// The key.
+    pub key: String,
+    /// When the client sent it.
+    pub invoke_ns: Nanos,
+    /// When the client saw the outcome.
+    pub complete_ns: Nanos,
+    /// What came back.
+    pub outcome: Outcome,
+}
+
+impl Operation {
+    /// Time from invoke to completion.
+    pub fn latency_ns(&self) -> u64 {
+        self.complete_ns.saturating_sub(self.invoke_ns)
+    }
+}
+
+/// Something the harness or the system under test did, with when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it happened.
+    pub at_ns: Nanos,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Kinds of [`Event`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The workload started issuing operations.
+    WorkloadStarted,
+    /// The workload stopped issuing operations (in-flight ones may still complete).
+    WorkloadStopped,
+    /// A scheduled fault took effect.
+    FaultStarted {
+        /// Index of the fault in the experiment's schedule.
+        index: usize,
+        /// Human description, e.g. "kill region us".
+        fault: String,
+        /// Whether this fault takes the primary down or cuts it off (kill of its node or
+        /// region, or a partition of the failover controller's path to it).
+        hits_primary: bool,
+    },
+    /// A scheduled fault was undone.
+    FaultHealed {
+        /// Index of the fault in the experiment's schedule.
+        index: usize,
+        /// Human description.
+        fault: String,
+    },
+    /// The failover controller declared the primary region down (threshold misses reached).
+    PrimaryDeclaredDown {
+        /// The region whose primary was declared down.
+        region: String,
+    },
+    /// The failover controller fenced the old primary.
+    Fenced {
+        /// The fenced primary's region.
+        region: String,
+    },
+    /// The replica finished promotion and accepts writes.
+    Promoted {
+        /// The new primary's region.
+        region: String,
+    },
+    /// Apps and the routing table point at the new primary (clients follow after the TTL).
+    Rerouted {
+        /// The new primary's region.
+        region: String,
+    },
+    /// The failover controller could not complete a step.
+    FailoverFailed {
+        /// What went wrong.
+        error: String,
+    },
+    /// All faults were healed before the final state was read.
+    Healed,
+}
+
+/// One heartbeat: written on the primary, watched for on the replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Sequence number written.
+    pub seq: u64,
+    /// When the primary's commit returned to the probe.
+    pub committed_ns: Nanos,
+    /// When a poll of the replica first saw it (None: never, within the run).
+    pub visible_ns: Option<Nanos>,
+}
+
+/// A sample of the primary's `pg_stat_replication` for the replica.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationStat {
+    /// When it was sampled.
+    pub at_ns: Nanos,
+    /// Whether the replica had a walsender connection at all.
+    pub connected: bool,
+    /// PostgreSQL's `replay_lag`, in ms (None when PostgreSQL reports NULL: idle or unknown).
+    pub replay_lag_ms: Option<f64>,
+    /// `pg_current_wal_lsn() - replay_lsn`, in bytes.
+    pub bytes_behind: Option<u64>,
+}
+
+/// Everything the probes sampled during the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Probes {
+    /// How often the replica was polled for heartbeats (bounds the lag measurement error).
+    pub heartbeat_poll_ms: f64,
+    /// Heartbeats, in sequence order.
+    pub heartbeats: Vec<Heartbeat>,
+    /// `pg_stat_replication` samples.
+    pub replication: Vec<ReplicationStat>,
+}
+
+/// The state read after faults were healed and the system settled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalState {
+    /// Region of the primary the final state was read from (None: no primary was reachable).
+    pub primary_region: Option<String>,
+    /// Write ids present in the final primary's `writes` table.
+    pub write_ids: Vec<u64>,
+}
+
+/// A whole run's record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Operations, in invoke order.
+    pub ops: Vec<Operation>,
+    /// Events, in time order.
+    pub events: Vec<Event>,
+}
+
+/// One line of `history.jsonl`: an invocation, a completion, or an event, in time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Line {
+    /// A client sent an operation.
+    Invoke {
+        /// Operation id.
+        id: u64,
+        /// When.
+        at_ns: Nanos,
+        /// User.
+        user: u32,
+        /// User's home region.
+        region: String,
+        /// Read or write.
+        kind: OpKind,
+        /// Key.
+        key: String,
+    },
+    /// A client saw an operation's outcome.
+    Complete {
+        /// Operation id.
+        id: u64,
+        /// When.
+        at_ns: Nanos,
+        /// What came back.
+        outcome: Outcome,
+    },
+    /// An event.
+    Event(Event),
+}
+
+impl History {
+    /// Writes the history as JSON lines: invocations, completions and events merged in time
+    /// order (an invocation before its completion when they share a timestamp).
+    pub fn write_jsonl(&self, w: &mut impl Write) -> std::io::Result<()> {
+        let mut lines: Vec<(Nanos, u8, Line)> =
+            Vec::with_capacity(self.ops.len() * 2 + self.events.len());
+        for op in &self.ops {
+            lines.push((
+                op.invoke_ns,
+                0,
+                Line::Invoke {
+                    id: op.id,
+                    at_ns: op.invoke_ns,
+                    user: op.user,
+                    region: op.region.clone(),
+                    kind: op.kind,
+                    key: op.key.clone(),
+                },
+            ));
+            lines.push((
+                op.complete_ns,
+                1,
+                Line::Complete {
+                    id: op.id,
+                    at_ns: op.complete_ns,
+                    outcome: op.outcome.clone(),
+                },
+            ));
+        }
+        for e in &self.events {
+            lines.push((e.at_ns, 2, Line::Event(e.clone())));
+        }
+        lines.sort_by_key(|(t, order, _)| (*t, *order));
+        for (_, _, line) in lines {
+            serde_json::to_writer(&mut *w, &line)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Reads a history written by [`History::write_jsonl`]. An invocation without a
+    /// completion (a truncated file) becomes `unknown` at the last timestamp seen.
+    pub fn read_jsonl(r: impl BufRead) -> Result<History, HistoryError> {
+        let mut ops: Vec<Operation> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        let mut events = Vec::new();
+        let mut last = 0;
+        for (n, line) in r.lines().enumerate() {
+            let line = line.map_err(|e| HistoryError::Io(e.to_string()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: Line = serde_json::from_str(&line).map_err(|e| HistoryError::Parse {
+                line: n + 1,
+                message: e.to_string(),
+            })?;
+            match parsed {
+                Line::Invoke {
+                    id,
+                    at_ns,
+                    user,
+                    region,
+                    kind,
+                    key,
+                } => {
+                    last = last.max(at_ns);
+                    index.insert(id, ops.len());
+                    ops.push(Operation {
+                        id,
+                        user,
+                        region,
+                        kind,
+                        key,
+                        invoke_ns: at_ns,
+                        complete_ns: u64::MAX,
+                        outcome: Outcome::Unknown {
+                            error: "no completion recorded".into(),
+                        },
+                    });
+                }
+                Line::Complete { id, at_ns, outcome } => {
+                    last = last.max(at_ns);
+                    let i = *index.get(&id).ok_or(HistoryError::Parse {
+                        line: n + 1,
+                        message: format!("completion of unknown operation {id}"),
+                    })?;
+                    ops[i].complete_ns = at_ns;
+                    ops[i].outcome = outcome;
+                }
+                Line::Event(e) => {
+                    last = last.max(e.at_ns);
+                    events.push(e);
+                }
+            }
+        }
+        for op in ops.iter_mut().filter(|o| o.complete_ns == u64::MAX) {
+            op.complete_ns = last;
+        }
+        Ok(History { ops, events })
+    }
+
+    /// Reads `history.jsonl` from a file.
+    pub fn load(path: &Path) -> Result<History, HistoryError> {
+        let f = std::fs::File::open(path)
+            .map_err(|e| HistoryError::Io(format!("{}: {e}", path.display())))?;
+        History::read_jsonl(std::io::BufReader::new(f))
+    }
+
+    /// Events of one kind, by a predicate.
+    pub fn events_where<'a>(
+        &'a self,
+        f: impl Fn(&EventKind) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a Event> + 'a {
+        self.events.iter().filter(move |e| f(&e.kind))
+    }
+}
+
+/// A history file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// I/O error.
+    #[error("cannot read history: {0}")]
+    Io(String),
+    /// A line is not a history record.
+    #[error("history line {line}: {message}")]
+    Parse {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: u64, kind: OpKind, invoke: u64, complete: u64, outcome: Outcome) -> Operation {
+        Operation {
+            id,
+            user: 1,
+            region: "us".into(),
+            kind,
+            key: "k".into(),
+            invoke_ns: invoke,
+            complete_ns: complete,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn jsonl_round_trips_and_orders_by_time() {
+        let h = History {
+            ops: vec![
+                op(
+                    1,
+                    OpKind::Write,
+                    10,
+                    50,
+                    Outcome::Ok {
+                        served_by: "us".into(),
+                        version: Some(1),
+                        write_id: Some(1),
+                        source: None,
+                    },
+                ),
+                op(
+                    2,
+                    OpKind::Read,
+                    20,
+                    30,
+                    Outcome::Fail {
+                        error: "refused".into(),
+                    },
+                ),
+                op(
+                    3,
+                    OpKind::Write,
+                    25,
+                    90,
+                    Outcome::Unknown {
+                        error: "timeout".into(),
+                    },
+                ),
+            ],
+            events: vec![Event {
+                at_ns: 40,
+                kind: EventKind::FaultStarted {
+                    index: 0,
+                    fault: "kill region us".into(),
+                    hits_primary: true,
+                },
+            }],
+        };
+        let mut buf = Vec::new();
+        h.write_jsonl(&mut buf).unwrap();
+        let text = String::from_utf8(buf.clone()).unwrap();
+        let times: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["at_ns"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert_eq!(History::read_jsonl(&buf[..]).unwrap(), h);
+    }
+
+    #[test]
+    fn truncated_history_marks_open_operations_unknown() {
+        let text = r#"{"type":"invoke","id":7,"at_ns":5,"user":1,"region":"eu","kind":"write","key":"k"}
+{"type":"event","at_ns":9,"event":"workload_stopped"}
+"#;
+        let h = History::read_jsonl(text.as_bytes()).unwrap();
+        assert_eq!(h.ops[0].complete_ns, 9);
+        assert!(matches!(h.ops[0].outcome, Outcome::Unknown { .. }));
+    }
+
+    #[test]
+    fn bad_line_is_reported_with_its_number() {
+        let err = History::read_jsonl("\n{\"type\":\"nope\"}\n".as_bytes()).unwrap_err();
+        assert!(err.to_string().starts_with("history line 2:"), "{err}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Stacks: the system under test, brought up by a backend.
+
+pub mod topology;

@@ -1,0 +1,175 @@
+//! Topology: regions, nodes, and the named cross-region links every inter-region byte goes
+//! through. Pure data, shared by every backend.
+//!
+//! Regions are `us` (home of the primary) and `eu` (the standby). Links are named for who
+//! connects to what, e.g. `eu-app-to-us-db`; `replication` is the `eu` replica's connection
+//! to the `us` primary (WAL flows us → eu on it).
+
+use serde::{Deserialize, Serialize};
+
+/// The region that starts with the primary.
+pub const PRIMARY_REGION: &str = "us";
+/// The standby region.
+pub const STANDBY_REGION: &str = "eu";
+/// Both regions, primary first.
+pub const REGIONS: [&str; 2] = [PRIMARY_REGION, STANDBY_REGION];
+
+/// The other region.
+pub fn other_region(region: &str) -> &'static str {
+    if region == PRIMARY_REGION {
+        STANDBY_REGION
+    } else {
+        PRIMARY_REGION
+    }
+}
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// PostgreSQL (primary or replica).
+    Db,
+    /// Redis cache.
+    Cache,
+    /// The sample app.
+    App,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::Db, Role::Cache, Role::App];
+
+    /// Name used in node ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Db => "db",
+            Role::Cache => "cache",
+            Role::App => "app",
+        }
+    }
+}
+
+/// A node: a role in a region, written `us-db`, `eu-cache`, `eu-app`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeId {
+    /// Region.
+    pub region: String,
+    /// Role.
+    pub role: Role,
+}
+
+impl NodeId {
+    /// A node id.
+    pub fn new(region: &str, role: Role) -> Self {
+        NodeId {
+            region: region.to_string(),
+            role,
+        }
+    }
+
+    /// Parses `us-db` style ids.
+    pub fn parse(s: &str) -> Option<NodeId> {
+        let (region, role) = s.split_once('-')?;
+        let role = Role::ALL.into_iter().find(|r| r.name() == role)?;
+        REGIONS.contains(&region).then(|| NodeId::new(region, role))
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.region, self.role.name())
+    }
+}
+
+/// A cross-region link: one proxy, from the region that connects to the region it reaches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSpec {
+    /// Proxy name, e.g. `eu-app-to-us-db`.
+    pub name: String,
+    /// Region of the connecting side.
+    pub from: String,
+    /// Region of the side connected to.
+    pub to: String,
+    /// The node connected to.
+    pub target: NodeId,
+}
+
+/// Every link a two-region stack has. Links whose target does not exist in a posture are
+/// simply not created by the backend.
+pub fn links() -> Vec<LinkSpec> {
+    let mut v = vec![LinkSpec {
+        name: "replication".into(),
+        from: STANDBY_REGION.into(),
+        to: PRIMARY_REGION.into(),
+        target: NodeId::new(PRIMARY_REGION, Role::Db),
+    }];
+    for from in REGIONS {
+        let to = other_region(from);
+        for (what, role) in [
+            ("app-to", Role::Db),
+            ("users-to", Role::App),
+            ("monitor-to", Role::Db),
+        ] {
+            let target_name = if role == Role::App { "app" } else { "db" };
+            v.push(LinkSpec {
+                name: format!("{from}-{what}-{to}-{target_name}"),
+                from: from.into(),
+                to: to.into(),
+                target: NodeId::new(to, role),
+            });
+        }
+    }
+    v
+}
+
+/// Name of the link `from` region uses to reach `target`.
+pub fn link_name(from: &str, purpose: LinkPurpose, to: &str) -> String {
+    match purpose {
+        LinkPurpose::Replication => "replication".into(),
+        LinkPurpose::AppToDb => format!("{from}-app-to-{to}-db"),
+        LinkPurpose::UsersToApp => format!("{from}-users-to-{to}-app"),
+        LinkPurpose::MonitorToDb => format!("{from}-monitor-to-{to}-db"),
+    }
+}
+
+/// What a link carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// The replica's replication connection.
+    Replication,
+    /// An app's connection to the other region's database.
+    AppToDb,
+    /// Users reaching the other region's app.
+    UsersToApp,
+    /// The failover controller's health checks of the other region's database.
+    MonitorToDb,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_round_trip() {
+        for r in REGIONS {
+            for role in Role::ALL {
+                let id = NodeId::new(r, role);
+                assert_eq!(NodeId::parse(&id.to_string()), Some(id));
+            }
+        }
+        assert_eq!(NodeId::parse("ap-db"), None);
+        assert_eq!(NodeId::parse("us-disk"), None);
+    }
+
+    #[test]
+    fn link_names_are_unique_and_match_link_name() {
+        let all = links();
+        let mut names: Vec<_> = all.iter().map(|l| l.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        assert!(names.contains(&link_name("eu", LinkPurpose::AppToDb, "us")));
+        assert!(names.contains(&link_name("us", LinkPurpose::UsersToApp, "eu")));
+        assert!(names.contains(&link_name("eu", LinkPurpose::MonitorToDb, "us")));
+    }
+}
