@@ -10,3 +10,8 @@ mod proxy_api;
 /// Real bytes through the fault proxy's toxics: latency, black hole, down, reset, bandwidth,
 /// limit, slicer, slow close, live toxic changes.
 mod proxy_toxics;
+/// Real experiments on the native backend with answers known from physics.
+mod experiments;
+/// The `regiondrill` binary: exit codes, error messages, run folders, cleanup after Ctrl-C
+/// and `kill -9`.
+mod cli;

@@ -1,15 +1,16 @@
-//! The `regiondrill` command line.
+//! The `regiondrill` command line. Exit codes: 0 every SLO met, 1 an SLO missed, 2 an
+//! experiment could not run (bad file, missing program, stack failure, Ctrl-C).
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use regiondrill::run::{BackendChoice, RunOptions};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(
-    name = "regiondrill",
-    version,
-    about = "Chaos drills for multi-region stacks"
-)]
+#[command(name = "regiondrill", version, about = "Chaos drills for multi-region stacks")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +18,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run experiments and print their verdicts.
+    Run {
+        /// Experiment files (TOML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where the stack runs: Docker when an engine answers (auto), local processes, or
+        /// containers.
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
+        /// Where run folders go.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Keep the stack's data directories and logs after the run.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Serve the fault proxy's Toxiproxy-compatible HTTP API until Ctrl-C.
     Proxy {
         /// Address the API binds to. Proxies created through it bind where their `listen` says.
@@ -29,7 +46,7 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REGIONDRILL_LOG")
@@ -38,32 +55,94 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
-        }
+    match cli.command {
+        Command::Run { files, backend, out, keep } => run(files, backend, out, keep).await,
+        Command::Proxy { host, port } => match proxy(host, port).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Proxy { host, port } => {
-            let addr = SocketAddr::new(host, port);
-            let server = regiondrill::proxy::ProxyServer::start(addr)
-                .await
-                .with_context(|| format!("cannot bind the fault proxy API on {addr}"))?;
-            println!(
-                "regiondrill fault proxy (Toxiproxy API {}) listening on {}",
-                regiondrill::proxy::API_VERSION,
-                server.url()
-            );
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
-            server.shutdown().await;
-            Ok(())
+/// Ctrl-C once: stop the run and clean up. Twice: leave now (children die with us).
+fn cancel_on_ctrl_c() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping the stack (Ctrl-C again to leave at once)");
+            t.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    token
+}
+
+async fn run(files: Vec<PathBuf>, backend: BackendChoice, out: PathBuf, keep: bool) -> ExitCode {
+    let mut experiments = Vec::new();
+    for f in &files {
+        match regiondrill::experiment::load(f) {
+            Ok(e) => experiments.push(e),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
         }
     }
+    let cancel = cancel_on_ctrl_c();
+    let opts = RunOptions { backend, out, keep_stack_files: keep };
+    let mut results = Vec::new();
+    let mut could_not_run = false;
+    for exp in &experiments {
+        eprintln!("running {} ({}, {})…", exp.name, exp.posture, humantime::format_duration(exp.duration));
+        match regiondrill::run::run(exp, &opts, &cancel).await {
+            Ok(output) => {
+                let r = output.results();
+                println!("{}", regiondrill::report::terminal::run_report(&r));
+                println!("run folder: {}", output.dir.display());
+                if let Some(kept) = &output.stack_files {
+                    println!("stack files kept in: {}", kept.display());
+                }
+                println!();
+                results.push(r);
+            }
+            Err(e) => {
+                eprintln!("error: {} could not run: {e}", exp.name);
+                could_not_run = true;
+                if cancel.is_cancelled() {
+                    break;
+                }
+            }
+        }
+    }
+    if results.len() > 1 {
+        println!("{}", regiondrill::report::terminal::comparison(&results));
+    }
+    if could_not_run {
+        ExitCode::from(2)
+    } else if results.iter().all(|r| r.slo.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn proxy(host: IpAddr, port: u16) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(host, port);
+    let server = regiondrill::proxy::ProxyServer::start(addr)
+        .await
+        .with_context(|| format!("cannot bind the fault proxy API on {addr}"))?;
+    println!(
+        "regiondrill fault proxy (Toxiproxy API {}) listening on {}",
+        regiondrill::proxy::API_VERSION,
+        server.url()
+    );
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    server.shutdown().await;
+    Ok(())
 }

@@ -107,3 +107,38 @@ pub async fn read_all(
         }
     }
 }
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("regiondrill-test-{tag}-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs an experiment given as TOML text on the native backend; its run folder goes to a
+/// temporary directory that is removed with the returned guard.
+pub async fn run_toml(name: &str, toml: &str, keep_stack_files: bool) -> (regiondrill::run::RunOutput, TempDir) {
+    let out = TempDir::new(name);
+    let path = out.0.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let exp = regiondrill::experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let opts = regiondrill::run::RunOptions {
+        backend: regiondrill::run::BackendChoice::Native,
+        out: out.0.clone(),
+        keep_stack_files,
+    };
+    let output = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{name} could not run: {e}"));
+    (output, out)
+}

@@ -1,1 +1,341 @@
 //! Checkers: pure functions of (history, probes, final state) → findings.
+//!
+//! A checker never talks to the stack, never reads a clock and never does I/O: give it the
+//! same [`History`], [`Probes`] and [`FinalState`] and it returns the same [`Findings`], down
+//! to the order of every list (ids are sorted, maps are `BTreeMap`s).
+//!
+//! # Layout
+//! One file per measurement, each with its definition in its doc comment and its
+//! known-answer tests beside it:
+//! - [`ops`]: how many operations, by outcome and kind.
+//! - [`replication_lag`]: heartbeat commit on the primary → visible on the replica.
+//! - [`replay_lag`]: PostgreSQL's own `replay_lag` and bytes behind, as sampled.
+//! - [`lost_writes`]: acknowledged writes absent from the final state; RPO observed.
+//! - [`failover`]: the failure, detect / promote / redirect, RTO observed, affected users.
+//! - [`unavailability`]: share of operations that failed, per region and phase.
+//! - [`latency`]: latency of successful operations, per region and kind.
+//! - [`stale_reads`]: reads that returned data older than what had been acknowledged.
+//! - [`slo`]: the verdict — findings against the experiment's stated RTO / RPO / stale rate.
+//!
+//! # Conventions
+//! - Every time is in milliseconds as `f64`, converted from the history's nanoseconds at the
+//!   end (differences are taken in nanoseconds first, so nothing is rounded twice).
+//! - `Option` means "not measurable" and serializes as `null`; a checker never makes up a 0.
+//! - Percentiles are nearest-rank on exact values ([`percentile`]); no histogram buckets.
+//! - "Region" of an operation is its user's home region ([`Operation::region`]), not the
+//!   region that happened to serve it: the question is what a region's users experienced.
+//!
+//! [`Operation::region`]: crate::history::Operation::region
+
+pub mod failover;
+pub mod latency;
+pub mod lost_writes;
+pub mod ops;
+pub mod replay_lag;
+pub mod replication_lag;
+pub mod slo;
+pub mod stale_reads;
+pub mod unavailability;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+use crate::history::{FinalState, History, Probes};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+pub use failover::{FailoverFindings, failure_at};
+pub use latency::{LatencySummary, RegionLatency};
+pub use lost_writes::LostWrites;
+pub use ops::OpCounts;
+pub use replay_lag::ReplayLag;
+pub use replication_lag::{LagPoint, ReplicationLag};
+pub use slo::{SloCheck, Verdict, verdict};
+pub use stale_reads::{StaleGroup, StaleReads};
+pub use unavailability::{Phase, PhaseCounts, phase_bounds};
+
+/// Everything the checkers found in one run. Each leaf has a stable dotted name in
+/// `results.json`, e.g. `lost_writes.count`, `failover.rto_ms`, `replication_lag.p99_ms`,
+/// `unavailability.us.fault.rate`, `latency.eu.write.p99_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Findings {
+    /// Operation counts by outcome and kind.
+    pub ops: OpCounts,
+    /// Heartbeat replication lag (commit on the primary → visible on the replica).
+    pub replication_lag: ReplicationLag,
+    /// PostgreSQL's `replay_lag` and bytes behind, from `pg_stat_replication` samples.
+    pub replay_lag: ReplayLag,
+    /// Acknowledged writes missing from the final state, and the RPO they show.
+    pub lost_writes: LostWrites,
+    /// The failure of the primary and how long clients took to get going again.
+    pub failover: FailoverFindings,
+    /// Per home region, per phase (`before` / `fault` / `after`): share of failed operations.
+    /// Phases without operations are left out.
+    pub unavailability: BTreeMap<String, BTreeMap<Phase, PhaseCounts>>,
+    /// Per home region: latency of successful writes and reads.
+    pub latency: BTreeMap<String, RegionLatency>,
+    /// Reads that returned data older than what had been acknowledged before them.
+    pub stale_reads: StaleReads,
+}
+
+/// Runs every checker. `final_state` is `None` when it could not be read (then lost writes
+/// are reported as not checked, never as zero).
+pub fn check(history: &History, probes: &Probes, final_state: Option<&FinalState>) -> Findings {
+    Findings {
+        ops: ops::check(history),
+        replication_lag: replication_lag::check(probes),
+        replay_lag: replay_lag::check(probes),
+        lost_writes: lost_writes::check(history, final_state),
+        failover: failover::check(history),
+        unavailability: unavailability::check(history),
+        latency: latency::check(history),
+        stale_reads: stale_reads::check(history),
+    }
+}
+
+/// The `q`-quantile of `values` by the nearest-rank method, on exact values: with the `n`
+/// values sorted ascending, the value at 1-based rank `ceil(q·n)` (clamped to `1..=n`), i.e.
+/// at index `ceil(q·n) − 1`. It is always one of the values, never an interpolation:
+/// p50 of `[1, 2]` is 1, p99 of 100 values is the 99th smallest, any quantile of one value
+/// is that value. `None` when `values` is empty.
+///
+/// `q·n` is computed in floating point, so a product that lands within 1e-9 (relative) of
+/// a whole number is taken as that number: `0.07 × 100` is 7.000000000000001 in `f64`, and
+/// its rank must be 7, not 8.
+///
+/// Runs in O(n) with `select_nth_unstable_by` and reorders `values` (it does not sort them).
+pub fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let index = nearest_rank_index(values.len(), q);
+    let (_, v, _) = values.select_nth_unstable_by(index, f64::total_cmp);
+    Some(*v)
+}
+
+/// The 0-based index of the nearest-rank `q`-quantile among `n` sorted values (`n > 0`).
+fn nearest_rank_index(n: usize, q: f64) -> usize {
+    let x = q * n as f64;
+    let whole = x.round();
+    let rank = if (x - whole).abs() <= 1e-9 * x.abs().max(1.0) {
+        whole
+    } else {
+        x.ceil()
+    };
+    // `as usize` saturates: negative or NaN ranks become 0, then clamp to the first value.
+    (rank as usize).clamp(1, n) - 1
+}
+
+/// p50, p99 and max of a set of values (all `None` when there are none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Quantiles {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// [`Quantiles`] of `values` (reorders them), each by [`percentile`].
+pub(crate) fn quantiles(values: &mut [f64]) -> Quantiles {
+    let max = values.iter().copied().max_by(f64::total_cmp);
+    Quantiles {
+        p50: percentile(values, 0.50),
+        p99: percentile(values, 0.99),
+        max,
+    }
+}
+
+/// A `HashMap` with [`FastHasher`]: for the checkers' id and key lookups.
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// A `HashSet` with [`FastHasher`].
+pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
+
+/// The multiply-rotate hash rustc uses (FxHash). Checkers hash a million ids and keys from the
+/// harness's own history: SipHash's protection against chosen keys buys nothing here and costs
+/// about a third of the stale-read checker's time.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().unwrap()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `later − earlier` in milliseconds, signed, exact to the nanosecond before conversion.
+pub(crate) fn ms_between(later: u64, earlier: u64) -> f64 {
+    (later as i128 - earlier as i128) as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+    use crate::history::{EventKind, Heartbeat, ReplicationStat};
+
+    #[test]
+    fn nearest_rank_on_one_value_is_that_value() {
+        for q in [0.0, 0.5, 0.99, 1.0] {
+            assert_eq!(percentile(&mut [7.5], q), Some(7.5));
+        }
+    }
+
+    #[test]
+    fn nearest_rank_on_two_values() {
+        // n = 2: p50 → rank ceil(1.0) = 1 → the smaller; p99 → ceil(1.98) = 2 → the larger.
+        assert_eq!(percentile(&mut [20.0, 10.0], 0.5), Some(10.0));
+        assert_eq!(percentile(&mut [20.0, 10.0], 0.99), Some(20.0));
+        assert_eq!(percentile(&mut [20.0, 10.0], 0.51), Some(20.0));
+        assert_eq!(percentile(&mut [20.0, 10.0], 0.0), Some(10.0));
+        assert_eq!(percentile(&mut [20.0, 10.0], 1.0), Some(20.0));
+    }
+
+    #[test]
+    fn nearest_rank_on_one_hundred_values() {
+        // 1..=100 shuffled: p50 = rank 50 = 50, p99 = rank 99 = 99, p100 = 100, p1 = 1.
+        let mut v: Vec<f64> = (1..=100).map(|i| ((i * 37) % 100 + 1) as f64).collect();
+        assert_eq!(percentile(&mut v, 0.5), Some(50.0));
+        assert_eq!(percentile(&mut v, 0.99), Some(99.0));
+        assert_eq!(percentile(&mut v, 1.0), Some(100.0));
+        assert_eq!(percentile(&mut v, 0.01), Some(1.0));
+        // 0.07 × 100 = 7.000000000000001 in f64: still rank 7, not 8.
+        assert_eq!(percentile(&mut v, 0.07), Some(7.0));
+        // 0.995 × 100 = 99.5 → rank 100.
+        assert_eq!(percentile(&mut v, 0.995), Some(100.0));
+    }
+
+    #[test]
+    fn nearest_rank_on_nothing_is_none() {
+        assert_eq!(percentile(&mut [], 0.5), None);
+        let q = quantiles(&mut []);
+        assert_eq!((q.p50, q.p99, q.max), (None, None, None));
+    }
+
+    #[test]
+    fn quantiles_on_ten_values() {
+        // 10 values 10, 20, …, 100: p50 → rank 5 = 50; p99 → rank ceil(9.9) = 10 = 100.
+        let mut v: Vec<f64> = (1..=10).rev().map(|i| (i * 10) as f64).collect();
+        let q = quantiles(&mut v);
+        assert_eq!(
+            (q.p50, q.p99, q.max),
+            (Some(50.0), Some(100.0), Some(100.0))
+        );
+    }
+
+    #[test]
+    fn ms_between_is_signed_and_exact() {
+        assert_eq!(ms_between(5_500_000, 1_000_000), 4.5);
+        assert_eq!(ms_between(1_000_000, 5_500_000), -4.5);
+    }
+
+    #[test]
+    fn findings_round_trip_with_dotted_names() {
+        let history = history(
+            vec![
+                w(1, "a", 0, 10).region("us"),
+                r(2, "a", 20, 25, Some(1)).region("eu"),
+                w(3, "a", 110, 200).region("eu").unknown(),
+            ],
+            vec![
+                fault(100, 0, true),
+                ev(
+                    150,
+                    EventKind::PrimaryDeclaredDown {
+                        region: "us".into(),
+                    },
+                ),
+                heal(300, 0),
+            ],
+        );
+        let probes = Probes {
+            heartbeat_poll_ms: 10.0,
+            heartbeats: vec![Heartbeat {
+                seq: 1,
+                committed_ns: 0,
+                visible_ns: Some(3 * MS),
+            }],
+            replication: vec![ReplicationStat {
+                at_ns: 0,
+                connected: true,
+                replay_lag_ms: Some(1.5),
+                bytes_behind: Some(10),
+            }],
+        };
+        let final_state = FinalState {
+            primary_region: Some("eu".into()),
+            write_ids: vec![1],
+        };
+        let f = check(&history, &probes, Some(&final_state));
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["lost_writes"]["count"], 0);
+        assert_eq!(json["lost_writes"]["checked"], true);
+        assert_eq!(json["replication_lag"]["p99_ms"], 3.0);
+        assert_eq!(json["failover"]["failure_at_ms"], 100.0);
+        assert_eq!(json["failover"]["detect_ms"], 50.0);
+        assert_eq!(json["failover"]["rto_ms"], serde_json::Value::Null);
+        assert_eq!(json["unavailability"]["us"]["before"]["rate"], 0.0);
+        assert_eq!(json["unavailability"]["eu"]["fault"]["unknown"], 1);
+        assert_eq!(json["latency"]["us"]["write"]["p50_ms"], 10.0);
+        assert_eq!(json["stale_reads"]["by_source"]["db"]["reads"], 1);
+        assert_eq!(json["ops"]["total"], 3);
+        let back: Findings = serde_json::from_value(json).unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn empty_run_has_no_made_up_numbers() {
+        let f = check(&History::default(), &Probes::default(), None);
+        assert_eq!(f.ops, OpCounts::default());
+        assert_eq!(f.replication_lag.p50_ms, None);
+        assert_eq!(f.replay_lag.max_ms, None);
+        assert!(!f.lost_writes.checked);
+        assert_eq!(f.lost_writes.rpo_ms, None);
+        assert_eq!(f.failover.rto_ms, None);
+        assert!(f.failover.recovered);
+        assert!(f.unavailability.is_empty());
+        assert!(f.latency.is_empty());
+        assert_eq!(f.stale_reads.rate, None);
+    }
+}

@@ -9,6 +9,8 @@ use super::toxic::{Latency, Stream, Timeout, Toxic, ToxicKind};
 use std::time::Duration;
 
 /// Names of the toxics a link owns, so re-applying a fault replaces it instead of conflicting.
+/// The baseline round trip is not a fault: [`Link::heal`] keeps it.
+const RTT: &str = "regiondrill_rtt";
 const DELAY: &str = "regiondrill_delay";
 const PARTITION: &str = "regiondrill_partition";
 
@@ -70,27 +72,43 @@ impl Link {
         self.client.proxy(&self.name).await
     }
 
-    /// Sets the link's round trip: each direction is delayed `rtt / 2 ± jitter / 2`, so a
-    /// request and its reply pay `rtt ± jitter`. Replaces an earlier delay. Toxiproxy delays
-    /// data only, not the TCP handshake.
+    /// Sets the link's baseline round trip (the distance between the regions): each direction
+    /// is delayed `rtt / 2 ± jitter / 2`, so a request and its reply pay `rtt ± jitter`.
+    /// Replaces an earlier baseline; [`Link::heal`] keeps it. Toxiproxy delays data only, not
+    /// the TCP handshake.
     pub async fn set_rtt(&self, rtt: Duration, jitter: Duration) -> Result<(), ClientError> {
+        self.delay(RTT, rtt, jitter).await
+    }
+
+    /// Removes the baseline round trip.
+    pub async fn clear_rtt(&self) -> Result<(), ClientError> {
+        self.remove_both(RTT).await
+    }
+
+    /// Adds a round trip on top of the baseline, as a fault (healed by [`Link::heal`]).
+    pub async fn add_delay(&self, rtt: Duration, jitter: Duration) -> Result<(), ClientError> {
+        self.delay(DELAY, rtt, jitter).await
+    }
+
+    /// Removes the delay set by [`Link::add_delay`].
+    pub async fn remove_delay(&self) -> Result<(), ClientError> {
+        self.remove_both(DELAY).await
+    }
+
+    async fn delay(&self, base: &str, rtt: Duration, jitter: Duration) -> Result<(), ClientError> {
         let rtt_ms = rtt.as_millis() as u64;
         let jitter_ms = jitter.as_millis() as u64 / 2;
         let up = rtt_ms / 2;
         for (stream, latency) in [(Stream::Upstream, up), (Stream::Downstream, rtt_ms - up)] {
-            let kind = ToxicKind::Latency(Latency {
-                latency,
-                jitter: jitter_ms,
-            });
-            self.replace(DELAY, kind, stream).await?;
+            let kind = ToxicKind::Latency(Latency { latency, jitter: jitter_ms });
+            self.replace(base, kind, stream).await?;
         }
         Ok(())
     }
 
-    /// Removes the delay set by [`Link::set_rtt`].
-    pub async fn clear_rtt(&self) -> Result<(), ClientError> {
+    async fn remove_both(&self, base: &str) -> Result<(), ClientError> {
         for stream in [Stream::Upstream, Stream::Downstream] {
-            self.remove_if_present(&toxic_name(DELAY, stream)).await?;
+            self.remove_if_present(&toxic_name(base, stream)).await?;
         }
         Ok(())
     }
@@ -109,10 +127,19 @@ impl Link {
         }
     }
 
-    /// Undoes every fault on the link: all toxics removed, proxy enabled.
+    /// Undoes a partition: the partition toxics removed, proxy enabled.
+    pub async fn heal_partition(&self) -> Result<(), ClientError> {
+        self.remove_both(PARTITION).await?;
+        self.client.set_enabled(&self.name, true).await.map(drop)
+    }
+
+    /// Undoes every fault on the link: every toxic but the baseline round trip removed, proxy
+    /// enabled.
     pub async fn heal(&self) -> Result<(), ClientError> {
         for t in self.client.toxics(&self.name).await? {
-            self.remove_if_present(&t.name).await?;
+            if !t.name.starts_with(RTT) {
+                self.remove_if_present(&t.name).await?;
+            }
         }
         self.client.set_enabled(&self.name, true).await.map(drop)
     }

@@ -1,3 +1,279 @@
-//! Stacks: the system under test, brought up by a backend.
+//! Stacks: the system under test, as a backend brought it up.
+//!
+//! A [`Stack`] is what the rest of the harness sees: which nodes exist and where the harness
+//! reaches them, the cross-region links (proxies on the fault proxy), the routing table, and
+//! the node operations faults and the failover controller need (kill, restart, reconfigure an
+//! app). It never says which backend it runs on.
 
+pub mod native;
+pub mod process;
+pub mod routing;
+pub mod rundir;
 pub mod topology;
+
+use crate::experiment::Experiment;
+use crate::posture::Posture;
+use crate::proxy::{ClientError, FaultProxy, Link, ToxiproxyClient};
+use routing::Routing;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use topology::{LinkPurpose, LinkSpec, NodeId, Role, link_name};
+
+/// Why a stack could not be brought up or operated.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A program the backend needs is not installed.
+    #[error("{what} not found (looked in {looked}); install with: {install}")]
+    Missing {
+        /// What is missing.
+        what: String,
+        /// Where it was looked for.
+        looked: String,
+        /// How to install it.
+        install: String,
+    },
+    /// A node or tool failed.
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+    /// A file operation failed.
+    #[error("{path}: {error}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        error: String,
+    },
+    /// The fault proxy failed.
+    #[error("fault proxy: {0}")]
+    Proxy(String),
+    /// Something else about the stack.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl StackError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, e: impl std::fmt::Display) -> Self {
+        StackError::Io { path: path.display().to_string(), error: e.to_string() }
+    }
+}
+
+impl From<ClientError> for StackError {
+    fn from(e: ClientError) -> Self {
+        StackError::Proxy(e.to_string())
+    }
+}
+
+/// A cross-region link of a running stack.
+#[derive(Debug, Clone)]
+pub struct StackLink {
+    /// What it connects.
+    pub spec: LinkSpec,
+    /// Where the harness (and native nodes) connect to use it: `127.0.0.1:port`.
+    pub port: u16,
+    /// Fault handle.
+    pub link: Link,
+}
+
+/// Knobs the apps get from the experiment.
+#[derive(Debug, Clone, Copy)]
+pub struct AppTuning {
+    /// Cache TTL.
+    pub cache_ttl: Duration,
+    /// Per-request deadline inside the app (kept below the clients' timeout).
+    pub request_timeout: Duration,
+}
+
+impl AppTuning {
+    /// From an experiment: the app gives up slightly before the client does, so the client
+    /// hears the app's own verdict (fail or unknown) rather than a bare timeout.
+    pub fn from_experiment(exp: &Experiment) -> AppTuning {
+        let client = exp.workload.op_timeout;
+        AppTuning { cache_ttl: exp.cache.ttl, request_timeout: client.mul_f64(0.8).max(Duration::from_millis(50)) }
+    }
+}
+
+/// The nodes as a backend runs them.
+pub(crate) enum Nodes {
+    Native(native::NativeNodes),
+}
+
+/// A running two-region stack.
+pub struct Stack {
+    /// How it is wired.
+    pub posture: Posture,
+    /// The shared routing table.
+    pub routing: Arc<Routing>,
+    proxy: FaultProxy,
+    links: BTreeMap<String, StackLink>,
+    ports: BTreeMap<NodeId, u16>,
+    tuning: AppTuning,
+    nodes: tokio::sync::Mutex<Nodes>,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    pub(crate) fn assemble(
+        posture: Posture,
+        proxy: FaultProxy,
+        links: BTreeMap<String, StackLink>,
+        ports: BTreeMap<NodeId, u16>,
+        tuning: AppTuning,
+        routing: Arc<Routing>,
+        nodes: Nodes,
+    ) -> Stack {
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().expect("static client");
+        Stack { posture, routing, proxy, links, ports, tuning, nodes: tokio::sync::Mutex::new(nodes), http }
+    }
+
+    /// Which fault proxy carries the links (built-in, spawned or external Toxiproxy).
+    pub fn fault_proxy(&self) -> String {
+        self.proxy.describe()
+    }
+
+    /// A client for the fault proxy.
+    pub fn proxy_client(&self) -> ToxiproxyClient {
+        self.proxy.client()
+    }
+
+    /// The nodes this posture has.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeId> {
+        self.ports.keys()
+    }
+
+    /// Whether the stack has `node`.
+    pub fn has(&self, node: &NodeId) -> bool {
+        self.ports.contains_key(node)
+    }
+
+    /// The harness-side port of a node (on 127.0.0.1).
+    pub fn port(&self, node: &NodeId) -> Option<u16> {
+        self.ports.get(node).copied()
+    }
+
+    /// A link by name.
+    pub fn link(&self, name: &str) -> Option<&StackLink> {
+        self.links.get(name)
+    }
+
+    /// Every link.
+    pub fn links(&self) -> impl Iterator<Item = &StackLink> {
+        self.links.values()
+    }
+
+    /// DSN for the harness to reach a region's database directly.
+    pub fn db_dsn(&self, region: &str) -> Option<String> {
+        self.port(&NodeId::new(region, Role::Db)).map(native::postgres::dsn)
+    }
+
+    /// DSN reaching `to`'s database from `from` through the link for `purpose`.
+    pub fn db_dsn_via(&self, from: &str, purpose: LinkPurpose, to: &str) -> Option<String> {
+        self.link(&link_name(from, purpose, to)).map(|l| native::postgres::dsn(l.port))
+    }
+
+    /// URL the harness uses to reach `serving`'s app on behalf of a user in `user_region`:
+    /// directly within a region, through the users link across regions.
+    pub fn app_url_for(&self, user_region: &str, serving: &str) -> Option<String> {
+        if user_region == serving {
+            return self.port(&NodeId::new(serving, Role::App)).map(|p| format!("http://127.0.0.1:{p}"));
+        }
+        self.link(&link_name(user_region, LinkPurpose::UsersToApp, serving)).map(|l| format!("http://127.0.0.1:{}", l.port))
+    }
+
+    /// The databases an app in `region` should use under the current routing: writes to the
+    /// primary (through the app-to-db link when remote); reads from its own region's database
+    /// unless that one was deposed or does not exist (then from the primary too).
+    pub fn app_dsns(&self, region: &str) -> Option<(String, String)> {
+        let state = self.routing.snapshot();
+        let write = if region == state.primary {
+            self.db_dsn(region)?
+        } else {
+            self.db_dsn_via(region, LinkPurpose::AppToDb, &state.primary)?
+        };
+        let local_ok = self.has(&NodeId::new(region, Role::Db)) && !state.deposed.contains(region);
+        let read = if local_ok { self.db_dsn(region)? } else { write.clone() };
+        Some((write, read))
+    }
+
+    /// The app tuning.
+    pub fn tuning(&self) -> AppTuning {
+        self.tuning
+    }
+
+    /// SIGKILLs a node (no-op if it is already down).
+    pub async fn kill(&self, node: &NodeId) -> Result<(), StackError> {
+        let mut nodes = self.nodes.lock().await;
+        match &mut *nodes {
+            Nodes::Native(n) => n.kill(node).await,
+        }
+        Ok(())
+    }
+
+    /// Whether a node's process is running.
+    pub async fn is_running(&self, node: &NodeId) -> bool {
+        let mut nodes = self.nodes.lock().await;
+        match &mut *nodes {
+            Nodes::Native(n) => n.is_running(node),
+        }
+    }
+
+    /// Starts a node that is down again. A deposed primary is not restarted (it would be a
+    /// second primary; rejoining it is a manual operation): returns `Ok(false)` then.
+    pub async fn restart(&self, node: &NodeId) -> Result<bool, StackError> {
+        if node.role == Role::Db && self.routing.snapshot().deposed.contains(&node.region) {
+            return Ok(false);
+        }
+        let dsns = if node.role == Role::App { self.app_dsns(&node.region) } else { None };
+        let mut nodes = self.nodes.lock().await;
+        match &mut *nodes {
+            Nodes::Native(n) => n.restart(node, dsns, self.tuning).await?,
+        }
+        Ok(true)
+    }
+
+    /// Points a running app at the databases [`Stack::app_dsns`] gives, through `url` (the
+    /// caller decides whether that crosses a link).
+    pub async fn reconfigure_app(&self, region: &str, url: &str, timeout: Duration) -> Result<(), String> {
+        let (write, read) = self.app_dsns(region).ok_or_else(|| format!("no databases for the {region} app"))?;
+        let body = serde_json::json!({ "write_db": write, "read_db": read });
+        let resp = self.http.post(format!("{url}/admin/db")).json(&body).timeout(timeout).send().await.map_err(|e| e.to_string())?;
+        if resp.status().is_success() { Ok(()) } else { Err(format!("{} from {url}/admin/db", resp.status())) }
+    }
+
+    /// Undoes every network fault on every link.
+    pub async fn heal_links(&self) -> Result<(), StackError> {
+        for l in self.links.values() {
+            l.link.heal().await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the baseline round trip on every link.
+    pub async fn set_rtt(&self, rtt: Duration, jitter: Duration) -> Result<(), StackError> {
+        for l in self.links.values() {
+            l.link.set_rtt(rtt, jitter).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the stack's files (data directories, logs) after teardown; returns where.
+    pub async fn keep_files(&self) -> Option<std::path::PathBuf> {
+        let mut nodes = self.nodes.lock().await;
+        match &mut *nodes {
+            Nodes::Native(n) => Some(n.keep_files()),
+        }
+    }
+
+    /// Stops every node and the fault proxy, and removes the run's files (unless kept).
+    pub async fn teardown(self) {
+        let nodes = self.nodes.into_inner();
+        match nodes {
+            Nodes::Native(n) => n.teardown().await,
+        }
+        if let FaultProxy::BuiltIn(server) = self.proxy {
+            server.shutdown().await;
+        }
+    }
+}

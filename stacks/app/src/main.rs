@@ -1,1 +1,90 @@
-fn main() {}
+//! `regiondrill-app`: the sample app regiondrill drills. A small HTTP key-value and counter
+//! service over PostgreSQL (a write DB and a read DB) and a Redis cache; one instance runs per
+//! emulated region. It is part of the *system under test*: the harness only talks to it over
+//! HTTP, so any app that honours the same contract (see `README.md`) can take its place.
+//!
+//! # Layout
+//! - [`config`]: the command line (`serve`, `migrate`), parsed and then validated into a
+//!   ready-to-run [`config::ServeConfig`].
+//! - [`deadline`]: the per-request deadline every step runs under.
+//! - [`db`]: schema and migration, the swappable write/read pools, the connection guard that
+//!   discards suspect connections, and the transaction helper that classifies a failed write as
+//!   `fail` (certainly not applied) or `unknown` (COMMIT sent, no answer).
+//! - [`cache`]: the per-region Redis read-through cache; best effort, never fails a request.
+//! - [`error`]: the API's errors, each with its status code and outcome, rendered in one place.
+//! - [`routes`]: the route table and one module per endpoint family (`health`, `kv`, `counters`,
+//!   `users`, `admin`).
+
+mod cache;
+mod config;
+mod db;
+mod deadline;
+mod error;
+mod routes;
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Command, ServeConfig};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter =
+        EnvFilter::try_from_env("REGIONDRILL_APP_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args.validate()?)),
+        Command::Migrate(args) => runtime.block_on(db::migrate(&args.validate()?)),
+    }
+}
+
+/// Binds, announces the address on stdout, and serves until SIGINT or SIGTERM.
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let db = db::Db::new(&config.write_db, &config.read_db);
+    let cache = cache::Cache::new(&config.redis, config.cache_ttl, config.cache_timeout)?;
+    let app = Arc::new(routes::App {
+        region: config.region,
+        request_timeout: config.request_timeout,
+        db,
+        cache,
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // Small JSON answers: send them now rather than waiting for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {addr}")?;
+        stdout.flush()?;
+    }
+
+    axum::serve(listener, routes::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,130 @@
+//! Latency of successful operations, per home region and kind.
+//!
+//! # Definition
+//! Latency = `complete_ns − invoke_ns` as the client saw it (open-loop: queueing in the
+//! client counts, as it does for a real user). Only `ok` operations count: a timeout's
+//! "latency" is the client's timeout setting, not the system's. A region appears when any of
+//! its users invoked an operation; a kind with no `ok` operation has count 0 and null figures.
+
+use super::{FastMap, quantiles};
+use crate::history::{History, OpKind, ms};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Latency of one region's successful operations (`latency.<region>.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionLatency {
+    /// Successful writes.
+    pub write: LatencySummary,
+    /// Successful reads.
+    pub read: LatencySummary,
+}
+
+/// Latency of one kind of operation (`latency.<region>.<kind>.*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    /// Operations measured.
+    pub count: usize,
+    /// Median, nearest rank (None: no operation).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, nearest rank (None: no operation).
+    pub p99_ms: Option<f64>,
+    /// Slowest (None: no operation).
+    pub max_ms: Option<f64>,
+}
+
+impl LatencySummary {
+    fn of(values: &mut [f64]) -> LatencySummary {
+        let q = quantiles(values);
+        LatencySummary {
+            count: values.len(),
+            p50_ms: q.p50,
+            p99_ms: q.p99,
+            max_ms: q.max,
+        }
+    }
+}
+
+/// Summarises latency per home region.
+pub fn check(history: &History) -> BTreeMap<String, RegionLatency> {
+    // (writes, reads) latencies in ms, per region.
+    let mut by_region: FastMap<&str, (Vec<f64>, Vec<f64>)> = FastMap::default();
+    for op in &history.ops {
+        let (writes, reads) = by_region.entry(op.region.as_str()).or_default();
+        if !op.outcome.is_ok() {
+            continue;
+        }
+        match op.kind {
+            OpKind::Write => writes.push(ms(op.latency_ns())),
+            OpKind::Read => reads.push(ms(op.latency_ns())),
+        }
+    }
+    by_region
+        .into_iter()
+        .map(|(region, (mut writes, mut reads))| {
+            (
+                region.to_owned(),
+                RegionLatency {
+                    write: LatencySummary::of(&mut writes),
+                    read: LatencySummary::of(&mut reads),
+                },
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    #[test]
+    fn ok_operations_only_per_region_and_kind() {
+        // us writes ok: 10, 30, 20 ms; a failed write (5 ms) and an unknown one (2000 ms) are
+        // left out. Sorted 10, 20, 30: p50 rank 2 → 20; p99 rank 3 → 30.
+        // us reads ok: 4 ms. eu: one failed read only → region present, counts 0.
+        let h = history(
+            vec![
+                w(1, "a", 0, 10),
+                w(2, "a", 100, 130),
+                w(3, "a", 200, 220),
+                w(4, "a", 300, 305).fail(),
+                w(5, "a", 400, 2400).unknown(),
+                r(6, "a", 500, 504, Some(3)),
+                r(7, "a", 500, 600, None).region("eu").fail(),
+            ],
+            vec![],
+        );
+        let l = check(&h);
+        assert_eq!(
+            l["us"],
+            RegionLatency {
+                write: LatencySummary {
+                    count: 3,
+                    p50_ms: Some(20.0),
+                    p99_ms: Some(30.0),
+                    max_ms: Some(30.0),
+                },
+                read: LatencySummary {
+                    count: 1,
+                    p50_ms: Some(4.0),
+                    p99_ms: Some(4.0),
+                    max_ms: Some(4.0),
+                },
+            }
+        );
+        let none = LatencySummary {
+            count: 0,
+            p50_ms: None,
+            p99_ms: None,
+            max_ms: None,
+        };
+        assert_eq!(
+            l["eu"],
+            RegionLatency {
+                write: none.clone(),
+                read: none,
+            }
+        );
+    }
+}

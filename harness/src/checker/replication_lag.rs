@@ -1,0 +1,168 @@
+//! Replication lag, measured with heartbeats.
+//!
+//! # Definition
+//! A probe writes heartbeat rows on the primary and polls the replica for them. The lag of one
+//! heartbeat is `visible_ns − committed_ns`: from the moment the primary's commit returned to
+//! the probe to the first poll of the replica that saw the row. It is measured on the
+//! harness's one clock, so it is exact up to the poll period ([`ReplicationLag::poll_ms`]):
+//! the true lag lies in `(lag − poll_ms, lag]`. Because the commit's return and the replica's
+//! apply race, a lag can be slightly negative (the replica applied the row before the
+//! primary's reply reached the probe); it is kept as measured rather than clamped to zero.
+//!
+//! A heartbeat never seen on the replica within the run is counted as `unreplicated` and is
+//! not a sample: its lag is unknown (at least the rest of the run), not infinite or zero.
+
+use super::{ms_between, quantiles};
+use crate::history::{Probes, ms};
+use serde::{Deserialize, Serialize};
+
+/// Heartbeat replication lag (`replication_lag.*` in results.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicationLag {
+    /// Heartbeats seen on the replica (the samples the percentiles are over).
+    pub samples: usize,
+    /// Heartbeats never seen on the replica within the run.
+    pub unreplicated: usize,
+    /// Median lag, nearest rank (None: no sample).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile lag, nearest rank (None: no sample).
+    pub p99_ms: Option<f64>,
+    /// Largest lag seen (None: no sample).
+    pub max_ms: Option<f64>,
+    /// How often the replica was polled: the resolution of every figure above.
+    pub poll_ms: f64,
+    /// One point per heartbeat seen on the replica, in heartbeat order.
+    pub series: Vec<LagPoint>,
+}
+
+/// One heartbeat's lag, for the time series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LagPoint {
+    /// When the heartbeat was committed on the primary, in ms since the start of the run.
+    pub at_ms: f64,
+    /// Its lag (visible on the replica − committed), in ms.
+    pub lag_ms: f64,
+}
+
+/// Measures heartbeat lag from the probes' heartbeats.
+pub fn check(probes: &Probes) -> ReplicationLag {
+    let mut series = Vec::with_capacity(probes.heartbeats.len());
+    let mut unreplicated = 0;
+    for hb in &probes.heartbeats {
+        match hb.visible_ns {
+            Some(visible) => series.push(LagPoint {
+                at_ms: ms(hb.committed_ns),
+                lag_ms: ms_between(visible, hb.committed_ns),
+            }),
+            None => unreplicated += 1,
+        }
+    }
+    let mut lags: Vec<f64> = series.iter().map(|p| p.lag_ms).collect();
+    let q = quantiles(&mut lags);
+    ReplicationLag {
+        samples: series.len(),
+        unreplicated,
+        p50_ms: q.p50,
+        p99_ms: q.p99,
+        max_ms: q.max,
+        poll_ms: probes.heartbeat_poll_ms,
+        series,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::MS;
+    use super::*;
+    use crate::history::Heartbeat;
+
+    fn hb(seq: u64, committed_ms: u64, visible_ms: Option<u64>) -> Heartbeat {
+        Heartbeat {
+            seq,
+            committed_ns: committed_ms * MS,
+            visible_ns: visible_ms.map(|v| v * MS),
+        }
+    }
+
+    #[test]
+    fn lag_percentiles_and_series() {
+        // Lags: 5, 15, 10, 40 ms; heartbeat 3 never seen.
+        // Sorted 5, 10, 15, 40: p50 → rank ceil(2.0) = 2 → 10; p99 → rank ceil(3.96) = 4 → 40.
+        let probes = Probes {
+            heartbeat_poll_ms: 5.0,
+            heartbeats: vec![
+                hb(1, 100, Some(105)),
+                hb(2, 200, Some(215)),
+                hb(3, 300, None),
+                hb(4, 400, Some(410)),
+                hb(5, 500, Some(540)),
+            ],
+            replication: vec![],
+        };
+        let lag = check(&probes);
+        assert_eq!(lag.samples, 4);
+        assert_eq!(lag.unreplicated, 1);
+        assert_eq!(lag.p50_ms, Some(10.0));
+        assert_eq!(lag.p99_ms, Some(40.0));
+        assert_eq!(lag.max_ms, Some(40.0));
+        assert_eq!(lag.poll_ms, 5.0);
+        assert_eq!(
+            lag.series,
+            vec![
+                LagPoint {
+                    at_ms: 100.0,
+                    lag_ms: 5.0
+                },
+                LagPoint {
+                    at_ms: 200.0,
+                    lag_ms: 15.0
+                },
+                LagPoint {
+                    at_ms: 400.0,
+                    lag_ms: 10.0
+                },
+                LagPoint {
+                    at_ms: 500.0,
+                    lag_ms: 40.0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn nanosecond_lags_are_not_rounded_to_ms() {
+        let probes = Probes {
+            heartbeat_poll_ms: 1.0,
+            heartbeats: vec![Heartbeat {
+                seq: 1,
+                committed_ns: 1_000_000_000,
+                visible_ns: Some(1_000_250_000),
+            }],
+            replication: vec![],
+        };
+        assert_eq!(check(&probes).p50_ms, Some(0.25));
+    }
+
+    #[test]
+    fn replica_seeing_it_before_the_commit_returned_gives_a_negative_lag() {
+        let probes = Probes {
+            heartbeat_poll_ms: 1.0,
+            heartbeats: vec![hb(1, 10, Some(9))],
+            replication: vec![],
+        };
+        assert_eq!(check(&probes).max_ms, Some(-1.0));
+    }
+
+    #[test]
+    fn nothing_replicated_has_no_percentiles() {
+        let probes = Probes {
+            heartbeat_poll_ms: 10.0,
+            heartbeats: vec![hb(1, 10, None), hb(2, 20, None)],
+            replication: vec![],
+        };
+        let lag = check(&probes);
+        assert_eq!((lag.samples, lag.unreplicated), (0, 2));
+        assert_eq!((lag.p50_ms, lag.p99_ms, lag.max_ms), (None, None, None));
+        assert!(lag.series.is_empty());
+    }
+}

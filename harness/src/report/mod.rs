@@ -1,0 +1,3 @@
+//! Reports: rendered only from stored results (`results.json`), never from a live stack.
+
+pub mod terminal;

@@ -1,0 +1,96 @@
+//! The schedule: when each fault of the experiment starts and heals, as offsets from the
+//! start of the workload. Faults still in effect when the workload ends are healed by
+//! [`Schedule::heal_remaining`] before the final state is read.
+
+use crate::experiment::ScheduledFault;
+use crate::fault;
+use crate::history::EventKind;
+use crate::record::Recorder;
+use crate::stack::{Stack, StackError};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// One step of the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Heal,
+    Start,
+}
+
+/// The experiment's faults and which of them are in effect.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    faults: Arc<Vec<ScheduledFault>>,
+    active: Arc<Mutex<BTreeSet<usize>>>,
+}
+
+impl Schedule {
+    /// The schedule of `faults`.
+    pub fn new(faults: Vec<ScheduledFault>) -> Schedule {
+        Schedule { faults: Arc::new(faults), active: Arc::default() }
+    }
+
+    /// Starts and heals faults on time until the timeline is done or `cancel` fires. Heals
+    /// come before starts at the same instant.
+    pub async fn run(&self, stack: &Stack, recorder: &Recorder, cancel: &CancellationToken) -> Result<(), StackError> {
+        let mut timeline: Vec<(Duration, Step, usize)> = Vec::new();
+        for (i, f) in self.faults.iter().enumerate() {
+            timeline.push((f.at, Step::Start, i));
+            if let Some(h) = f.heal_at {
+                timeline.push((h, Step::Heal, i));
+            }
+        }
+        timeline.sort();
+        let clock = recorder.clock();
+        for (at, step, i) in timeline {
+            let due = tokio::time::Instant::from_std(clock.instant(at.as_nanos() as u64));
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(due) => {}
+            }
+            match step {
+                Step::Start => self.start(i, stack, recorder).await?,
+                Step::Heal => self.heal(i, stack, recorder).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn start(&self, i: usize, stack: &Stack, recorder: &Recorder) -> Result<(), StackError> {
+        let spec = &self.faults[i].fault;
+        let hits_primary = fault::hits_primary(spec, stack);
+        // The fault is stamped when its action begins: a kill takes effect on the first node
+        // while the others are still being killed.
+        let at = recorder.clock().now();
+        fault::start(spec, stack).await?;
+        self.active.lock().expect("schedule lock").insert(i);
+        recorder.event_at(at, EventKind::FaultStarted { index: i, fault: fault::describe(spec), hits_primary });
+        Ok(())
+    }
+
+    async fn heal(&self, i: usize, stack: &Stack, recorder: &Recorder) -> Result<(), StackError> {
+        if !self.active.lock().expect("schedule lock").remove(&i) {
+            return Ok(());
+        }
+        let spec = &self.faults[i].fault;
+        let at = recorder.clock().now();
+        let note = fault::heal(spec, stack).await?;
+        let mut description = fault::describe(spec);
+        if let Some(n) = note {
+            description = format!("{description} ({n})");
+        }
+        recorder.event_at(at, EventKind::FaultHealed { index: i, fault: description });
+        Ok(())
+    }
+
+    /// Heals every fault still in effect, in reverse order of starting.
+    pub async fn heal_remaining(&self, stack: &Stack, recorder: &Recorder) -> Result<(), StackError> {
+        let active: Vec<usize> = self.active.lock().expect("schedule lock").iter().rev().copied().collect();
+        for i in active {
+            self.heal(i, stack, recorder).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! The native backend: the whole stack as local processes on 127.0.0.1, in a temporary run
+//! directory, for machines without Docker (and for fast tests).
+//!
+//! Bring-up: the `us` primary (initdb, start, the app's schema), the fault proxy's links, the
+//! `eu` replica (`pg_basebackup` through the `replication` link, so its WAL stream crosses the
+//! link), a Redis per region, then an app per region. PostgreSQL runs as an unprivileged user
+//! when the harness is root.
+
+pub mod app;
+pub mod postgres;
+pub mod redis;
+
+use super::process::{NodeProcess, RunAs};
+use super::routing::Routing;
+use super::rundir::RunDir;
+use super::topology::{self, NodeId, Role, STANDBY_REGION};
+use super::{AppTuning, Nodes, Stack, StackError, StackLink};
+use crate::experiment::Experiment;
+use crate::proxy::{FaultProxy, Link, ProxySpec};
+use postgres::{PgBinaries, PgSettings};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use super::rundir::sweep;
+
+/// The running processes and how to restart each.
+pub(crate) struct NativeNodes {
+    dir: RunDir,
+    pg: PgBinaries,
+    redis_bin: PathBuf,
+    app_bin: PathBuf,
+    run_as: Option<RunAs>,
+    procs: BTreeMap<NodeId, NodeProcess>,
+    pg_settings: BTreeMap<String, PgSettings>,
+    ports: BTreeMap<NodeId, u16>,
+}
+
+/// Brings up the experiment's stack as local processes. Everything started is stopped again
+/// if a later step fails.
+pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
+    let t = Instant::now();
+    sweep();
+    let pg = PgBinaries::find()?;
+    let redis_bin = redis::find()?;
+    let app_bin = app::find()?;
+    let dir = RunDir::create(run_id).map_err(|e| StackError::io(&super::rundir::base_dir(), e))?;
+    std::fs::create_dir_all(dir.path().join("logs")).map_err(|e| StackError::io(dir.path(), e))?;
+    let posture = exp.posture;
+    let regions: Vec<&str> = if posture.has_standby() { topology::REGIONS.to_vec() } else { vec![topology::PRIMARY_REGION] };
+    let mut ports = BTreeMap::new();
+    for region in &regions {
+        for role in Role::ALL {
+            ports.insert(NodeId::new(region, role), crate::proxy::free_port().map_err(|e| StackError::Other(e.to_string()))?);
+        }
+    }
+    let mut nodes = NativeNodes {
+        dir,
+        pg,
+        redis_bin,
+        app_bin,
+        run_as: RunAs::for_postgres(),
+        procs: BTreeMap::new(),
+        pg_settings: BTreeMap::new(),
+        ports: ports.clone(),
+    };
+    let proxy = FaultProxy::start().await.map_err(|e| StackError::Proxy(e.to_string()))?;
+
+    // Primary, its schema, and the caches (independent of each other).
+    let primary = NodeId::new(topology::PRIMARY_REGION, Role::Db);
+    let (commit, standby_names) = posture.commit_settings(STANDBY_REGION);
+    for region in &regions {
+        let settings = PgSettings {
+            port: ports[&NodeId::new(region, Role::Db)],
+            data_dir: nodes.dir.path().join(format!("{region}-db")),
+            socket_dir: nodes.dir.path().join(format!("{region}-db-socket")),
+            cluster_name: region.to_string(),
+        };
+        nodes.pg_settings.insert(region.to_string(), settings);
+    }
+    let log = nodes.log(&primary);
+    let conf = postgres::cluster_conf();
+    postgres::initdb(&nodes.pg, &nodes.pg_settings[topology::PRIMARY_REGION].data_dir, &log, nodes.run_as, &conf).await?;
+    nodes.start_db(&primary).await?;
+    app::migrate(&nodes.app_bin, &postgres::dsn(ports[&primary]), &nodes.dir.path().join("logs/migrate.log")).await?;
+    for region in &regions {
+        nodes.start_cache(&NodeId::new(region, Role::Cache)).await?;
+    }
+
+    // Links: one proxy for each link whose target exists.
+    let client = proxy.client();
+    let mut links = BTreeMap::new();
+    for spec in topology::links().into_iter().filter(|l| ports.contains_key(&l.target)) {
+        let info = client
+            .create_proxy(&ProxySpec {
+                name: spec.name.clone(),
+                listen: "127.0.0.1:0".into(),
+                upstream: format!("127.0.0.1:{}", ports[&spec.target]),
+                enabled: true,
+            })
+            .await?;
+        let port = info.listen.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or_else(|| StackError::Proxy(format!("bad listen address {}", info.listen)))?;
+        links.insert(spec.name.clone(), StackLink { link: Link::new(client.clone(), &spec.name), spec, port });
+    }
+
+    // The replica, made and fed through the replication link.
+    if posture.has_standby() {
+        let replica = NodeId::new(STANDBY_REGION, Role::Db);
+        let repl_port = links["replication"].port;
+        postgres::basebackup(&nodes.pg, repl_port, &nodes.pg_settings[STANDBY_REGION].data_dir, &nodes.log(&replica), nodes.run_as).await?;
+        nodes.start_db(&replica).await?;
+        postgres::require_standby(ports[&primary], commit, &standby_names, STANDBY_REGION).await.map_err(StackError::Other)?;
+    }
+
+    let routing = Arc::new(Routing::new(posture));
+    let tuning = AppTuning::from_experiment(exp);
+    let stack = Stack::assemble(posture, proxy, links, ports, tuning, routing, Nodes::Native(nodes));
+    for region in &regions {
+        let node = NodeId::new(region, Role::App);
+        stack.restart(&node).await?;
+    }
+    stack.set_rtt(exp.network.rtt, exp.network.jitter).await?;
+    tracing::info!(elapsed_ms = t.elapsed().as_millis() as u64, "native stack up");
+    Ok(stack)
+}
+
+impl NativeNodes {
+    fn log(&self, node: &NodeId) -> PathBuf {
+        self.dir.path().join("logs").join(format!("{node}.log"))
+    }
+
+    fn track(&mut self, node: &NodeId, proc: NodeProcess) {
+        self.dir.record_pid(proc.pid());
+        self.procs.insert(node.clone(), proc);
+    }
+
+    async fn start_db(&mut self, node: &NodeId) -> Result<(), StackError> {
+        let settings = self.pg_settings[&node.region].clone();
+        let proc = postgres::start(&node.to_string(), &self.pg, &settings, &self.log(node), self.run_as).await?;
+        self.track(node, proc);
+        Ok(())
+    }
+
+    async fn start_cache(&mut self, node: &NodeId) -> Result<(), StackError> {
+        let dir = self.dir.path().join(node.to_string());
+        let proc = redis::start(&node.to_string(), &self.redis_bin, self.ports[node], &dir, &self.log(node)).await?;
+        self.track(node, proc);
+        Ok(())
+    }
+
+    /// Kills a node (SIGKILL to its process group); no-op when it is not running.
+    pub(crate) async fn kill(&mut self, node: &NodeId) {
+        if let Some(mut p) = self.procs.remove(node) {
+            p.kill().await;
+        }
+    }
+
+    pub(crate) fn is_running(&mut self, node: &NodeId) -> bool {
+        self.procs.get_mut(node).is_some_and(|p| p.exited().is_none())
+    }
+
+    /// Starts a node that is down (an app with the given databases).
+    pub(crate) async fn restart(&mut self, node: &NodeId, dsns: Option<(String, String)>, tuning: AppTuning) -> Result<(), StackError> {
+        if self.is_running(node) {
+            return Ok(());
+        }
+        self.procs.remove(node);
+        match node.role {
+            Role::Db => self.start_db(node).await,
+            Role::Cache => self.start_cache(node).await,
+            Role::App => {
+                let (write_db, read_db) = dsns.ok_or_else(|| StackError::Other(format!("no databases to give {node}")))?;
+                let settings = app::AppSettings {
+                    region: node.region.clone(),
+                    port: self.ports[node],
+                    write_db,
+                    read_db,
+                    redis: redis::url(self.ports[&NodeId::new(&node.region, Role::Cache)]),
+                    cache_ttl_ms: tuning.cache_ttl.as_millis() as u64,
+                    request_timeout_ms: tuning.request_timeout.as_millis() as u64,
+                };
+                let proc = app::start(&node.to_string(), &self.app_bin, &settings, &self.log(node)).await?;
+                self.track(node, proc);
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps the run directory after teardown; returns it.
+    pub(crate) fn keep_files(&mut self) -> PathBuf {
+        self.dir.keep();
+        self.dir.path().to_path_buf()
+    }
+
+    /// Kills everything; the run directory goes with `self` unless kept.
+    pub(crate) async fn teardown(mut self) {
+        let procs = std::mem::take(&mut self.procs);
+        futures::future::join_all(procs.into_values().map(|mut p| async move { p.kill().await })).await;
+    }
+}

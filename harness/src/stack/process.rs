@@ -1,0 +1,206 @@
+//! Child processes the native backend starts, tied to the harness's lifetime.
+//!
+//! Three layers make sure nothing outlives a run:
+//! 1. [`NodeProcess`] kills its whole process group with SIGKILL when dropped (normal end,
+//!    error, panic unwinding, Ctrl-C handled by the CLI).
+//! 2. Each child asks the kernel for SIGKILL when the harness dies (`PR_SET_PDEATHSIG`, set
+//!    after any change of user so it survives `exec`), which covers `kill -9` of the harness.
+//! 3. Run directories record their owner; [`super::native::sweep`] removes those of dead
+//!    owners (see `rundir.rs`).
+//!
+//! Every child runs in its own process group, so a "kill node" takes the server and all its
+//! workers down at once, as a crashed machine would.
+
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// An unprivileged user to run PostgreSQL as (it refuses to run as root).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// When the harness runs as root: the `postgres` user if it exists, else `nobody`.
+    /// Otherwise `None` (children run as the harness's own user).
+    pub fn for_postgres() -> Option<RunAs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        ["postgres", "nobody"].iter().find_map(|name| lookup_user(name))
+    }
+
+    /// Makes `path` (recursively) owned by this user.
+    pub fn chown_tree(&self, path: &Path) -> std::io::Result<()> {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid))?;
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path)? {
+                self.chown_tree(&entry?.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lookup_user(name: &str) -> Option<RunAs> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getpwnam returns a pointer to static storage or null; read immediately.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    Some(RunAs { uid, gid })
+}
+
+/// A command for a node process: own process group, parent-death signal, output to a log.
+pub fn command(program: &Path, log: &Path, run_as: Option<RunAs>) -> std::io::Result<tokio::process::Command> {
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
+    if let Some(u) = run_as {
+        cmd.uid(u.uid).gid(u.gid);
+    }
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Runs after std changed the user, so the setting survives exec.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The harness may have died between fork and prctl.
+            if libc::getppid() == 1 {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// A running node process. Dropping it SIGKILLs its process group.
+#[derive(Debug)]
+pub struct NodeProcess {
+    /// Node name, for messages.
+    pub name: String,
+    child: tokio::process::Child,
+    pid: i32,
+    /// Where its output goes.
+    pub log: PathBuf,
+}
+
+impl NodeProcess {
+    /// Spawns `cmd` (built by [`command`]).
+    pub fn spawn(name: &str, mut cmd: tokio::process::Command, log: &Path) -> Result<NodeProcess, ProcessError> {
+        let child = cmd.spawn().map_err(|e| ProcessError::Spawn { name: name.to_string(), error: e.to_string() })?;
+        let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        Ok(NodeProcess { name: name.to_string(), child, pid, log: log.to_path_buf() })
+    }
+
+    /// Process id (also the process group id).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Whether it has exited (and its exit status, if so).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGKILLs the process group and waits for the process to be reaped.
+    pub async fn kill(&mut self) {
+        kill_group(self.pid);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+
+    /// Sends SIGTERM to the group, waits up to `grace`, then SIGKILLs.
+    pub async fn stop(&mut self, grace: Duration) {
+        if self.pid > 0 {
+            // SAFETY: signalling our own child's process group.
+            unsafe { libc::killpg(self.pid, libc::SIGTERM) };
+        }
+        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+            self.kill().await;
+        }
+    }
+
+    /// The last `n` lines of its log, for error messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        log_tail(&self.log, n)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        kill_group(self.pid);
+    }
+}
+
+/// SIGKILLs a process group (no-op for pid 0).
+pub fn kill_group(pid: i32) {
+    if pid > 0 {
+        // SAFETY: signalling a process group we created.
+        unsafe { libc::killpg(pid, libc::SIGKILL) };
+    }
+}
+
+/// The last `n` lines of a log file (empty when unreadable).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs a short-lived tool to completion (initdb, pg_basebackup, migrate), with its output
+/// appended to `log`; a failure carries the log's tail.
+pub async fn run_tool(
+    name: &str,
+    program: &Path,
+    args: &[&OsStr],
+    log: &Path,
+    run_as: Option<RunAs>,
+    timeout: Duration,
+) -> Result<(), ProcessError> {
+    let mut cmd = command(program, log, run_as).map_err(|e| ProcessError::Spawn { name: name.into(), error: e.to_string() })?;
+    cmd.args(args);
+    let mut proc = NodeProcess::spawn(name, cmd, log)?;
+    match tokio::time::timeout(timeout, proc.child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(ProcessError::Failed { name: name.into(), status: status.to_string(), log_tail: log_tail(log, 15) }),
+        Ok(Err(e)) => Err(ProcessError::Spawn { name: name.into(), error: e.to_string() }),
+        Err(_) => Err(ProcessError::Failed { name: name.into(), status: format!("timed out after {timeout:?}"), log_tail: log_tail(log, 15) }),
+    }
+}
+
+/// A node or tool that could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be executed.
+    #[error("cannot start {name}: {error}")]
+    Spawn {
+        /// What was being started.
+        name: String,
+        /// OS error.
+        error: String,
+    },
+    /// It ran and failed, or exited during start-up.
+    #[error("{name} failed ({status}); last log lines:\n{log_tail}")]
+    Failed {
+        /// What was being started.
+        name: String,
+        /// Exit status or what happened.
+        status: String,
+        /// End of its log.
+        log_tail: String,
+    },
+}

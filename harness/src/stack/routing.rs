@@ -1,0 +1,103 @@
+//! Routing: which database is the primary, and which region's app serves each region's
+//! users — the stack's "DNS". The failover controller changes it; clients read it and keep an
+//! answer for the DNS TTL before they ask again.
+
+use crate::posture::Posture;
+use crate::stack::topology::{PRIMARY_REGION, REGIONS};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
+
+/// A snapshot of the routing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingState {
+    /// Region of the current primary database.
+    pub primary: String,
+    /// For each user region, the region whose app serves those users.
+    pub serving: BTreeMap<String, String>,
+    /// Regions whose database was a primary and has been superseded (never restarted as a
+    /// primary: rejoining it is a manual operation).
+    pub deposed: BTreeSet<String>,
+    /// Bumped on every change.
+    pub version: u64,
+}
+
+/// The shared routing table.
+#[derive(Debug)]
+pub struct Routing {
+    state: RwLock<RoutingState>,
+}
+
+impl Routing {
+    /// The initial table: the primary in `us`; in single-region every user is served by `us`,
+    /// otherwise each region's users by their own region's app.
+    pub fn new(posture: Posture) -> Routing {
+        let serving = REGIONS
+            .iter()
+            .map(|r| {
+                let by = if posture.has_standby() { r } else { &PRIMARY_REGION };
+                (r.to_string(), by.to_string())
+            })
+            .collect();
+        Routing {
+            state: RwLock::new(RoutingState { primary: PRIMARY_REGION.into(), serving, deposed: BTreeSet::new(), version: 0 }),
+        }
+    }
+
+    /// The current table.
+    pub fn snapshot(&self) -> RoutingState {
+        self.state.read().expect("routing lock").clone()
+    }
+
+    /// The region whose app serves `user_region`'s users now.
+    pub fn serving(&self, user_region: &str) -> String {
+        let s = self.state.read().expect("routing lock");
+        s.serving.get(user_region).cloned().unwrap_or_else(|| s.primary.clone())
+    }
+
+    /// Makes `to` the primary: the old primary's region is deposed and every user it served
+    /// is now served by `to`.
+    pub fn fail_over(&self, to: &str) {
+        let mut s = self.state.write().expect("routing lock");
+        let old = std::mem::replace(&mut s.primary, to.to_string());
+        if old != to {
+            s.deposed.insert(old.clone());
+        }
+        s.deposed.remove(to);
+        for serving in s.serving.values_mut() {
+            if *serving == old {
+                *serving = to.to_string();
+            }
+        }
+        s.version += 1;
+    }
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing::new(Posture::ActivePassiveAsync)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::topology::STANDBY_REGION;
+
+    #[test]
+    fn failover_moves_users_and_deposes_the_old_primary() {
+        let r = Routing::new(Posture::ActivePassiveAsync);
+        assert_eq!(r.serving("eu"), "eu");
+        r.fail_over(STANDBY_REGION);
+        let s = r.snapshot();
+        assert_eq!(s.primary, "eu");
+        assert_eq!(s.serving["us"], "eu");
+        assert!(s.deposed.contains("us"));
+        assert_eq!(s.version, 1);
+    }
+
+    #[test]
+    fn single_region_serves_everyone_from_us() {
+        let r = Routing::new(Posture::SingleRegion);
+        assert_eq!(r.serving("eu"), "us");
+    }
+}

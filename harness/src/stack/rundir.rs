@@ -1,0 +1,123 @@
+//! The per-run temporary directory of the native backend (data directories, sockets, logs),
+//! and the sweep that removes what a killed harness left behind.
+//!
+//! Each run directory holds an `owner` file (the harness's pid and start time) and a `pids`
+//! file (the process groups it started, with their start times). A later run removes
+//! directories whose owner is gone, first killing any recorded process group that is still
+//! the same process (same start time: a reused pid is left alone).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Environment variable overriding where run directories go.
+pub const TMP_ENV: &str = "REGIONDRILL_TMP";
+
+/// A run's temporary directory; removed on drop unless kept.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl RunDir {
+    /// Creates `<base>/<run_id>` (mode 0755 so an unprivileged PostgreSQL can traverse it).
+    pub fn create(run_id: &str) -> std::io::Result<RunDir> {
+        let base = base_dir();
+        std::fs::create_dir_all(&base)?;
+        let path = base.join(run_id);
+        std::fs::create_dir(&path)?;
+        set_mode(&base, 0o755)?;
+        set_mode(&path, 0o755)?;
+        let mut owner = std::fs::File::create(path.join("owner"))?;
+        writeln!(owner, "{} {}", std::process::id(), start_time(std::process::id() as i32).unwrap_or(0))?;
+        Ok(RunDir { path, keep: false })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Keep the directory after the run (for inspection).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Records a process group started for this run.
+    pub fn record_pid(&self, pid: i32) {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(self.path.join("pids")) {
+            let _ = writeln!(f, "{pid} {}", start_time(pid).unwrap_or(0));
+        }
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Where run directories go: `$REGIONDRILL_TMP`, else `<tmp>/regiondrill-<uid>`.
+pub fn base_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os(TMP_ENV) {
+        return PathBuf::from(p);
+    }
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("regiondrill-{uid}"))
+}
+
+/// Removes run directories whose harness is gone, killing leftovers first. Returns how many
+/// directories were removed.
+pub fn sweep() -> usize {
+    let Ok(entries) = std::fs::read_dir(base_dir()) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let Ok(owner) = std::fs::read_to_string(dir.join("owner")) else { continue };
+        let mut parts = owner.split_whitespace().map(|p| p.parse::<u64>().unwrap_or(0));
+        let (pid, started) = (parts.next().unwrap_or(0) as i32, parts.next().unwrap_or(0));
+        if pid > 0 && start_time(pid) == Some(started) {
+            continue; // its harness is still running
+        }
+        for line in std::fs::read_to_string(dir.join("pids")).unwrap_or_default().lines() {
+            let mut parts = line.split_whitespace().map(|p| p.parse::<u64>().unwrap_or(0));
+            let (pgid, started) = (parts.next().unwrap_or(0) as i32, parts.next().unwrap_or(0));
+            if pgid > 0 && start_time(pgid) == Some(started) {
+                super::process::kill_group(pgid);
+            }
+        }
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            tracing::info!(dir = %dir.display(), "removed the run directory of a harness that is gone");
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// A process's start time (clock ticks since boot), to tell a live owner from a reused pid.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_start_time_is_readable_and_stable() {
+        let me = std::process::id() as i32;
+        let a = start_time(me).unwrap();
+        assert_eq!(start_time(me), Some(a));
+    }
+}

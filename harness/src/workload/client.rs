@@ -1,0 +1,122 @@
+//! The simulated users' HTTP client for the app contract, and how each answer becomes an
+//! outcome: `ok`, `fail` (certainly not done) or `unknown` (maybe done).
+
+use crate::history::{OpKind, Outcome, Source};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// One client shared by every simulated user (keep-alive connections per app address).
+#[derive(Debug, Clone)]
+pub struct AppClient {
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    region: Option<String>,
+    version: Option<i64>,
+    write_id: Option<u64>,
+    source: Option<String>,
+    outcome: Option<String>,
+    error: Option<String>,
+}
+
+impl AppClient {
+    /// A client giving up on each operation after `timeout`.
+    pub fn new(timeout: Duration) -> AppClient {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .expect("reqwest client with static settings");
+        AppClient { http, timeout }
+    }
+
+    /// `PUT /kv/{key}` with value `w{write_id}`, or `GET /kv/{key}`.
+    pub async fn call(&self, base: &str, kind: OpKind, key: &str, write_id: u64, user: u32) -> Outcome {
+        let url = format!("{base}/kv/{key}");
+        let req = match kind {
+            OpKind::Write => self.http.put(&url).json(&serde_json::json!({ "value": format!("w{write_id}"), "write_id": write_id, "user": user })),
+            OpKind::Read => self.http.get(&url),
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return transport_outcome(kind, &e, self.timeout),
+        };
+        let status = resp.status();
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return transport_outcome(kind, &e, self.timeout),
+        };
+        let answer: Option<Answer> = serde_json::from_slice(&body).ok();
+        classify(kind, status.as_u16(), answer, &body)
+    }
+}
+
+fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> Outcome {
+    let error = |a: &Option<Answer>| a.as_ref().and_then(|a| a.error.clone()).unwrap_or_else(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    match (status, kind) {
+        (200, _) | (404, OpKind::Read) => match answer {
+            Some(a) => Outcome::Ok {
+                served_by: a.region.unwrap_or_default(),
+                version: a.version,
+                write_id: a.write_id,
+                source: match a.source.as_deref() {
+                    Some("cache") => Some(Source::Cache),
+                    Some("db") => Some(Source::Db),
+                    _ => None,
+                },
+            },
+            // A success we cannot read: for a write, it may have happened.
+            None if kind == OpKind::Write => Outcome::Unknown { error: format!("unreadable answer (HTTP {status})") },
+            None => Outcome::Fail { error: format!("unreadable answer (HTTP {status})") },
+        },
+        _ => {
+            let said_fail = answer.as_ref().and_then(|a| a.outcome.as_deref()) == Some("fail");
+            // Reads have no effect: any failure is a fail. Writes are `fail` only when the app
+            // says so (4xx are rejected before anything is done).
+            if kind == OpKind::Read || said_fail || (400..500).contains(&status) {
+                Outcome::Fail { error: error(&answer) }
+            } else {
+                Outcome::Unknown { error: error(&answer) }
+            }
+        }
+    }
+}
+
+/// A transport error: a write is `fail` only when the request certainly never reached the
+/// app (the connection could not be made).
+fn transport_outcome(kind: OpKind, e: &reqwest::Error, timeout: Duration) -> Outcome {
+    let error = if e.is_timeout() { format!("no answer within {timeout:?}") } else { format!("{e}") };
+    if kind == OpKind::Read || e.is_connect() {
+        Outcome::Fail { error }
+    } else {
+        Outcome::Unknown { error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(json: &str) -> Option<Answer> {
+        serde_json::from_str(json).ok()
+    }
+
+    #[test]
+    fn classifies_the_app_contract() {
+        let ok = classify(OpKind::Write, 200, answer(r#"{"region":"us","version":3,"write_id":9}"#), b"");
+        assert_eq!(ok, Outcome::Ok { served_by: "us".into(), version: Some(3), write_id: Some(9), source: None });
+        let absent = classify(OpKind::Read, 404, answer(r#"{"found":false,"source":"db","region":"eu"}"#), b"");
+        assert_eq!(absent, Outcome::Ok { served_by: "eu".into(), version: None, write_id: None, source: Some(Source::Db) });
+        assert!(matches!(classify(OpKind::Write, 503, answer(r#"{"error":"no db","outcome":"fail"}"#), b""), Outcome::Fail { .. }));
+        assert!(matches!(classify(OpKind::Write, 504, answer(r#"{"error":"commit timed out","outcome":"unknown"}"#), b""), Outcome::Unknown { .. }));
+        assert!(matches!(classify(OpKind::Write, 502, None, b"bad gateway"), Outcome::Unknown { .. }));
+        assert!(matches!(classify(OpKind::Read, 504, None, b""), Outcome::Fail { .. }));
+        assert!(matches!(classify(OpKind::Write, 400, answer(r#"{"error":"bad value"}"#), b""), Outcome::Fail { .. }));
+    }
+}

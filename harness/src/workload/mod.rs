@@ -1,0 +1,77 @@
+//! The workload: simulated users with home regions issuing reads and writes to their
+//! region's app over HTTP, open-loop, on the seeded plan. Every operation is recorded.
+//!
+//! Users find their app through the routing table like clients through DNS: an answer is
+//! kept for the TTL, so after a failover a user keeps calling the old region until its
+//! answer expires. A user in one region calling an app in the other goes through the
+//! `<region>-users-to-<region>-app` link and pays the round trip.
+
+pub mod client;
+pub mod plan;
+
+use crate::history::Operation;
+use crate::record::Recorder;
+use crate::stack::Stack;
+use client::AppClient;
+use plan::{Plan, key_name};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A user's cached routing answer.
+#[derive(Debug, Clone)]
+struct Route {
+    url: Option<String>,
+    fetched: Instant,
+}
+
+/// Runs the plan against the stack; returns when every issued operation has completed (each
+/// is bounded by the client timeout) or `cancel` fires.
+pub async fn run(plan: Arc<Plan>, stack: Arc<Stack>, client: AppClient, dns_ttl: Duration, recorder: Recorder, cancel: CancellationToken) {
+    let clock = recorder.clock();
+    let users = plan.ops.iter().map(|o| o.user).max().map_or(0, |m| m as usize + 1);
+    let routes: Arc<Vec<Mutex<Option<Route>>>> = Arc::new((0..users).map(|_| Mutex::new(None)).collect());
+    let mut inflight = tokio::task::JoinSet::new();
+    for (index, op) in plan.ops.iter().enumerate() {
+        let due = tokio::time::Instant::from_std(clock.instant(op.at_ns));
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        // Reap finished tasks so the set stays small.
+        while inflight.try_join_next().is_some() {}
+        let (plan, stack, client, recorder, routes) = (plan.clone(), stack.clone(), client.clone(), recorder.clone(), routes.clone());
+        inflight.spawn(async move {
+            let op = &plan.ops[index];
+            let region = plan.home(op.user);
+            let url = resolve(&routes[op.user as usize], &stack, region, dns_ttl);
+            let key = key_name(op.key);
+            let invoke_ns = recorder.clock().now();
+            let outcome = match url {
+                Some(base) => client.call(&base, op.kind, &key, op.id, op.user).await,
+                None => crate::history::Outcome::Fail { error: format!("no route for {region} users") },
+            };
+            let complete_ns = recorder.clock().now();
+            recorder.op(Operation { id: op.id, user: op.user, region: region.to_string(), kind: op.kind, key, invoke_ns, complete_ns, outcome });
+        });
+    }
+    tokio::select! {
+        _ = cancel.cancelled() => inflight.abort_all(),
+        _ = async { while inflight.join_next().await.is_some() {} } => {}
+    }
+}
+
+/// The user's app URL: the cached answer while it is younger than the TTL, else a fresh one
+/// from the routing table.
+fn resolve(cache: &Mutex<Option<Route>>, stack: &Stack, region: &str, ttl: Duration) -> Option<String> {
+    let mut cached = cache.lock().expect("route lock");
+    if let Some(r) = cached.as_ref() {
+        if r.fetched.elapsed() < ttl {
+            return r.url.clone();
+        }
+    }
+    let serving = stack.routing.serving(region);
+    let url = stack.app_url_for(region, &serving);
+    *cached = Some(Route { url: url.clone(), fetched: Instant::now() });
+    url
+}
