@@ -1,5 +1,16 @@
 # regiondrill tasks. `just --list` shows them.
 
+# The demo: active-passive async vs sync, under region loss and under a replication
+# partition followed by region loss, ending in the comparison table and the verdicts.
+demo:
+    cargo build --release --workspace
+    ./target/release/regiondrill run experiments/ap-async-region-loss.toml experiments/ap-sync-region-loss.toml experiments/ap-async-partition-then-region-loss.toml experiments/ap-sync-partition-then-region-loss.toml || test $? -eq 1
+
+# Run experiment files (or every shipped one): `just run experiments/ap-sync-region-loss.toml`.
+run *FILES="experiments/*.toml":
+    cargo build --release --workspace
+    ./target/release/regiondrill run {{FILES}}
+
 # The tests: unit, known-answer and integration tests (real sockets, real processes).
 test:
     cargo nextest run --workspace --no-fail-fast
@@ -7,7 +18,10 @@ test:
 
 # Benchmarks, each figure printed next to its target.
 bench:
+    cargo build --release -p regiondrill-app
     cargo bench --bench proxy
+    cargo bench --bench checkers
+    cargo bench --bench stack
 
 # Serve the built-in fault proxy (Toxiproxy API) on 127.0.0.1:8474 until Ctrl-C.
 proxy *ARGS:

@@ -40,7 +40,10 @@ fn leftovers(tmp: &Path) -> Vec<String> {
             continue;
         }
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&std::fs::read(entry.path().join("cmdline")).unwrap_or_default()).replace('\0', " ");
+        let cmdline = String::from_utf8_lossy(
+            &std::fs::read(entry.path().join("cmdline")).unwrap_or_default(),
+        )
+        .replace('\0', " ");
         if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) || cmdline.contains(&path) {
             found.push(format!("{pid}: {cmdline}"));
         }
@@ -61,19 +64,32 @@ async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// The run directories present under `tmp`.
 fn run_dirs(tmp: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(tmp.join("runs")).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    std::fs::read_dir(tmp.join("runs"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
 async fn a_bad_experiment_file_exits_2_naming_file_line_and_field() {
     let tmp = TempDir::new("cli-bad");
-    let file = write(&tmp.0, "bad.toml", "posture = \"active-passive-async\"\nduration = \"10s\"\n\n[[faults]]\nkind = \"kill_region\"\nregion = \"us\"\nat = \"soon\"\n");
+    let file = write(
+        &tmp.0,
+        "bad.toml",
+        "posture = \"active-passive-async\"\nduration = \"10s\"\n\n[[faults]]\nkind = \"kill_region\"\nregion = \"us\"\nat = \"soon\"\n",
+    );
     let out = regiondrill(&tmp.0).arg(&file).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!("{}:7:", file.display());
-    assert!(stderr.contains(&expected) && stderr.contains("faults[0].at"), "stderr: {stderr}");
-    let missing = regiondrill(&tmp.0).arg(tmp.0.join("nope.toml")).output().await.unwrap();
+    assert!(
+        stderr.contains(&expected) && stderr.contains("faults[0].at"),
+        "stderr: {stderr}"
+    );
+    let missing = regiondrill(&tmp.0)
+        .arg(tmp.0.join("nope.toml"))
+        .output()
+        .await
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
 
@@ -89,18 +105,42 @@ async fn a_missed_slo_exits_1_and_results_json_has_stable_names() {
     );
     let out = regiondrill(&tmp.0).arg(&file).output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("MISSED"), "{stdout}");
-    let run = std::fs::read_dir(tmp.0.join("reports")).unwrap().flatten().next().unwrap().path();
-    for file in ["experiment.toml", "experiment.json", "history.jsonl", "probes.json", "results.json"] {
-        assert!(run.join(file).is_file(), "{file} missing from the run folder");
+    let run = std::fs::read_dir(tmp.0.join("reports"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    for file in [
+        "experiment.toml",
+        "experiment.json",
+        "history.jsonl",
+        "probes.json",
+        "results.json",
+    ] {
+        assert!(
+            run.join(file).is_file(),
+            "{file} missing from the run folder"
+        );
     }
-    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["schema"], "regiondrill.results/v1");
     assert_eq!(results["slo"]["passed"], false);
     assert!(results["findings"]["lost_writes"]["count"].is_u64());
     assert!(results["findings"]["failover"].get("rto_ms").is_some());
-    assert!(results["findings"]["replication_lag"].get("p99_ms").is_some());
+    assert!(
+        results["findings"]["replication_lag"]
+            .get("p99_ms")
+            .is_some()
+    );
     assert!(leftovers(&tmp.0).is_empty());
     assert!(run_dirs(&tmp.0).is_empty(), "run directory left behind");
 }
@@ -108,9 +148,19 @@ async fn a_missed_slo_exits_1_and_results_json_has_stable_names() {
 #[tokio::test]
 async fn met_slos_exit_0() {
     let tmp = TempDir::new("cli-met");
-    let file = write(&tmp.0, "calm.toml", "posture = \"single-region\"\nduration = \"1s\"\nsettle = \"100ms\"\n[slo]\nrpo = \"0s\"\n");
+    let file = write(
+        &tmp.0,
+        "calm.toml",
+        "posture = \"single-region\"\nduration = \"1s\"\nsettle = \"100ms\"\n[slo]\nrpo = \"0s\"\n",
+    );
     let out = regiondrill(&tmp.0).arg(&file).output().await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A 30-second experiment, so there is time to interrupt it.
@@ -123,7 +173,12 @@ async fn start_long_run(tmp: &Path) -> tokio::process::Child {
     let up = wait_until(Duration::from_secs(30), || {
         // The CLI, two PostgreSQL, two Redis and two apps.
         let procs = leftovers(tmp);
-        procs.iter().filter(|p| p.contains("regiondrill-app serve")).count() == 2 && procs.iter().filter(|p| p.contains("redis-server")).count() == 2
+        procs
+            .iter()
+            .filter(|p| p.contains("regiondrill-app serve"))
+            .count()
+            == 2
+            && procs.iter().filter(|p| p.contains("redis-server")).count() == 2
     })
     .await;
     assert!(up, "stack did not come up: {:?}", leftovers(tmp));
@@ -137,10 +192,21 @@ async fn ctrl_c_mid_run_stops_everything_and_exits_2() {
     let mut child = start_long_run(&tmp.0).await;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("did not stop after Ctrl-C").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("did not stop after Ctrl-C")
+        .unwrap();
     assert_eq!(status.code(), Some(2));
-    assert!(wait_until(Duration::from_secs(5), || leftovers(&tmp.0).is_empty()).await, "left running: {:?}", leftovers(&tmp.0));
-    assert!(run_dirs(&tmp.0).is_empty(), "run directory left behind: {:?}", run_dirs(&tmp.0));
+    assert!(
+        wait_until(Duration::from_secs(5), || leftovers(&tmp.0).is_empty()).await,
+        "left running: {:?}",
+        leftovers(&tmp.0)
+    );
+    assert!(
+        run_dirs(&tmp.0).is_empty(),
+        "run directory left behind: {:?}",
+        run_dirs(&tmp.0)
+    );
 }
 
 #[tokio::test]
@@ -149,10 +215,31 @@ async fn kill_9_of_the_harness_takes_its_children_and_the_next_run_sweeps_the_re
     let mut child = start_long_run(&tmp.0).await;
     child.start_kill().unwrap();
     let _ = child.wait().await;
-    assert!(wait_until(Duration::from_secs(5), || leftovers(&tmp.0).is_empty()).await, "children outlived the harness: {:?}", leftovers(&tmp.0));
-    assert_eq!(run_dirs(&tmp.0).len(), 1, "the killed run's directory should still be there");
-    let file = write(&tmp.0, "calm.toml", "posture = \"single-region\"\nduration = \"500ms\"\nsettle = \"100ms\"\n");
+    assert!(
+        wait_until(Duration::from_secs(5), || leftovers(&tmp.0).is_empty()).await,
+        "children outlived the harness: {:?}",
+        leftovers(&tmp.0)
+    );
+    assert_eq!(
+        run_dirs(&tmp.0).len(),
+        1,
+        "the killed run's directory should still be there"
+    );
+    let file = write(
+        &tmp.0,
+        "calm.toml",
+        "posture = \"single-region\"\nduration = \"500ms\"\nsettle = \"100ms\"\n",
+    );
     let out = regiondrill(&tmp.0).arg(&file).output().await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(run_dirs(&tmp.0).is_empty(), "the next run did not sweep: {:?}", run_dirs(&tmp.0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        run_dirs(&tmp.0).is_empty(),
+        "the next run did not sweep: {:?}",
+        run_dirs(&tmp.0)
+    );
 }

@@ -34,13 +34,29 @@ at = "{kill_at}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_replication_loses_no_acknowledged_write_on_region_loss() {
-    let (out, _dir) = run_toml("ap-sync-loss", &region_loss("active-passive-sync", "6s", "3s", ""), false).await;
+    let (out, _dir) = run_toml(
+        "ap-sync-loss",
+        &region_loss("active-passive-sync", "6s", "3s", ""),
+        false,
+    )
+    .await;
     let f = &out.findings;
     assert!(f.lost_writes.checked, "final state not read");
     assert_eq!(f.lost_writes.count, 0, "sync lost {:?}", f.lost_writes.ids);
-    let acked_writes = out.history.ops.iter().filter(|o| o.kind == OpKind::Write && o.outcome.is_ok()).count();
-    assert!(acked_writes > 200, "only {acked_writes} acknowledged writes: the check proves little");
-    assert!(f.failover.recovered, "no write succeeded after the failover");
+    let acked_writes = out
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Write && o.outcome.is_ok())
+        .count();
+    assert!(
+        acked_writes > 200,
+        "only {acked_writes} acknowledged writes: the check proves little"
+    );
+    assert!(
+        f.failover.recovered,
+        "no write succeeded after the failover"
+    );
     assert_eq!(out.final_state.primary_region.as_deref(), Some("eu"));
 }
 
@@ -89,25 +105,45 @@ at = "5s"
         .filter(|o| o.invoke_ns >= partition_at + 20_000_000 && o.complete_ns <= kill_at)
         .map(|o| o.id)
         .collect();
-    assert!(window.len() > 150, "only {} writes acknowledged in the partition window", window.len());
+    assert!(
+        window.len() > 150,
+        "only {} writes acknowledged in the partition window",
+        window.len()
+    );
     let missing: Vec<_> = window.difference(&lost).collect();
-    assert!(missing.is_empty(), "acknowledged during the partition but not reported lost: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "acknowledged during the partition but not reported lost: {missing:?}"
+    );
     for id in &lost {
         let op = out.history.ops.iter().find(|o| o.id == *id).unwrap();
-        assert!(op.complete_ns + 50_000_000 >= partition_at, "write {id} acked {}ms before the partition reported lost", (partition_at - op.complete_ns) / 1_000_000);
+        assert!(
+            op.complete_ns + 50_000_000 >= partition_at,
+            "write {id} acked {}ms before the partition reported lost",
+            (partition_at - op.complete_ns) / 1_000_000
+        );
     }
     let rpo = f.lost_writes.rpo_ms.unwrap();
-    assert!((2_900.0..3_300.0).contains(&rpo), "RPO {rpo} ms for a 3 s partition");
+    assert!(
+        (2_900.0..3_300.0).contains(&rpo),
+        "RPO {rpo} ms for a 3 s partition"
+    );
 
     // Independently, from the databases: what the old primary has and the new one lacks.
     let old = write_ids(&kept.join("us-db")).await;
     let new = write_ids(&kept.join("eu-db")).await;
     let diff: BTreeSet<u64> = old.difference(&new).copied().collect();
     let not_in_db: Vec<_> = lost.difference(&diff).collect();
-    assert!(not_in_db.is_empty(), "reported lost but not missing between the databases: {not_in_db:?}");
+    assert!(
+        not_in_db.is_empty(),
+        "reported lost but not missing between the databases: {not_in_db:?}"
+    );
     for id in diff.difference(&lost) {
         let op = out.history.ops.iter().find(|o| o.id == *id).unwrap();
-        assert!(!matches!(op.outcome, Outcome::Ok { .. }), "write {id} is missing from the new primary, was acknowledged, yet not reported lost");
+        assert!(
+            !matches!(op.outcome, Outcome::Ok { .. }),
+            "write {id} is missing from the new primary, was acknowledged, yet not reported lost"
+        );
     }
 }
 
@@ -131,8 +167,12 @@ async fn write_ids(data_dir: &std::path::Path) -> BTreeSet<u64> {
         cluster_name: "audit".into(),
     };
     let log = data_dir.with_extension("audit.log");
-    let mut pg = postgres::start("audit", &bins, &settings, &log, RunAs::for_postgres()).await.unwrap();
-    let c = postgres::connect(port, Duration::from_secs(5)).await.unwrap();
+    let mut pg = postgres::start("audit", &bins, &settings, &log, RunAs::for_postgres())
+        .await
+        .unwrap();
+    let c = postgres::connect(port, Duration::from_secs(5))
+        .await
+        .unwrap();
     let rows = c.query("SELECT write_id FROM writes", &[]).await.unwrap();
     pg.kill().await;
     rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect()
@@ -143,41 +183,91 @@ fn replication_latency(posture: &str, rtt_ms: u64) -> String {
     let fault = if rtt_ms == 0 {
         String::new()
     } else {
-        format!("[[faults]]\nkind = \"latency\"\nlinks = [\"replication\"]\nrtt = \"{rtt_ms}ms\"\nat = \"0s\"\n")
+        format!(
+            "[[faults]]\nkind = \"latency\"\nlinks = [\"replication\"]\nrtt = \"{rtt_ms}ms\"\nat = \"0s\"\n"
+        )
     };
-    format!("posture = \"{posture}\"\nduration = \"4s\"\nsettle = \"500ms\"\n[workload]\nrate_per_s = 100\n{fault}")
+    format!(
+        "posture = \"{posture}\"\nduration = \"4s\"\nsettle = \"500ms\"\n[workload]\nrate_per_s = 100\n{fault}"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_replication_latency_shows_up_in_sync_commits_and_async_lag() {
     // 40 ms each way on the replication link: a sync commit waits for the WAL to reach the
     // replica and the apply confirmation to come back (≥ 80 ms); async lag is ≥ 40 ms.
-    let (sync, _d1) = run_toml("sync-80", &replication_latency("active-passive-sync", 80), false).await;
-    let (asy, _d2) = run_toml("async-80", &replication_latency("active-passive-async", 80), false).await;
-    let (sync0, _d3) = run_toml("sync-0", &replication_latency("active-passive-sync", 0), false).await;
-    let (asy0, _d4) = run_toml("async-0", &replication_latency("active-passive-async", 0), false).await;
-    let write_p50 = |o: &regiondrill::run::RunOutput, region: &str| o.findings.latency[region].write.p50_ms.unwrap();
+    let (sync, _d1) = run_toml(
+        "sync-80",
+        &replication_latency("active-passive-sync", 80),
+        false,
+    )
+    .await;
+    let (asy, _d2) = run_toml(
+        "async-80",
+        &replication_latency("active-passive-async", 80),
+        false,
+    )
+    .await;
+    let (sync0, _d3) = run_toml(
+        "sync-0",
+        &replication_latency("active-passive-sync", 0),
+        false,
+    )
+    .await;
+    let (asy0, _d4) = run_toml(
+        "async-0",
+        &replication_latency("active-passive-async", 0),
+        false,
+    )
+    .await;
+    let write_p50 = |o: &regiondrill::run::RunOutput, region: &str| {
+        o.findings.latency[region].write.p50_ms.unwrap()
+    };
     for region in ["us", "eu"] {
         let p50 = write_p50(&sync, region);
-        assert!(p50 >= 80.0, "{region} sync write p50 {p50} ms with 80 ms RTT on the replication link");
-        assert!(p50 < 120.0, "{region} sync write p50 {p50} ms, far above 80 ms");
-        assert!(write_p50(&sync0, region) < 20.0, "{region} sync write p50 {} ms with no fault", write_p50(&sync0, region));
-        assert!(write_p50(&asy, region) < 20.0, "async writes must not pay the replication RTT");
+        assert!(
+            p50 >= 80.0,
+            "{region} sync write p50 {p50} ms with 80 ms RTT on the replication link"
+        );
+        assert!(
+            p50 < 120.0,
+            "{region} sync write p50 {p50} ms, far above 80 ms"
+        );
+        assert!(
+            write_p50(&sync0, region) < 20.0,
+            "{region} sync write p50 {} ms with no fault",
+            write_p50(&sync0, region)
+        );
+        assert!(
+            write_p50(&asy, region) < 20.0,
+            "async writes must not pay the replication RTT"
+        );
     }
     let lag = asy.findings.replication_lag.p50_ms.unwrap();
-    assert!(lag >= 40.0, "async replication lag p50 {lag} ms with 40 ms one way");
-    assert!(lag < 60.0, "async replication lag p50 {lag} ms, far above 40 ms + poll");
+    assert!(
+        lag >= 40.0,
+        "async replication lag p50 {lag} ms with 40 ms one way"
+    );
+    assert!(
+        lag < 60.0,
+        "async replication lag p50 {lag} ms, far above 40 ms + poll"
+    );
     let lag0 = asy0.findings.replication_lag.p50_ms.unwrap();
-    assert!(lag0 < 10.0, "async replication lag p50 {lag0} ms with no fault");
+    assert!(
+        lag0 < 10.0,
+        "async replication lag p50 {lag0} ms with no fault"
+    );
     let sync_lag = sync.findings.replication_lag.p50_ms.unwrap();
-    assert!(sync_lag < 10.0, "sync: a commit returns once the replica applied it, lag {sync_lag} ms");
+    assert!(
+        sync_lag < 10.0,
+        "sync: a commit returns once the replica applied it, lag {sync_lag} ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observed_rto_is_bounded_by_detection_and_moves_with_the_settings() {
     let fast = region_loss("active-passive-async", "6s", "2s", "")
-        .replace("interval = \"300ms\"", "interval = \"200ms\"")
-        .replace("threshold = 2", "threshold = 2");
+        .replace("interval = \"300ms\"", "interval = \"200ms\"");
     let slow = region_loss("active-passive-async", "7s", "2s", "")
         .replace("interval = \"300ms\"", "interval = \"500ms\"")
         .replace("threshold = 2", "threshold = 4");
@@ -188,9 +278,21 @@ async fn observed_rto_is_bounded_by_detection_and_moves_with_the_settings() {
         let (rto, detect) = (f.rto_ms.unwrap(), f.detect_ms.unwrap());
         assert!(rto >= detect, "RTO {rto} ms below detection {detect} ms");
         // Threshold misses, one interval apart: the first may come right after the failure.
-        assert!(detect >= (threshold - 1.0) * interval - 5.0, "detect {detect} ms < ({threshold} − 1) × {interval} ms");
-        assert!(detect <= threshold * interval + interval + 50.0, "detect {detect} ms > ({threshold} + 1) × {interval} ms");
+        assert!(
+            detect >= (threshold - 1.0) * interval - 5.0,
+            "detect {detect} ms < ({threshold} − 1) × {interval} ms"
+        );
+        assert!(
+            detect <= threshold * interval + interval + 50.0,
+            "detect {detect} ms > ({threshold} + 1) × {interval} ms"
+        );
     }
-    let (a, b) = (fast.findings.failover.rto_ms.unwrap(), slow.findings.failover.rto_ms.unwrap());
-    assert!(b - a >= 1_000.0, "RTO {a} ms → {b} ms: detection grew by ≥ 1.3 s, RTO should follow");
+    let (a, b) = (
+        fast.findings.failover.rto_ms.unwrap(),
+        slow.findings.failover.rto_ms.unwrap(),
+    );
+    assert!(
+        b - a >= 1_000.0,
+        "RTO {a} ms → {b} ms: detection grew by ≥ 1.3 s, RTO should follow"
+    );
 }

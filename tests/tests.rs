@@ -4,14 +4,14 @@
 /// Shared helpers: loopback echo and byte servers, timing.
 mod support;
 
+/// The `regiondrill` binary: exit codes, error messages, run folders, cleanup after Ctrl-C
+/// and `kill -9`.
+mod cli;
+/// Real experiments on the native backend with answers known from physics.
+mod experiments;
 /// The fault proxy's HTTP API, driven by client crates nobody here wrote (`toxiproxy_rust`,
 /// `noxious-client`) and raw HTTP: shapes, status codes, error messages.
 mod proxy_api;
 /// Real bytes through the fault proxy's toxics: latency, black hole, down, reset, bandwidth,
 /// limit, slicer, slow close, live toxic changes.
 mod proxy_toxics;
-/// Real experiments on the native backend with answers known from physics.
-mod experiments;
-/// The `regiondrill` binary: exit codes, error messages, run folders, cleanup after Ctrl-C
-/// and `kill -9`.
-mod cli;

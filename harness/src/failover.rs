@@ -18,16 +18,21 @@
 use crate::experiment::{Failover, FailoverMode};
 use crate::history::EventKind;
 use crate::record::Recorder;
+use crate::stack::Stack;
 use crate::stack::native::postgres;
 use crate::stack::topology::{LinkPurpose, NodeId, Role, link_name, other_region};
-use crate::stack::Stack;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the controller until it has failed over once or `cancel` fires. Does nothing in
 /// manual mode or without a standby.
-pub async fn run(stack: Arc<Stack>, settings: Failover, recorder: Recorder, cancel: CancellationToken) {
+pub async fn run(
+    stack: Arc<Stack>,
+    settings: Failover,
+    recorder: Recorder,
+    cancel: CancellationToken,
+) {
     if settings.mode == FailoverMode::Manual || !stack.posture.has_standby() {
         return;
     }
@@ -56,7 +61,9 @@ pub async fn run(stack: Arc<Stack>, settings: Failover, recorder: Recorder, canc
             break;
         }
     }
-    recorder.event(EventKind::PrimaryDeclaredDown { region: primary.clone() });
+    recorder.event(EventKind::PrimaryDeclaredDown {
+        region: primary.clone(),
+    });
     if let Err(error) = fail_over(&stack, &settings, &recorder, &primary, &standby).await {
         recorder.event(EventKind::FailoverFailed { error });
     }
@@ -71,27 +78,50 @@ async fn check(dsn: &str, timeout: Duration) -> bool {
     matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(_)))
 }
 
-async fn fail_over(stack: &Stack, settings: &Failover, recorder: &Recorder, old: &str, new: &str) -> Result<(), String> {
+async fn fail_over(
+    stack: &Stack,
+    settings: &Failover,
+    recorder: &Recorder,
+    old: &str,
+    new: &str,
+) -> Result<(), String> {
     if settings.fencing {
-        stack.kill(&NodeId::new(old, Role::Db)).await.map_err(|e| format!("fencing {old}: {e}"))?;
-        recorder.event(EventKind::Fenced { region: old.to_string() });
+        stack
+            .kill(&NodeId::new(old, Role::Db))
+            .await
+            .map_err(|e| format!("fencing {old}: {e}"))?;
+        recorder.event(EventKind::Fenced {
+            region: old.to_string(),
+        });
     }
-    let port = stack.port(&NodeId::new(new, Role::Db)).ok_or("no replica to promote")?;
+    let port = stack
+        .port(&NodeId::new(new, Role::Db))
+        .ok_or("no replica to promote")?;
     postgres::promote(port).await?;
-    recorder.event(EventKind::Promoted { region: new.to_string() });
+    recorder.event(EventKind::Promoted {
+        region: new.to_string(),
+    });
     stack.routing.fail_over(new);
     // The app in the new primary's region is local to the controller; the other one is
     // reached across the region link (and may be unreachable: that is a split brain).
     let local = stack.app_url_for(new, new);
     let remote = stack.app_url_for(new, old);
     if let Some(url) = local {
-        stack.reconfigure_app(new, &url, Duration::from_secs(2)).await.map_err(|e| format!("reconfiguring the {new} app: {e}"))?;
+        stack
+            .reconfigure_app(new, &url, Duration::from_secs(2))
+            .await
+            .map_err(|e| format!("reconfiguring the {new} app: {e}"))?;
     }
     if let Some(url) = remote {
-        if let Err(e) = stack.reconfigure_app(old, &url, settings.interval.max(Duration::from_millis(500))).await {
+        if let Err(e) = stack
+            .reconfigure_app(old, &url, settings.interval.max(Duration::from_millis(500)))
+            .await
+        {
             tracing::info!(error = %e, "could not reach the {old} app to reconfigure it");
         }
     }
-    recorder.event(EventKind::Rerouted { region: new.to_string() });
+    recorder.event(EventKind::Rerouted {
+        region: new.to_string(),
+    });
     Ok(())
 }

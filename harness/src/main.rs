@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "regiondrill", version, about = "Chaos drills for multi-region stacks")]
+#[command(
+    name = "regiondrill",
+    version,
+    about = "Chaos drills for multi-region stacks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,7 +60,12 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { files, backend, out, keep } => run(files, backend, out, keep).await,
+        Command::Run {
+            files,
+            backend,
+            out,
+            keep,
+        } => run(files, backend, out, keep).await,
         Command::Proxy { host, port } => match proxy(host, port).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -95,11 +104,20 @@ async fn run(files: Vec<PathBuf>, backend: BackendChoice, out: PathBuf, keep: bo
         }
     }
     let cancel = cancel_on_ctrl_c();
-    let opts = RunOptions { backend, out, keep_stack_files: keep };
+    let opts = RunOptions {
+        backend,
+        out,
+        keep_stack_files: keep,
+    };
     let mut results = Vec::new();
     let mut could_not_run = false;
     for exp in &experiments {
-        eprintln!("running {} ({}, {})…", exp.name, exp.posture, humantime::format_duration(exp.duration));
+        eprintln!(
+            "running {} ({}, {})…",
+            exp.name,
+            exp.posture,
+            humantime::format_duration(exp.duration)
+        );
         match regiondrill::run::run(exp, &opts, &cancel).await {
             Ok(output) => {
                 let r = output.results();
@@ -142,7 +160,9 @@ async fn proxy(host: IpAddr, port: u16) -> anyhow::Result<()> {
         regiondrill::proxy::API_VERSION,
         server.url()
     );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     server.shutdown().await;
     Ok(())
 }

@@ -15,7 +15,9 @@ pub struct Clock {
 impl Clock {
     /// A clock starting now.
     pub fn start() -> Clock {
-        Clock { start: Instant::now() }
+        Clock {
+            start: Instant::now(),
+        }
     }
 
     /// Now, in ns since the start.
@@ -45,7 +47,10 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder on `clock`.
     pub fn new(clock: Clock) -> Recorder {
-        Recorder { clock, inner: Arc::default() }
+        Recorder {
+            clock,
+            inner: Arc::default(),
+        }
     }
 
     /// The clock.
@@ -66,7 +71,11 @@ impl Recorder {
     /// Records an event that happened at `at_ns` (e.g. when a fault's action began).
     pub fn event_at(&self, at_ns: Nanos, kind: EventKind) -> Nanos {
         tracing::info!(at_ms = at_ns / 1_000_000, ?kind, "event");
-        self.inner.lock().expect("recorder lock").events.push(Event { at_ns, kind });
+        self.inner
+            .lock()
+            .expect("recorder lock")
+            .events
+            .push(Event { at_ns, kind });
         at_ns
     }
 

@@ -114,11 +114,20 @@ pub struct RunOutput {
 }
 
 /// Runs one experiment. `cancel` (Ctrl-C) stops it; the stack is torn down on every path.
-pub async fn run(exp: &Experiment, opts: &RunOptions, cancel: &CancellationToken) -> Result<RunOutput, RunError> {
+pub async fn run(
+    exp: &Experiment,
+    opts: &RunOptions,
+    cancel: &CancellationToken,
+) -> Result<RunOutput, RunError> {
     let run_id = run_id(&exp.name);
+    // Until the Docker backend lands, `auto` means native.
     let backend = match opts.backend {
         BackendChoice::Native | BackendChoice::Auto => "native",
-        BackendChoice::Docker => return Err(RunError::Backend("the docker backend is not available yet; use --backend native".into())),
+        BackendChoice::Docker => {
+            return Err(RunError::Backend(
+                "the docker backend is not available yet; use --backend native".into(),
+            ));
+        }
     };
     let t = Instant::now();
     let stack = tokio::select! {
@@ -129,10 +138,16 @@ pub async fn run(exp: &Experiment, opts: &RunOptions, cancel: &CancellationToken
     let fault_proxy = stack.fault_proxy();
     let result = drive(exp, &stack, cancel).await;
     let t = Instant::now();
-    let stack_files = if opts.keep_stack_files { stack.keep_files().await } else { None };
+    let stack_files = if opts.keep_stack_files {
+        stack.keep_files().await
+    } else {
+        None
+    };
     match Arc::try_unwrap(stack) {
         Ok(s) => s.teardown().await,
-        Err(_) => tracing::error!("stack still shared at teardown; its processes die with their handles"),
+        Err(_) => {
+            tracing::error!("stack still shared at teardown; its processes die with their handles")
+        }
     }
     let teardown_ms = ms_since(t);
     let driven = result?;
@@ -141,7 +156,13 @@ pub async fn run(exp: &Experiment, opts: &RunOptions, cancel: &CancellationToken
     let findings = checker::check(&driven.history, &driven.probes, Some(&driven.final_state));
     let verdict = checker::verdict(&findings, &exp.slo);
     let check_ms = ms_since(t);
-    let timings = Timings { bring_up_ms, workload_ms: driven.workload_ms, heal_settle_ms: driven.heal_settle_ms, teardown_ms, check_ms };
+    let timings = Timings {
+        bring_up_ms,
+        workload_ms: driven.workload_ms,
+        heal_settle_ms: driven.heal_settle_ms,
+        teardown_ms,
+        check_ms,
+    };
     let dir = opts.out.join(&run_id);
     let output = RunOutput {
         run_id,
@@ -170,13 +191,23 @@ struct Driven {
 }
 
 /// Everything between bring-up and teardown.
-async fn drive(exp: &Experiment, stack: &Arc<Stack>, cancel: &CancellationToken) -> Result<Driven, RunError> {
+async fn drive(
+    exp: &Experiment,
+    stack: &Arc<Stack>,
+    cancel: &CancellationToken,
+) -> Result<Driven, RunError> {
     let primary = stack.routing.snapshot().primary;
-    let primary_dsn = stack.db_dsn(&primary).ok_or_else(|| StackError::Other("no primary database".into()))?;
+    let primary_dsn = stack
+        .db_dsn(&primary)
+        .ok_or_else(|| StackError::Other("no primary database".into()))?;
     let replica_region = crate::stack::topology::other_region(&primary).to_string();
     let replica_dsn = stack.db_dsn(&replica_region);
     let hb = match &replica_dsn {
-        Some(replica) => Some(heartbeat::HeartbeatProbe::setup(&primary_dsn, replica).await.map_err(StackError::Other)?),
+        Some(replica) => Some(
+            heartbeat::HeartbeatProbe::setup(&primary_dsn, replica)
+                .await
+                .map_err(StackError::Other)?,
+        ),
         None => None,
     };
     let plan = Arc::new(Plan::new(&exp.workload, exp.duration, exp.seed));
@@ -189,19 +220,43 @@ async fn drive(exp: &Experiment, stack: &Arc<Stack>, cancel: &CancellationToken)
     let stats = Arc::new(Mutex::new(Vec::new()));
     let mut background = tokio::task::JoinSet::new();
     if let (Some(hb), Some(replica_dsn)) = (&hb, replica_dsn) {
-        let (h, dsn, region, routing, stop) = (hb.clone(), primary_dsn.clone(), primary.clone(), stack.routing.clone(), stop_probes.clone());
+        let (h, dsn, region, routing, stop) = (
+            hb.clone(),
+            primary_dsn.clone(),
+            primary.clone(),
+            stack.routing.clone(),
+            stop_probes.clone(),
+        );
         background.spawn(async move { h.write(dsn, region, routing, clock, stop).await });
         let (h, stop) = (hb.clone(), stop_probes.clone());
         background.spawn(async move { h.poll(replica_dsn, clock, stop).await });
-        let (dsn, standby, out, stop) = (primary_dsn.clone(), replica_region.clone(), stats.clone(), stop_probes.clone());
-        background.spawn(async move { replication_stat::sample(dsn, standby, clock, out, stop).await });
+        let (dsn, standby, out, stop) = (
+            primary_dsn.clone(),
+            replica_region.clone(),
+            stats.clone(),
+            stop_probes.clone(),
+        );
+        background
+            .spawn(async move { replication_stat::sample(dsn, standby, clock, out, stop).await });
     }
-    let controller = tokio::spawn(failover::run(stack.clone(), exp.failover.clone(), recorder.clone(), stop_controller.clone()));
+    let controller = tokio::spawn(failover::run(
+        stack.clone(),
+        exp.failover.clone(),
+        recorder.clone(),
+        stop_controller.clone(),
+    ));
 
     let t = Instant::now();
     recorder.event(EventKind::WorkloadStarted);
     let schedule = Schedule::new(exp.faults.clone());
-    let workload = workload::run(plan, stack.clone(), client, exp.failover.dns_ttl, recorder.clone(), cancel.clone());
+    let workload = workload::run(
+        plan,
+        stack.clone(),
+        client,
+        exp.failover.dns_ttl,
+        recorder.clone(),
+        cancel.clone(),
+    );
     let (_, scheduled) = tokio::join!(workload, schedule.run(stack, &recorder, cancel));
     recorder.event(EventKind::WorkloadStopped);
     let workload_ms = ms_since(t);
@@ -219,7 +274,10 @@ async fn drive(exp: &Experiment, stack: &Arc<Stack>, cancel: &CancellationToken)
     let t = Instant::now();
     stop_controller.cancel();
     let _ = controller.await;
-    schedule.heal_remaining(stack, &recorder).await.map_err(|e| finish(e.into()))?;
+    schedule
+        .heal_remaining(stack, &recorder)
+        .await
+        .map_err(|e| finish(e.into()))?;
     stack.heal_links().await.map_err(|e| finish(e.into()))?;
     recorder.event(EventKind::Healed);
     tokio::select! {
@@ -236,23 +294,41 @@ async fn drive(exp: &Experiment, stack: &Arc<Stack>, cancel: &CancellationToken)
         heartbeats: hb.map(|h| h.heartbeats()).unwrap_or_default(),
         replication: std::mem::take(&mut *stats.lock().expect("stats lock")),
     };
-    Ok(Driven { history: recorder.finish(), probes, final_state, workload_ms, heal_settle_ms })
+    Ok(Driven {
+        history: recorder.finish(),
+        probes,
+        final_state,
+        workload_ms,
+        heal_settle_ms,
+    })
 }
 
 /// The write ids in the current primary's `writes` table (no primary region when it cannot
 /// be read: then lost writes are "not checked", never zero by default).
 async fn read_final_state(stack: &Stack) -> FinalState {
     let primary = stack.routing.snapshot().primary;
-    let Some(port) = stack.port(&NodeId::new(&primary, Role::Db)) else { return FinalState::default() };
+    let Some(port) = stack.port(&NodeId::new(&primary, Role::Db)) else {
+        return FinalState::default();
+    };
     let read = async {
         let c = postgres::connect(port, Duration::from_secs(3)).await?;
-        let rows = c.query("SELECT write_id FROM writes", &[]).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect::<Vec<u64>>())
+        let rows = c
+            .query("SELECT write_id FROM writes", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(
+            rows.iter()
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .collect::<Vec<u64>>(),
+        )
     };
     match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(Ok(mut ids)) => {
             ids.sort_unstable();
-            FinalState { primary_region: Some(primary), write_ids: ids }
+            FinalState {
+                primary_region: Some(primary),
+                write_ids: ids,
+            }
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot read the final state");
@@ -267,11 +343,19 @@ async fn read_final_state(stack: &Stack) -> FinalState {
 
 /// `<UTC yyyymmdd-hhmmss>-<name>-<4 hex>`: sortable, unique, readable.
 fn run_id(name: &str) -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
     let suffix: u16 = rand::random();
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{name}-{suffix:04x}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{name}-{suffix:04x}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's method).
@@ -345,7 +429,10 @@ impl RunOutput {
 
 fn write_run_folder(out: &RunOutput) -> Result<(), RunError> {
     let dir = &out.dir;
-    let err = |p: &Path, e: std::io::Error| RunError::Output { path: p.display().to_string(), error: e.to_string() };
+    let err = |p: &Path, e: std::io::Error| RunError::Output {
+        path: p.display().to_string(),
+        error: e.to_string(),
+    };
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.join(name);
@@ -354,13 +441,27 @@ fn write_run_folder(out: &RunOutput) -> Result<(), RunError> {
     if let Ok(text) = std::fs::read(&out.experiment.source) {
         write("experiment.toml", &text)?;
     }
-    write("experiment.json", &serde_json::to_vec_pretty(&out.experiment).expect("serializable"))?;
+    write(
+        "experiment.json",
+        &serde_json::to_vec_pretty(&out.experiment).expect("serializable"),
+    )?;
     let mut history = Vec::new();
-    out.history.write_jsonl(&mut history).map_err(|e| err(&dir.join("history.jsonl"), e))?;
+    out.history
+        .write_jsonl(&mut history)
+        .map_err(|e| err(&dir.join("history.jsonl"), e))?;
     write("history.jsonl", &history)?;
-    write("probes.json", &serde_json::to_vec_pretty(&out.probes).expect("serializable"))?;
-    write("final_state.json", &serde_json::to_vec(&out.final_state).expect("serializable"))?;
-    write("results.json", &serde_json::to_vec_pretty(&out.results()).expect("serializable"))?;
+    write(
+        "probes.json",
+        &serde_json::to_vec_pretty(&out.probes).expect("serializable"),
+    )?;
+    write(
+        "final_state.json",
+        &serde_json::to_vec(&out.final_state).expect("serializable"),
+    )?;
+    write(
+        "results.json",
+        &serde_json::to_vec_pretty(&out.results()).expect("serializable"),
+    )?;
     Ok(())
 }
 

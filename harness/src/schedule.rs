@@ -29,12 +29,20 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule of `faults`.
     pub fn new(faults: Vec<ScheduledFault>) -> Schedule {
-        Schedule { faults: Arc::new(faults), active: Arc::default() }
+        Schedule {
+            faults: Arc::new(faults),
+            active: Arc::default(),
+        }
     }
 
     /// Starts and heals faults on time until the timeline is done or `cancel` fires. Heals
     /// come before starts at the same instant.
-    pub async fn run(&self, stack: &Stack, recorder: &Recorder, cancel: &CancellationToken) -> Result<(), StackError> {
+    pub async fn run(
+        &self,
+        stack: &Stack,
+        recorder: &Recorder,
+        cancel: &CancellationToken,
+    ) -> Result<(), StackError> {
         let mut timeline: Vec<(Duration, Step, usize)> = Vec::new();
         for (i, f) in self.faults.iter().enumerate() {
             timeline.push((f.at, Step::Start, i));
@@ -66,7 +74,14 @@ impl Schedule {
         let at = recorder.clock().now();
         fault::start(spec, stack).await?;
         self.active.lock().expect("schedule lock").insert(i);
-        recorder.event_at(at, EventKind::FaultStarted { index: i, fault: fault::describe(spec), hits_primary });
+        recorder.event_at(
+            at,
+            EventKind::FaultStarted {
+                index: i,
+                fault: fault::describe(spec),
+                hits_primary,
+            },
+        );
         Ok(())
     }
 
@@ -81,13 +96,30 @@ impl Schedule {
         if let Some(n) = note {
             description = format!("{description} ({n})");
         }
-        recorder.event_at(at, EventKind::FaultHealed { index: i, fault: description });
+        recorder.event_at(
+            at,
+            EventKind::FaultHealed {
+                index: i,
+                fault: description,
+            },
+        );
         Ok(())
     }
 
     /// Heals every fault still in effect, in reverse order of starting.
-    pub async fn heal_remaining(&self, stack: &Stack, recorder: &Recorder) -> Result<(), StackError> {
-        let active: Vec<usize> = self.active.lock().expect("schedule lock").iter().rev().copied().collect();
+    pub async fn heal_remaining(
+        &self,
+        stack: &Stack,
+        recorder: &Recorder,
+    ) -> Result<(), StackError> {
+        let active: Vec<usize> = self
+            .active
+            .lock()
+            .expect("schedule lock")
+            .iter()
+            .rev()
+            .copied()
+            .collect();
         for i in active {
             self.heal(i, stack, recorder).await?;
         }

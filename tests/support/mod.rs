@@ -113,7 +113,11 @@ pub struct TempDir(pub std::path::PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("regiondrill-test-{tag}-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let p = std::env::temp_dir().join(format!(
+            "regiondrill-test-{tag}-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -127,7 +131,11 @@ impl Drop for TempDir {
 
 /// Runs an experiment given as TOML text on the native backend; its run folder goes to a
 /// temporary directory that is removed with the returned guard.
-pub async fn run_toml(name: &str, toml: &str, keep_stack_files: bool) -> (regiondrill::run::RunOutput, TempDir) {
+pub async fn run_toml(
+    name: &str,
+    toml: &str,
+    keep_stack_files: bool,
+) -> (regiondrill::run::RunOutput, TempDir) {
     let out = TempDir::new(name);
     let path = out.0.join(format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();

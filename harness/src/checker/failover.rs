@@ -10,11 +10,13 @@
 //! and the earliest recovery is kept beside it (`first_rto_ms`) to show the spread.
 //!
 //! # Definitions
-//! - **The failure** (`failure_at`): the time of the latest `FaultStarted` with
-//!   `hits_primary` that started at or before the controller's first `PrimaryDeclaredDown`
-//!   (the fault the controller reacted to). If the controller never declared the primary down
-//!   (or declared it before any such fault), the first `FaultStarted` with `hits_primary`.
-//!   None when no fault hits the primary: there is nothing to recover from, the RTO fields
+//! - **The failure** (`failure_at`): the fault the controller reacted to — the time of the
+//!   latest `FaultStarted` with `hits_primary` that started at or before the controller's
+//!   first `PrimaryDeclaredDown`; if no such fault preceded it, the latest fault of any kind
+//!   that did (a fault can make the primary unusable indirectly: with synchronous
+//!   replication cut, stuck commits exhaust its connections and its health checks fail). If
+//!   the controller never declared the primary down, or declared it before any fault (a
+//!   false alarm), the first `FaultStarted` with `hits_primary`. None when there is none of these: nothing to recover from, the RTO fields
 //!   are None, `by_region` is empty and `recovered` is true.
 //! - **Controller steps**: `detected_at`, `promoted_at`, `rerouted_at` are the first
 //!   `PrimaryDeclaredDown`, `Promoted` and `Rerouted` events at or after the failure.
@@ -124,9 +126,22 @@ pub fn failure_at(history: &History) -> Option<Nanos> {
             _ => None,
         })
     };
-    declared
-        .and_then(|d| primary_faults().filter(|&t| t <= d).max())
-        .or_else(|| primary_faults().min())
+    let any_fault_before = |d: Nanos| {
+        history
+            .events
+            .iter()
+            .filter(|e| e.at_ns <= d && matches!(e.kind, EventKind::FaultStarted { .. }))
+            .map(|e| e.at_ns)
+            .max()
+    };
+    match declared {
+        Some(d) => primary_faults()
+            .filter(|&t| t <= d)
+            .max()
+            .or_else(|| any_fault_before(d))
+            .or_else(|| primary_faults().min()),
+        None => primary_faults().min(),
+    }
 }
 
 /// The time of the first event matching `f` at or after `from`.
@@ -643,6 +658,23 @@ mod tests {
         );
         assert_eq!(failure_at(&h), Some(700 * MS));
         assert_eq!(check(&h).detected_at_ms, None);
+        // Declared down after faults none of which hits the primary directly (a replication
+        // partition with synchronous commits exhausting connections): the latest of them.
+        let h = history(
+            vec![],
+            vec![
+                fault(100, 0, false),
+                fault(300, 1, false),
+                ev(
+                    900,
+                    EventKind::PrimaryDeclaredDown {
+                        region: "us".into(),
+                    },
+                ),
+                fault(1000, 2, false),
+            ],
+        );
+        assert_eq!(failure_at(&h), Some(300 * MS));
     }
 
     #[test]

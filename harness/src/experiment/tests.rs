@@ -44,6 +44,7 @@ fn every_shipped_experiment_loads() {
             "ap-async-partition-then-region-loss",
             "ap-async-region-loss",
             "ap-semisync-region-loss",
+            "ap-sync-partition-then-region-loss",
             "ap-sync-region-loss",
             "single-region-region-loss",
         ]

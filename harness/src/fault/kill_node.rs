@@ -12,6 +12,8 @@ pub(super) async fn heal(stack: &Stack, node: &NodeId) -> Result<Option<String>,
     if stack.restart(node).await? {
         Ok(None)
     } else {
-        Ok(Some(format!("{node} left down: it was a primary and has been deposed by a failover")))
+        Ok(Some(format!(
+            "{node} left down: it was a primary and has been deposed by a failover"
+        )))
     }
 }

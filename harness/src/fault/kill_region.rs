@@ -5,7 +5,11 @@ use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError};
 
 pub(super) async fn start(stack: &Stack, region: &str) -> Result<(), StackError> {
-    let nodes: Vec<NodeId> = stack.nodes().filter(|n| n.region == region).cloned().collect();
+    let nodes: Vec<NodeId> = stack
+        .nodes()
+        .filter(|n| n.region == region)
+        .cloned()
+        .collect();
     let kills = nodes.iter().map(|n| stack.kill(n));
     for r in futures::future::join_all(kills).await {
         r?;
@@ -18,7 +22,9 @@ pub(super) async fn heal(stack: &Stack, region: &str) -> Result<Option<String>, 
     for role in [Role::Db, Role::Cache, Role::App] {
         let node = NodeId::new(region, role);
         if stack.has(&node) && !stack.restart(&node).await? {
-            note = Some(format!("{node} left down: it was a primary and has been deposed by a failover"));
+            note = Some(format!(
+                "{node} left down: it was a primary and has been deposed by a failover"
+            ));
         }
     }
     Ok(note)

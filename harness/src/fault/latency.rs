@@ -4,7 +4,11 @@
 use crate::stack::{StackError, StackLink};
 use std::time::Duration;
 
-pub(super) async fn start(links: &[&StackLink], rtt: Duration, jitter: Duration) -> Result<(), StackError> {
+pub(super) async fn start(
+    links: &[&StackLink],
+    rtt: Duration,
+    jitter: Duration,
+) -> Result<(), StackError> {
     for l in links {
         l.link.add_delay(rtt, jitter).await?;
     }

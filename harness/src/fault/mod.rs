@@ -13,8 +13,14 @@ use crate::stack::{Stack, StackError, StackLink};
 /// Starts a fault.
 pub async fn start(spec: &FaultSpec, stack: &Stack) -> Result<(), StackError> {
     match spec {
-        FaultSpec::Latency { links, rtt, jitter } => latency::start(&select(stack, links), *rtt, *jitter).await,
-        FaultSpec::Partition { links, mode, direction } => partition::start(&select(stack, links), *mode, direction).await,
+        FaultSpec::Latency { links, rtt, jitter } => {
+            latency::start(&select(stack, links), *rtt, *jitter).await
+        }
+        FaultSpec::Partition {
+            links,
+            mode,
+            direction,
+        } => partition::start(&select(stack, links), *mode, direction).await,
         FaultSpec::KillNode { node } => kill_node::start(stack, node).await,
         FaultSpec::KillRegion { region } => kill_region::start(stack, region).await,
     }
@@ -24,8 +30,12 @@ pub async fn start(spec: &FaultSpec, stack: &Stack) -> Result<(), StackError> {
 /// deposed primary is not restarted).
 pub async fn heal(spec: &FaultSpec, stack: &Stack) -> Result<Option<String>, StackError> {
     match spec {
-        FaultSpec::Latency { links, .. } => latency::heal(&select(stack, links)).await.map(|()| None),
-        FaultSpec::Partition { links, .. } => partition::heal(&select(stack, links)).await.map(|()| None),
+        FaultSpec::Latency { links, .. } => {
+            latency::heal(&select(stack, links)).await.map(|()| None)
+        }
+        FaultSpec::Partition { links, .. } => {
+            partition::heal(&select(stack, links)).await.map(|()| None)
+        }
         FaultSpec::KillNode { node } => kill_node::heal(stack, node).await,
         FaultSpec::KillRegion { region } => kill_region::heal(stack, region).await,
     }
@@ -38,11 +48,32 @@ pub fn describe(spec: &FaultSpec) -> String {
         LinkSelector::Between(a, b) => format!("{a}↔{b}"),
     };
     match spec {
-        FaultSpec::Latency { links: l, rtt, jitter } => {
-            let j = if jitter.is_zero() { String::new() } else { format!(" ± {}", humantime::format_duration(*jitter)) };
-            format!("latency +{}{j} RTT on {}", humantime::format_duration(*rtt), links(l))
+        FaultSpec::Latency {
+            links: l,
+            rtt,
+            jitter,
+        } => {
+            let j = if jitter.is_zero() {
+                String::new()
+            } else {
+                format!(" ± {}", humantime::format_duration(*jitter))
+            };
+            format!(
+                "latency +{}{j} RTT on {}",
+                humantime::format_duration(*rtt),
+                links(l)
+            )
         }
-        FaultSpec::Partition { links: l, mode, direction } => format!("partition {} ({}, {})", links(l), partition::mode_name(*mode), partition::direction_name(direction)),
+        FaultSpec::Partition {
+            links: l,
+            mode,
+            direction,
+        } => format!(
+            "partition {} ({}, {})",
+            links(l),
+            partition::mode_name(*mode),
+            partition::direction_name(direction)
+        ),
         FaultSpec::KillNode { node } => format!("kill node {node}"),
         FaultSpec::KillRegion { region } => format!("kill region {region}"),
     }
@@ -71,7 +102,9 @@ fn select<'a>(stack: &'a Stack, selector: &LinkSelector) -> Vec<&'a StackLink> {
         LinkSelector::Named(names) => names.iter().filter_map(|n| stack.link(n)).collect(),
         LinkSelector::Between(a, b) => stack
             .links()
-            .filter(|l| (l.spec.from == *a && l.spec.to == *b) || (l.spec.from == *b && l.spec.to == *a))
+            .filter(|l| {
+                (l.spec.from == *a && l.spec.to == *b) || (l.spec.from == *b && l.spec.to == *a)
+            })
             .collect(),
     }
 }

@@ -5,14 +5,22 @@ use crate::experiment::{CutDirection, PartitionMode};
 use crate::proxy::{Direction, Partition, Stream};
 use crate::stack::{StackError, StackLink};
 
-pub(super) async fn start(links: &[&StackLink], mode: PartitionMode, direction: &CutDirection) -> Result<(), StackError> {
+pub(super) async fn start(
+    links: &[&StackLink],
+    mode: PartitionMode,
+    direction: &CutDirection,
+) -> Result<(), StackError> {
     for l in links {
         let how = match (mode, direction) {
             (PartitionMode::Refuse, _) => Partition::Refuse,
             (PartitionMode::BlackHole, CutDirection::Both) => Partition::BlackHole(Direction::Both),
             (PartitionMode::BlackHole, CutDirection::OneWay { from, .. }) => {
                 // A link's client side is `spec.from`: bytes it sends travel upstream.
-                let stream = if l.spec.from == *from { Stream::Upstream } else { Stream::Downstream };
+                let stream = if l.spec.from == *from {
+                    Stream::Upstream
+                } else {
+                    Stream::Downstream
+                };
                 Partition::BlackHole(Direction::Only(stream))
             }
         };

@@ -9,8 +9,8 @@
 
 use crate::history::{Heartbeat, Nanos};
 use crate::record::Clock;
-use crate::stack::routing::Routing;
 use crate::stack::native::postgres;
+use crate::stack::routing::Routing;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,14 @@ impl HeartbeatProbe {
 
     /// Writes heartbeats on the primary until `cancel`, or until the routing table's primary
     /// is no longer `region`.
-    pub async fn write(&self, primary_dsn: String, region: String, routing: Arc<Routing>, clock: Clock, cancel: CancellationToken) {
+    pub async fn write(
+        &self,
+        primary_dsn: String,
+        region: String,
+        routing: Arc<Routing>,
+        clock: Clock,
+        cancel: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(WRITE_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut conn = self.primary.lock().expect("heartbeat lock").take();
@@ -71,19 +78,28 @@ impl HeartbeatProbe {
                 return;
             }
             if conn.as_ref().is_none_or(|c| c.is_closed()) {
-                conn = postgres::connect_dsn(&primary_dsn, Duration::from_secs(1)).await.ok();
+                conn = postgres::connect_dsn(&primary_dsn, Duration::from_secs(1))
+                    .await
+                    .ok();
             }
             let Some(c) = conn.as_ref() else { continue };
             seq += 1;
             let value = seq as i64;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&value];
-            let update = c.execute("UPDATE regiondrill_heartbeat SET seq = $1 WHERE id = 1", &params);
+            let update = c.execute(
+                "UPDATE regiondrill_heartbeat SET seq = $1 WHERE id = 1",
+                &params,
+            );
             match tokio::time::timeout(Duration::from_secs(1), update).await {
                 Ok(Ok(_)) => {
                     let now = clock.now();
                     let mut s = self.state.lock().expect("heartbeat lock");
                     let visible_ns = (s.seen >= seq).then_some(now);
-                    s.beats.push(Heartbeat { seq, committed_ns: now, visible_ns });
+                    s.beats.push(Heartbeat {
+                        seq,
+                        committed_ns: now,
+                        visible_ns,
+                    });
                 }
                 // Not known to have committed: not recorded. A stuck commit (sync replication
                 // with the standby cut off) holds this connection; start a new one.
@@ -103,7 +119,9 @@ impl HeartbeatProbe {
                 _ = ticker.tick() => {}
             }
             if conn.as_ref().is_none_or(|c| c.is_closed()) {
-                conn = postgres::connect_dsn(&replica_dsn, Duration::from_secs(1)).await.ok();
+                conn = postgres::connect_dsn(&replica_dsn, Duration::from_secs(1))
+                    .await
+                    .ok();
             }
             let Some(c) = conn.as_ref() else { continue };
             let query = c.query_one("SELECT seq FROM regiondrill_heartbeat WHERE id = 1", &[]);
@@ -118,7 +136,12 @@ impl HeartbeatProbe {
             let mut s = self.state.lock().expect("heartbeat lock");
             if seen > s.seen {
                 s.seen = seen;
-                for b in s.beats.iter_mut().rev().take_while(|b| b.visible_ns.is_none()) {
+                for b in s
+                    .beats
+                    .iter_mut()
+                    .rev()
+                    .take_while(|b| b.visible_ns.is_none())
+                {
                     if b.seq <= seen {
                         b.visible_ns = Some(now);
                     }

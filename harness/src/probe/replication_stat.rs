@@ -13,7 +13,13 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Samples `pg_stat_replication` for the standby named `standby` until `cancel`; stops once
 /// the primary is gone for good (samples that fail are skipped).
-pub async fn sample(primary_dsn: String, standby: String, clock: Clock, out: Arc<Mutex<Vec<ReplicationStat>>>, cancel: CancellationToken) {
+pub async fn sample(
+    primary_dsn: String,
+    standby: String,
+    clock: Clock,
+    out: Arc<Mutex<Vec<ReplicationStat>>>,
+    cancel: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(SAMPLE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn: Option<tokio_postgres::Client> = None;
@@ -26,7 +32,9 @@ pub async fn sample(primary_dsn: String, standby: String, clock: Clock, out: Arc
             _ = ticker.tick() => {}
         }
         if conn.as_ref().is_none_or(|c| c.is_closed()) {
-            conn = postgres::connect_dsn(&primary_dsn, Duration::from_millis(500)).await.ok();
+            conn = postgres::connect_dsn(&primary_dsn, Duration::from_millis(500))
+                .await
+                .ok();
         }
         let Some(c) = conn.as_ref() else { continue };
         let at_ns = clock.now();
@@ -39,7 +47,12 @@ pub async fn sample(primary_dsn: String, standby: String, clock: Clock, out: Arc
                         replay_lag_ms: r.get::<_, Option<f64>>(0),
                         bytes_behind: r.get::<_, Option<i64>>(1).map(|b| b.max(0) as u64),
                     },
-                    None => ReplicationStat { at_ns, connected: false, replay_lag_ms: None, bytes_behind: None },
+                    None => ReplicationStat {
+                        at_ns,
+                        connected: false,
+                        replay_lag_ms: None,
+                        bytes_behind: None,
+                    },
                 };
                 out.lock().expect("stat lock").push(stat);
             }

@@ -100,7 +100,10 @@ impl Link {
         let jitter_ms = jitter.as_millis() as u64 / 2;
         let up = rtt_ms / 2;
         for (stream, latency) in [(Stream::Upstream, up), (Stream::Downstream, rtt_ms - up)] {
-            let kind = ToxicKind::Latency(Latency { latency, jitter: jitter_ms });
+            let kind = ToxicKind::Latency(Latency {
+                latency,
+                jitter: jitter_ms,
+            });
             self.replace(base, kind, stream).await?;
         }
         Ok(())

@@ -39,32 +39,95 @@ pub fn run_report(r: &Results) -> String {
     let mut rows = Vec::new();
     let slo = |name: &str| r.slo.checks.iter().find(|c| c.name == name);
     let verdict_cells = |name: &str| match slo(name) {
-        Some(c) => (c.stated.clone(), if c.passed { "pass".to_string() } else { "MISSED".to_string() }),
+        Some(c) => (
+            c.stated.clone(),
+            if c.passed {
+                "pass".to_string()
+            } else {
+                "MISSED".to_string()
+            },
+        ),
         None => (String::new(), String::new()),
     };
     let (stated, verdict) = verdict_cells("rto");
-    let rto = if f.failover.failure_at_ms.is_none() { "no failure".to_string() } else if !f.failover.recovered { "not recovered".to_string() } else { dur(f.failover.rto_ms) };
-    rows.push(Row { finding: "RTO (first write after the failure)".into(), observed: rto, stated, verdict });
+    let rto = if f.failover.failure_at_ms.is_none() {
+        "no failure".to_string()
+    } else if !f.failover.recovered {
+        "not recovered".to_string()
+    } else {
+        dur(f.failover.rto_ms)
+    };
+    rows.push(Row {
+        finding: "RTO (every region writing again)".into(),
+        observed: rto,
+        stated,
+        verdict,
+    });
     if f.failover.failure_at_ms.is_some() {
+        let per_region: Vec<String> = f
+            .failover
+            .by_region
+            .iter()
+            .map(|(region, r)| {
+                format!(
+                    "{region} {}",
+                    if r.recovered {
+                        dur(r.rto_ms)
+                    } else {
+                        "never".into()
+                    }
+                )
+            })
+            .collect();
+        if !per_region.is_empty() {
+            rows.push(Row {
+                finding: "  by home region".into(),
+                observed: per_region.join(", "),
+                stated: String::new(),
+                verdict: String::new(),
+            });
+        }
         rows.push(Row {
             finding: "  detect / promote / redirect".into(),
-            observed: format!("{} / {} / {}", dur(f.failover.detect_ms), dur(f.failover.promote_ms), dur(f.failover.redirect_ms)),
+            observed: format!(
+                "{} / {} / {}",
+                dur(f.failover.detect_ms),
+                dur(f.failover.promote_ms),
+                dur(f.failover.redirect_ms)
+            ),
             stated: String::new(),
             verdict: String::new(),
         });
-        rows.push(Row { finding: "  read RTO".into(), observed: dur(f.failover.read_rto_ms), stated: String::new(), verdict: String::new() });
+        rows.push(Row {
+            finding: "  read RTO".into(),
+            observed: dur(f.failover.read_rto_ms),
+            stated: String::new(),
+            verdict: String::new(),
+        });
     }
     let (stated, verdict) = verdict_cells("rpo");
     let lost = if f.lost_writes.checked {
-        format!("{} ({} lost)", dur(f.lost_writes.rpo_ms), f.lost_writes.count)
+        format!(
+            "{} ({} lost)",
+            dur(f.lost_writes.rpo_ms),
+            f.lost_writes.count
+        )
     } else {
         "not checked".into()
     };
-    rows.push(Row { finding: "RPO (acked writes lost)".into(), observed: lost, stated, verdict });
+    rows.push(Row {
+        finding: "RPO (acked writes lost)".into(),
+        observed: lost,
+        stated,
+        verdict,
+    });
     if f.lost_writes.unknown_absent + f.lost_writes.unknown_present > 0 {
         rows.push(Row {
             finding: "  unknown-outcome writes absent/present".into(),
-            observed: format!("{} / {}", f.lost_writes.unknown_absent, f.lost_writes.unknown_present),
+            observed: format!(
+                "{} / {}",
+                f.lost_writes.unknown_absent, f.lost_writes.unknown_present
+            ),
             stated: String::new(),
             verdict: String::new(),
         });
@@ -72,22 +135,42 @@ pub fn run_report(r: &Results) -> String {
     let (stated, verdict) = verdict_cells("stale_read_rate");
     rows.push(Row {
         finding: "stale reads".into(),
-        observed: format!("{} ({} of {}), max age {}", pct(f.stale_reads.rate), f.stale_reads.count, f.stale_reads.reads, dur(f.stale_reads.max_age_ms)),
+        observed: format!(
+            "{} ({} of {}), max age {}",
+            pct(f.stale_reads.rate),
+            f.stale_reads.count,
+            f.stale_reads.reads,
+            dur(f.stale_reads.max_age_ms)
+        ),
         stated,
         verdict,
     });
     if e.posture.has_standby() {
         let l = &f.replication_lag;
+        let unreplicated = if l.unreplicated > 0 {
+            format!(" ({} never replicated)", l.unreplicated)
+        } else {
+            String::new()
+        };
         rows.push(Row {
             finding: "replication lag p50 / p99 / max".into(),
-            observed: format!("{} / {} / {}", dur(l.p50_ms), dur(l.p99_ms), dur(l.max_ms)),
+            observed: format!(
+                "{} / {} / {}{unreplicated}",
+                dur(l.p50_ms),
+                dur(l.p99_ms),
+                dur(l.max_ms)
+            ),
             stated: String::new(),
             verdict: String::new(),
         });
         let p = &f.replay_lag;
         rows.push(Row {
             finding: "  PostgreSQL replay_lag p99, max behind".into(),
-            observed: format!("{}, {}", dur(p.p99_ms), p.max_bytes_behind.map_or("—".into(), bytes)),
+            observed: format!(
+                "{}, {}",
+                dur(p.p99_ms),
+                p.max_bytes_behind.map_or("—".into(), bytes)
+            ),
             stated: String::new(),
             verdict: String::new(),
         });
@@ -95,7 +178,13 @@ pub fn run_report(r: &Results) -> String {
     for (region, lat) in &f.latency {
         rows.push(Row {
             finding: format!("{region} users: write / read p50, p99"),
-            observed: format!("{} / {}, {} / {}", dur(lat.write.p50_ms), dur(lat.read.p50_ms), dur(lat.write.p99_ms), dur(lat.read.p99_ms)),
+            observed: format!(
+                "{} / {}, {} / {}",
+                dur(lat.write.p50_ms),
+                dur(lat.read.p50_ms),
+                dur(lat.write.p99_ms),
+                dur(lat.read.p99_ms)
+            ),
             stated: String::new(),
             verdict: String::new(),
         });
@@ -103,25 +192,43 @@ pub fn run_report(r: &Results) -> String {
     for (region, phases) in &f.unavailability {
         let cells: Vec<String> = [Phase::Before, Phase::Fault, Phase::After]
             .iter()
-            .filter_map(|p| phases.get(p).map(|c| format!("{} {}", phase_name(*p), pct(Some(c.rate)))))
+            .filter_map(|p| {
+                phases
+                    .get(p)
+                    .map(|c| format!("{} {}", phase_name(*p), pct(Some(c.rate))))
+            })
             .collect();
-        rows.push(Row { finding: format!("{region} users: failed ops"), observed: cells.join(", "), stated: String::new(), verdict: String::new() });
+        rows.push(Row {
+            finding: format!("{region} users: failed ops"),
+            observed: cells.join(", "),
+            stated: String::new(),
+            verdict: String::new(),
+        });
     }
     rows.push(Row {
         finding: "operations ok / fail / unknown".into(),
-        observed: format!("{} / {} / {} of {}", f.ops.ok, f.ops.fail, f.ops.unknown, f.ops.total),
+        observed: format!(
+            "{} / {} / {} of {}",
+            f.ops.ok, f.ops.fail, f.ops.unknown, f.ops.total
+        ),
         stated: String::new(),
         verdict: String::new(),
     });
     let mut table = Table::new(rows);
-    table.with(Style::sharp()).with(Modify::new(Columns::new(1..)).with(Alignment::left()));
+    table
+        .with(Style::sharp())
+        .with(Modify::new(Columns::new(1..)).with(Alignment::left()));
     let header = format!(
         "{} — {} ({}, seed {}): {}",
         e.name,
         e.posture,
         humantime::format_duration(e.duration),
         e.seed,
-        if r.slo.passed { "SLOs met" } else { "SLO MISSED" }
+        if r.slo.passed {
+            "SLOs met"
+        } else {
+            "SLO MISSED"
+        }
     );
     format!("{header}\n{table}\n")
 }
@@ -146,17 +253,47 @@ struct CompareRow {
 pub fn comparison(results: &[Results]) -> String {
     let rows = results.iter().map(|r| {
         let f: &Findings = &r.findings;
-        let stated = |n: &str| r.slo.checks.iter().find(|c| c.name == n).map_or("—".to_string(), |c| c.stated.clone());
-        let rto = if f.failover.failure_at_ms.is_some() && !f.failover.recovered { "never".into() } else { dur(f.failover.rto_ms) };
+        let stated = |n: &str| {
+            r.slo
+                .checks
+                .iter()
+                .find(|c| c.name == n)
+                .map_or("—".to_string(), |c| c.stated.clone())
+        };
+        let rto = if f.failover.failure_at_ms.is_some() && !f.failover.recovered {
+            "never".into()
+        } else {
+            dur(f.failover.rto_ms)
+        };
         CompareRow {
             experiment: r.experiment.name.clone(),
             posture: r.experiment.posture.to_string(),
             rto: format!("{rto} / {}", stated("rto")),
-            rpo: format!("{} / {}", if f.lost_writes.checked { dur(f.lost_writes.rpo_ms) } else { "?".into() }, stated("rpo")),
-            lost: if f.lost_writes.checked { f.lost_writes.count.to_string() } else { "?".into() },
+            rpo: format!(
+                "{} / {}",
+                if f.lost_writes.checked {
+                    dur(f.lost_writes.rpo_ms)
+                } else {
+                    "?".into()
+                },
+                stated("rpo")
+            ),
+            lost: if f.lost_writes.checked {
+                f.lost_writes.count.to_string()
+            } else {
+                "?".into()
+            },
             stale: pct(f.stale_reads.rate),
-            lag: if r.experiment.posture.has_standby() { dur(f.replication_lag.p99_ms) } else { "—".into() },
-            verdict: if r.slo.passed { "pass".into() } else { "MISSED".into() },
+            lag: if r.experiment.posture.has_standby() {
+                dur(f.replication_lag.p99_ms)
+            } else {
+                "—".into()
+            },
+            verdict: if r.slo.passed {
+                "pass".into()
+            } else {
+                "MISSED".into()
+            },
         }
     });
     let mut table = Table::new(rows);

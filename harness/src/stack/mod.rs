@@ -56,7 +56,10 @@ pub enum StackError {
 impl StackError {
     /// An I/O error on `path`.
     pub fn io(path: &Path, e: impl std::fmt::Display) -> Self {
-        StackError::Io { path: path.display().to_string(), error: e.to_string() }
+        StackError::Io {
+            path: path.display().to_string(),
+            error: e.to_string(),
+        }
     }
 }
 
@@ -91,7 +94,10 @@ impl AppTuning {
     /// hears the app's own verdict (fail or unknown) rather than a bare timeout.
     pub fn from_experiment(exp: &Experiment) -> AppTuning {
         let client = exp.workload.op_timeout;
-        AppTuning { cache_ttl: exp.cache.ttl, request_timeout: client.mul_f64(0.8).max(Duration::from_millis(50)) }
+        AppTuning {
+            cache_ttl: exp.cache.ttl,
+            request_timeout: client.mul_f64(0.8).max(Duration::from_millis(50)),
+        }
     }
 }
 
@@ -124,8 +130,21 @@ impl Stack {
         routing: Arc<Routing>,
         nodes: Nodes,
     ) -> Stack {
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(2)).build().expect("static client");
-        Stack { posture, routing, proxy, links, ports, tuning, nodes: tokio::sync::Mutex::new(nodes), http }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("static client");
+        Stack {
+            posture,
+            routing,
+            proxy,
+            links,
+            ports,
+            tuning,
+            nodes: tokio::sync::Mutex::new(nodes),
+            http,
+        }
     }
 
     /// Which fault proxy carries the links (built-in, spawned or external Toxiproxy).
@@ -165,21 +184,26 @@ impl Stack {
 
     /// DSN for the harness to reach a region's database directly.
     pub fn db_dsn(&self, region: &str) -> Option<String> {
-        self.port(&NodeId::new(region, Role::Db)).map(native::postgres::dsn)
+        self.port(&NodeId::new(region, Role::Db))
+            .map(native::postgres::dsn)
     }
 
     /// DSN reaching `to`'s database from `from` through the link for `purpose`.
     pub fn db_dsn_via(&self, from: &str, purpose: LinkPurpose, to: &str) -> Option<String> {
-        self.link(&link_name(from, purpose, to)).map(|l| native::postgres::dsn(l.port))
+        self.link(&link_name(from, purpose, to))
+            .map(|l| native::postgres::dsn(l.port))
     }
 
     /// URL the harness uses to reach `serving`'s app on behalf of a user in `user_region`:
     /// directly within a region, through the users link across regions.
     pub fn app_url_for(&self, user_region: &str, serving: &str) -> Option<String> {
         if user_region == serving {
-            return self.port(&NodeId::new(serving, Role::App)).map(|p| format!("http://127.0.0.1:{p}"));
+            return self
+                .port(&NodeId::new(serving, Role::App))
+                .map(|p| format!("http://127.0.0.1:{p}"));
         }
-        self.link(&link_name(user_region, LinkPurpose::UsersToApp, serving)).map(|l| format!("http://127.0.0.1:{}", l.port))
+        self.link(&link_name(user_region, LinkPurpose::UsersToApp, serving))
+            .map(|l| format!("http://127.0.0.1:{}", l.port))
     }
 
     /// The databases an app in `region` should use under the current routing: writes to the
@@ -193,7 +217,11 @@ impl Stack {
             self.db_dsn_via(region, LinkPurpose::AppToDb, &state.primary)?
         };
         let local_ok = self.has(&NodeId::new(region, Role::Db)) && !state.deposed.contains(region);
-        let read = if local_ok { self.db_dsn(region)? } else { write.clone() };
+        let read = if local_ok {
+            self.db_dsn(region)?
+        } else {
+            write.clone()
+        };
         Some((write, read))
     }
 
@@ -225,7 +253,11 @@ impl Stack {
         if node.role == Role::Db && self.routing.snapshot().deposed.contains(&node.region) {
             return Ok(false);
         }
-        let dsns = if node.role == Role::App { self.app_dsns(&node.region) } else { None };
+        let dsns = if node.role == Role::App {
+            self.app_dsns(&node.region)
+        } else {
+            None
+        };
         let mut nodes = self.nodes.lock().await;
         match &mut *nodes {
             Nodes::Native(n) => n.restart(node, dsns, self.tuning).await?,
@@ -235,11 +267,29 @@ impl Stack {
 
     /// Points a running app at the databases [`Stack::app_dsns`] gives, through `url` (the
     /// caller decides whether that crosses a link).
-    pub async fn reconfigure_app(&self, region: &str, url: &str, timeout: Duration) -> Result<(), String> {
-        let (write, read) = self.app_dsns(region).ok_or_else(|| format!("no databases for the {region} app"))?;
+    pub async fn reconfigure_app(
+        &self,
+        region: &str,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let (write, read) = self
+            .app_dsns(region)
+            .ok_or_else(|| format!("no databases for the {region} app"))?;
         let body = serde_json::json!({ "write_db": write, "read_db": read });
-        let resp = self.http.post(format!("{url}/admin/db")).json(&body).timeout(timeout).send().await.map_err(|e| e.to_string())?;
-        if resp.status().is_success() { Ok(()) } else { Err(format!("{} from {url}/admin/db", resp.status())) }
+        let resp = self
+            .http
+            .post(format!("{url}/admin/db"))
+            .json(&body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("{} from {url}/admin/db", resp.status()))
+        }
     }
 
     /// Undoes every network fault on every link.

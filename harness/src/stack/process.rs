@@ -8,8 +8,10 @@
 //! 3. Run directories record their owner; [`super::native::sweep`] removes those of dead
 //!    owners (see `rundir.rs`).
 //!
-//! Every child runs in its own process group, so a "kill node" takes the server and all its
-//! workers down at once, as a crashed machine would.
+//! A "kill node" takes the server and every process under it down at once, as a crashed
+//! machine would: the whole tree is frozen (SIGSTOP) before any of it is killed, because
+//! PostgreSQL's backends leave the postmaster's process group (`setsid`) and would otherwise
+//! live on for a moment — long enough to finish a commit and answer it after the "crash".
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
@@ -34,7 +36,9 @@ impl RunAs {
         if unsafe { libc::geteuid() } != 0 {
             return None;
         }
-        ["postgres", "nobody"].iter().find_map(|name| lookup_user(name))
+        ["postgres", "nobody"]
+            .iter()
+            .find_map(|name| lookup_user(name))
     }
 
     /// Makes `path` (recursively) owned by this user.
@@ -62,10 +66,20 @@ fn lookup_user(name: &str) -> Option<RunAs> {
 }
 
 /// A command for a node process: own process group, parent-death signal, output to a log.
-pub fn command(program: &Path, log: &Path, run_as: Option<RunAs>) -> std::io::Result<tokio::process::Command> {
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+pub fn command(
+    program: &Path,
+    log: &Path,
+    run_as: Option<RunAs>,
+) -> std::io::Result<tokio::process::Command> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     let mut cmd = std::process::Command::new(program);
-    cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
+    cmd.stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .process_group(0);
     if let Some(u) = run_as {
         cmd.uid(u.uid).gid(u.gid);
     }
@@ -101,10 +115,22 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     /// Spawns `cmd` (built by [`command`]).
-    pub fn spawn(name: &str, mut cmd: tokio::process::Command, log: &Path) -> Result<NodeProcess, ProcessError> {
-        let child = cmd.spawn().map_err(|e| ProcessError::Spawn { name: name.to_string(), error: e.to_string() })?;
+    pub fn spawn(
+        name: &str,
+        mut cmd: tokio::process::Command,
+        log: &Path,
+    ) -> Result<NodeProcess, ProcessError> {
+        let child = cmd.spawn().map_err(|e| ProcessError::Spawn {
+            name: name.to_string(),
+            error: e.to_string(),
+        })?;
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
-        Ok(NodeProcess { name: name.to_string(), child, pid, log: log.to_path_buf() })
+        Ok(NodeProcess {
+            name: name.to_string(),
+            child,
+            pid,
+            log: log.to_path_buf(),
+        })
     }
 
     /// Process id (also the process group id).
@@ -117,9 +143,9 @@ impl NodeProcess {
         self.child.try_wait().ok().flatten()
     }
 
-    /// SIGKILLs the process group and waits for the process to be reaped.
+    /// Kills the process and all its descendants at once, and waits for it to be reaped.
     pub async fn kill(&mut self) {
-        kill_group(self.pid);
+        kill_tree(self.pid);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }
 
@@ -129,7 +155,10 @@ impl NodeProcess {
             // SAFETY: signalling our own child's process group.
             unsafe { libc::killpg(self.pid, libc::SIGTERM) };
         }
-        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
             self.kill().await;
         }
     }
@@ -142,8 +171,62 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        kill_group(self.pid);
+        kill_tree(self.pid);
     }
+}
+
+/// Freezes `pid` and every descendant (SIGSTOP), then SIGKILLs them all and `pid`'s process
+/// group: no process of the tree runs between the first and the last kill.
+pub fn kill_tree(pid: i32) {
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: signalling our own child; SIGSTOP first so it forks no more.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let tree = descendants(pid);
+    for &p in &tree {
+        // SAFETY: signalling descendants of our own child.
+        unsafe { libc::kill(p, libc::SIGSTOP) };
+    }
+    for &p in &tree {
+        // SAFETY: as above.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    kill_group(pid);
+}
+
+/// Every descendant of `pid`, from `/proc`.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // Field 4 (ppid) follows the command name, which is in parentheses.
+            let ppid = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+                .and_then(|v| v.parse::<i32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut found = vec![];
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(child, ppid) in &parent_of {
+            if ppid == parent && !found.contains(&child) {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
 }
 
 /// SIGKILLs a process group (no-op for pid 0).
@@ -171,14 +254,28 @@ pub async fn run_tool(
     run_as: Option<RunAs>,
     timeout: Duration,
 ) -> Result<(), ProcessError> {
-    let mut cmd = command(program, log, run_as).map_err(|e| ProcessError::Spawn { name: name.into(), error: e.to_string() })?;
+    let mut cmd = command(program, log, run_as).map_err(|e| ProcessError::Spawn {
+        name: name.into(),
+        error: e.to_string(),
+    })?;
     cmd.args(args);
     let mut proc = NodeProcess::spawn(name, cmd, log)?;
     match tokio::time::timeout(timeout, proc.child.wait()).await {
         Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(ProcessError::Failed { name: name.into(), status: status.to_string(), log_tail: log_tail(log, 15) }),
-        Ok(Err(e)) => Err(ProcessError::Spawn { name: name.into(), error: e.to_string() }),
-        Err(_) => Err(ProcessError::Failed { name: name.into(), status: format!("timed out after {timeout:?}"), log_tail: log_tail(log, 15) }),
+        Ok(Ok(status)) => Err(ProcessError::Failed {
+            name: name.into(),
+            status: status.to_string(),
+            log_tail: log_tail(log, 15),
+        }),
+        Ok(Err(e)) => Err(ProcessError::Spawn {
+            name: name.into(),
+            error: e.to_string(),
+        }),
+        Err(_) => Err(ProcessError::Failed {
+            name: name.into(),
+            status: format!("timed out after {timeout:?}"),
+            log_tail: log_tail(log, 15),
+        }),
     }
 }
 

@@ -34,12 +34,21 @@ impl Routing {
         let serving = REGIONS
             .iter()
             .map(|r| {
-                let by = if posture.has_standby() { r } else { &PRIMARY_REGION };
+                let by = if posture.has_standby() {
+                    r
+                } else {
+                    &PRIMARY_REGION
+                };
                 (r.to_string(), by.to_string())
             })
             .collect();
         Routing {
-            state: RwLock::new(RoutingState { primary: PRIMARY_REGION.into(), serving, deposed: BTreeSet::new(), version: 0 }),
+            state: RwLock::new(RoutingState {
+                primary: PRIMARY_REGION.into(),
+                serving,
+                deposed: BTreeSet::new(),
+                version: 0,
+            }),
         }
     }
 
@@ -51,7 +60,10 @@ impl Routing {
     /// The region whose app serves `user_region`'s users now.
     pub fn serving(&self, user_region: &str) -> String {
         let s = self.state.read().expect("routing lock");
-        s.serving.get(user_region).cloned().unwrap_or_else(|| s.primary.clone())
+        s.serving
+            .get(user_region)
+            .cloned()
+            .unwrap_or_else(|| s.primary.clone())
     }
 
     /// Makes `to` the primary: the old primary's region is deposed and every user it served

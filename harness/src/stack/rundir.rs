@@ -29,7 +29,12 @@ impl RunDir {
         set_mode(&base, 0o755)?;
         set_mode(&path, 0o755)?;
         let mut owner = std::fs::File::create(path.join("owner"))?;
-        writeln!(owner, "{} {}", std::process::id(), start_time(std::process::id() as i32).unwrap_or(0))?;
+        writeln!(
+            owner,
+            "{} {}",
+            std::process::id(),
+            start_time(std::process::id() as i32).unwrap_or(0)
+        )?;
         Ok(RunDir { path, keep: false })
     }
 
@@ -45,7 +50,11 @@ impl RunDir {
 
     /// Records a process group started for this run.
     pub fn record_pid(&self, pid: i32) {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(self.path.join("pids")) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path.join("pids"))
+        {
             let _ = writeln!(f, "{pid} {}", start_time(pid).unwrap_or(0));
         }
     }
@@ -72,18 +81,29 @@ pub fn base_dir() -> PathBuf {
 /// Removes run directories whose harness is gone, killing leftovers first. Returns how many
 /// directories were removed.
 pub fn sweep() -> usize {
-    let Ok(entries) = std::fs::read_dir(base_dir()) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(base_dir()) else {
+        return 0;
+    };
     let mut removed = 0;
     for entry in entries.flatten() {
         let dir = entry.path();
-        let Ok(owner) = std::fs::read_to_string(dir.join("owner")) else { continue };
-        let mut parts = owner.split_whitespace().map(|p| p.parse::<u64>().unwrap_or(0));
+        let Ok(owner) = std::fs::read_to_string(dir.join("owner")) else {
+            continue;
+        };
+        let mut parts = owner
+            .split_whitespace()
+            .map(|p| p.parse::<u64>().unwrap_or(0));
         let (pid, started) = (parts.next().unwrap_or(0) as i32, parts.next().unwrap_or(0));
         if pid > 0 && start_time(pid) == Some(started) {
             continue; // its harness is still running
         }
-        for line in std::fs::read_to_string(dir.join("pids")).unwrap_or_default().lines() {
-            let mut parts = line.split_whitespace().map(|p| p.parse::<u64>().unwrap_or(0));
+        for line in std::fs::read_to_string(dir.join("pids"))
+            .unwrap_or_default()
+            .lines()
+        {
+            let mut parts = line
+                .split_whitespace()
+                .map(|p| p.parse::<u64>().unwrap_or(0));
             let (pgid, started) = (parts.next().unwrap_or(0) as i32, parts.next().unwrap_or(0));
             if pgid > 0 && start_time(pgid) == Some(started) {
                 super::process::kill_group(pgid);

@@ -37,7 +37,14 @@ impl AppClient {
     }
 
     /// `PUT /kv/{key}` with value `w{write_id}`, or `GET /kv/{key}`.
-    pub async fn call(&self, base: &str, kind: OpKind, key: &str, write_id: u64, user: u32) -> Outcome {
+    pub async fn call(
+        &self,
+        base: &str,
+        kind: OpKind,
+        key: &str,
+        write_id: u64,
+        user: u32,
+    ) -> Outcome {
         let url = format!("{base}/kv/{key}");
         let req = match kind {
             OpKind::Write => self.http.put(&url).json(&serde_json::json!({ "value": format!("w{write_id}"), "write_id": write_id, "user": user })),
@@ -58,7 +65,14 @@ impl AppClient {
 }
 
 fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> Outcome {
-    let error = |a: &Option<Answer>| a.as_ref().and_then(|a| a.error.clone()).unwrap_or_else(|| format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    let error = |a: &Option<Answer>| {
+        a.as_ref().and_then(|a| a.error.clone()).unwrap_or_else(|| {
+            format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )
+        })
+    };
     match (status, kind) {
         (200, _) | (404, OpKind::Read) => match answer {
             Some(a) => Outcome::Ok {
@@ -72,17 +86,25 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
                 },
             },
             // A success we cannot read: for a write, it may have happened.
-            None if kind == OpKind::Write => Outcome::Unknown { error: format!("unreadable answer (HTTP {status})") },
-            None => Outcome::Fail { error: format!("unreadable answer (HTTP {status})") },
+            None if kind == OpKind::Write => Outcome::Unknown {
+                error: format!("unreadable answer (HTTP {status})"),
+            },
+            None => Outcome::Fail {
+                error: format!("unreadable answer (HTTP {status})"),
+            },
         },
         _ => {
             let said_fail = answer.as_ref().and_then(|a| a.outcome.as_deref()) == Some("fail");
             // Reads have no effect: any failure is a fail. Writes are `fail` only when the app
             // says so (4xx are rejected before anything is done).
             if kind == OpKind::Read || said_fail || (400..500).contains(&status) {
-                Outcome::Fail { error: error(&answer) }
+                Outcome::Fail {
+                    error: error(&answer),
+                }
             } else {
-                Outcome::Unknown { error: error(&answer) }
+                Outcome::Unknown {
+                    error: error(&answer),
+                }
             }
         }
     }
@@ -91,7 +113,11 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
 /// A transport error: a write is `fail` only when the request certainly never reached the
 /// app (the connection could not be made).
 fn transport_outcome(kind: OpKind, e: &reqwest::Error, timeout: Duration) -> Outcome {
-    let error = if e.is_timeout() { format!("no answer within {timeout:?}") } else { format!("{e}") };
+    let error = if e.is_timeout() {
+        format!("no answer within {timeout:?}")
+    } else {
+        format!("{e}")
+    };
     if kind == OpKind::Read || e.is_connect() {
         Outcome::Fail { error }
     } else {
@@ -109,14 +135,65 @@ mod tests {
 
     #[test]
     fn classifies_the_app_contract() {
-        let ok = classify(OpKind::Write, 200, answer(r#"{"region":"us","version":3,"write_id":9}"#), b"");
-        assert_eq!(ok, Outcome::Ok { served_by: "us".into(), version: Some(3), write_id: Some(9), source: None });
-        let absent = classify(OpKind::Read, 404, answer(r#"{"found":false,"source":"db","region":"eu"}"#), b"");
-        assert_eq!(absent, Outcome::Ok { served_by: "eu".into(), version: None, write_id: None, source: Some(Source::Db) });
-        assert!(matches!(classify(OpKind::Write, 503, answer(r#"{"error":"no db","outcome":"fail"}"#), b""), Outcome::Fail { .. }));
-        assert!(matches!(classify(OpKind::Write, 504, answer(r#"{"error":"commit timed out","outcome":"unknown"}"#), b""), Outcome::Unknown { .. }));
-        assert!(matches!(classify(OpKind::Write, 502, None, b"bad gateway"), Outcome::Unknown { .. }));
-        assert!(matches!(classify(OpKind::Read, 504, None, b""), Outcome::Fail { .. }));
-        assert!(matches!(classify(OpKind::Write, 400, answer(r#"{"error":"bad value"}"#), b""), Outcome::Fail { .. }));
+        let ok = classify(
+            OpKind::Write,
+            200,
+            answer(r#"{"region":"us","version":3,"write_id":9}"#),
+            b"",
+        );
+        assert_eq!(
+            ok,
+            Outcome::Ok {
+                served_by: "us".into(),
+                version: Some(3),
+                write_id: Some(9),
+                source: None
+            }
+        );
+        let absent = classify(
+            OpKind::Read,
+            404,
+            answer(r#"{"found":false,"source":"db","region":"eu"}"#),
+            b"",
+        );
+        assert_eq!(
+            absent,
+            Outcome::Ok {
+                served_by: "eu".into(),
+                version: None,
+                write_id: None,
+                source: Some(Source::Db)
+            }
+        );
+        assert!(matches!(
+            classify(
+                OpKind::Write,
+                503,
+                answer(r#"{"error":"no db","outcome":"fail"}"#),
+                b""
+            ),
+            Outcome::Fail { .. }
+        ));
+        assert!(matches!(
+            classify(
+                OpKind::Write,
+                504,
+                answer(r#"{"error":"commit timed out","outcome":"unknown"}"#),
+                b""
+            ),
+            Outcome::Unknown { .. }
+        ));
+        assert!(matches!(
+            classify(OpKind::Write, 502, None, b"bad gateway"),
+            Outcome::Unknown { .. }
+        ));
+        assert!(matches!(
+            classify(OpKind::Read, 504, None, b""),
+            Outcome::Fail { .. }
+        ));
+        assert!(matches!(
+            classify(OpKind::Write, 400, answer(r#"{"error":"bad value"}"#), b""),
+            Outcome::Fail { .. }
+        ));
     }
 }

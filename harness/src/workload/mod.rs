@@ -27,10 +27,23 @@ struct Route {
 
 /// Runs the plan against the stack; returns when every issued operation has completed (each
 /// is bounded by the client timeout) or `cancel` fires.
-pub async fn run(plan: Arc<Plan>, stack: Arc<Stack>, client: AppClient, dns_ttl: Duration, recorder: Recorder, cancel: CancellationToken) {
+pub async fn run(
+    plan: Arc<Plan>,
+    stack: Arc<Stack>,
+    client: AppClient,
+    dns_ttl: Duration,
+    recorder: Recorder,
+    cancel: CancellationToken,
+) {
     let clock = recorder.clock();
-    let users = plan.ops.iter().map(|o| o.user).max().map_or(0, |m| m as usize + 1);
-    let routes: Arc<Vec<Mutex<Option<Route>>>> = Arc::new((0..users).map(|_| Mutex::new(None)).collect());
+    let users = plan
+        .ops
+        .iter()
+        .map(|o| o.user)
+        .max()
+        .map_or(0, |m| m as usize + 1);
+    let routes: Arc<Vec<Mutex<Option<Route>>>> =
+        Arc::new((0..users).map(|_| Mutex::new(None)).collect());
     let mut inflight = tokio::task::JoinSet::new();
     for (index, op) in plan.ops.iter().enumerate() {
         let due = tokio::time::Instant::from_std(clock.instant(op.at_ns));
@@ -40,7 +53,13 @@ pub async fn run(plan: Arc<Plan>, stack: Arc<Stack>, client: AppClient, dns_ttl:
         }
         // Reap finished tasks so the set stays small.
         while inflight.try_join_next().is_some() {}
-        let (plan, stack, client, recorder, routes) = (plan.clone(), stack.clone(), client.clone(), recorder.clone(), routes.clone());
+        let (plan, stack, client, recorder, routes) = (
+            plan.clone(),
+            stack.clone(),
+            client.clone(),
+            recorder.clone(),
+            routes.clone(),
+        );
         inflight.spawn(async move {
             let op = &plan.ops[index];
             let region = plan.home(op.user);
@@ -49,10 +68,21 @@ pub async fn run(plan: Arc<Plan>, stack: Arc<Stack>, client: AppClient, dns_ttl:
             let invoke_ns = recorder.clock().now();
             let outcome = match url {
                 Some(base) => client.call(&base, op.kind, &key, op.id, op.user).await,
-                None => crate::history::Outcome::Fail { error: format!("no route for {region} users") },
+                None => crate::history::Outcome::Fail {
+                    error: format!("no route for {region} users"),
+                },
             };
             let complete_ns = recorder.clock().now();
-            recorder.op(Operation { id: op.id, user: op.user, region: region.to_string(), kind: op.kind, key, invoke_ns, complete_ns, outcome });
+            recorder.op(Operation {
+                id: op.id,
+                user: op.user,
+                region: region.to_string(),
+                kind: op.kind,
+                key,
+                invoke_ns,
+                complete_ns,
+                outcome,
+            });
         });
     }
     tokio::select! {
@@ -63,7 +93,12 @@ pub async fn run(plan: Arc<Plan>, stack: Arc<Stack>, client: AppClient, dns_ttl:
 
 /// The user's app URL: the cached answer while it is younger than the TTL, else a fresh one
 /// from the routing table.
-fn resolve(cache: &Mutex<Option<Route>>, stack: &Stack, region: &str, ttl: Duration) -> Option<String> {
+fn resolve(
+    cache: &Mutex<Option<Route>>,
+    stack: &Stack,
+    region: &str,
+    ttl: Duration,
+) -> Option<String> {
     let mut cached = cache.lock().expect("route lock");
     if let Some(r) = cached.as_ref() {
         if r.fetched.elapsed() < ttl {
@@ -72,6 +107,9 @@ fn resolve(cache: &Mutex<Option<Route>>, stack: &Stack, region: &str, ttl: Durat
     }
     let serving = stack.routing.serving(region);
     let url = stack.app_url_for(region, &serving);
-    *cached = Some(Route { url: url.clone(), fetched: Instant::now() });
+    *cached = Some(Route {
+        url: url.clone(),
+        fetched: Instant::now(),
+    });
     url
 }

@@ -50,7 +50,11 @@ impl Plan {
             if t >= end {
                 break;
             }
-            let kind = if rng.random::<f64>() < w.read_fraction { OpKind::Read } else { OpKind::Write };
+            let kind = if rng.random::<f64>() < w.read_fraction {
+                OpKind::Read
+            } else {
+                OpKind::Write
+            };
             ops.push(PlannedOp {
                 id: ops.len() as u64 + 1,
                 at_ns: t as Nanos,
@@ -65,7 +69,11 @@ impl Plan {
 
     /// A user's home region.
     pub fn home(&self, user: u32) -> &'static str {
-        if user < self.us_users { PRIMARY_REGION } else { STANDBY_REGION }
+        if user < self.us_users {
+            PRIMARY_REGION
+        } else {
+            STANDBY_REGION
+        }
     }
 }
 
@@ -79,7 +87,14 @@ mod tests {
     use super::*;
 
     fn workload() -> Workload {
-        Workload { users: 10, rate_per_s: 1000.0, read_fraction: 0.3, keys: 5, us_fraction: 0.4, op_timeout: Duration::from_secs(1) }
+        Workload {
+            users: 10,
+            rate_per_s: 1000.0,
+            read_fraction: 0.3,
+            keys: 5,
+            us_fraction: 0.4,
+            op_timeout: Duration::from_secs(1),
+        }
     }
 
     #[test]
@@ -99,7 +114,11 @@ mod tests {
         let reads = p.ops.iter().filter(|o| o.kind == OpKind::Read).count() as f64;
         assert!((reads / n - 0.3).abs() < 0.02);
         assert!(p.ops.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
-        assert!(p.ops.iter().all(|o| o.at_ns < 10_000_000_000 && o.key < 5 && o.user < 10));
+        assert!(
+            p.ops
+                .iter()
+                .all(|o| o.at_ns < 10_000_000_000 && o.key < 5 && o.user < 10)
+        );
         assert_eq!(p.us_users, 4);
         assert_eq!(p.home(3), "us");
         assert_eq!(p.home(4), "eu");

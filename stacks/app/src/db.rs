@@ -249,7 +249,7 @@ impl Conn {
                 chain(&e)
             ))),
             Err(_) => Err(ApiError::Unavailable(format!(
-                "{what}: no connection within the request deadline"
+                "{what}: no connection within the deadline"
             ))),
         }
     }
@@ -269,9 +269,9 @@ impl Conn {
         self.step(deadline, self.prepare_cached(sql)).await
     }
 
-    /// Runs one autocommit exchange that changes nothing (or a statement that is its own
-    /// transaction and whose failure means it did not apply) within the deadline. Every
-    /// failure is `fail`.
+    /// Runs one exchange that changes nothing (a read, a prepare, a probe) within the deadline.
+    /// Every failure is `fail`. Not for writes: a write statement that times out may have
+    /// applied; use [`Conn::transact`].
     pub async fn step<T>(
         &self,
         deadline: Deadline,
@@ -282,7 +282,7 @@ impl Conn {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(ApiError::Unavailable(format!("{what}: {}", describe(&e)))),
             Err(_) => Err(ApiError::Unavailable(format!(
-                "{what}: no answer within the request deadline"
+                "{what}: no answer within the deadline"
             ))),
         }
     }
@@ -312,7 +312,7 @@ impl Conn {
             Ok((_, Err(e))) => return Err(statement_error(what, &e)),
             Err(_) => {
                 return Err(ApiError::Unavailable(format!(
-                    "{what}: no answer before COMMIT within the request deadline (not committed)"
+                    "{what}: no answer before COMMIT within the deadline (not committed)"
                 )));
             }
         };
@@ -336,7 +336,7 @@ impl Conn {
                 describe(&e)
             ))),
             Err(_) => Err(ApiError::Unknown(format!(
-                "{what}: no answer to COMMIT within the request deadline, it may have committed"
+                "{what}: no answer to COMMIT within the deadline, it may have committed"
             ))),
         }
     }

@@ -48,11 +48,18 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
     let dir = RunDir::create(run_id).map_err(|e| StackError::io(&super::rundir::base_dir(), e))?;
     std::fs::create_dir_all(dir.path().join("logs")).map_err(|e| StackError::io(dir.path(), e))?;
     let posture = exp.posture;
-    let regions: Vec<&str> = if posture.has_standby() { topology::REGIONS.to_vec() } else { vec![topology::PRIMARY_REGION] };
+    let regions: Vec<&str> = if posture.has_standby() {
+        topology::REGIONS.to_vec()
+    } else {
+        vec![topology::PRIMARY_REGION]
+    };
     let mut ports = BTreeMap::new();
     for region in &regions {
         for role in Role::ALL {
-            ports.insert(NodeId::new(region, role), crate::proxy::free_port().map_err(|e| StackError::Other(e.to_string()))?);
+            ports.insert(
+                NodeId::new(region, role),
+                crate::proxy::free_port().map_err(|e| StackError::Other(e.to_string()))?,
+            );
         }
     }
     let mut nodes = NativeNodes {
@@ -65,7 +72,9 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         pg_settings: BTreeMap::new(),
         ports: ports.clone(),
     };
-    let proxy = FaultProxy::start().await.map_err(|e| StackError::Proxy(e.to_string()))?;
+    let proxy = FaultProxy::start()
+        .await
+        .map_err(|e| StackError::Proxy(e.to_string()))?;
 
     // Primary, its schema, and the caches (independent of each other).
     let primary = NodeId::new(topology::PRIMARY_REGION, Role::Db);
@@ -81,9 +90,21 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
     }
     let log = nodes.log(&primary);
     let conf = postgres::cluster_conf();
-    postgres::initdb(&nodes.pg, &nodes.pg_settings[topology::PRIMARY_REGION].data_dir, &log, nodes.run_as, &conf).await?;
+    postgres::initdb(
+        &nodes.pg,
+        &nodes.pg_settings[topology::PRIMARY_REGION].data_dir,
+        &log,
+        nodes.run_as,
+        &conf,
+    )
+    .await?;
     nodes.start_db(&primary).await?;
-    app::migrate(&nodes.app_bin, &postgres::dsn(ports[&primary]), &nodes.dir.path().join("logs/migrate.log")).await?;
+    app::migrate(
+        &nodes.app_bin,
+        &postgres::dsn(ports[&primary]),
+        &nodes.dir.path().join("logs/migrate.log"),
+    )
+    .await?;
     for region in &regions {
         nodes.start_cache(&NodeId::new(region, Role::Cache)).await?;
     }
@@ -91,7 +112,10 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
     // Links: one proxy for each link whose target exists.
     let client = proxy.client();
     let mut links = BTreeMap::new();
-    for spec in topology::links().into_iter().filter(|l| ports.contains_key(&l.target)) {
+    for spec in topology::links()
+        .into_iter()
+        .filter(|l| ports.contains_key(&l.target))
+    {
         let info = client
             .create_proxy(&ProxySpec {
                 name: spec.name.clone(),
@@ -100,28 +124,60 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
                 enabled: true,
             })
             .await?;
-        let port = info.listen.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or_else(|| StackError::Proxy(format!("bad listen address {}", info.listen)))?;
-        links.insert(spec.name.clone(), StackLink { link: Link::new(client.clone(), &spec.name), spec, port });
+        let port = info
+            .listen
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| StackError::Proxy(format!("bad listen address {}", info.listen)))?;
+        links.insert(
+            spec.name.clone(),
+            StackLink {
+                link: Link::new(client.clone(), &spec.name),
+                spec,
+                port,
+            },
+        );
     }
 
     // The replica, made and fed through the replication link.
     if posture.has_standby() {
         let replica = NodeId::new(STANDBY_REGION, Role::Db);
         let repl_port = links["replication"].port;
-        postgres::basebackup(&nodes.pg, repl_port, &nodes.pg_settings[STANDBY_REGION].data_dir, &nodes.log(&replica), nodes.run_as).await?;
+        postgres::basebackup(
+            &nodes.pg,
+            repl_port,
+            &nodes.pg_settings[STANDBY_REGION].data_dir,
+            &nodes.log(&replica),
+            nodes.run_as,
+        )
+        .await?;
         nodes.start_db(&replica).await?;
-        postgres::require_standby(ports[&primary], commit, &standby_names, STANDBY_REGION).await.map_err(StackError::Other)?;
+        postgres::require_standby(ports[&primary], commit, &standby_names, STANDBY_REGION)
+            .await
+            .map_err(StackError::Other)?;
     }
 
     let routing = Arc::new(Routing::new(posture));
     let tuning = AppTuning::from_experiment(exp);
-    let stack = Stack::assemble(posture, proxy, links, ports, tuning, routing, Nodes::Native(nodes));
+    let stack = Stack::assemble(
+        posture,
+        proxy,
+        links,
+        ports,
+        tuning,
+        routing,
+        Nodes::Native(nodes),
+    );
     for region in &regions {
         let node = NodeId::new(region, Role::App);
         stack.restart(&node).await?;
     }
     stack.set_rtt(exp.network.rtt, exp.network.jitter).await?;
-    tracing::info!(elapsed_ms = t.elapsed().as_millis() as u64, "native stack up");
+    tracing::info!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "native stack up"
+    );
     Ok(stack)
 }
 
@@ -137,14 +193,28 @@ impl NativeNodes {
 
     async fn start_db(&mut self, node: &NodeId) -> Result<(), StackError> {
         let settings = self.pg_settings[&node.region].clone();
-        let proc = postgres::start(&node.to_string(), &self.pg, &settings, &self.log(node), self.run_as).await?;
+        let proc = postgres::start(
+            &node.to_string(),
+            &self.pg,
+            &settings,
+            &self.log(node),
+            self.run_as,
+        )
+        .await?;
         self.track(node, proc);
         Ok(())
     }
 
     async fn start_cache(&mut self, node: &NodeId) -> Result<(), StackError> {
         let dir = self.dir.path().join(node.to_string());
-        let proc = redis::start(&node.to_string(), &self.redis_bin, self.ports[node], &dir, &self.log(node)).await?;
+        let proc = redis::start(
+            &node.to_string(),
+            &self.redis_bin,
+            self.ports[node],
+            &dir,
+            &self.log(node),
+        )
+        .await?;
         self.track(node, proc);
         Ok(())
     }
@@ -157,11 +227,18 @@ impl NativeNodes {
     }
 
     pub(crate) fn is_running(&mut self, node: &NodeId) -> bool {
-        self.procs.get_mut(node).is_some_and(|p| p.exited().is_none())
+        self.procs
+            .get_mut(node)
+            .is_some_and(|p| p.exited().is_none())
     }
 
     /// Starts a node that is down (an app with the given databases).
-    pub(crate) async fn restart(&mut self, node: &NodeId, dsns: Option<(String, String)>, tuning: AppTuning) -> Result<(), StackError> {
+    pub(crate) async fn restart(
+        &mut self,
+        node: &NodeId,
+        dsns: Option<(String, String)>,
+        tuning: AppTuning,
+    ) -> Result<(), StackError> {
         if self.is_running(node) {
             return Ok(());
         }
@@ -170,7 +247,8 @@ impl NativeNodes {
             Role::Db => self.start_db(node).await,
             Role::Cache => self.start_cache(node).await,
             Role::App => {
-                let (write_db, read_db) = dsns.ok_or_else(|| StackError::Other(format!("no databases to give {node}")))?;
+                let (write_db, read_db) =
+                    dsns.ok_or_else(|| StackError::Other(format!("no databases to give {node}")))?;
                 let settings = app::AppSettings {
                     region: node.region.clone(),
                     port: self.ports[node],
@@ -180,7 +258,8 @@ impl NativeNodes {
                     cache_ttl_ms: tuning.cache_ttl.as_millis() as u64,
                     request_timeout_ms: tuning.request_timeout.as_millis() as u64,
                 };
-                let proc = app::start(&node.to_string(), &self.app_bin, &settings, &self.log(node)).await?;
+                let proc = app::start(&node.to_string(), &self.app_bin, &settings, &self.log(node))
+                    .await?;
                 self.track(node, proc);
                 Ok(())
             }
@@ -196,6 +275,11 @@ impl NativeNodes {
     /// Kills everything; the run directory goes with `self` unless kept.
     pub(crate) async fn teardown(mut self) {
         let procs = std::mem::take(&mut self.procs);
-        futures::future::join_all(procs.into_values().map(|mut p| async move { p.kill().await })).await;
+        futures::future::join_all(
+            procs
+                .into_values()
+                .map(|mut p| async move { p.kill().await }),
+        )
+        .await;
     }
 }

@@ -1,8 +1,8 @@
 //! PostgreSQL as local processes: find the binaries, make a primary, a streaming replica
 //! (through the replication link), promote, and talk to them.
 
-use crate::stack::process::{self, NodeProcess, ProcessError, RunAs};
 use crate::stack::StackError;
+use crate::stack::process::{self, NodeProcess, ProcessError, RunAs};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,17 +26,27 @@ impl PgBinaries {
             .map(|p| std::env::split_paths(&p).collect())
             .unwrap_or_default();
         let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .collect()
+            })
             .unwrap_or_default();
         debian.sort_by_key(|p| {
-            p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0)
+            p.parent()
+                .and_then(|v| v.file_name())
+                .and_then(|v| v.to_str())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
         });
         debian.reverse();
         candidates.extend(debian);
         candidates
             .into_iter()
             .find(|d| has_all(d))
-            .map(|bindir| PgBinaries { bindir: std::fs::canonicalize(&bindir).unwrap_or(bindir) })
+            .map(|bindir| PgBinaries {
+                bindir: std::fs::canonicalize(&bindir).unwrap_or(bindir),
+            })
             .ok_or_else(|| StackError::Missing {
                 what: "PostgreSQL server programs (initdb, postgres, pg_basebackup)".into(),
                 looked: "PATH and /usr/lib/postgresql/*/bin".into(),
@@ -72,7 +82,10 @@ impl PgSettings {
         let settings = [
             ("listen_addresses", "127.0.0.1".to_string()),
             ("port", self.port.to_string()),
-            ("unix_socket_directories", self.socket_dir.display().to_string()),
+            (
+                "unix_socket_directories",
+                self.socket_dir.display().to_string(),
+            ),
             ("cluster_name", self.cluster_name.clone()),
         ];
         let mut v = vec!["-D".to_string(), self.data_dir.display().to_string()];
@@ -121,7 +134,8 @@ pub async fn initdb(
 ) -> Result<(), StackError> {
     std::fs::create_dir_all(data_dir).map_err(|e| StackError::io(data_dir, e))?;
     if let Some(u) = run_as {
-        u.chown_tree(data_dir).map_err(|e| StackError::io(data_dir, e))?;
+        u.chown_tree(data_dir)
+            .map_err(|e| StackError::io(data_dir, e))?;
     }
     let args: Vec<&OsStr> = vec![
         OsStr::new("-D"),
@@ -133,7 +147,15 @@ pub async fn initdb(
         OsStr::new("--encoding=UTF8"),
         OsStr::new("--locale=C"),
     ];
-    process::run_tool("initdb", &bins.tool("initdb"), &args, log, run_as, Duration::from_secs(60)).await?;
+    process::run_tool(
+        "initdb",
+        &bins.tool("initdb"),
+        &args,
+        log,
+        run_as,
+        Duration::from_secs(60),
+    )
+    .await?;
     let path = data_dir.join("postgresql.conf");
     let mut text = std::fs::read_to_string(&path).map_err(|e| StackError::io(&path, e))?;
     text.push_str("\n# regiondrill\n");
@@ -146,10 +168,17 @@ pub async fn initdb(
 
 /// Makes a replica's data directory from the primary reached at `127.0.0.1:port` (the
 /// replication link), with `standby.signal` and `primary_conninfo` pointing at that port.
-pub async fn basebackup(bins: &PgBinaries, port: u16, data_dir: &Path, log: &Path, run_as: Option<RunAs>) -> Result<(), StackError> {
+pub async fn basebackup(
+    bins: &PgBinaries,
+    port: u16,
+    data_dir: &Path,
+    log: &Path,
+    run_as: Option<RunAs>,
+) -> Result<(), StackError> {
     let parent = data_dir.parent().unwrap_or(data_dir);
     if let Some(u) = run_as {
-        u.chown_tree(parent).map_err(|e| StackError::io(parent, e))?;
+        u.chown_tree(parent)
+            .map_err(|e| StackError::io(parent, e))?;
     }
     let port = port.to_string();
     let args: Vec<&OsStr> = vec![
@@ -168,7 +197,15 @@ pub async fn basebackup(bins: &PgBinaries, port: u16, data_dir: &Path, log: &Pat
         OsStr::new("fast"),
         OsStr::new("--no-sync"),
     ];
-    process::run_tool("pg_basebackup", &bins.tool("pg_basebackup"), &args, log, run_as, Duration::from_secs(60)).await?;
+    process::run_tool(
+        "pg_basebackup",
+        &bins.tool("pg_basebackup"),
+        &args,
+        log,
+        run_as,
+        Duration::from_secs(60),
+    )
+    .await?;
     Ok(())
 }
 
@@ -181,11 +218,14 @@ pub async fn start(
     log: &Path,
     run_as: Option<RunAs>,
 ) -> Result<NodeProcess, StackError> {
-    std::fs::create_dir_all(&settings.socket_dir).map_err(|e| StackError::io(&settings.socket_dir, e))?;
+    std::fs::create_dir_all(&settings.socket_dir)
+        .map_err(|e| StackError::io(&settings.socket_dir, e))?;
     if let Some(u) = run_as {
-        u.chown_tree(&settings.socket_dir).map_err(|e| StackError::io(&settings.socket_dir, e))?;
+        u.chown_tree(&settings.socket_dir)
+            .map_err(|e| StackError::io(&settings.socket_dir, e))?;
     }
-    let mut cmd = process::command(&bins.tool("postgres"), log, run_as).map_err(|e| StackError::io(log, e))?;
+    let mut cmd = process::command(&bins.tool("postgres"), log, run_as)
+        .map_err(|e| StackError::io(log, e))?;
     cmd.args(settings.args());
     let mut proc = NodeProcess::spawn(name, cmd, log)?;
     wait_ready(&mut proc, settings.port, Duration::from_secs(20)).await?;
@@ -198,7 +238,12 @@ async fn wait_ready(proc: &mut NodeProcess, port: u16, limit: Duration) -> Resul
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(status) = proc.exited() {
-            return Err(ProcessError::Failed { name: proc.name.clone(), status: format!("exited during start-up: {status}"), log_tail: proc.log_tail(15) }.into());
+            return Err(ProcessError::Failed {
+                name: proc.name.clone(),
+                status: format!("exited during start-up: {status}"),
+                log_tail: proc.log_tail(15),
+            }
+            .into());
         }
         if let Ok(c) = connect(port, Duration::from_millis(500)).await {
             if c.simple_query("SELECT 1").await.is_ok() {
@@ -206,7 +251,12 @@ async fn wait_ready(proc: &mut NodeProcess, port: u16, limit: Duration) -> Resul
             }
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(ProcessError::Failed { name: proc.name.clone(), status: format!("not ready after {limit:?}"), log_tail: proc.log_tail(15) }.into());
+            return Err(ProcessError::Failed {
+                name: proc.name.clone(),
+                status: format!("not ready after {limit:?}"),
+                log_tail: proc.log_tail(15),
+            }
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -224,7 +274,8 @@ pub async fn connect(port: u16, timeout: Duration) -> Result<tokio_postgres::Cli
 
 /// Connects with a DSN, giving up after `timeout` (a black-holed link never answers).
 pub async fn connect_dsn(dsn: &str, timeout: Duration) -> Result<tokio_postgres::Client, String> {
-    let mut config: tokio_postgres::Config = dsn.parse().map_err(|e| format!("bad DSN {dsn}: {e}"))?;
+    let mut config: tokio_postgres::Config =
+        dsn.parse().map_err(|e| format!("bad DSN {dsn}: {e}"))?;
     config.connect_timeout(timeout);
     let connecting = config.connect(tokio_postgres::NoTls);
     let (client, connection) = match tokio::time::timeout(timeout, connecting).await {
@@ -241,20 +292,30 @@ pub async fn connect_dsn(dsn: &str, timeout: Duration) -> Result<tokio_postgres:
 /// Sets the primary's commit mode (`synchronous_commit`, `synchronous_standby_names`) and
 /// waits until the standby `standby` streams — and, when commits wait for it, is the
 /// synchronous standby.
-pub async fn require_standby(port: u16, synchronous_commit: &str, standby_names: &str, standby: &str) -> Result<(), String> {
+pub async fn require_standby(
+    port: u16,
+    synchronous_commit: &str,
+    standby_names: &str,
+    standby: &str,
+) -> Result<(), String> {
     let c = connect(port, Duration::from_secs(2)).await?;
     for sql in [
         format!("ALTER SYSTEM SET synchronous_commit = '{synchronous_commit}'"),
         format!("ALTER SYSTEM SET synchronous_standby_names = '{standby_names}'"),
         "SELECT pg_reload_conf()".to_string(),
     ] {
-        c.simple_query(&sql).await.map_err(|e| format!("{sql}: {e}"))?;
+        c.simple_query(&sql)
+            .await
+            .map_err(|e| format!("{sql}: {e}"))?;
     }
     let want_sync = !standby_names.is_empty();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let rows = c
-            .query("SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1", &[&standby])
+            .query(
+                "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1",
+                &[&standby],
+            )
             .await
             .map_err(|e| e.to_string())?;
         let ready = rows.iter().any(|r| {
@@ -265,7 +326,14 @@ pub async fn require_standby(port: u16, synchronous_commit: &str, standby_names:
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("standby {standby} not streaming{} after 15s", if want_sync { " as the synchronous standby" } else { "" }));
+            return Err(format!(
+                "standby {standby} not streaming{} after 15s",
+                if want_sync {
+                    " as the synchronous standby"
+                } else {
+                    ""
+                }
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -273,7 +341,16 @@ pub async fn require_standby(port: u16, synchronous_commit: &str, standby_names:
 
 /// Promotes the replica on `port` and waits until it accepts writes.
 pub async fn promote(port: u16) -> Result<(), String> {
-    let c = connect(port, Duration::from_secs(2)).await.map_err(|e| format!("connect: {e}"))?;
-    let row = c.query_one("SELECT pg_promote(true, 30)", &[]).await.map_err(|e| format!("pg_promote: {e}"))?;
-    if row.get::<_, bool>(0) { Ok(()) } else { Err("pg_promote returned false".into()) }
+    let c = connect(port, Duration::from_secs(2))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let row = c
+        .query_one("SELECT pg_promote(true, 30)", &[])
+        .await
+        .map_err(|e| format!("pg_promote: {e}"))?;
+    if row.get::<_, bool>(0) {
+        Ok(())
+    } else {
+        Err("pg_promote returned false".into())
+    }
 }

@@ -1,0 +1,105 @@
+//! Stack benchmark on the native backend: prints each figure next to its target.
+//!
+//! - active-passive stack bring-up to ready (target ≤ 5 s), and teardown
+//! - the workload's sustained recorded operations per second through the apps
+//!   (target ≥ 2,000 on 2 cores, with PostgreSQL, Redis, the apps and the harness sharing them)
+//!
+//! Run with `just bench` or `cargo bench --bench stack` (needs PostgreSQL, Redis and the app
+//! binary: `cargo build --release -p regiondrill-app`).
+
+use regiondrill::run::{BackendChoice, RunOptions, RunOutput};
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() {
+    let out = std::env::temp_dir().join(format!("regiondrill-bench-{}", std::process::id()));
+    println!(
+        "stack benchmark (native backend, {} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    let mut bring_up = Vec::new();
+    let mut teardown = Vec::new();
+    for _ in 0..3 {
+        let r = run(
+            &out,
+            "bringup",
+            "posture = \"active-passive-sync\"\nduration = \"500ms\"\nsettle = \"0s\"\n",
+        )
+        .await;
+        bring_up.push(r.timings.bring_up_ms);
+        teardown.push(r.timings.teardown_ms);
+    }
+    let (b, t) = (median(&mut bring_up), median(&mut teardown));
+    report(
+        "active-passive bring-up to ready",
+        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
+        "≤ 5 s",
+        b <= 5_000.0,
+    );
+    report("teardown", format!("{:.0} ms (median of 3)", t), "—", true);
+
+    for rate in [2_000, 3_000] {
+        let toml = format!(
+            "posture = \"active-passive-async\"\nduration = \"10s\"\nsettle = \"0s\"\n[workload]\nrate_per_s = {rate}\nusers = 200\nkeys = 1000\n"
+        );
+        let r = run(&out, "throughput", &toml).await;
+        let f = &r.findings;
+        let secs = r.experiment.duration.as_secs_f64();
+        let recorded = f.ops.total as f64 / secs;
+        let ok = f.ops.ok as f64 / secs;
+        let p99 = f
+            .latency
+            .values()
+            .filter_map(|l| l.write.p99_ms)
+            .fold(0.0f64, f64::max);
+        report(
+            &format!("workload at {rate} ops/s planned"),
+            format!(
+                "{recorded:.0} recorded/s, {ok:.0} ok/s, {} not ok, write p99 {p99:.1} ms",
+                f.ops.fail + f.ops.unknown
+            ),
+            "≥ 2,000 ok/s",
+            ok >= 2_000.0,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+async fn run(out: &PathBuf, name: &str, toml: &str) -> RunOutput {
+    std::fs::create_dir_all(out).unwrap();
+    let path = out.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let exp = regiondrill::experiment::load(&path).unwrap();
+    let opts = RunOptions {
+        backend: BackendChoice::Native,
+        out: out.clone(),
+        keep_stack_files: false,
+    };
+    regiondrill::run::run(&exp, &opts, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn list(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{:.2}", x / 1e3))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn report(what: &str, measured: String, target: &str, met: bool) {
+    let verdict = if met { "met" } else { "MISSED" };
+    println!(
+        "  {what:<36} {measured}\n  {:<36} target {target}: {verdict}",
+        ""
+    );
+}
