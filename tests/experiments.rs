@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// An active-passive experiment of `duration` with a region kill at `kill_at`.
-fn region_loss(posture: &str, duration: &str, kill_at: &str, extra: &str) -> String {
+fn region_loss(posture: &str, duration: &str, kill_at: &str) -> String {
     format!(
         r#"
 posture = "{posture}"
@@ -23,7 +23,6 @@ rate_per_s = 150
 interval = "300ms"
 threshold = 2
 dns_ttl = "500ms"
-{extra}
 [[faults]]
 kind = "kill_region"
 region = "us"
@@ -36,7 +35,7 @@ at = "{kill_at}"
 async fn sync_replication_loses_no_acknowledged_write_on_region_loss() {
     let (out, _dir) = run_toml(
         "ap-sync-loss",
-        &region_loss("active-passive-sync", "6s", "3s", ""),
+        &region_loss("active-passive-sync", "6s", "3s"),
         false,
     )
     .await;
@@ -159,7 +158,9 @@ impl Drop for KeptFiles {
 /// Starts PostgreSQL on a kept data directory and reads the `writes` table's ids.
 async fn write_ids(data_dir: &std::path::Path) -> BTreeSet<u64> {
     let bins = PgBinaries::find().unwrap();
-    let port = regiondrill::proxy::free_port().unwrap();
+    let port = regiondrill::stack::ports::PortAllocator::new()
+        .next()
+        .unwrap();
     let settings = PgSettings {
         port,
         data_dir: data_dir.to_path_buf(),
@@ -266,9 +267,9 @@ async fn injected_replication_latency_shows_up_in_sync_commits_and_async_lag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observed_rto_is_bounded_by_detection_and_moves_with_the_settings() {
-    let fast = region_loss("active-passive-async", "6s", "2s", "")
+    let fast = region_loss("active-passive-async", "6s", "2s")
         .replace("interval = \"300ms\"", "interval = \"200ms\"");
-    let slow = region_loss("active-passive-async", "7s", "2s", "")
+    let slow = region_loss("active-passive-async", "7s", "2s")
         .replace("interval = \"300ms\"", "interval = \"500ms\"")
         .replace("threshold = 2", "threshold = 4");
     let (fast, _d1) = run_toml("rto-fast", &fast, false).await;
@@ -295,4 +296,42 @@ async fn observed_rto_is_bounded_by_detection_and_moves_with_the_settings() {
         b - a >= 1_000.0,
         "RTO {a} ms → {b} ms: detection grew by ≥ 1.3 s, RTO should follow"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_mode_waits_for_the_primary_to_come_back() {
+    // No failover: the primary's database is killed at 1 s and restarted at 3 s. Writes fail
+    // meanwhile and succeed again only once it is back; nothing acknowledged is lost (it
+    // restarts from its own files).
+    let toml = r#"
+posture = "active-passive-async"
+duration = "5s"
+settle = "500ms"
+[workload]
+rate_per_s = 150
+[failover]
+mode = "manual"
+[[faults]]
+kind = "kill_node"
+node = "us-db"
+at = "1s"
+heal_at = "3s"
+"#;
+    let (out, _dir) = run_toml("manual-kill-node", toml, false).await;
+    let f = &out.findings;
+    assert!(out.history.events.iter().all(|e| !matches!(
+        e.kind,
+        EventKind::PrimaryDeclaredDown { .. } | EventKind::Promoted { .. }
+    )));
+    let rto = f
+        .failover
+        .rto_ms
+        .expect("writes came back after the restart");
+    assert!(
+        (2_000.0..3_500.0).contains(&rto),
+        "RTO {rto} ms for a 2 s outage plus restart"
+    );
+    assert_eq!(f.lost_writes.count, 0);
+    assert!(f.lost_writes.checked);
+    assert_eq!(out.final_state.primary_region.as_deref(), Some("us"));
 }

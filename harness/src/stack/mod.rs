@@ -6,6 +6,7 @@
 //! app). It never says which backend it runs on.
 
 pub mod native;
+pub mod ports;
 pub mod process;
 pub mod routing;
 pub mod rundir;

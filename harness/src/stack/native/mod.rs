@@ -54,12 +54,13 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         vec![topology::PRIMARY_REGION]
     };
     let mut ports = BTreeMap::new();
+    let mut allocator = super::ports::PortAllocator::new();
     for region in &regions {
         for role in Role::ALL {
-            ports.insert(
-                NodeId::new(region, role),
-                crate::proxy::free_port().map_err(|e| StackError::Other(e.to_string()))?,
-            );
+            let port = allocator
+                .next()
+                .map_err(|e| StackError::Other(e.to_string()))?;
+            ports.insert(NodeId::new(region, role), port);
         }
     }
     let mut nodes = NativeNodes {
