@@ -4,15 +4,22 @@
 # partition followed by region loss, ending in the comparison table and the verdicts.
 demo:
     cargo build --release --workspace
+    @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
     ./target/release/regiondrill run experiments/ap-async-region-loss.toml experiments/ap-sync-region-loss.toml experiments/ap-async-partition-then-region-loss.toml experiments/ap-sync-partition-then-region-loss.toml || test $? -eq 1
 
 # Run experiment files (or every shipped one): `just run experiments/ap-sync-region-loss.toml`.
 run *FILES="experiments/*.toml":
     cargo build --release --workspace
+    @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
     ./target/release/regiondrill run {{FILES}}
+
+# Build the container images offline from Debian packages (skipped when up to date).
+images *ARGS:
+    stacks/images/build.sh {{ARGS}}
 
 # The tests: unit, known-answer and integration tests (real sockets, real processes).
 test:
+    @if docker info >/dev/null 2>&1; then stacks/images/build.sh; else echo "test: no Docker engine answers: the Docker tests will say SKIPPED"; fi
     cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
 

@@ -159,7 +159,7 @@ impl Drop for KeptFiles {
 async fn write_ids(data_dir: &std::path::Path) -> BTreeSet<u64> {
     let bins = PgBinaries::find().unwrap();
     let port = regiondrill::stack::ports::PortAllocator::new()
-        .next()
+        .allocate()
         .unwrap();
     let settings = PgSettings {
         port,

@@ -7,6 +7,8 @@ mod support;
 /// The `regiondrill` binary: exit codes, error messages, run folders, cleanup after Ctrl-C
 /// and `kill -9`.
 mod cli;
+/// The Docker backend: known answers in containers, cleanup after runs, Ctrl-C and kill -9.
+mod docker;
 /// Real experiments on the native backend with answers known from physics.
 mod experiments;
 /// The fault proxy's HTTP API, driven by client crates nobody here wrote (`toxiproxy_rust`,

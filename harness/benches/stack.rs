@@ -3,6 +3,9 @@
 //! - active-passive stack bring-up to ready (target ≤ 5 s), and teardown
 //! - the workload's sustained recorded operations per second through the apps
 //!   (target ≥ 2,000 on 2 cores, with PostgreSQL, Redis, the apps and the harness sharing them)
+//! - when a Docker engine answers: the offline image build from Debian packages (forced, so
+//!   it is measured, not skipped) and Docker bring-up to ready with the images present
+//!   (target ≤ 15 s)
 //!
 //! Run with `just bench` or `cargo bench --bench stack` (needs PostgreSQL, Redis and the app
 //! binary: `cargo build --release -p regiondrill-app`).
@@ -66,18 +69,72 @@ async fn main() {
             ok >= 2_000.0,
         );
     }
+
+    if regiondrill::stack::docker::engine::Engine::available().await {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let t = std::time::Instant::now();
+        let built = std::process::Command::new(repo.join("stacks/images/build.sh"))
+            .arg("--force")
+            .current_dir(&repo)
+            .output()
+            .expect("build.sh");
+        assert!(
+            built.status.success(),
+            "image build failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        report(
+            "offline image build (forced)",
+            format!("{:.0} s", t.elapsed().as_secs_f64()),
+            "—",
+            true,
+        );
+        let mut bring_up = Vec::new();
+        let mut teardown = Vec::new();
+        for _ in 0..3 {
+            let r = run_on(
+                &out,
+                BackendChoice::Docker,
+                "docker-bringup",
+                "posture = \"active-passive-sync\"\nduration = \"500ms\"\nsettle = \"0s\"\n",
+            )
+            .await;
+            bring_up.push(r.timings.bring_up_ms);
+            teardown.push(r.timings.teardown_ms);
+        }
+        let (b, t) = (median(&mut bring_up), median(&mut teardown));
+        report(
+            "docker bring-up to ready",
+            format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
+            "≤ 15 s",
+            b <= 15_000.0,
+        );
+        report(
+            "docker teardown",
+            format!("{:.2} s (median of 3)", t / 1e3),
+            "—",
+            true,
+        );
+    } else {
+        println!("  docker figures SKIPPED: no Docker engine answers");
+    }
     let _ = std::fs::remove_dir_all(&out);
 }
 
 async fn run(out: &PathBuf, name: &str, toml: &str) -> RunOutput {
+    run_on(out, BackendChoice::Native, name, toml).await
+}
+
+async fn run_on(out: &PathBuf, backend: BackendChoice, name: &str, toml: &str) -> RunOutput {
     std::fs::create_dir_all(out).unwrap();
     let path = out.join(format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
     let exp = regiondrill::experiment::load(&path).unwrap();
     let opts = RunOptions {
-        backend: BackendChoice::Native,
+        backend,
         out: out.clone(),
         keep_stack_files: false,
+        images: regiondrill::stack::docker::images::ImageChoice::Auto,
     };
     regiondrill::run::run(&exp, &opts, &CancellationToken::new())
         .await

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use regiondrill::run::{BackendChoice, RunOptions};
+use regiondrill::stack::docker::images::ImageChoice;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,9 +35,14 @@ enum Command {
         /// Where run folders go.
         #[arg(long, default_value = "reports")]
         out: PathBuf,
-        /// Keep the stack's data directories and logs after the run.
+        /// Keep the stack's data directories and logs after the run (native backend).
         #[arg(long)]
         keep: bool,
+        /// Container images (docker backend): the offline `regiondrill/*` ones from
+        /// `just images` when present (auto), those, or the official ones. Each can be
+        /// overridden with REGIONDRILL_IMAGE_DB, _CACHE, _APP, _PROXY.
+        #[arg(long, value_enum, default_value = "auto")]
+        images: ImageChoice,
     },
     /// Serve the fault proxy's Toxiproxy-compatible HTTP API until Ctrl-C.
     Proxy {
@@ -65,7 +71,19 @@ async fn main() -> ExitCode {
             backend,
             out,
             keep,
-        } => run(files, backend, out, keep).await,
+            images,
+        } => {
+            run(
+                files,
+                RunOptions {
+                    backend,
+                    out,
+                    keep_stack_files: keep,
+                    images,
+                },
+            )
+            .await
+        }
         Command::Proxy { host, port } => match proxy(host, port).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -92,7 +110,7 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     token
 }
 
-async fn run(files: Vec<PathBuf>, backend: BackendChoice, out: PathBuf, keep: bool) -> ExitCode {
+async fn run(files: Vec<PathBuf>, opts: RunOptions) -> ExitCode {
     let mut experiments = Vec::new();
     for f in &files {
         match regiondrill::experiment::load(f) {
@@ -104,11 +122,6 @@ async fn run(files: Vec<PathBuf>, backend: BackendChoice, out: PathBuf, keep: bo
         }
     }
     let cancel = cancel_on_ctrl_c();
-    let opts = RunOptions {
-        backend,
-        out,
-        keep_stack_files: keep,
-    };
     let mut results = Vec::new();
     let mut could_not_run = false;
     for exp in &experiments {

@@ -14,6 +14,7 @@ use crate::history::{EventKind, FinalState, History, Probes};
 use crate::probe::{heartbeat, replication_stat};
 use crate::record::{Clock, Recorder};
 use crate::schedule::Schedule;
+use crate::stack::docker::{self, engine::Engine, images::Images};
 use crate::stack::native::postgres;
 use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError, native};
@@ -32,7 +33,7 @@ pub enum BackendChoice {
     Auto,
     /// Local processes.
     Native,
-    /// Containers.
+    /// Containers (testcontainers).
     Docker,
 }
 
@@ -45,6 +46,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Keep the stack's files (data directories, logs) after the run, for inspection.
     pub keep_stack_files: bool,
+    /// Which container images the Docker backend runs.
+    pub images: crate::stack::docker::images::ImageChoice,
 }
 
 /// Why an experiment could not run (exit code 2).
@@ -56,9 +59,6 @@ pub enum RunError {
     /// The run was interrupted (Ctrl-C).
     #[error("interrupted")]
     Cancelled,
-    /// The requested backend is not available.
-    #[error("{0}")]
-    Backend(String),
     /// Writing the run folder failed.
     #[error("writing {path}: {error}")]
     Output {
@@ -120,19 +120,25 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<RunOutput, RunError> {
     let run_id = run_id(&exp.name);
-    // Until the Docker backend lands, `auto` means native.
-    let backend = match opts.backend {
-        BackendChoice::Native | BackendChoice::Auto => "native",
-        BackendChoice::Docker => {
-            return Err(RunError::Backend(
-                "the docker backend is not available yet; use --backend native".into(),
-            ));
+    let docker = match opts.backend {
+        BackendChoice::Native => false,
+        BackendChoice::Docker => true,
+        BackendChoice::Auto => Engine::available().await,
+    };
+    let backend = if docker { "docker" } else { "native" };
+    let t = Instant::now();
+    let up = async {
+        if docker {
+            let engine = Engine::connect().await?;
+            let local = engine.has_image(&Images::local().db).await;
+            docker::up(exp, &run_id, Images::resolve(opts.images, local)).await
+        } else {
+            native::up(exp, &run_id).await
         }
     };
-    let t = Instant::now();
     let stack = tokio::select! {
         _ = cancel.cancelled() => return Err(RunError::Cancelled),
-        s = native::up(exp, &run_id) => Arc::new(s?),
+        s = up => Arc::new(s?),
     };
     let bring_up_ms = ms_since(t);
     let fault_proxy = stack.fault_proxy();
@@ -143,12 +149,7 @@ pub async fn run(
     } else {
         None
     };
-    match Arc::try_unwrap(stack) {
-        Ok(s) => s.teardown().await,
-        Err(_) => {
-            tracing::error!("stack still shared at teardown; its processes die with their handles")
-        }
-    }
+    teardown(stack).await;
     let teardown_ms = ms_since(t);
     let driven = result?;
 
@@ -245,50 +246,17 @@ async fn drive(
         recorder.clone(),
         stop_controller.clone(),
     ));
-
-    let t = Instant::now();
-    recorder.event(EventKind::WorkloadStarted);
-    let schedule = Schedule::new(exp.faults.clone());
-    let workload = workload::run(
-        plan,
-        stack.clone(),
-        client,
-        exp.failover.dns_ttl,
-        recorder.clone(),
-        cancel.clone(),
-    );
-    let (_, scheduled) = tokio::join!(workload, schedule.run(stack, &recorder, cancel));
-    recorder.event(EventKind::WorkloadStopped);
-    let workload_ms = ms_since(t);
-    let finish = |e: RunError| {
-        stop_probes.cancel();
-        stop_controller.cancel();
-        e
+    let mut bg = Background {
+        controller: Some(controller),
+        probes: background,
+        stop_probes,
+        stop_controller,
     };
-    scheduled.map_err(|e| finish(e.into()))?;
-    if cancel.is_cancelled() {
-        return Err(finish(RunError::Cancelled));
-    }
-
-    // Heal, settle, read the final state. A failover in progress finishes first.
-    let t = Instant::now();
-    stop_controller.cancel();
-    let _ = controller.await;
-    schedule
-        .heal_remaining(stack, &recorder)
-        .await
-        .map_err(|e| finish(e.into()))?;
-    stack.heal_links().await.map_err(|e| finish(e.into()))?;
-    recorder.event(EventKind::Healed);
-    tokio::select! {
-        _ = cancel.cancelled() => return Err(finish(RunError::Cancelled)),
-        _ = tokio::time::sleep(exp.settle) => {}
-    }
-    stop_probes.cancel();
-    while background.join_next().await.is_some() {}
-    let final_state = read_final_state(stack).await;
-    let heal_settle_ms = ms_since(t);
-
+    let result = run_and_heal(exp, stack, cancel, plan, client, &recorder, &mut bg).await;
+    // Whatever happened, nothing of the run may still hold the stack when it is torn down.
+    bg.stop_controller().await;
+    bg.stop_probes().await;
+    let (workload_ms, heal_settle_ms, final_state) = result?;
     let probes = Probes {
         heartbeat_poll_ms: heartbeat::POLL_INTERVAL.as_secs_f64() * 1e3,
         heartbeats: hb.map(|h| h.heartbeats()).unwrap_or_default(),
@@ -301,6 +269,86 @@ async fn drive(
         workload_ms,
         heal_settle_ms,
     })
+}
+
+/// Tears the stack down once the run's tasks have let go of it (they all stop on their own
+/// within moments of the run ending).
+async fn teardown(mut stack: Arc<Stack>) {
+    for _ in 0..500 {
+        match Arc::try_unwrap(stack) {
+            Ok(s) => return s.teardown().await,
+            Err(shared) => stack = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::error!("the stack is still shared 5 s after the run; it is removed when dropped");
+}
+
+/// The run's background tasks: the failover controller and the probes.
+struct Background {
+    controller: Option<tokio::task::JoinHandle<()>>,
+    probes: tokio::task::JoinSet<()>,
+    stop_probes: CancellationToken,
+    stop_controller: CancellationToken,
+}
+
+impl Background {
+    /// Stops the controller and waits for it (a failover in progress finishes first).
+    async fn stop_controller(&mut self) {
+        self.stop_controller.cancel();
+        if let Some(c) = self.controller.take() {
+            let _ = c.await;
+        }
+    }
+
+    /// Stops the probes and waits for them.
+    async fn stop_probes(&mut self) {
+        self.stop_probes.cancel();
+        while self.probes.join_next().await.is_some() {}
+    }
+}
+
+/// The workload with the fault schedule, then heal, settle and read the final state.
+/// Returns the workload's and the heal's durations (ms) and the final state.
+async fn run_and_heal(
+    exp: &Experiment,
+    stack: &Arc<Stack>,
+    cancel: &CancellationToken,
+    plan: Arc<Plan>,
+    client: AppClient,
+    recorder: &Recorder,
+    bg: &mut Background,
+) -> Result<(f64, f64, FinalState), RunError> {
+    let t = Instant::now();
+    recorder.event(EventKind::WorkloadStarted);
+    let schedule = Schedule::new(exp.faults.clone());
+    let workload = workload::run(
+        plan,
+        stack.clone(),
+        client,
+        exp.failover.dns_ttl,
+        recorder.clone(),
+        cancel.clone(),
+    );
+    let (_, scheduled) = tokio::join!(workload, schedule.run(stack, recorder, cancel));
+    recorder.event(EventKind::WorkloadStopped);
+    let workload_ms = ms_since(t);
+    scheduled?;
+    if cancel.is_cancelled() {
+        return Err(RunError::Cancelled);
+    }
+    let t = Instant::now();
+    bg.stop_controller().await;
+    schedule.heal_remaining(stack, recorder).await?;
+    stack.heal_links().await?;
+    recorder.event(EventKind::Healed);
+    tokio::select! {
+        _ = cancel.cancelled() => return Err(RunError::Cancelled),
+        _ = tokio::time::sleep(exp.settle) => {}
+    }
+    bg.stop_probes().await;
+    let final_state = read_final_state(stack).await;
+    Ok((workload_ms, ms_since(t), final_state))
 }
 
 /// The write ids in the current primary's `writes` table (no primary region when it cannot

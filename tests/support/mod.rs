@@ -136,14 +136,40 @@ pub async fn run_toml(
     toml: &str,
     keep_stack_files: bool,
 ) -> (regiondrill::run::RunOutput, TempDir) {
+    run_toml_on(
+        regiondrill::run::BackendChoice::Native,
+        name,
+        toml,
+        keep_stack_files,
+    )
+    .await
+}
+
+/// Whether a Docker engine answers; when none does, says so on stderr (the test then skips).
+pub async fn docker_or_skip(test: &str) -> bool {
+    if regiondrill::stack::docker::engine::Engine::available().await {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: no Docker engine answers");
+    false
+}
+
+/// [`run_toml`] on a chosen backend.
+pub async fn run_toml_on(
+    backend: regiondrill::run::BackendChoice,
+    name: &str,
+    toml: &str,
+    keep_stack_files: bool,
+) -> (regiondrill::run::RunOutput, TempDir) {
     let out = TempDir::new(name);
     let path = out.0.join(format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
     let exp = regiondrill::experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let opts = regiondrill::run::RunOptions {
-        backend: regiondrill::run::BackendChoice::Native,
+        backend,
         out: out.0.clone(),
         keep_stack_files,
+        images: regiondrill::stack::docker::images::ImageChoice::Auto,
     };
     let output = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new())
         .await

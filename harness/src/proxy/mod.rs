@@ -51,6 +51,13 @@ pub enum FaultProxy {
     },
     /// An API someone else runs (`TOXIPROXY_URL`).
     External(String),
+    /// A proxy container of the Docker backend (its API URL and image).
+    Container {
+        /// Its API URL, on a published port.
+        url: String,
+        /// The image it runs.
+        image: String,
+    },
 }
 
 /// Why no fault proxy could be started.
@@ -106,7 +113,9 @@ impl FaultProxy {
     pub fn url(&self) -> String {
         match self {
             FaultProxy::BuiltIn(s) => s.url(),
-            FaultProxy::Spawned { url, .. } | FaultProxy::External(url) => url.clone(),
+            FaultProxy::Spawned { url, .. }
+            | FaultProxy::External(url)
+            | FaultProxy::Container { url, .. } => url.clone(),
         }
     }
 
@@ -121,6 +130,9 @@ impl FaultProxy {
             FaultProxy::BuiltIn(s) => format!("built-in fault proxy at {}", s.url()),
             FaultProxy::Spawned { url, .. } => format!("toxiproxy-server at {url}"),
             FaultProxy::External(url) => format!("Toxiproxy at {url} ({TOXIPROXY_URL_ENV})"),
+            FaultProxy::Container { url, image } => {
+                format!("fault proxy container ({image}) at {url}")
+            }
         }
     }
 

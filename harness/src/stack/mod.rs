@@ -5,6 +5,7 @@
 //! the node operations faults and the failover controller need (kill, restart, reconfigure an
 //! app). It never says which backend it runs on.
 
+pub mod docker;
 pub mod native;
 pub mod ports;
 pub mod process;
@@ -75,10 +76,23 @@ impl From<ClientError> for StackError {
 pub struct StackLink {
     /// What it connects.
     pub spec: LinkSpec,
-    /// Where the harness (and native nodes) connect to use it: `127.0.0.1:port`.
+    /// Where the harness connects to use it: `127.0.0.1:port`.
     pub port: u16,
+    /// Where the stack's own nodes connect to use it (host, port): the same address natively,
+    /// the proxy container's name and listen port on Docker.
+    pub inside: (String, u16),
     /// Fault handle.
     pub link: Link,
+}
+
+/// Where a node is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Port on 127.0.0.1 where the harness reaches it.
+    pub port: u16,
+    /// (host, port) where the stack's other nodes reach it: `127.0.0.1` natively, the
+    /// container's name on its region's network on Docker.
+    pub inside: (String, u16),
 }
 
 /// Knobs the apps get from the experiment.
@@ -102,9 +116,11 @@ impl AppTuning {
     }
 }
 
-/// The nodes as a backend runs them.
+/// The nodes as a backend runs them (one per run, so the variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Nodes {
     Native(native::NativeNodes),
+    Docker(docker::DockerNodes),
 }
 
 /// A running two-region stack.
@@ -115,7 +131,7 @@ pub struct Stack {
     pub routing: Arc<Routing>,
     proxy: FaultProxy,
     links: BTreeMap<String, StackLink>,
-    ports: BTreeMap<NodeId, u16>,
+    endpoints: BTreeMap<NodeId, Endpoint>,
     tuning: AppTuning,
     nodes: tokio::sync::Mutex<Nodes>,
     http: reqwest::Client,
@@ -126,7 +142,7 @@ impl Stack {
         posture: Posture,
         proxy: FaultProxy,
         links: BTreeMap<String, StackLink>,
-        ports: BTreeMap<NodeId, u16>,
+        endpoints: BTreeMap<NodeId, Endpoint>,
         tuning: AppTuning,
         routing: Arc<Routing>,
         nodes: Nodes,
@@ -141,7 +157,7 @@ impl Stack {
             routing,
             proxy,
             links,
-            ports,
+            endpoints,
             tuning,
             nodes: tokio::sync::Mutex::new(nodes),
             http,
@@ -160,17 +176,17 @@ impl Stack {
 
     /// The nodes this posture has.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeId> {
-        self.ports.keys()
+        self.endpoints.keys()
     }
 
     /// Whether the stack has `node`.
     pub fn has(&self, node: &NodeId) -> bool {
-        self.ports.contains_key(node)
+        self.endpoints.contains_key(node)
     }
 
     /// The harness-side port of a node (on 127.0.0.1).
     pub fn port(&self, node: &NodeId) -> Option<u16> {
-        self.ports.get(node).copied()
+        self.endpoints.get(node).map(|e| e.port)
     }
 
     /// A link by name.
@@ -187,12 +203,6 @@ impl Stack {
     pub fn db_dsn(&self, region: &str) -> Option<String> {
         self.port(&NodeId::new(region, Role::Db))
             .map(native::postgres::dsn)
-    }
-
-    /// DSN reaching `to`'s database from `from` through the link for `purpose`.
-    pub fn db_dsn_via(&self, from: &str, purpose: LinkPurpose, to: &str) -> Option<String> {
-        self.link(&link_name(from, purpose, to))
-            .map(|l| native::postgres::dsn(l.port))
     }
 
     /// URL the harness uses to reach `serving`'s app on behalf of a user in `user_region`:
@@ -212,14 +222,21 @@ impl Stack {
     /// unless that one was deposed or does not exist (then from the primary too).
     pub fn app_dsns(&self, region: &str) -> Option<(String, String)> {
         let state = self.routing.snapshot();
+        let inside_db = |r: &str| {
+            let (host, port) = &self.endpoints.get(&NodeId::new(r, Role::Db))?.inside;
+            Some(native::postgres::dsn_at(host, *port))
+        };
         let write = if region == state.primary {
-            self.db_dsn(region)?
+            inside_db(region)?
         } else {
-            self.db_dsn_via(region, LinkPurpose::AppToDb, &state.primary)?
+            let (host, port) = &self
+                .link(&link_name(region, LinkPurpose::AppToDb, &state.primary))?
+                .inside;
+            native::postgres::dsn_at(host, *port)
         };
         let local_ok = self.has(&NodeId::new(region, Role::Db)) && !state.deposed.contains(region);
         let read = if local_ok {
-            self.db_dsn(region)?
+            inside_db(region)?
         } else {
             write.clone()
         };
@@ -236,6 +253,7 @@ impl Stack {
         let mut nodes = self.nodes.lock().await;
         match &mut *nodes {
             Nodes::Native(n) => n.kill(node).await,
+            Nodes::Docker(d) => d.kill(node).await?,
         }
         Ok(())
     }
@@ -245,6 +263,7 @@ impl Stack {
         let mut nodes = self.nodes.lock().await;
         match &mut *nodes {
             Nodes::Native(n) => n.is_running(node),
+            Nodes::Docker(d) => d.is_running(node).await,
         }
     }
 
@@ -262,6 +281,7 @@ impl Stack {
         let mut nodes = self.nodes.lock().await;
         match &mut *nodes {
             Nodes::Native(n) => n.restart(node, dsns, self.tuning).await?,
+            Nodes::Docker(d) => d.restart(node, dsns).await?,
         }
         Ok(true)
     }
@@ -309,11 +329,33 @@ impl Stack {
         Ok(())
     }
 
-    /// Keeps the stack's files (data directories, logs) after teardown; returns where.
+    /// Takes over a container started after the stack was assembled (the apps, which need
+    /// the stack's routing to know their databases).
+    pub(crate) async fn adopt_container(
+        &self,
+        node: &NodeId,
+        handle: testcontainers::ContainerAsync<testcontainers::GenericImage>,
+    ) {
+        if let Nodes::Docker(d) = &mut *self.nodes.lock().await {
+            d.adopt(node, handle);
+        }
+    }
+
+    /// Which backend runs it.
+    pub async fn backend(&self) -> &'static str {
+        match &*self.nodes.lock().await {
+            Nodes::Native(_) => "native",
+            Nodes::Docker(_) => "docker",
+        }
+    }
+
+    /// Keeps the stack's files (data directories, logs) after teardown; returns where
+    /// (native only: containers are always removed).
     pub async fn keep_files(&self) -> Option<std::path::PathBuf> {
         let mut nodes = self.nodes.lock().await;
         match &mut *nodes {
             Nodes::Native(n) => Some(n.keep_files()),
+            Nodes::Docker(_) => None,
         }
     }
 
@@ -322,6 +364,7 @@ impl Stack {
         let nodes = self.nodes.into_inner();
         match nodes {
             Nodes::Native(n) => n.teardown().await,
+            Nodes::Docker(d) => d.teardown().await,
         }
         if let FaultProxy::BuiltIn(server) = self.proxy {
             server.shutdown().await;

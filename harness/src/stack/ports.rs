@@ -26,7 +26,7 @@ impl PortAllocator {
     }
 
     /// A port on 127.0.0.1 that is free now and not given out before by this allocator.
-    pub fn next(&mut self) -> std::io::Result<u16> {
+    pub fn allocate(&mut self) -> std::io::Result<u16> {
         let high = ephemeral_low().max(LOW + 1_000);
         let mut rng = rand::rng();
         for _ in 0..1_000 {
@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn ports_are_distinct_free_and_below_the_ephemeral_range() {
         let mut a = PortAllocator::new();
-        let ports: Vec<u16> = (0..50).map(|_| a.next().unwrap()).collect();
+        let ports: Vec<u16> = (0..50).map(|_| a.allocate().unwrap()).collect();
         let distinct: BTreeSet<_> = ports.iter().collect();
         assert_eq!(distinct.len(), 50);
         assert!(

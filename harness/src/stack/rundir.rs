@@ -118,7 +118,7 @@ pub fn sweep() -> usize {
 }
 
 /// A process's start time (clock ticks since boot), to tell a live owner from a reused pid.
-fn start_time(pid: i32) -> Option<u64> {
+pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')')? + 2..];

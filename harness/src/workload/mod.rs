@@ -89,6 +89,8 @@ pub async fn run(
         _ = cancel.cancelled() => inflight.abort_all(),
         _ = async { while inflight.join_next().await.is_some() {} } => {}
     }
+    // Aborted tasks finish at once; wait for them so none still holds the stack.
+    while inflight.join_next().await.is_some() {}
 }
 
 /// The user's app URL: the cached answer while it is younger than the TTL, else a fresh one

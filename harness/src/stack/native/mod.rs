@@ -58,7 +58,7 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
     for region in &regions {
         for role in Role::ALL {
             let port = allocator
-                .next()
+                .allocate()
                 .map_err(|e| StackError::Other(e.to_string()))?;
             ports.insert(NodeId::new(region, role), port);
         }
@@ -137,6 +137,7 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
                 link: Link::new(client.clone(), &spec.name),
                 spec,
                 port,
+                inside: ("127.0.0.1".into(), port),
             },
         );
     }
@@ -161,11 +162,23 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
 
     let routing = Arc::new(Routing::new(posture));
     let tuning = AppTuning::from_experiment(exp);
+    let endpoints = ports
+        .iter()
+        .map(|(n, p)| {
+            (
+                n.clone(),
+                super::Endpoint {
+                    port: *p,
+                    inside: ("127.0.0.1".into(), *p),
+                },
+            )
+        })
+        .collect();
     let stack = Stack::assemble(
         posture,
         proxy,
         links,
-        ports,
+        endpoints,
         tuning,
         routing,
         Nodes::Native(nodes),

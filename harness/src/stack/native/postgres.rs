@@ -264,7 +264,12 @@ async fn wait_ready(proc: &mut NodeProcess, port: u16, limit: Duration) -> Resul
 
 /// A libpq connection string for `127.0.0.1:port`.
 pub fn dsn(port: u16) -> String {
-    format!("host=127.0.0.1 port={port} user={SUPERUSER} dbname=postgres connect_timeout=2")
+    dsn_at("127.0.0.1", port)
+}
+
+/// A libpq connection string for `host:port`.
+pub fn dsn_at(host: &str, port: u16) -> String {
+    format!("host={host} port={port} user={SUPERUSER} dbname=postgres connect_timeout=2")
 }
 
 /// Connects to `127.0.0.1:port`; the connection's driver task ends with the client.

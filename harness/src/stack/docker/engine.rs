@@ -1,0 +1,249 @@
+//! The Docker engine as the backend uses it directly (through testcontainers' re-exported
+//! bollard client): reachability, images, networks, kill/start/pause, removal, and the
+//! sweep of what a killed harness left behind.
+//!
+//! Everything a run creates carries three labels: `regiondrill.run` (the run id),
+//! `regiondrill.owner` (the harness's pid and start time) and `regiondrill.host`. A later
+//! start removes containers and networks whose owner on this host is gone.
+
+use crate::stack::StackError;
+use std::collections::HashMap;
+use std::time::Duration;
+use testcontainers::bollard::Docker;
+use testcontainers::bollard::models::NetworkCreateRequest;
+use testcontainers::bollard::query_parameters::{
+    KillContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+};
+
+/// Label: the run id.
+pub const RUN_LABEL: &str = "regiondrill.run";
+/// Label: `<pid>:<start time>` of the harness that created it.
+pub const OWNER_LABEL: &str = "regiondrill.owner";
+/// Label: the host the harness runs on.
+pub const HOST_LABEL: &str = "regiondrill.host";
+
+/// A connection to the local engine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+impl Engine {
+    /// Connects and pings the engine (within 3 s).
+    pub async fn connect() -> Result<Engine, StackError> {
+        let docker =
+            Docker::connect_with_local_defaults().map_err(|e| no_engine(&e.to_string()))?;
+        match tokio::time::timeout(Duration::from_secs(3), docker.ping()).await {
+            Ok(Ok(_)) => Ok(Engine { docker }),
+            Ok(Err(e)) => Err(no_engine(&e.to_string())),
+            Err(_) => Err(no_engine("no answer within 3 s")),
+        }
+    }
+
+    /// Whether an engine answers (for `--backend auto`).
+    pub async fn available() -> bool {
+        Engine::connect().await.is_ok()
+    }
+
+    /// Whether an image exists locally.
+    pub async fn has_image(&self, image: &str) -> bool {
+        self.docker.inspect_image(image).await.is_ok()
+    }
+
+    /// The labels every object of this run carries.
+    pub fn labels(run_id: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (RUN_LABEL.to_string(), run_id.to_string()),
+            (OWNER_LABEL.to_string(), owner()),
+            (HOST_LABEL.to_string(), hostname()),
+        ])
+    }
+
+    /// Creates a user-defined bridge network.
+    pub async fn create_network(&self, name: &str, run_id: &str) -> Result<(), StackError> {
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(Engine::labels(run_id)),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(req)
+            .await
+            .map(drop)
+            .map_err(|e| StackError::Other(format!("creating network {name}: {e}")))
+    }
+
+    /// Attaches a container to a further network.
+    pub async fn connect_network(&self, network: &str, container: &str) -> Result<(), StackError> {
+        let req = testcontainers::bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: None,
+        };
+        self.docker
+            .connect_network(network, req)
+            .await
+            .map_err(|e| StackError::Other(format!("attaching {container} to {network}: {e}")))
+    }
+
+    /// SIGKILLs a container (no-op when it is not running).
+    pub async fn kill(&self, container: &str) -> Result<(), StackError> {
+        let opts = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        match self.docker.kill_container(container, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.to_string().contains("is not running") => Ok(()),
+            Err(e) => Err(StackError::Other(format!("docker kill {container}: {e}"))),
+        }
+    }
+
+    /// Starts a stopped container.
+    pub async fn start(&self, container: &str) -> Result<(), StackError> {
+        self.docker
+            .start_container(container, None)
+            .await
+            .map_err(|e| StackError::Other(format!("docker start {container}: {e}")))
+    }
+
+    /// Whether a container is running.
+    pub async fn is_running(&self, container: &str) -> bool {
+        match self.docker.inspect_container(container, None).await {
+            Ok(info) => info.state.and_then(|s| s.running).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// A stopped container's exit code (None while it runs).
+    pub async fn exit_code(&self, container: &str) -> Option<i64> {
+        let info = self.docker.inspect_container(container, None).await.ok()?;
+        let state = info.state?;
+        if state.running.unwrap_or(false) {
+            None
+        } else {
+            state.exit_code
+        }
+    }
+
+    /// Removes every container and network of `run_id`.
+    pub async fn remove_run(&self, run_id: &str) {
+        let filter = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
+        self.remove_matching(filter).await;
+    }
+
+    /// Removes containers, then networks, matching a label filter.
+    async fn remove_matching(&self, filters: HashMap<String, Vec<String>>) {
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        };
+        for c in self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .unwrap_or_default()
+        {
+            if let Some(id) = c.id {
+                let _ = self
+                    .docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            v: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            }
+        }
+        let opts = ListNetworksOptions {
+            filters: Some(filters),
+        };
+        for n in self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .unwrap_or_default()
+        {
+            if let Some(id) = n.id {
+                let _ = self.docker.remove_network(&id).await;
+            }
+        }
+    }
+
+    /// Removes what runs of harnesses on this host that are gone left behind; returns how
+    /// many runs were swept.
+    pub async fn sweep(&self) -> usize {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{HOST_LABEL}={}", hostname())],
+        )]);
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        };
+        let mut dead_runs = std::collections::BTreeSet::new();
+        let containers = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .unwrap_or_default();
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .unwrap_or_default();
+        let labelled = containers
+            .iter()
+            .filter_map(|c| c.labels.as_ref())
+            .chain(networks.iter().filter_map(|n| n.labels.as_ref()));
+        for labels in labelled {
+            if let (Some(run), Some(owner)) = (labels.get(RUN_LABEL), labels.get(OWNER_LABEL)) {
+                if !owner_alive(owner) {
+                    dead_runs.insert(run.clone());
+                }
+            }
+        }
+        for run in &dead_runs {
+            tracing::info!(
+                run,
+                "removing the containers and networks of a harness that is gone"
+            );
+            self.remove_run(run).await;
+        }
+        dead_runs.len()
+    }
+}
+
+fn no_engine(detail: &str) -> StackError {
+    StackError::Other(format!(
+        "no Docker engine answers ({detail}); start Docker, or run with --backend native"
+    ))
+}
+
+/// `<pid>:<start time>` of this process.
+fn owner() -> String {
+    let pid = std::process::id();
+    format!(
+        "{pid}:{}",
+        crate::stack::rundir::start_time(pid as i32).unwrap_or(0)
+    )
+}
+
+/// Whether the harness named by an owner label is still running.
+fn owner_alive(owner: &str) -> bool {
+    let mut parts = owner.split(':').map(|p| p.parse::<u64>().unwrap_or(0));
+    let (pid, started) = (parts.next().unwrap_or(0) as i32, parts.next().unwrap_or(0));
+    pid > 0 && crate::stack::rundir::start_time(pid) == Some(started)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,269 @@
+//! The Docker backend on this machine's engine, with the offline images (`just images`): the
+//! same known answers as natively, and nothing left behind — after a run, after Ctrl-C, and
+//! (by the next start's sweep) after `kill -9` of the harness. Each test skips, saying so,
+//! when no engine answers.
+
+use crate::support::{TempDir, docker_or_skip, run_toml_on};
+use regiondrill::history::{EventKind, OpKind};
+use regiondrill::run::BackendChoice;
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// Containers and networks of runs (any run: tests in this group run one at a time).
+async fn leftovers() -> Vec<String> {
+    let out = |args: &[&str]| {
+        let o = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker CLI");
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let mut v = out(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=regiondrill.run",
+        "--format",
+        "container {{.Names}}",
+    ]);
+    v.extend(out(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=regiondrill.run",
+        "--format",
+        "network {{.Name}}",
+    ]));
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_loses_nothing_on_region_loss_in_containers() {
+    if !docker_or_skip("sync_loses_nothing_on_region_loss_in_containers").await {
+        return;
+    }
+    let toml = r#"
+posture = "active-passive-sync"
+duration = "6s"
+settle = "1s"
+[workload]
+rate_per_s = 150
+[failover]
+interval = "300ms"
+threshold = 2
+dns_ttl = "500ms"
+[[faults]]
+kind = "kill_region"
+region = "us"
+at = "3s"
+"#;
+    let (out, _dir) = run_toml_on(BackendChoice::Docker, "docker-sync-loss", toml, false).await;
+    assert_eq!(out.backend, "docker");
+    let f = &out.findings;
+    assert!(f.lost_writes.checked);
+    assert_eq!(f.lost_writes.count, 0, "sync lost {:?}", f.lost_writes.ids);
+    assert!(
+        out.history
+            .ops
+            .iter()
+            .filter(|o| o.kind == OpKind::Write && o.outcome.is_ok())
+            .count()
+            > 200
+    );
+    assert!(f.failover.recovered);
+    assert_eq!(out.final_state.primary_region.as_deref(), Some("eu"));
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_partition_then_kill_loses_the_window_in_containers() {
+    if !docker_or_skip("async_partition_then_kill_loses_the_window_in_containers").await {
+        return;
+    }
+    let toml = r#"
+posture = "active-passive-async"
+duration = "8s"
+settle = "1s"
+[workload]
+rate_per_s = 150
+[failover]
+interval = "300ms"
+threshold = 2
+dns_ttl = "500ms"
+[[faults]]
+kind = "partition"
+links = ["replication"]
+at = "2s"
+[[faults]]
+kind = "kill_region"
+region = "us"
+at = "5s"
+"#;
+    let (out, _dir) = run_toml_on(BackendChoice::Docker, "docker-async-window", toml, false).await;
+    let f = &out.findings;
+    assert!(f.lost_writes.checked);
+    let started = |i: usize| {
+        out.history.events.iter().find_map(|e| match e.kind {
+            EventKind::FaultStarted { index, .. } if index == i => Some(e.at_ns),
+            _ => None,
+        })
+    };
+    let (partition_at, kill_at) = (started(0).unwrap(), started(1).unwrap());
+    let lost: BTreeSet<u64> = f.lost_writes.ids.iter().copied().collect();
+    let window: BTreeSet<u64> = out
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Write && o.outcome.is_ok())
+        .filter(|o| o.invoke_ns >= partition_at + 20_000_000 && o.complete_ns <= kill_at)
+        .map(|o| o.id)
+        .collect();
+    assert!(
+        window.len() > 150,
+        "only {} writes acknowledged during the partition",
+        window.len()
+    );
+    let missing: Vec<_> = window.difference(&lost).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged during the partition but not lost: {missing:?}"
+    );
+    for id in &lost {
+        let op = out.history.ops.iter().find(|o| o.id == *id).unwrap();
+        assert!(
+            op.complete_ns + 50_000_000 >= partition_at,
+            "write {id} acknowledged well before the partition was lost"
+        );
+    }
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
+}
+
+/// The CLI on the Docker backend, its output piped.
+fn regiondrill(tmp: &std::path::Path, file: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_regiondrill"));
+    cmd.args(["run", "--backend", "docker", "--out"])
+        .arg(tmp.join("reports"))
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Starts a long Docker run and waits until its apps' containers exist.
+async fn start_long_run(tmp: &std::path::Path) -> tokio::process::Child {
+    let file = tmp.join("long.toml");
+    std::fs::write(
+        &file,
+        "posture = \"active-passive-async\"\nduration = \"60s\"\n",
+    )
+    .unwrap();
+    let child = regiondrill(tmp, &file).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if leftovers()
+            .await
+            .iter()
+            .filter(|l| l.ends_with("-app"))
+            .count()
+            == 2
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the Docker stack did not come up: {:?}", leftovers().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_removes_every_container_and_network() {
+    if !docker_or_skip("ctrl_c_removes_every_container_and_network").await {
+        return;
+    }
+    let tmp = TempDir::new("docker-ctrlc");
+    let mut child = start_long_run(&tmp.0).await;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("did not stop after Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind after Ctrl-C: {:?}",
+        leftovers().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_start_sweeps_what_a_killed_harness_left() {
+    if !docker_or_skip("the_next_start_sweeps_what_a_killed_harness_left").await {
+        return;
+    }
+    let tmp = TempDir::new("docker-kill9");
+    let mut child = start_long_run(&tmp.0).await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    assert!(
+        !leftovers().await.is_empty(),
+        "a SIGKILLed harness cannot clean up; expected leftovers"
+    );
+    let file = tmp.0.join("calm.toml");
+    std::fs::write(
+        &file,
+        "posture = \"single-region\"\nduration = \"500ms\"\nsettle = \"100ms\"\n",
+    )
+    .unwrap();
+    let out = regiondrill(&tmp.0, &file).output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        leftovers().await.is_empty(),
+        "not swept: {:?}",
+        leftovers().await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_a_clear_error() {
+    if !docker_or_skip("a_missing_image_is_a_clear_error").await {
+        return;
+    }
+    let tmp = TempDir::new("docker-noimage");
+    let file = tmp.0.join("calm.toml");
+    std::fs::write(&file, "posture = \"single-region\"\nduration = \"500ms\"\n").unwrap();
+    let out = regiondrill(&tmp.0, &file)
+        .env("REGIONDRILL_IMAGE_APP", "regiondrill/no-such-image:1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("regiondrill/no-such-image:1") && stderr.contains("just images"),
+        "{stderr}"
+    );
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
+}
