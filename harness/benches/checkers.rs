@@ -183,6 +183,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         } else {
             let served_by = region.clone();
             match kind {
+                OpKind::Incr => unreachable!("the synthetic history has no increments"),
                 OpKind::Write => {
                     latest[k] = [Some(id), latest[k][0]];
                     // ~0.5 % of acknowledged writes missing from the final state.
@@ -194,6 +195,8 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                         version: Some(id as i64),
                         write_id: Some(id),
                         source: None,
+                        committed_by: None,
+                        value: None,
                     }
                 }
                 OpKind::Read => {
@@ -204,6 +207,8 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                         version: write_id.map(|w| w as i64),
                         write_id,
                         source: Some(if stale { Source::Cache } else { Source::Db }),
+                        committed_by: None,
+                        value: None,
                     }
                 }
             }
@@ -215,6 +220,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
             final_ids.push(id);
         }
         ops.push(Operation {
+            from: None,
             id,
             user,
             region: region.clone(),
@@ -267,6 +273,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
     let final_state = FinalState {
         primary_region: Some("eu".into()),
         write_ids: final_ids,
+        regions: Default::default(),
     };
     (History { ops, events }, final_state)
 }

@@ -31,6 +31,8 @@ pub enum OpKind {
     Read,
     /// `PUT /kv/{key}`: writes a value that carries the operation's id as its write id.
     Write,
+    /// `POST /counters/{key}/incr` by 1.
+    Incr,
 }
 
 /// Where a read's answer came from.
@@ -57,6 +59,13 @@ pub enum Outcome {
         write_id: Option<u64>,
         /// Reads: cache or database.
         source: Option<Source>,
+        /// Writes and increments: the region of the database that committed it (its
+        /// `cluster_name`), so a write acknowledged by a deposed primary can be told apart.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        committed_by: Option<String>,
+        /// Increments: the counter's value the app reported after it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<i64>,
     },
     /// Certainly did not take effect (refused, rejected before it was executed).
     Fail {
@@ -86,7 +95,11 @@ pub struct Operation {
     pub user: u32,
     /// The user's home region.
     pub region: String,
-    /// Read or write.
+    /// Where the user was when travelling (None: at home). A travelling user calls the app
+    /// of the region it is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Read, write or increment.
     pub kind: OpKind,
     /// The key.
     pub key: String,
@@ -208,9 +221,24 @@ pub struct Probes {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalState {
     /// Region of the primary the final state was read from (None: no primary was reachable).
+    /// In active-active postures: the first region that could be read.
     pub primary_region: Option<String>,
-    /// Write ids present in the final primary's `writes` table.
+    /// Write ids present in the final state (active-active: in any reachable region's
+    /// write log).
     pub write_ids: Vec<u64>,
+    /// What each reachable database holds, as the app would read it (active-active postures
+    /// read both; active-passive only the primary).
+    #[serde(default)]
+    pub regions: std::collections::BTreeMap<String, RegionState>,
+}
+
+/// One database's final view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegionState {
+    /// For each key, the write id of the value a read returns.
+    pub kv: std::collections::BTreeMap<String, u64>,
+    /// For each counter, the value a read returns.
+    pub counters: std::collections::BTreeMap<String, i64>,
 }
 
 /// A whole run's record.
@@ -236,7 +264,10 @@ pub enum Line {
         user: u32,
         /// User's home region.
         region: String,
-        /// Read or write.
+        /// Where a travelling user was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Read, write or increment.
         kind: OpKind,
         /// Key.
         key: String,
@@ -269,6 +300,7 @@ impl History {
                     at_ns: op.invoke_ns,
                     user: op.user,
                     region: op.region.clone(),
+                    from: op.from.clone(),
                     kind: op.kind,
                     key: op.key.clone(),
                 },
@@ -316,6 +348,7 @@ impl History {
                     at_ns,
                     user,
                     region,
+                    from,
                     kind,
                     key,
                 } => {
@@ -324,6 +357,7 @@ impl History {
                     ops.push(Operation {
                         id,
                         user,
+                        from,
                         region,
                         kind,
                         key,
@@ -393,6 +427,7 @@ mod tests {
 
     fn op(id: u64, kind: OpKind, invoke: u64, complete: u64, outcome: Outcome) -> Operation {
         Operation {
+            from: None,
             id,
             user: 1,
             region: "us".into(),
@@ -417,7 +452,7 @@ mod tests {
                         served_by: "us".into(),
                         version: Some(1),
                         write_id: Some(1),
-                        source: None,
+                        source: None, committed_by: None, value: None
                     },
                 ),
                 op(

@@ -8,6 +8,16 @@
 //!   waits for: `async` nothing remote, `semi-sync` the replica having written the WAL
 //!   (`synchronous_commit = remote_write`), `sync` the replica having applied it
 //!   (`remote_apply`, so a read on the replica right after the commit sees it).
+//! - `active-active-*`: a primary in each region, each region's own tables replicated to the
+//!   other by PostgreSQL logical replication (both ways, across the replication links), and
+//!   reads merging both regions' tables:
+//!   - `partitioned`: every user has a home region and only it writes the user's keys
+//!     (travellers' writes are sent home across the link): no conflicts by construction;
+//!   - `lww`: both regions write shared keys; a read returns the value with the highest
+//!     hybrid-logical-clock timestamp (last write wins — and silently drops the other);
+//!     counters are last-write-wins registers too (concurrent increments are lost);
+//!   - `crdt`: like `lww` for keys, but counters are PN-counters (one component per region,
+//!     summed on read), so no increment is ever lost.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +33,12 @@ pub enum Posture {
     ActivePassiveSemiSync,
     /// Primary + replica; commits wait for the replica to apply the WAL (`remote_apply`).
     ActivePassiveSync,
+    /// A primary per region; each user's data written only in its home region.
+    ActiveActivePartitioned,
+    /// A primary per region; shared keys, last write (by HLC) wins.
+    ActiveActiveLww,
+    /// A primary per region; shared keys by LWW, counters as PN-counters.
+    ActiveActiveCrdt,
 }
 
 impl Posture {
@@ -32,6 +48,9 @@ impl Posture {
         Posture::ActivePassiveAsync,
         Posture::ActivePassiveSemiSync,
         Posture::ActivePassiveSync,
+        Posture::ActiveActivePartitioned,
+        Posture::ActiveActiveLww,
+        Posture::ActiveActiveCrdt,
     ];
 
     /// The name used in experiment files and reports.
@@ -41,6 +60,9 @@ impl Posture {
             Posture::ActivePassiveAsync => "active-passive-async",
             Posture::ActivePassiveSemiSync => "active-passive-semi-sync",
             Posture::ActivePassiveSync => "active-passive-sync",
+            Posture::ActiveActivePartitioned => "active-active-partitioned",
+            Posture::ActiveActiveLww => "active-active-lww",
+            Posture::ActiveActiveCrdt => "active-active-crdt",
         }
     }
 
@@ -49,9 +71,24 @@ impl Posture {
         Posture::ALL.iter().copied().find(|p| p.name() == s)
     }
 
-    /// Whether the standby region runs a replica (and an app and a cache).
+    /// Whether the second region runs nodes (a replica or a primary, an app, a cache).
     pub fn has_standby(self) -> bool {
         !matches!(self, Posture::SingleRegion)
+    }
+
+    /// Whether both regions run a primary.
+    pub fn is_active_active(self) -> bool {
+        matches!(self, Posture::ActiveActivePartitioned | Posture::ActiveActiveLww | Posture::ActiveActiveCrdt)
+    }
+
+    /// The app's `--posture`: how it writes and reads.
+    pub fn app_mode(self) -> &'static str {
+        match self {
+            Posture::ActiveActivePartitioned => "partitioned",
+            Posture::ActiveActiveLww => "lww",
+            Posture::ActiveActiveCrdt => "crdt",
+            _ => "single-writer",
+        }
     }
 
     /// The primary's `synchronous_commit` and `synchronous_standby_names` (the replica's
@@ -59,6 +96,7 @@ impl Posture {
     pub fn commit_settings(self, standby_name: &str) -> (&'static str, String) {
         match self {
             Posture::SingleRegion | Posture::ActivePassiveAsync => ("on", String::new()),
+            Posture::ActiveActivePartitioned | Posture::ActiveActiveLww | Posture::ActiveActiveCrdt => ("on", String::new()),
             Posture::ActivePassiveSemiSync => ("remote_write", standby_name.to_string()),
             Posture::ActivePassiveSync => ("remote_apply", standby_name.to_string()),
         }

@@ -373,10 +373,7 @@ async fn read_final_state(stack: &Stack) -> FinalState {
     match tokio::time::timeout(Duration::from_secs(10), read).await {
         Ok(Ok(mut ids)) => {
             ids.sort_unstable();
-            FinalState {
-                primary_region: Some(primary),
-                write_ids: ids,
-            }
+            FinalState { primary_region: Some(primary), write_ids: ids, regions: Default::default() }
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot read the final state");

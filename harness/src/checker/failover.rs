@@ -235,6 +235,7 @@ pub fn check(history: &History) -> FailoverFindings {
             continue;
         }
         let slot = match op.kind {
+            OpKind::Incr => continue,
             OpKind::Write => &mut tally.write_back,
             OpKind::Read => {
                 tally.issued_reads = true;

@@ -57,6 +57,7 @@ pub fn check(history: &History) -> BTreeMap<String, RegionLatency> {
         match op.kind {
             OpKind::Write => writes.push(ms(op.latency_ns())),
             OpKind::Read => reads.push(ms(op.latency_ns())),
+            OpKind::Incr => {}
         }
     }
     by_region

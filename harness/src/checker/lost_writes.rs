@@ -115,7 +115,7 @@ mod tests {
     fn final_state(ids: &[u64]) -> FinalState {
         FinalState {
             primary_region: Some("eu".into()),
-            write_ids: ids.to_vec(),
+            write_ids: ids.to_vec(), regions: Default::default()
         }
     }
 
@@ -179,7 +179,7 @@ mod tests {
             None,
             Some(FinalState {
                 primary_region: None,
-                write_ids: vec![],
+                write_ids: vec![], regions: Default::default()
             }),
         ] {
             let lost = check(&h, fs.as_ref());
@@ -294,7 +294,7 @@ mod tests {
             &h,
             Some(&FinalState {
                 primary_region: Some("eu".into()),
-                write_ids: replica_has.clone(),
+                write_ids: replica_has.clone(), regions: Default::default()
             }),
         );
         assert!(lost.checked);

@@ -305,7 +305,7 @@ mod tests {
         };
         let final_state = FinalState {
             primary_region: Some("eu".into()),
-            write_ids: vec![1],
+            write_ids: vec![1], regions: Default::default()
         };
         let f = check(&history, &probes, Some(&final_state));
         let json = serde_json::to_value(&f).unwrap();

@@ -19,6 +19,9 @@ pub struct OpCounts {
     pub reads: usize,
     /// Writes, whatever their outcome.
     pub writes: usize,
+    /// Counter increments.
+    #[serde(default)]
+    pub increments: usize,
 }
 
 /// Counts the history's operations.
@@ -36,6 +39,7 @@ pub fn check(history: &History) -> OpCounts {
         match op.kind {
             OpKind::Read => c.reads += 1,
             OpKind::Write => c.writes += 1,
+            OpKind::Incr => c.increments += 1,
         }
     }
     c
@@ -67,6 +71,7 @@ mod tests {
                 unknown: 2,
                 reads: 2,
                 writes: 3,
+                increments: 0,
             }
         );
     }

@@ -178,6 +178,7 @@ mod tests {
         let fs = FinalState {
             primary_region: Some("eu".into()),
             write_ids: if lose { vec![3] } else { vec![1, 3] },
+            regions: Default::default(),
         };
         check(&h, &Probes::default(), final_state.then_some(&fs))
     }

@@ -12,6 +12,7 @@ pub struct B(pub Operation);
 /// An `ok` write `id` of `key`, invoked at `invoke_ms`, acknowledged at `complete_ms`.
 pub fn w(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
     B(Operation {
+        from: None,
         id,
         user: 1,
         region: "us".into(),
@@ -23,7 +24,7 @@ pub fn w(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
             served_by: "us".into(),
             version: Some(id as i64),
             write_id: Some(id),
-            source: None,
+            source: None, committed_by: None, value: None
         },
     })
 }
@@ -31,6 +32,7 @@ pub fn w(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
 /// An `ok` read `id` of `key` from the database that returned write `returned` (None: absent).
 pub fn r(id: u64, key: &str, invoke_ms: u64, complete_ms: u64, returned: Option<u64>) -> B {
     B(Operation {
+        from: None,
         id,
         user: 1,
         region: "us".into(),
@@ -42,7 +44,7 @@ pub fn r(id: u64, key: &str, invoke_ms: u64, complete_ms: u64, returned: Option<
             served_by: "us".into(),
             version: returned.map(|v| v as i64),
             write_id: returned,
-            source: Some(Source::Db),
+            source: Some(Source::Db), committed_by: None, value: None
         },
     })
 }

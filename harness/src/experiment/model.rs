@@ -69,6 +69,21 @@ pub struct Workload {
     /// A client gives up on an operation after this long (the outcome is then `unknown`).
     #[serde(with = "humantime_serde")]
     pub op_timeout: Duration,
+    /// Share of users away from home: they call the app of the other region (in
+    /// partition-by-user, that app sends their writes home across the link).
+    #[serde(default)]
+    pub travel_fraction: f64,
+    /// Share of operations that increment a shared counter (the rest split into reads and
+    /// writes by `read_fraction`).
+    #[serde(default)]
+    pub incr_fraction: f64,
+    /// Number of shared counters.
+    #[serde(default = "one")]
+    pub counters: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The per-region cache in front of the database.
@@ -77,6 +92,42 @@ pub struct Cache {
     /// Time to live of a cached value.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// How the other region's cache learns of a write.
+    #[serde(default)]
+    pub mode: CacheMode,
+    /// Each cached value lives `ttl ± ttl_jitter` (spreads expiries, against stampedes).
+    #[serde(with = "humantime_serde", default)]
+    pub ttl_jitter: Duration,
+    /// Concurrent misses of one key in one app share a single database read.
+    #[serde(default)]
+    pub single_flight: bool,
+}
+
+/// How a write reaches the caches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheMode {
+    /// The writing region drops its own cached copy; the other region's expires with its TTL.
+    #[default]
+    Ttl,
+    /// The writing region also publishes an invalidation event; the other region's app,
+    /// subscribed across the link, drops its copy when the event arrives (partitions and
+    /// latency delay or lose it).
+    Invalidate,
+    /// The writing region puts the new value into both regions' caches (the remote one
+    /// across the link).
+    WriteThrough,
+}
+
+impl CacheMode {
+    /// The name in experiment files and on the app's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheMode::Ttl => "ttl",
+            CacheMode::Invalidate => "invalidate",
+            CacheMode::WriteThrough => "write-through",
+        }
+    }
 }
 
 /// Whether the failover controller acts by itself.
@@ -187,6 +238,19 @@ pub enum FaultSpec {
     KillRegion {
         /// The region.
         region: String,
+    },
+    /// Freezes one node (SIGSTOP / `docker pause`): connections stay open and time out.
+    PauseNode {
+        /// The node.
+        node: NodeId,
+    },
+    /// Shifts an app's wall clock (libfaketime), changeable while it runs; monotonic time
+    /// is left alone so its timers keep working.
+    ClockSkew {
+        /// The node (an app).
+        node: NodeId,
+        /// Shift in milliseconds (negative: behind).
+        offset_ms: i64,
     },
 }
 

@@ -170,8 +170,11 @@ fn defaults_are_filled_in() {
             keys: 50,
             us_fraction: 0.5,
             op_timeout: s(2),
+            travel_fraction: 0.0,
+            incr_fraction: 0.0,
+            counters: 1,
         },
-        cache: Cache { ttl: s(1) },
+        cache: Cache { ttl: s(1), mode: Default::default(), ttl_jitter: Duration::ZERO, single_flight: false },
         failover: Failover {
             mode: FailoverMode::Auto,
             interval: ms(500),

@@ -200,7 +200,7 @@ impl Checker {
             settle: settle?,
             network: network?,
             workload: workload?,
-            cache: Cache { ttl: cache? },
+            cache: Cache { ttl: cache?, mode: Default::default(), ttl_jitter: Duration::ZERO, single_flight: false },
             failover: failover?,
             faults,
             slo: slo?,
@@ -289,6 +289,9 @@ impl Checker {
             keys: keys?,
             us_fraction: us_fraction?,
             op_timeout: op_timeout?,
+            travel_fraction: 0.0,
+            incr_fraction: 0.0,
+            counters: 1,
         })
     }
 

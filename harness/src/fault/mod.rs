@@ -1,10 +1,14 @@
 //! Faults (the nemesis): one file per kind, each with a `start` and a `heal`. The experiment
 //! says what ([`FaultSpec`]) and when; the schedule (`crate::schedule`) calls these.
 
+mod clock_skew;
 mod kill_node;
 mod kill_region;
 mod latency;
 mod partition;
+mod pause_node;
+
+pub use clock_skew::faketime_offset;
 
 use crate::experiment::{FaultSpec, LinkSelector};
 use crate::stack::topology::{LinkPurpose, Role, link_name};
@@ -23,6 +27,8 @@ pub async fn start(spec: &FaultSpec, stack: &Stack) -> Result<(), StackError> {
         } => partition::start(&select(stack, links), *mode, direction).await,
         FaultSpec::KillNode { node } => kill_node::start(stack, node).await,
         FaultSpec::KillRegion { region } => kill_region::start(stack, region).await,
+        FaultSpec::PauseNode { node } => pause_node::start(stack, node).await,
+        FaultSpec::ClockSkew { node, offset_ms } => clock_skew::start(stack, node, *offset_ms).await,
     }
 }
 
@@ -38,6 +44,8 @@ pub async fn heal(spec: &FaultSpec, stack: &Stack) -> Result<Option<String>, Sta
         }
         FaultSpec::KillNode { node } => kill_node::heal(stack, node).await,
         FaultSpec::KillRegion { region } => kill_region::heal(stack, region).await,
+        FaultSpec::PauseNode { node } => pause_node::heal(stack, node).await.map(|()| None),
+        FaultSpec::ClockSkew { node, .. } => clock_skew::heal(stack, node).await.map(|()| None),
     }
 }
 
@@ -76,6 +84,8 @@ pub fn describe(spec: &FaultSpec) -> String {
         ),
         FaultSpec::KillNode { node } => format!("kill node {node}"),
         FaultSpec::KillRegion { region } => format!("kill region {region}"),
+        FaultSpec::PauseNode { node } => format!("pause node {node}"),
+        FaultSpec::ClockSkew { node, offset_ms } => format!("clock skew {} on {node}", faketime_offset(*offset_ms)),
     }
 }
 
@@ -87,6 +97,8 @@ pub fn hits_primary(spec: &FaultSpec, stack: &Stack) -> bool {
     match spec {
         FaultSpec::KillNode { node } => node.region == *primary && node.role == Role::Db,
         FaultSpec::KillRegion { region } => region == primary,
+        FaultSpec::PauseNode { node } => node.region == *primary && node.role == Role::Db,
+        FaultSpec::ClockSkew { .. } => false,
         FaultSpec::Latency { .. } => false,
         FaultSpec::Partition { links, .. } => {
             let standby = crate::stack::topology::other_region(primary);

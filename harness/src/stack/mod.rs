@@ -13,11 +13,11 @@ pub mod routing;
 pub mod rundir;
 pub mod topology;
 
-use crate::experiment::Experiment;
+use crate::experiment::{CacheMode, Experiment};
 use crate::posture::Posture;
 use crate::proxy::{ClientError, FaultProxy, Link, ToxiproxyClient};
 use routing::Routing;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,12 +96,20 @@ pub struct Endpoint {
 }
 
 /// Knobs the apps get from the experiment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AppTuning {
     /// Cache TTL.
     pub cache_ttl: Duration,
+    /// Cache TTL jitter.
+    pub cache_ttl_jitter: Duration,
+    /// How writes reach the other region's cache.
+    pub cache_mode: CacheMode,
+    /// Concurrent misses of one key share one database read.
+    pub single_flight: bool,
     /// Per-request deadline inside the app (kept below the clients' timeout).
     pub request_timeout: Duration,
+    /// Nodes started under libfaketime (those the experiment's `clock_skew` faults name).
+    pub skewed: BTreeSet<NodeId>,
 }
 
 impl AppTuning {
@@ -109,9 +117,21 @@ impl AppTuning {
     /// hears the app's own verdict (fail or unknown) rather than a bare timeout.
     pub fn from_experiment(exp: &Experiment) -> AppTuning {
         let client = exp.workload.op_timeout;
+        let skewed = exp
+            .faults
+            .iter()
+            .filter_map(|f| match &f.fault {
+                crate::experiment::FaultSpec::ClockSkew { node, .. } => Some(node.clone()),
+                _ => None,
+            })
+            .collect();
         AppTuning {
             cache_ttl: exp.cache.ttl,
+            cache_ttl_jitter: exp.cache.ttl_jitter,
+            cache_mode: exp.cache.mode,
+            single_flight: exp.cache.single_flight,
             request_timeout: client.mul_f64(0.8).max(Duration::from_millis(50)),
+            skewed,
         }
     }
 }
@@ -217,22 +237,28 @@ impl Stack {
             .map(|l| format!("http://127.0.0.1:{}", l.port))
     }
 
+    /// The database `from`'s app uses to reach `to`'s: its own directly, the other through
+    /// the app-to-db link.
+    fn app_db_dsn(&self, from: &str, to: &str) -> Option<String> {
+        let (host, port) = if from == to {
+            &self.endpoints.get(&NodeId::new(to, Role::Db))?.inside
+        } else {
+            &self.link(&link_name(from, LinkPurpose::AppToDb, to))?.inside
+        };
+        Some(native::postgres::dsn_at(host, *port))
+    }
+
     /// The databases an app in `region` should use under the current routing: writes to the
-    /// primary (through the app-to-db link when remote); reads from its own region's database
-    /// unless that one was deposed or does not exist (then from the primary too).
+    /// primary (through the app-to-db link when remote; in active-active its own region's);
+    /// reads from its own region's database unless that one was deposed or does not exist
+    /// (then from the primary too).
     pub fn app_dsns(&self, region: &str) -> Option<(String, String)> {
         let state = self.routing.snapshot();
-        let inside_db = |r: &str| {
-            let (host, port) = &self.endpoints.get(&NodeId::new(r, Role::Db))?.inside;
-            Some(native::postgres::dsn_at(host, *port))
-        };
-        let write = if region == state.primary {
+        let inside_db = |r: &str| self.app_db_dsn(r, r);
+        let write = if self.posture.is_active_active() {
             inside_db(region)?
         } else {
-            let (host, port) = &self
-                .link(&link_name(region, LinkPurpose::AppToDb, &state.primary))?
-                .inside;
-            native::postgres::dsn_at(host, *port)
+            self.app_db_dsn(region, &state.primary)?
         };
         let local_ok = self.has(&NodeId::new(region, Role::Db)) && !state.deposed.contains(region);
         let read = if local_ok {
@@ -244,8 +270,57 @@ impl Stack {
     }
 
     /// The app tuning.
-    pub fn tuning(&self) -> AppTuning {
-        self.tuning
+    pub fn tuning(&self) -> &AppTuning {
+        &self.tuning
+    }
+
+    /// The arguments of `regiondrill-app serve` for `region`'s app, all but `--listen`
+    /// (addresses as the stack's nodes see them, so every backend uses the same list).
+    pub fn app_args(&self, region: &str) -> Option<Vec<String>> {
+        let (write, read) = self.app_dsns(region)?;
+        let t = &self.tuning;
+        let redis = |node: &NodeId, via: Option<&StackLink>| {
+            let (host, port) = match via {
+                Some(l) => l.inside.clone(),
+                None => self.endpoints.get(node)?.inside.clone(),
+            };
+            Some(format!("redis://{host}:{port}"))
+        };
+        let mut args: Vec<String> = vec![
+            "--region".into(),
+            region.into(),
+            "--posture".into(),
+            self.posture.app_mode().into(),
+            "--write-db".into(),
+            write,
+            "--read-db".into(),
+            read,
+            "--redis".into(),
+            redis(&NodeId::new(region, Role::Cache), None)?,
+            "--cache-ttl-ms".into(),
+            t.cache_ttl.as_millis().to_string(),
+            "--request-timeout-ms".into(),
+            t.request_timeout.as_millis().to_string(),
+            "--cache-mode".into(),
+            t.cache_mode.name().into(),
+        ];
+        if !t.cache_ttl_jitter.is_zero() {
+            args.extend(["--cache-ttl-jitter-ms".into(), t.cache_ttl_jitter.as_millis().to_string()]);
+        }
+        if t.single_flight {
+            args.push("--single-flight".into());
+        }
+        let other = topology::other_region(region);
+        if t.cache_mode != CacheMode::Ttl && self.posture.has_standby() {
+            let link = self.link(&link_name(region, LinkPurpose::AppToCache, other));
+            args.extend(["--remote-redis".into(), redis(&NodeId::new(other, Role::Cache), link)?]);
+        }
+        if self.posture == Posture::ActiveActivePartitioned {
+            for r in topology::REGIONS {
+                args.extend(["--home-db".into(), format!("{r}={}", self.app_db_dsn(region, r)?)]);
+            }
+        }
+        Some(args)
     }
 
     /// SIGKILLs a node (no-op if it is already down).
@@ -256,6 +331,25 @@ impl Stack {
             Nodes::Docker(d) => d.kill(node).await?,
         }
         Ok(())
+    }
+
+    /// Freezes (`paused`) or resumes a node.
+    pub async fn pause(&self, node: &NodeId, paused: bool) -> Result<(), StackError> {
+        let mut nodes = self.nodes.lock().await;
+        match &mut *nodes {
+            Nodes::Native(n) => n.pause(node, paused),
+            Nodes::Docker(d) => d.pause(node, paused).await,
+        }
+    }
+
+    /// Shifts a node's wall clock (it must have been started under libfaketime, which the
+    /// backends do for every node an experiment's `clock_skew` faults name).
+    pub async fn set_clock_offset(&self, node: &NodeId, offset_ms: i64) -> Result<(), StackError> {
+        let mut nodes = self.nodes.lock().await;
+        match &mut *nodes {
+            Nodes::Native(n) => n.set_clock_offset(node, offset_ms),
+            Nodes::Docker(d) => d.set_clock_offset(node, offset_ms).await,
+        }
     }
 
     /// Whether a node's process is running.
@@ -273,14 +367,12 @@ impl Stack {
         if node.role == Role::Db && self.routing.snapshot().deposed.contains(&node.region) {
             return Ok(false);
         }
-        let dsns = if node.role == Role::App {
-            self.app_dsns(&node.region)
-        } else {
-            None
-        };
+        let dsns = if node.role == Role::App { self.app_dsns(&node.region) } else { None };
+        let args = if node.role == Role::App { self.app_args(&node.region) } else { None };
+        let skewed = self.tuning.skewed.contains(node);
         let mut nodes = self.nodes.lock().await;
         match &mut *nodes {
-            Nodes::Native(n) => n.restart(node, dsns, self.tuning).await?,
+            Nodes::Native(n) => n.restart(node, args, skewed).await?,
             Nodes::Docker(d) => d.restart(node, dsns).await?,
         }
         Ok(true)

@@ -195,6 +195,19 @@ pub fn kill_tree(pid: i32) {
     kill_group(pid);
 }
 
+/// Sends `signal` (SIGSTOP or SIGCONT) to `pid` and every descendant.
+pub fn signal_tree(pid: i32, signal: i32) {
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: signalling our own child and its descendants.
+    unsafe { libc::kill(pid, signal) };
+    for p in descendants(pid) {
+        // SAFETY: as above.
+        unsafe { libc::kill(p, signal) };
+    }
+}
+
 /// Every descendant of `pid`, from `/proc`.
 fn descendants(pid: i32) -> Vec<i32> {
     let mut parent_of = Vec::new();

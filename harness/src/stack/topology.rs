@@ -2,8 +2,9 @@
 //! through. Pure data, shared by every backend.
 //!
 //! Regions are `us` (home of the primary) and `eu` (the standby). Links are named for who
-//! connects to what, e.g. `eu-app-to-us-db`; `replication` is the `eu` replica's connection
-//! to the `us` primary (WAL flows us → eu on it).
+//! connects to what, e.g. `eu-app-to-us-db`; `replication` is the `eu` database's
+//! replication connection to the `us` one (WAL flows us → eu on it), `replication-to-us` the
+//! reverse one that active-active postures add.
 
 use serde::{Deserialize, Serialize};
 
@@ -97,29 +98,38 @@ pub struct LinkSpec {
 /// Every link a two-region stack has. Links whose target does not exist in a posture are
 /// simply not created by the backend.
 pub fn links() -> Vec<LinkSpec> {
-    let mut v = vec![LinkSpec {
-        name: "replication".into(),
-        from: STANDBY_REGION.into(),
-        to: PRIMARY_REGION.into(),
-        target: NodeId::new(PRIMARY_REGION, Role::Db),
-    }];
+    let mut v = vec![
+        LinkSpec {
+            name: "replication".into(),
+            from: STANDBY_REGION.into(),
+            to: PRIMARY_REGION.into(),
+            target: NodeId::new(PRIMARY_REGION, Role::Db),
+        },
+        LinkSpec {
+            name: "replication-to-us".into(),
+            from: PRIMARY_REGION.into(),
+            to: STANDBY_REGION.into(),
+            target: NodeId::new(STANDBY_REGION, Role::Db),
+        },
+    ];
     for from in REGIONS {
         let to = other_region(from);
-        for (what, role) in [
-            ("app-to", Role::Db),
-            ("users-to", Role::App),
-            ("monitor-to", Role::Db),
-        ] {
-            let target_name = if role == Role::App { "app" } else { "db" };
-            v.push(LinkSpec {
-                name: format!("{from}-{what}-{to}-{target_name}"),
-                from: from.into(),
-                to: to.into(),
-                target: NodeId::new(to, role),
-            });
+        for purpose in [LinkPurpose::AppToDb, LinkPurpose::UsersToApp, LinkPurpose::MonitorToDb, LinkPurpose::AppToCache] {
+            let role = match purpose {
+                LinkPurpose::UsersToApp => Role::App,
+                LinkPurpose::AppToCache => Role::Cache,
+                _ => Role::Db,
+            };
+            v.push(LinkSpec { name: link_name(from, purpose, to), from: from.into(), to: to.into(), target: NodeId::new(to, role) });
         }
     }
     v
+}
+
+/// Whether a posture uses a link: `replication-to-us` exists only when both regions run a
+/// primary (links whose target a posture lacks are never created either).
+pub fn used_by(link: &LinkSpec, active_active: bool) -> bool {
+    link.name != "replication-to-us" || active_active
 }
 
 /// Name of the link `from` region uses to reach `target`.
@@ -129,6 +139,7 @@ pub fn link_name(from: &str, purpose: LinkPurpose, to: &str) -> String {
         LinkPurpose::AppToDb => format!("{from}-app-to-{to}-db"),
         LinkPurpose::UsersToApp => format!("{from}-users-to-{to}-app"),
         LinkPurpose::MonitorToDb => format!("{from}-monitor-to-{to}-db"),
+        LinkPurpose::AppToCache => format!("{from}-app-to-{to}-cache"),
     }
 }
 
@@ -143,6 +154,8 @@ pub enum LinkPurpose {
     UsersToApp,
     /// The failover controller's health checks of the other region's database.
     MonitorToDb,
+    /// An app's connection to the other region's cache (invalidation events, write-through).
+    AppToCache,
 }
 
 #[cfg(test)]
@@ -171,5 +184,6 @@ mod tests {
         assert!(names.contains(&link_name("eu", LinkPurpose::AppToDb, "us")));
         assert!(names.contains(&link_name("us", LinkPurpose::UsersToApp, "eu")));
         assert!(names.contains(&link_name("eu", LinkPurpose::MonitorToDb, "us")));
+        assert!(names.contains(&link_name("us", LinkPurpose::AppToCache, "eu")));
     }
 }

@@ -20,6 +20,8 @@ struct Answer {
     source: Option<String>,
     outcome: Option<String>,
     error: Option<String>,
+    committed_by: Option<String>,
+    value: Option<i64>,
 }
 
 impl AppClient {
@@ -49,6 +51,7 @@ impl AppClient {
         let req = match kind {
             OpKind::Write => self.http.put(&url).json(&serde_json::json!({ "value": format!("w{write_id}"), "write_id": write_id, "user": user })),
             OpKind::Read => self.http.get(&url),
+            OpKind::Incr => self.http.post(format!("{base}/counters/{key}/incr")).json(&serde_json::json!({ "by": 1 })),
         };
         let resp = match req.send().await {
             Ok(r) => r,
@@ -84,6 +87,8 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
                     Some("db") => Some(Source::Db),
                     _ => None,
                 },
+                committed_by: a.committed_by,
+                value: a.value,
             },
             // A success we cannot read: for a write, it may have happened.
             None if kind == OpKind::Write => Outcome::Unknown {
@@ -147,7 +152,7 @@ mod tests {
                 served_by: "us".into(),
                 version: Some(3),
                 write_id: Some(9),
-                source: None
+                source: None, committed_by: None, value: None
             }
         );
         let absent = classify(
@@ -162,7 +167,7 @@ mod tests {
                 served_by: "eu".into(),
                 version: None,
                 write_id: None,
-                source: Some(Source::Db)
+                source: Some(Source::Db), committed_by: None, value: None
             }
         );
         assert!(matches!(

@@ -74,6 +74,7 @@ pub async fn run(
             };
             let complete_ns = recorder.clock().now();
             recorder.op(Operation {
+                from: None,
                 id: op.id,
                 user: op.user,
                 region: region.to_string(),

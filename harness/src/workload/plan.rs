@@ -94,6 +94,9 @@ mod tests {
             keys: 5,
             us_fraction: 0.4,
             op_timeout: Duration::from_secs(1),
+            travel_fraction: 0.0,
+            incr_fraction: 0.0,
+            counters: 1,
         }
     }
 

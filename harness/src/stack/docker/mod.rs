@@ -44,6 +44,10 @@ const PROXY_API_PORT: u16 = 8474;
 const LINK_PORT_BASE: u16 = 10_000;
 /// Where PostgreSQL keeps its files inside its container (writable by any user).
 const PGDATA: &str = "/tmp/pgdata";
+/// libfaketime inside the offline images (Debian's path).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// The clock offset file of a skewed app, inside its container.
+const CLOCK_FILE: &str = "/tmp/regiondrill-faketime";
 
 /// A container the backend started.
 struct Node {
@@ -72,6 +76,8 @@ struct Spec {
     network: String,
     /// (port on 127.0.0.1, port in the container)
     ports: Vec<(u16, u16)>,
+    /// Environment variables.
+    env: Vec<(String, String)>,
 }
 
 /// Brings up the experiment's stack in containers.
@@ -157,6 +163,7 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
             user: None,
             network: network(regions[0]),
             ports,
+            env: Vec::new(),
         },
         run_id,
     )
@@ -184,6 +191,7 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
         user: Some("postgres".into()),
         network: network(&node.region),
         ports: vec![(endpoints[node].port, PG_PORT)],
+        env: Vec::new(),
     };
     let handle = start(db(&primary, primary_script(&primary.region)), run_id).await?;
     wait_for_db(&handle, endpoints[&primary].port).await?;
@@ -230,6 +238,7 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
             user: None,
             network: network(region),
             ports: vec![(endpoints[&node].port, REDIS_PORT)],
+            env: Vec::new(),
         };
         let handle = start(spec, run_id).await?;
         wait_for_cache(&handle, endpoints[&node].port).await?;
@@ -323,34 +332,28 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
     guard.armed = false;
     for region in &regions {
         let node = NodeId::new(region, Role::App);
-        let (write_db, read_db) = stack
-            .app_dsns(region)
-            .ok_or_else(|| StackError::Other(format!("no databases for {node}")))?;
-        let (redis_host, _) = &endpoints[&NodeId::new(region, Role::Cache)].inside;
+        let args = stack.app_args(region).ok_or_else(|| StackError::Other(format!("no settings for {node}")))?;
+        let listen = format!("0.0.0.0:{APP_PORT}");
+        let serve = std::iter::once("serve".to_string()).chain(["--listen".to_string(), listen]).chain(args);
+        // Under libfaketime when a clock_skew fault names it (the offset file must exist
+        // before the app reads the clock).
+        let (entrypoint, cmd, env) = if stack.tuning().skewed.contains(&node) {
+            let script = format!("printf '%s' '{}' > {CLOCK_FILE} && exec regiondrill-app \"$@\"", crate::fault::faketime_offset(0));
+            let cmd = ["-c".to_string(), script, "regiondrill-app".to_string()].into_iter().chain(serve).collect();
+            let env = crate::stack::native::app::faketime_env(std::path::Path::new(LIBFAKETIME), std::path::Path::new(CLOCK_FILE));
+            (Some("sh".to_string()), cmd, env)
+        } else {
+            (Some("regiondrill-app".to_string()), serve.collect(), Vec::new())
+        };
         let spec = Spec {
             name: endpoints[&node].inside.0.clone(),
             image: images.app.clone(),
-            entrypoint: Some("regiondrill-app".into()),
-            cmd: vec![
-                "serve".into(),
-                "--region".into(),
-                region.to_string(),
-                "--listen".into(),
-                format!("0.0.0.0:{APP_PORT}"),
-                "--write-db".into(),
-                write_db,
-                "--read-db".into(),
-                read_db,
-                "--redis".into(),
-                format!("redis://{redis_host}:{REDIS_PORT}"),
-                "--cache-ttl-ms".into(),
-                tuning.cache_ttl.as_millis().to_string(),
-                "--request-timeout-ms".into(),
-                tuning.request_timeout.as_millis().to_string(),
-            ],
+            entrypoint,
+            cmd,
             user: None,
             network: network(region),
             ports: vec![(endpoints[&node].port, APP_PORT)],
+            env,
         };
         let handle = start(spec, run_id).await?;
         wait_for_app(&handle, endpoints[&node].port).await?;
@@ -422,6 +425,18 @@ impl DockerNodes {
                     .map_err(|e| StackError::Other(format!("reconfiguring {node}: {e}")))
             }
         }
+    }
+
+    pub(crate) async fn pause(&mut self, node: &NodeId, paused: bool) -> Result<(), StackError> {
+        let n = self.nodes.get(node).ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
+        self.engine.pause(&n.name, paused).await
+    }
+
+    /// Shifts a skewed app's clock by rewriting its offset file inside the container.
+    pub(crate) async fn set_clock_offset(&mut self, node: &NodeId, offset_ms: i64) -> Result<(), StackError> {
+        let n = self.nodes.get(node).ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
+        let script = format!("printf '%s' '{}' > {CLOCK_FILE}.tmp && mv {CLOCK_FILE}.tmp {CLOCK_FILE}", crate::fault::faketime_offset(offset_ms));
+        self.engine.exec(&n.name, &["sh", "-c", &script]).await
     }
 
     pub(crate) fn adopt(&mut self, node: &NodeId, handle: ContainerAsync<GenericImage>) {
@@ -563,6 +578,9 @@ async fn start(spec: Spec, run_id: &str) -> Result<ContainerAsync<GenericImage>,
     for (host, inside) in &spec.ports {
         req = req.with_mapped_port(*host, inside.tcp());
     }
+    for (k, v) in &spec.env {
+        req = req.with_env_var(k, v);
+    }
     // Publish on loopback only: the stack trusts every connection.
     let req = req.with_host_config_modifier(|hc| {
         if let Some(bindings) = hc.port_bindings.as_mut() {
@@ -601,6 +619,7 @@ async fn migrate(
         user: None,
         network: network.to_string(),
         ports: vec![],
+        env: Vec::new(),
     };
     let handle = start(spec, run_id).await?;
     let deadline = Instant::now() + Duration::from_secs(60);

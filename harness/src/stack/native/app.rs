@@ -36,25 +36,6 @@ pub fn find() -> Result<PathBuf, StackError> {
         })
 }
 
-/// How one app instance is wired.
-#[derive(Debug, Clone)]
-pub struct AppSettings {
-    /// Its region.
-    pub region: String,
-    /// Port on 127.0.0.1.
-    pub port: u16,
-    /// Where writes go (the primary, maybe through a link).
-    pub write_db: String,
-    /// Where reads go (the region's own database when it has one).
-    pub read_db: String,
-    /// The region's Redis.
-    pub redis: String,
-    /// Cache TTL in ms.
-    pub cache_ttl_ms: u64,
-    /// Per-request deadline in ms.
-    pub request_timeout_ms: u64,
-}
-
 /// Runs `regiondrill-app migrate` against `dsn`.
 pub async fn migrate(bin: &Path, dsn: &str, log: &Path) -> Result<(), StackError> {
     let args = [
@@ -74,25 +55,44 @@ pub async fn migrate(bin: &Path, dsn: &str, log: &Path) -> Result<(), StackError
     Ok(())
 }
 
-/// Starts an app and waits until `/health` answers (any status: a degraded dependency is the
-/// app's business, not a start-up failure).
+/// Where libfaketime is, if installed (Debian's `libfaketime` package).
+pub fn libfaketime() -> Option<PathBuf> {
+    let debian = PathBuf::from("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
+    if debian.is_file() {
+        return Some(debian);
+    }
+    std::fs::read_dir("/usr/lib").ok()?.flatten().map(|e| e.path().join("faketime/libfaketime.so.1")).find(|p| p.is_file())
+}
+
+/// The environment that puts a program's wall clock under the offset in `file` (re-read on
+/// every clock read), leaving its monotonic clock alone.
+pub fn faketime_env(lib: &Path, file: &Path) -> Vec<(String, String)> {
+    vec![
+        ("LD_PRELOAD".into(), lib.display().to_string()),
+        ("FAKETIME_TIMESTAMP_FILE".into(), file.display().to_string()),
+        ("FAKETIME_NO_CACHE".into(), "1".into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ]
+}
+
+/// Starts an app on `127.0.0.1:port` with `args` (from [`crate::stack::Stack::app_args`])
+/// and waits until `/health` answers (any status: a degraded dependency is the app's
+/// business, not a start-up failure).
 pub async fn start(
     name: &str,
     bin: &Path,
-    s: &AppSettings,
+    port: u16,
+    args: &[String],
+    env: &[(String, String)],
     log: &Path,
 ) -> Result<NodeProcess, StackError> {
     let mut cmd = process::command(bin, log, None).map_err(|e| StackError::io(log, e))?;
-    cmd.arg("serve")
-        .args(["--region", &s.region])
-        .args(["--listen", &format!("127.0.0.1:{}", s.port)])
-        .args(["--write-db", &s.write_db])
-        .args(["--read-db", &s.read_db])
-        .args(["--redis", &s.redis])
-        .args(["--cache-ttl-ms", &s.cache_ttl_ms.to_string()])
-        .args(["--request-timeout-ms", &s.request_timeout_ms.to_string()]);
+    cmd.arg("serve").args(["--listen", &format!("127.0.0.1:{port}")]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut proc = NodeProcess::spawn(name, cmd, log)?;
-    let url = format!("http://127.0.0.1:{}/health", s.port);
+    let url = format!("http://127.0.0.1:{port}/health");
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(2))

@@ -35,6 +35,8 @@ pub(crate) struct NativeNodes {
     procs: BTreeMap<NodeId, NodeProcess>,
     pg_settings: BTreeMap<String, PgSettings>,
     ports: BTreeMap<NodeId, u16>,
+    /// libfaketime, when some node must run under it.
+    faketime: Option<PathBuf>,
 }
 
 /// Brings up the experiment's stack as local processes. Everything started is stopped again
@@ -72,7 +74,15 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         procs: BTreeMap::new(),
         pg_settings: BTreeMap::new(),
         ports: ports.clone(),
+        faketime: None,
     };
+    if exp.faults.iter().any(|f| matches!(f.fault, crate::experiment::FaultSpec::ClockSkew { .. })) {
+        nodes.faketime = Some(app::libfaketime().ok_or_else(|| StackError::Missing {
+            what: "libfaketime (for clock_skew faults)".into(),
+            looked: "/usr/lib/*/faketime/libfaketime.so.1".into(),
+            install: "apt-get install libfaketime".into(),
+        })?);
+    }
     let proxy = FaultProxy::start()
         .await
         .map_err(|e| StackError::Proxy(e.to_string()))?;
@@ -250,8 +260,8 @@ impl NativeNodes {
     pub(crate) async fn restart(
         &mut self,
         node: &NodeId,
-        dsns: Option<(String, String)>,
-        tuning: AppTuning,
+        app_args: Option<Vec<String>>,
+        skewed: bool,
     ) -> Result<(), StackError> {
         if self.is_running(node) {
             return Ok(());
@@ -261,23 +271,46 @@ impl NativeNodes {
             Role::Db => self.start_db(node).await,
             Role::Cache => self.start_cache(node).await,
             Role::App => {
-                let (write_db, read_db) =
-                    dsns.ok_or_else(|| StackError::Other(format!("no databases to give {node}")))?;
-                let settings = app::AppSettings {
-                    region: node.region.clone(),
-                    port: self.ports[node],
-                    write_db,
-                    read_db,
-                    redis: redis::url(self.ports[&NodeId::new(&node.region, Role::Cache)]),
-                    cache_ttl_ms: tuning.cache_ttl.as_millis() as u64,
-                    request_timeout_ms: tuning.request_timeout.as_millis() as u64,
+                let args = app_args.ok_or_else(|| StackError::Other(format!("no settings to give {node}")))?;
+                let env = if skewed {
+                    let lib = self.faketime.clone().ok_or_else(|| StackError::Other("libfaketime missing".into()))?;
+                    let file = self.clock_file(node);
+                    if !file.exists() {
+                        std::fs::write(&file, crate::fault::faketime_offset(0)).map_err(|e| StackError::io(&file, e))?;
+                    }
+                    app::faketime_env(&lib, &file)
+                } else {
+                    Vec::new()
                 };
-                let proc = app::start(&node.to_string(), &self.app_bin, &settings, &self.log(node))
-                    .await?;
+                let proc = app::start(&node.to_string(), &self.app_bin, self.ports[node], &args, &env, &self.log(node)).await?;
                 self.track(node, proc);
                 Ok(())
             }
         }
+    }
+
+    /// The file holding a node's clock offset.
+    fn clock_file(&self, node: &NodeId) -> PathBuf {
+        self.dir.path().join(format!("{node}.faketime"))
+    }
+
+    /// Shifts a node's clock (it runs under libfaketime).
+    pub(crate) fn set_clock_offset(&mut self, node: &NodeId, offset_ms: i64) -> Result<(), StackError> {
+        let file = self.clock_file(node);
+        if !file.exists() {
+            return Err(StackError::Other(format!("{node} does not run under libfaketime")));
+        }
+        // Written beside and renamed, so the app never reads a half-written offset.
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, crate::fault::faketime_offset(offset_ms)).map_err(|e| StackError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &file).map_err(|e| StackError::io(&file, e))
+    }
+
+    /// Freezes or resumes a node's whole process tree.
+    pub(crate) fn pause(&mut self, node: &NodeId, paused: bool) -> Result<(), StackError> {
+        let pid = self.procs.get(node).map(|p| p.pid()).ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
+        crate::stack::process::signal_tree(pid, if paused { libc::SIGSTOP } else { libc::SIGCONT });
+        Ok(())
     }
 
     /// Keeps the run directory after teardown; returns it.
