@@ -11,6 +11,9 @@ mod cli;
 mod docker;
 /// Real experiments on the native backend with answers known from physics.
 mod experiments;
+/// Active-active postures, cache coherence and split brain: each failure mode where the
+/// posture allows it, and not where it prevents it.
+mod postures;
 /// The fault proxy's HTTP API, driven by client crates nobody here wrote (`toxiproxy_rust`,
 /// `noxious-client`) and raw HTTP: shapes, status codes, error messages.
 mod proxy_api;

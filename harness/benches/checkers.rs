@@ -1,22 +1,29 @@
 //! Checker benchmark: prints each figure next to its target.
 //!
-//! A synthetic, seeded run: 1,000,000 operations (half writes, half reads, over 1,000 keys,
-//! 10,000 users in two regions), one region kill with the failover controller's events, ~1 %
-//! unknown outcomes, a final state missing ~0.5 % of the acknowledged writes, and 1,000,000
-//! heartbeats. Each checker is timed twice and the faster run is reported.
+//! A synthetic, seeded run: 1,000,000 operations (48 % writes and 48 % reads over 1,000 keys,
+//! 4 % increments of 10 counters; 10,000 users in two regions, 5 % of operations by
+//! travelling users), one region kill with the failover controller's events, ~1 % unknown
+//! outcomes, a final state missing ~0.5 % of the acknowledged writes (with the surviving
+//! region's view: each key's latest surviving write, each counter missing ~0.5 % of its
+//! increments), and 1,000,000 heartbeats. Each checker is timed twice and the faster run is
+//! reported.
 //!
 //! - lost writes: operations/s (target ≥ 1,000,000 ops/s)
 //! - replication lag: heartbeats/s (target ≥ 1,000,000 /s)
-//! - stale reads, and the whole `check`: operations/s (no target)
+//! - stale reads, read-your-writes, LWW, counters, split brain, conflicts, and the whole
+//!   `check` (every checker): operations/s (no target)
 //!
 //! Run with `just bench` or `cargo bench --bench checkers`.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use regiondrill::checker::{self, lost_writes, replication_lag, stale_reads};
+use regiondrill::checker::{
+    self, conflicts, counters, lost_writes, lww, read_your_writes, replication_lag, split_brain,
+    stale_reads,
+};
 use regiondrill::history::{
     Event, EventKind, FinalState, Heartbeat, History, Nanos, OpKind, Operation, Outcome, Probes,
-    ReplicationStat, Source,
+    RegionState, ReplicationStat, Source,
 };
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -24,6 +31,7 @@ use std::time::{Duration, Instant};
 const OPS: usize = 1_000_000;
 const HEARTBEATS: usize = 1_000_000;
 const KEYS: usize = 1_000;
+const COUNTERS: usize = 10;
 const USERS: u32 = 10_000;
 const MS: Nanos = 1_000_000;
 /// One operation every 100 µs: a 100 s run.
@@ -91,6 +99,81 @@ fn main() {
         true,
     );
 
+    let t = fastest_of_two(|| read_your_writes::check(&history));
+    let ryw = read_your_writes::check(&history);
+    report(
+        "read-your-writes",
+        format!(
+            "{} ops/s ({}; {} of {} reads checked)",
+            fmt_rate(OPS as f64 / t.as_secs_f64()),
+            fmt_time(t),
+            ryw.count,
+            ryw.reads_checked
+        ),
+        None,
+        true,
+    );
+
+    let t = fastest_of_two(|| lww::check(&history, Some(&final_state)));
+    let l = lww::check(&history, Some(&final_state));
+    report(
+        "lww",
+        format!(
+            "{} ops/s ({}; {} wrong winners of {} keys, {} dropped)",
+            fmt_rate(OPS as f64 / t.as_secs_f64()),
+            fmt_time(t),
+            l.wrong_winners,
+            l.keys,
+            l.dropped_writes
+        ),
+        None,
+        true,
+    );
+
+    let t = fastest_of_two(|| counters::check(&history, Some(&final_state)));
+    let c = counters::check(&history, Some(&final_state));
+    report(
+        "counters",
+        format!(
+            "{} ops/s ({}; {} of {} acked increments lost)",
+            fmt_rate(OPS as f64 / t.as_secs_f64()),
+            fmt_time(t),
+            c.lost,
+            c.acked
+        ),
+        None,
+        true,
+    );
+
+    let t = fastest_of_two(|| split_brain::check(&history));
+    let sb = split_brain::check(&history);
+    report(
+        "split brain",
+        format!(
+            "{} ops/s ({}; {} split-brain writes)",
+            fmt_rate(OPS as f64 / t.as_secs_f64()),
+            fmt_time(t),
+            sb.count
+        ),
+        None,
+        true,
+    );
+
+    let t = fastest_of_two(|| conflicts::check(&history));
+    let cf = conflicts::check(&history);
+    report(
+        "conflicts",
+        format!(
+            "{} ops/s ({}; {} conflicting keys, travel p99 {:.1} ms)",
+            fmt_rate(OPS as f64 / t.as_secs_f64()),
+            fmt_time(t),
+            cf.conflicting_keys,
+            cf.travel_writes.p99_ms.unwrap_or(f64::NAN)
+        ),
+        None,
+        true,
+    );
+
     let t = fastest_of_two(|| checker::check(&history, &probes, Some(&final_state)));
     let all = checker::check(&history, &probes, Some(&final_state));
     report(
@@ -149,24 +232,41 @@ fn fmt_time(d: Duration) -> String {
 /// down at 42 s, the replica promoted at 42.5 s and traffic rerouted at 43 s; the fault heals
 /// at 60 s. Operations invoked between the kill and the reroute fail (or are unknown when they
 /// were in flight at the kill); elsewhere ~1 % are unknown. Reads mostly return the newest
-/// write invoked on their key, sometimes the one before (stale, from the cache).
+/// write invoked on their key, sometimes the one before (stale, from the cache). Acknowledged
+/// writes and increments are committed by `us` before the kill and by `eu` after it. The final
+/// state is `eu`'s view: each key's latest surviving write, each counter its surviving
+/// increments.
 fn synthetic_history(seed: u64) -> (History, FinalState) {
     let mut rng = StdRng::seed_from_u64(seed);
     let keys: Vec<String> = (0..KEYS).map(|k| format!("key-{k}")).collect();
     let regions = ["us".to_owned(), "eu".to_owned()];
     // The two latest ok writes invoked on each key: [newest, previous].
     let mut latest: Vec<[Option<u64>; 2]> = vec![[None, None]; KEYS];
+    let counter_keys: Vec<String> = (0..COUNTERS).map(|c| format!("counter-{c}")).collect();
     let mut ops = Vec::with_capacity(OPS);
     let mut final_ids = Vec::with_capacity(OPS / 2);
+    // Each key's latest surviving write; each counter's surviving increments.
+    let mut final_kv: Vec<Option<u64>> = vec![None; KEYS];
+    let mut final_counters = vec![0i64; COUNTERS];
     for i in 0..OPS {
         let id = i as u64 + 1;
         let user = rng.random_range(0..USERS);
         let region = &regions[(user % 10 >= 6) as usize];
-        let k = rng.random_range(0..KEYS);
-        let kind = if rng.random_bool(0.5) {
+        let from = rng
+            .random_bool(0.05)
+            .then(|| regions[(user % 10 < 6) as usize].clone());
+        let roll: f64 = rng.random();
+        let kind = if roll < 0.04 {
+            OpKind::Incr
+        } else if roll < 0.52 {
             OpKind::Write
         } else {
             OpKind::Read
+        };
+        let k = if kind == OpKind::Incr {
+            rng.random_range(0..COUNTERS)
+        } else {
+            rng.random_range(0..KEYS)
         };
         let invoke_ns = i as Nanos * OP_EVERY;
         let complete_ns = invoke_ns + rng.random_range(MS..50 * MS);
@@ -181,21 +281,36 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                 error: "connection refused".into(),
             }
         } else {
-            let served_by = region.clone();
+            let served_by = from.as_ref().unwrap_or(region).clone();
+            let committed_by = Some(if invoke_ns < KILL { "us" } else { "eu" }.to_owned());
             match kind {
-                OpKind::Incr => unreachable!("the synthetic history has no increments"),
+                OpKind::Incr => {
+                    // ~0.5 % of acknowledged increments missing from the final state.
+                    if !rng.random_bool(0.005) {
+                        final_counters[k] += 1;
+                    }
+                    Outcome::Ok {
+                        served_by,
+                        version: None,
+                        write_id: None,
+                        source: None,
+                        committed_by,
+                        value: Some(final_counters[k]),
+                    }
+                }
                 OpKind::Write => {
                     latest[k] = [Some(id), latest[k][0]];
                     // ~0.5 % of acknowledged writes missing from the final state.
                     if !rng.random_bool(0.005) {
                         final_ids.push(id);
+                        final_kv[k] = Some(id);
                     }
                     Outcome::Ok {
                         served_by,
                         version: Some(id as i64),
                         write_id: Some(id),
                         source: None,
-                        committed_by: None,
+                        committed_by,
                         value: None,
                     }
                 }
@@ -219,13 +334,18 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         {
             final_ids.push(id);
         }
+        let key = if kind == OpKind::Incr {
+            counter_keys[k].clone()
+        } else {
+            keys[k].clone()
+        };
         ops.push(Operation {
-            from: None,
+            from,
             id,
             user,
             region: region.clone(),
             kind,
-            key: keys[k].clone(),
+            key,
             invoke_ns,
             complete_ns,
             outcome,
@@ -270,10 +390,18 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         event(end, EventKind::WorkloadStopped),
         event(end + 1_000 * MS, EventKind::Healed),
     ];
+    let eu = RegionState {
+        kv: keys
+            .iter()
+            .zip(&final_kv)
+            .filter_map(|(key, id)| Some((key.clone(), (*id)?)))
+            .collect(),
+        counters: counter_keys.iter().cloned().zip(final_counters).collect(),
+    };
     let final_state = FinalState {
         primary_region: Some("eu".into()),
         write_ids: final_ids,
-        regions: Default::default(),
+        regions: [("eu".to_owned(), eu)].into_iter().collect(),
     };
     (History { ops, events }, final_state)
 }

@@ -14,6 +14,9 @@
 //! is gone), point the routing table and the apps at it. Clients follow after the
 //! DNS TTL. Each step is an event in the history, so the checkers can split the observed
 //! RTO into detect / promote / redirect.
+//!
+//! In active-active postures both regions have a primary: a region declared down has its
+//! users moved to the other region (after the DNS TTL), and nothing is promoted.
 
 use crate::experiment::{Failover, FailoverMode};
 use crate::history::EventKind;

@@ -452,7 +452,9 @@ mod tests {
                         served_by: "us".into(),
                         version: Some(1),
                         write_id: Some(1),
-                        source: None, committed_by: None, value: None
+                        source: None,
+                        committed_by: None,
+                        value: None,
                     },
                 ),
                 op(

@@ -15,12 +15,14 @@
 //! - [`record`]: the run's one clock and the recorder of operations and events.
 //! - [`history`]: the append-only record of operations, events and probe samples.
 //! - [`checker`]: pure functions of the history → findings, and the SLO verdict.
+//! - [`final_state`]: what the databases hold after heal, for the checkers.
 //! - [`run`]: one experiment end to end, and the run folder it writes.
 
 pub mod checker;
 pub mod experiment;
 pub mod failover;
 pub mod fault;
+pub mod final_state;
 pub mod history;
 pub mod posture;
 pub mod probe;

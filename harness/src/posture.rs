@@ -78,7 +78,10 @@ impl Posture {
 
     /// Whether both regions run a primary.
     pub fn is_active_active(self) -> bool {
-        matches!(self, Posture::ActiveActivePartitioned | Posture::ActiveActiveLww | Posture::ActiveActiveCrdt)
+        matches!(
+            self,
+            Posture::ActiveActivePartitioned | Posture::ActiveActiveLww | Posture::ActiveActiveCrdt
+        )
     }
 
     /// The app's `--posture`: how it writes and reads.
@@ -96,7 +99,9 @@ impl Posture {
     pub fn commit_settings(self, standby_name: &str) -> (&'static str, String) {
         match self {
             Posture::SingleRegion | Posture::ActivePassiveAsync => ("on", String::new()),
-            Posture::ActiveActivePartitioned | Posture::ActiveActiveLww | Posture::ActiveActiveCrdt => ("on", String::new()),
+            Posture::ActiveActivePartitioned
+            | Posture::ActiveActiveLww
+            | Posture::ActiveActiveCrdt => ("on", String::new()),
             Posture::ActivePassiveSemiSync => ("remote_write", standby_name.to_string()),
             Posture::ActivePassiveSync => ("remote_apply", standby_name.to_string()),
         }

@@ -10,13 +10,13 @@
 use crate::checker::{self, Findings, Verdict};
 use crate::experiment::Experiment;
 use crate::failover;
+use crate::final_state;
 use crate::history::{EventKind, FinalState, History, Probes};
 use crate::probe::{heartbeat, replication_stat};
 use crate::record::{Clock, Recorder};
 use crate::schedule::Schedule;
 use crate::stack::docker::{self, engine::Engine, images::Images};
 use crate::stack::native::postgres;
-use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError, native};
 use crate::workload::{self, client::AppClient, plan::Plan};
 use serde::{Deserialize, Serialize};
@@ -231,9 +231,16 @@ async fn drive(
         background.spawn(async move { h.write(dsn, region, routing, clock, stop).await });
         let (h, stop) = (hb.clone(), stop_probes.clone());
         background.spawn(async move { h.poll(replica_dsn, clock, stop).await });
+        // pg_stat_replication names a physical standby by its cluster_name, a logical
+        // subscriber by its subscription.
+        let walsender = if stack.posture.is_active_active() {
+            postgres::subscription_name(&primary)
+        } else {
+            replica_region.clone()
+        };
         let (dsn, standby, out, stop) = (
             primary_dsn.clone(),
-            replica_region.clone(),
+            walsender,
             stats.clone(),
             stop_probes.clone(),
         );
@@ -347,43 +354,8 @@ async fn run_and_heal(
         _ = tokio::time::sleep(exp.settle) => {}
     }
     bg.stop_probes().await;
-    let final_state = read_final_state(stack).await;
+    let final_state = final_state::read(stack).await;
     Ok((workload_ms, ms_since(t), final_state))
-}
-
-/// The write ids in the current primary's `writes` table (no primary region when it cannot
-/// be read: then lost writes are "not checked", never zero by default).
-async fn read_final_state(stack: &Stack) -> FinalState {
-    let primary = stack.routing.snapshot().primary;
-    let Some(port) = stack.port(&NodeId::new(&primary, Role::Db)) else {
-        return FinalState::default();
-    };
-    let read = async {
-        let c = postgres::connect(port, Duration::from_secs(3)).await?;
-        let rows = c
-            .query("SELECT write_id FROM writes", &[])
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(
-            rows.iter()
-                .map(|r| r.get::<_, i64>(0) as u64)
-                .collect::<Vec<u64>>(),
-        )
-    };
-    match tokio::time::timeout(Duration::from_secs(10), read).await {
-        Ok(Ok(mut ids)) => {
-            ids.sort_unstable();
-            FinalState { primary_region: Some(primary), write_ids: ids, regions: Default::default() }
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot read the final state");
-            FinalState::default()
-        }
-        Err(_) => {
-            tracing::warn!("reading the final state timed out");
-            FinalState::default()
-        }
-    }
 }
 
 /// `<UTC yyyymmdd-hhmmss>-<name>-<4 hex>`: sortable, unique, readable.

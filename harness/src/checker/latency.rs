@@ -5,6 +5,7 @@
 //! client counts, as it does for a real user). Only `ok` operations count: a timeout's
 //! "latency" is the client's timeout setting, not the system's. A region appears when any of
 //! its users invoked an operation; a kind with no `ok` operation has count 0 and null figures.
+//! Kinds: `write` (`PUT /kv`), `read` (`GET /kv`), `incr` (`POST /counters/{key}/incr`).
 
 use super::{FastMap, quantiles};
 use crate::history::{History, OpKind, ms};
@@ -18,10 +19,14 @@ pub struct RegionLatency {
     pub write: LatencySummary,
     /// Successful reads.
     pub read: LatencySummary,
+    /// Successful counter increments (absent from results written before increments
+    /// existed: read as count 0).
+    #[serde(default)]
+    pub incr: LatencySummary,
 }
 
 /// Latency of one kind of operation (`latency.<region>.<kind>.*`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
     /// Operations measured.
     pub count: usize,
@@ -34,7 +39,8 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
-    fn of(values: &mut [f64]) -> LatencySummary {
+    /// The summary of these latencies in ms (reorders them).
+    pub(crate) fn of(values: &mut [f64]) -> LatencySummary {
         let q = quantiles(values);
         LatencySummary {
             count: values.len(),
@@ -47,27 +53,28 @@ impl LatencySummary {
 
 /// Summarises latency per home region.
 pub fn check(history: &History) -> BTreeMap<String, RegionLatency> {
-    // (writes, reads) latencies in ms, per region.
-    let mut by_region: FastMap<&str, (Vec<f64>, Vec<f64>)> = FastMap::default();
+    // (writes, reads, increments) latencies in ms, per region.
+    let mut by_region: FastMap<&str, [Vec<f64>; 3]> = FastMap::default();
     for op in &history.ops {
-        let (writes, reads) = by_region.entry(op.region.as_str()).or_default();
+        let [writes, reads, incrs] = by_region.entry(op.region.as_str()).or_default();
         if !op.outcome.is_ok() {
             continue;
         }
         match op.kind {
             OpKind::Write => writes.push(ms(op.latency_ns())),
             OpKind::Read => reads.push(ms(op.latency_ns())),
-            OpKind::Incr => {}
+            OpKind::Incr => incrs.push(ms(op.latency_ns())),
         }
     }
     by_region
         .into_iter()
-        .map(|(region, (mut writes, mut reads))| {
+        .map(|(region, [mut writes, mut reads, mut incrs])| {
             (
                 region.to_owned(),
                 RegionLatency {
                     write: LatencySummary::of(&mut writes),
                     read: LatencySummary::of(&mut reads),
+                    incr: LatencySummary::of(&mut incrs),
                 },
             )
         })
@@ -83,7 +90,8 @@ mod tests {
     fn ok_operations_only_per_region_and_kind() {
         // us writes ok: 10, 30, 20 ms; a failed write (5 ms) and an unknown one (2000 ms) are
         // left out. Sorted 10, 20, 30: p50 rank 2 → 20; p99 rank 3 → 30.
-        // us reads ok: 4 ms. eu: one failed read only → region present, counts 0.
+        // us reads ok: 4 ms. us increments ok: 7, 3 ms (an unknown one left out) → p50 rank 1
+        // = 3, p99 rank 2 = 7. eu: one failed read only → region present, counts 0.
         let h = history(
             vec![
                 w(1, "a", 0, 10),
@@ -93,6 +101,9 @@ mod tests {
                 w(5, "a", 400, 2400).unknown(),
                 r(6, "a", 500, 504, Some(3)),
                 r(7, "a", 500, 600, None).region("eu").fail(),
+                inc(8, "c", 600, 607),
+                inc(9, "c", 700, 703),
+                inc(10, "c", 800, 900).unknown(),
             ],
             vec![],
         );
@@ -112,6 +123,12 @@ mod tests {
                     p99_ms: Some(4.0),
                     max_ms: Some(4.0),
                 },
+                incr: LatencySummary {
+                    count: 2,
+                    p50_ms: Some(3.0),
+                    p99_ms: Some(7.0),
+                    max_ms: Some(7.0),
+                },
             }
         );
         let none = LatencySummary {
@@ -124,8 +141,20 @@ mod tests {
             l["eu"],
             RegionLatency {
                 write: none.clone(),
-                read: none,
+                read: none.clone(),
+                incr: none,
             }
         );
+    }
+
+    #[test]
+    fn results_without_incr_still_read() {
+        let json = serde_json::json!({
+            "write": {"count": 1, "p50_ms": 2.0, "p99_ms": 2.0, "max_ms": 2.0},
+            "read": {"count": 0, "p50_ms": null, "p99_ms": null, "max_ms": null},
+        });
+        let l: RegionLatency = serde_json::from_value(json).unwrap();
+        assert_eq!(l.incr, LatencySummary::default());
+        assert_eq!(l.write.count, 1);
     }
 }

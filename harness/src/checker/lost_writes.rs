@@ -115,7 +115,8 @@ mod tests {
     fn final_state(ids: &[u64]) -> FinalState {
         FinalState {
             primary_region: Some("eu".into()),
-            write_ids: ids.to_vec(), regions: Default::default()
+            write_ids: ids.to_vec(),
+            regions: Default::default(),
         }
     }
 
@@ -173,13 +174,38 @@ mod tests {
     }
 
     #[test]
+    fn active_active_union_of_both_regions_write_logs() {
+        // Active-active: us committed 1 and 3, eu committed 2 and 4; the final state's
+        // write_ids is the union of both logs (here without 3: lost), and region views are
+        // present but do not matter to this checker.
+        let h = history(
+            vec![
+                w(1, "a", 0, 10).committed_by("us"),
+                w(2, "a", 5, 15).region("eu").committed_by("eu"),
+                w(3, "b", 20, 30).committed_by("us"),
+                w(4, "b", 25, 35).region("eu").committed_by("eu"),
+            ],
+            vec![],
+        );
+        let fs = FinalState {
+            write_ids: vec![4, 2, 1],
+            ..final_regions(&[("eu", &[("a", 2), ("b", 4)], &[]), ("us", &[("a", 2)], &[])])
+        };
+        let lost = check(&h, Some(&fs));
+        assert!(lost.checked);
+        assert_eq!(lost.ids, vec![3]);
+        assert_eq!(lost.rpo_ms, Some(10.0));
+    }
+
+    #[test]
     fn no_final_state_is_not_checked() {
         let h = history(vec![w(1, "a", 100, 110)], vec![fault(1000, 0, true)]);
         for fs in [
             None,
             Some(FinalState {
                 primary_region: None,
-                write_ids: vec![], regions: Default::default()
+                write_ids: vec![],
+                regions: Default::default(),
             }),
         ] {
             let lost = check(&h, fs.as_ref());
@@ -294,7 +320,8 @@ mod tests {
             &h,
             Some(&FinalState {
                 primary_region: Some("eu".into()),
-                write_ids: replica_has.clone(), regions: Default::default()
+                write_ids: replica_has.clone(),
+                regions: Default::default(),
             }),
         );
         assert!(lost.checked);

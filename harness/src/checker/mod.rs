@@ -15,6 +15,12 @@
 //! - [`unavailability`]: share of operations that failed, per region and phase.
 //! - [`latency`]: latency of successful operations, per region and kind.
 //! - [`stale_reads`]: reads that returned data older than what had been acknowledged.
+//! - [`read_your_writes`]: reads that did not reflect the reader's own acknowledged write.
+//! - [`lww`]: converged values that were not the latest write in real time; writes silently
+//!   dropped by last-write-wins; regions that did not converge.
+//! - [`split_brain`]: writes the old primary acknowledged after the new one was promoted.
+//! - [`counters`]: acknowledged increments lost (or invented) in the final counter values.
+//! - [`conflicts`]: keys committed by both regions; travelling users' write latency.
 //! - [`slo`]: the verdict — findings against the experiment's stated RTO / RPO / stale rate.
 //!
 //! # Conventions
@@ -27,37 +33,51 @@
 //!
 //! [`Operation::region`]: crate::history::Operation::region
 
+pub mod conflicts;
+pub mod counters;
 pub mod failover;
 pub mod latency;
 pub mod lost_writes;
+pub mod lww;
 pub mod ops;
+pub mod read_your_writes;
 pub mod replay_lag;
 pub mod replication_lag;
 pub mod slo;
+pub mod split_brain;
 pub mod stale_reads;
 pub mod unavailability;
 
 #[cfg(test)]
 pub(crate) mod testkit;
 
-use crate::history::{FinalState, History, Probes};
+use crate::history::{FinalState, History, Operation, Probes};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
+pub use conflicts::Conflicts;
+pub use counters::{CounterKey, Counters};
 pub use failover::{FailoverFindings, failure_at};
 pub use latency::{LatencySummary, RegionLatency};
 pub use lost_writes::LostWrites;
+pub use lww::Lww;
 pub use ops::OpCounts;
+pub use read_your_writes::{ReadYourWrites, RywGroup};
 pub use replay_lag::ReplayLag;
 pub use replication_lag::{LagPoint, ReplicationLag};
 pub use slo::{SloCheck, Verdict, verdict};
+pub use split_brain::SplitBrain;
 pub use stale_reads::{StaleGroup, StaleReads};
 pub use unavailability::{Phase, PhaseCounts, phase_bounds};
 
 /// Everything the checkers found in one run. Each leaf has a stable dotted name in
 /// `results.json`, e.g. `lost_writes.count`, `failover.rto_ms`, `replication_lag.p99_ms`,
 /// `unavailability.us.fault.rate`, `latency.eu.write.p99_ms`.
+///
+/// The checkers added with the active-active postures (`read_your_writes`, `lww`,
+/// `split_brain`, `counters`, `conflicts`) default when absent, so a `results.json` written
+/// before them still reads — as "not checked", never as a clean 0 that was measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Findings {
     /// Operation counts by outcome and kind.
@@ -73,14 +93,29 @@ pub struct Findings {
     /// Per home region, per phase (`before` / `fault` / `after`): share of failed operations.
     /// Phases without operations are left out.
     pub unavailability: BTreeMap<String, BTreeMap<Phase, PhaseCounts>>,
-    /// Per home region: latency of successful writes and reads.
+    /// Per home region: latency of successful writes, reads and increments.
     pub latency: BTreeMap<String, RegionLatency>,
     /// Reads that returned data older than what had been acknowledged before them.
     pub stale_reads: StaleReads,
+    /// Reads that did not reflect the reader's own acknowledged write.
+    #[serde(default)]
+    pub read_your_writes: ReadYourWrites,
+    /// Last-write-wins: wrong winners, silently dropped writes, diverged keys.
+    #[serde(default)]
+    pub lww: Lww,
+    /// Writes acknowledged by the old primary after the new one was promoted.
+    #[serde(default)]
+    pub split_brain: SplitBrain,
+    /// Counter increments lost or invented (the CRDT convergence check).
+    #[serde(default)]
+    pub counters: Counters,
+    /// Keys committed by more than one region; travelling users' write latency.
+    #[serde(default)]
+    pub conflicts: Conflicts,
 }
 
-/// Runs every checker. `final_state` is `None` when it could not be read (then lost writes
-/// are reported as not checked, never as zero).
+/// Runs every checker. `final_state` is `None` when it could not be read (then lost writes,
+/// LWW and counters are reported as not checked, never as zero).
 pub fn check(history: &History, probes: &Probes, final_state: Option<&FinalState>) -> Findings {
     Findings {
         ops: ops::check(history),
@@ -91,6 +126,11 @@ pub fn check(history: &History, probes: &Probes, final_state: Option<&FinalState
         unavailability: unavailability::check(history),
         latency: latency::check(history),
         stale_reads: stale_reads::check(history),
+        read_your_writes: read_your_writes::check(history),
+        lww: lww::check(history, final_state),
+        split_brain: split_brain::check(history),
+        counters: counters::check(history, final_state),
+        conflicts: conflicts::check(history),
     }
 }
 
@@ -204,6 +244,41 @@ impl Hasher for FastHasher {
     }
 }
 
+/// Operations found by id. The recorder numbers operations in invoke order, so the history's
+/// ids are normally ascending and a binary search finds them without building anything;
+/// otherwise (a hand-made or merged history) a hash map is built once.
+pub(crate) enum OpsById<'a> {
+    /// `ops` ascending by id.
+    Sorted(&'a [Operation]),
+    /// Id → operation.
+    Map(FastMap<u64, &'a Operation>),
+}
+
+impl<'a> OpsById<'a> {
+    pub(crate) fn new(ops: &'a [Operation]) -> OpsById<'a> {
+        if ops.is_sorted_by(|a, b| a.id < b.id) {
+            OpsById::Sorted(ops)
+        } else {
+            let mut map = FastMap::default();
+            for op in ops {
+                map.entry(op.id).or_insert(op);
+            }
+            OpsById::Map(map)
+        }
+    }
+
+    /// The operation with this id (the first one, should ids repeat).
+    pub(crate) fn get(&self, id: u64) -> Option<&'a Operation> {
+        match self {
+            OpsById::Sorted(ops) => ops
+                .binary_search_by_key(&id, |op| op.id)
+                .ok()
+                .map(|i| &ops[i]),
+            OpsById::Map(map) => map.get(&id).copied(),
+        }
+    }
+}
+
 /// `later − earlier` in milliseconds, signed, exact to the nanosecond before conversion.
 pub(crate) fn ms_between(later: u64, earlier: u64) -> f64 {
     (later as i128 - earlier as i128) as f64 / 1e6
@@ -265,6 +340,27 @@ mod tests {
     }
 
     #[test]
+    fn ops_by_id_sorted_or_not() {
+        let sorted = history(
+            vec![w(1, "a", 0, 1), w(5, "b", 0, 1), w(9, "c", 0, 1)],
+            vec![],
+        );
+        let by_id = OpsById::new(&sorted.ops);
+        assert!(matches!(by_id, OpsById::Sorted(_)));
+        assert_eq!(by_id.get(5).map(|o| o.key.as_str()), Some("b"));
+        assert!(by_id.get(4).is_none());
+        let unsorted = history(
+            vec![w(9, "c", 0, 1), w(1, "a", 0, 1), w(9, "d", 0, 1)],
+            vec![],
+        );
+        let by_id = OpsById::new(&unsorted.ops);
+        assert!(matches!(by_id, OpsById::Map(_)));
+        assert_eq!(by_id.get(9).map(|o| o.key.as_str()), Some("c"));
+        assert_eq!(by_id.get(1).map(|o| o.key.as_str()), Some("a"));
+        assert!(by_id.get(2).is_none());
+    }
+
+    #[test]
     fn ms_between_is_signed_and_exact() {
         assert_eq!(ms_between(5_500_000, 1_000_000), 4.5);
         assert_eq!(ms_between(1_000_000, 5_500_000), -4.5);
@@ -305,7 +401,8 @@ mod tests {
         };
         let final_state = FinalState {
             primary_region: Some("eu".into()),
-            write_ids: vec![1], regions: Default::default()
+            write_ids: vec![1],
+            regions: Default::default(),
         };
         let f = check(&history, &probes, Some(&final_state));
         let json = serde_json::to_value(&f).unwrap();
@@ -320,8 +417,70 @@ mod tests {
         assert_eq!(json["latency"]["us"]["write"]["p50_ms"], 10.0);
         assert_eq!(json["stale_reads"]["by_source"]["db"]["reads"], 1);
         assert_eq!(json["ops"]["total"], 3);
+        assert_eq!(json["read_your_writes"]["reads_checked"], 1);
+        assert_eq!(json["read_your_writes"]["count"], 0);
+        assert_eq!(json["lww"]["checked"], false);
+        assert_eq!(json["split_brain"]["old_primary"], "us");
+        assert_eq!(json["split_brain"]["checked"], false);
+        assert_eq!(json["counters"]["checked"], false);
+        assert_eq!(json["conflicts"]["home_writes"]["count"], 1);
+        assert_eq!(json["latency"]["us"]["incr"]["count"], 0);
         let back: Findings = serde_json::from_value(json).unwrap();
         assert_eq!(back, f);
+    }
+
+    #[test]
+    fn active_active_findings_by_dotted_name() {
+        // lww posture, eu's clock ahead: eu's write 1 [0, 10] beats us's write 2 [20, 30];
+        // counters as LWW registers: 3 acked increments, final 2. User 1 reads a at 40 and
+        // gets 1 although its own write 2 was acked at 30.
+        let h = history(
+            vec![
+                w(1, "a", 0, 10).user(2).region("eu").committed_by("eu"),
+                w(2, "a", 20, 30).committed_by("us"),
+                inc(3, "c", 0, 5).committed_by("us"),
+                inc(4, "c", 0, 5).region("eu").committed_by("eu"),
+                inc(5, "c", 10, 15).committed_by("us"),
+                r(6, "a", 40, 41, Some(1)).cache(),
+            ],
+            vec![],
+        );
+        let fs = testkit::final_regions(&[
+            ("eu", &[("a", 1)], &[("c", 2)]),
+            ("us", &[("a", 1)], &[("c", 2)]),
+        ]);
+        let json = serde_json::to_value(check(&h, &Probes::default(), Some(&fs))).unwrap();
+        assert_eq!(json["read_your_writes"]["count"], 1);
+        assert_eq!(json["read_your_writes"]["by_region"]["us"]["rate"], 1.0);
+        assert_eq!(json["read_your_writes"]["max_age_ms"], 10.0);
+        assert_eq!(json["lww"]["wrong_winners"], 1);
+        assert_eq!(json["lww"]["dropped_ids"], serde_json::json!([2]));
+        assert_eq!(json["counters"]["lost"], 1);
+        assert_eq!(json["counters"]["by_key"]["c"]["final"], 2);
+        assert_eq!(json["conflicts"]["conflicting_keys"], 1);
+        assert_eq!(json["conflicts"]["keys"], serde_json::json!(["a"]));
+        assert_eq!(json["split_brain"]["checked"], false);
+        assert_eq!(json["latency"]["us"]["incr"]["count"], 2);
+        assert_eq!(json["ops"]["increments"], 3);
+    }
+
+    #[test]
+    fn results_written_before_the_active_active_checkers_still_read() {
+        let f = check(&History::default(), &Probes::default(), None);
+        let mut json = serde_json::to_value(&f).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        for name in [
+            "read_your_writes",
+            "lww",
+            "split_brain",
+            "counters",
+            "conflicts",
+        ] {
+            assert!(obj.remove(name).is_some(), "{name}");
+        }
+        let back: Findings = serde_json::from_value(json).unwrap();
+        assert!(!back.lww.checked && !back.counters.checked && !back.split_brain.checked);
+        assert_eq!(back.read_your_writes.rate, None);
     }
 
     #[test]
@@ -337,5 +496,9 @@ mod tests {
         assert!(f.unavailability.is_empty());
         assert!(f.latency.is_empty());
         assert_eq!(f.stale_reads.rate, None);
+        assert_eq!(f.read_your_writes, ReadYourWrites::default());
+        assert!(!f.lww.checked && !f.split_brain.checked && !f.counters.checked);
+        assert!(!f.conflicts.checked);
+        assert_eq!(f.counters.final_total, None);
     }
 }

@@ -1,7 +1,9 @@
 //! Builders for hand-made histories in the checkers' known-answer tests. Times are given in
 //! whole milliseconds so the expected figures can be worked out by hand in comments.
 
-use crate::history::{Event, EventKind, History, Nanos, OpKind, Operation, Outcome, Source};
+use crate::history::{
+    Event, EventKind, FinalState, History, Nanos, OpKind, Operation, Outcome, RegionState, Source,
+};
 
 /// One millisecond in [`Nanos`].
 pub const MS: Nanos = 1_000_000;
@@ -24,7 +26,9 @@ pub fn w(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
             served_by: "us".into(),
             version: Some(id as i64),
             write_id: Some(id),
-            source: None, committed_by: None, value: None
+            source: None,
+            committed_by: None,
+            value: None,
         },
     })
 }
@@ -44,12 +48,51 @@ pub fn r(id: u64, key: &str, invoke_ms: u64, complete_ms: u64, returned: Option<
             served_by: "us".into(),
             version: returned.map(|v| v as i64),
             write_id: returned,
-            source: Some(Source::Db), committed_by: None, value: None
+            source: Some(Source::Db),
+            committed_by: None,
+            value: None,
+        },
+    })
+}
+
+/// An `ok` increment (by 1) `id` of counter `key`, invoked at `invoke_ms`, acknowledged at
+/// `complete_ms`.
+pub fn inc(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
+    B(Operation {
+        from: None,
+        id,
+        user: 1,
+        region: "us".into(),
+        kind: OpKind::Incr,
+        key: key.into(),
+        invoke_ns: invoke_ms * MS,
+        complete_ns: complete_ms * MS,
+        outcome: Outcome::Ok {
+            served_by: "us".into(),
+            version: None,
+            write_id: None,
+            source: None,
+            committed_by: None,
+            value: None,
         },
     })
 }
 
 impl B {
+    /// Committed by the database of `region` (writes and increments).
+    pub fn committed_by(mut self, region: &str) -> B {
+        if let Outcome::Ok { committed_by, .. } = &mut self.0.outcome {
+            *committed_by = Some(region.into());
+        }
+        self
+    }
+
+    /// Issued while the user was travelling in `region`.
+    pub fn travelling(mut self, region: &str) -> B {
+        self.0.from = Some(region.into());
+        self
+    }
+
     /// Issued by this user.
     pub fn user(mut self, user: u32) -> B {
         self.0.user = user;
@@ -151,4 +194,82 @@ pub fn failover_steps(declared_ms: u64, promoted_ms: u64, rerouted_ms: u64) -> V
             },
         ),
     ]
+}
+
+/// One region's final view for [`final_regions`]: (region, [(key, write id)],
+/// [(counter, value)]).
+pub type RegionView<'a> = (&'a str, &'a [(&'a str, u64)], &'a [(&'a str, i64)]);
+
+/// A final state read from every region in `regions`: (region, [(key, write id)],
+/// [(counter, value)]). `write_ids` is the union of the regions' key values.
+pub fn final_regions(regions: &[RegionView]) -> FinalState {
+    let mut write_ids: Vec<u64> = regions
+        .iter()
+        .flat_map(|(_, kv, _)| kv.iter().map(|&(_, id)| id))
+        .collect();
+    write_ids.sort_unstable();
+    write_ids.dedup();
+    FinalState {
+        primary_region: regions.first().map(|(r, _, _)| (*r).to_owned()),
+        write_ids,
+        regions: regions
+            .iter()
+            .map(|(r, kv, counters)| {
+                (
+                    (*r).to_owned(),
+                    RegionState {
+                        kv: kv.iter().map(|&(k, id)| (k.to_owned(), id)).collect(),
+                        counters: counters.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// A random small history for cross-checking a checker against a brute-force transcription
+/// of its definition: `n` operations (writes, reads returning a recent write id, some never
+/// written id, or nothing; increments) over `keys` keys by `users` users in us / eu, with
+/// overlapping times, ~15 % unknown and ~10 % failed outcomes, shuffled ids half the time.
+pub fn random_history(seed: u64, n: usize, keys: usize, users: u32) -> History {
+    use rand::{Rng, SeedableRng, seq::SliceRandom};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut ids: Vec<u64> = (1..=n as u64).collect();
+    if rng.random_bool(0.5) {
+        ids.shuffle(&mut rng);
+    }
+    let mut ops = Vec::with_capacity(n);
+    for (i, &id) in ids.iter().enumerate() {
+        let key = format!("k{}", rng.random_range(0..keys));
+        let invoke = i as u64 * 3 + rng.random_range(0..3);
+        let complete = invoke + rng.random_range(0..20);
+        let user = rng.random_range(0..users);
+        let region = if user % 2 == 0 { "us" } else { "eu" };
+        let roll: f64 = rng.random();
+        let mut b = if roll < 0.45 {
+            w(id, &key, invoke, complete)
+        } else if roll < 0.9 {
+            let returned = match rng.random_range(0..10) {
+                0 => None,
+                1 => Some(10_000),
+                _ if i == 0 => None,
+                _ => Some(ids[rng.random_range(i.saturating_sub(30)..i)]),
+            };
+            r(id, &key, invoke, complete, returned)
+        } else {
+            inc(id, &key, invoke, complete)
+        };
+        b = b.user(user).region(region);
+        if rng.random_bool(0.5) {
+            b = b.committed_by(if rng.random_bool(0.8) { region } else { "us" });
+        }
+        let outcome: f64 = rng.random();
+        if outcome < 0.1 {
+            b = b.fail();
+        } else if outcome < 0.25 {
+            b = b.unknown();
+        }
+        ops.push(b);
+    }
+    history(ops, vec![])
 }

@@ -40,6 +40,27 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
+/// A signed duration exactly as written, e.g. `"-500ms"` (behind), `"+1.5s"` or `"250ms"`
+/// (ahead): an optional `+` or `-`, then humantime syntax. Only strings are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDurationText(pub String);
+
+impl<'de> Deserialize<'de> for SignedDurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = SignedDurationText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"a signed duration in quotes, such as "-500ms", "+1.5s" or "250ms""#)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SignedDurationText, E> {
+                Ok(SignedDurationText(v.to_string()))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +71,8 @@ pub struct ExperimentSpec {
     /// `description`: what the experiment shows and what result to expect. Default: empty.
     pub description: Option<String>,
     /// `posture` (required): `single-region`, `active-passive-async`,
-    /// `active-passive-semi-sync` or `active-passive-sync`.
+    /// `active-passive-semi-sync`, `active-passive-sync`, `active-active-partitioned`,
+    /// `active-active-lww` or `active-active-crdt`.
     pub posture: Option<Spanned<String>>,
     /// `seed`: seed of the operation plan and of every random choice. Default: 1.
     pub seed: Option<u64>,
@@ -104,6 +126,15 @@ pub struct WorkloadSpec {
     /// `op_timeout`: a client gives up on an operation after this long (outcome unknown);
     /// more than 0. Default `"2s"`.
     pub op_timeout: Option<Spanned<DurationText>>,
+    /// `travel_fraction`: share of users away from home, in [0, 1]: they call the other
+    /// region's app (in `active-active-partitioned`, that app sends their writes home across
+    /// the link). Default 0. More than 0 needs a second region (not `single-region`).
+    pub travel_fraction: Option<Spanned<f64>>,
+    /// `incr_fraction`: share of operations that increment a shared counter, in [0, 1]; the
+    /// rest split into reads and writes by `read_fraction`. Default 0.
+    pub incr_fraction: Option<Spanned<f64>>,
+    /// `counters`: number of distinct shared counters; at least 1. Default 1.
+    pub counters: Option<Spanned<u32>>,
 }
 
 /// `[cache]`.
@@ -112,6 +143,18 @@ pub struct WorkloadSpec {
 pub struct CacheSpec {
     /// `ttl`: time to live of a cached value. Default `"1s"`.
     pub ttl: Option<Spanned<DurationText>>,
+    /// `mode`: how the other region's cache learns of a write. `ttl` (default): the writing
+    /// region drops its own copy, the other region's expires with its TTL; `invalidate`: the
+    /// writing region also sends an invalidation event across the link; `write-through`: the
+    /// writing region puts the new value into both regions' caches. `invalidate` and
+    /// `write-through` need a second region (not `single-region`).
+    pub mode: Option<Spanned<String>>,
+    /// `ttl_jitter`: each cached value lives `ttl ± ttl_jitter` (spreads expiries); at most
+    /// `ttl`. Default `"0ms"`.
+    pub ttl_jitter: Option<Spanned<DurationText>>,
+    /// `single_flight`: concurrent misses of one key in one app share a single database
+    /// read. Default false.
+    pub single_flight: Option<bool>,
 }
 
 /// `[failover]`.
@@ -119,17 +162,21 @@ pub struct CacheSpec {
 #[serde(deny_unknown_fields)]
 pub struct FailoverSpec {
     /// `mode`: `auto` or `manual`. Default `auto`, except in `single-region`, where there is
-    /// nothing to fail over to: there it defaults to `manual` and `auto` is an error.
+    /// nothing to fail over to: there it defaults to `manual` and `auto` is an error. In the
+    /// active-passive postures `auto` promotes the replica and reroutes; in the active-active
+    /// ones there is no promotion: `auto` moves a dead region's users to the other region.
     pub mode: Option<Spanned<String>>,
-    /// `interval`: time between health checks of the primary; more than 0. Default `"500ms"`.
+    /// `interval`: time between health checks (of the primary; in active-active, of each
+    /// region); more than 0. Default `"500ms"`.
     pub interval: Option<Spanned<DurationText>>,
     /// `threshold`: consecutive failed checks that declare the primary region down; at least
     /// 1. Default 3.
     pub threshold: Option<Spanned<u32>>,
     /// `dns_ttl`: how long clients keep using a routing answer. Default `"1s"`.
     pub dns_ttl: Option<Spanned<DurationText>>,
-    /// `fencing`: stop the old primary before promoting the replica. Default false.
-    pub fencing: Option<bool>,
+    /// `fencing`: stop the old primary before promoting the replica. Default false. `true` is
+    /// an error in the active-active postures: nothing is promoted, so nothing is fenced.
+    pub fencing: Option<Spanned<bool>>,
 }
 
 /// One `[[faults]]` entry. Which keys are allowed depends on `kind`:
@@ -140,10 +187,13 @@ pub struct FailoverSpec {
 /// | `partition`   | `links` or `between`, `mode`, `direction`                |
 /// | `kill_node`   | `node` (required)                                        |
 /// | `kill_region` | `region` (required)                                      |
+/// | `pause_node`  | `node` (required)                                        |
+/// | `clock_skew`  | `node` (required, an app), `offset` (required)           |
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultEntry {
-    /// `kind` (required): `latency`, `partition`, `kill_node` or `kill_region`.
+    /// `kind` (required): `latency`, `partition`, `kill_node`, `kill_region`, `pause_node` or
+    /// `clock_skew`.
     pub kind: Option<Spanned<String>>,
     /// `at` (required): when the fault starts, as an offset from the start of the workload;
     /// before the experiment's `duration`.
@@ -156,8 +206,9 @@ pub struct FaultEntry {
     /// `region` (kill_region): the region whose every node is killed; it must have nodes in
     /// the posture (`single-region`: only `us`).
     pub region: Option<Spanned<String>>,
-    /// `node` (kill_node): a node id such as `us-db`, `eu-cache`, `eu-app`; it must exist in
-    /// the posture.
+    /// `node` (kill_node, pause_node, clock_skew): a node id such as `us-db`, `eu-cache`,
+    /// `eu-app`; it must exist in the posture. For `clock_skew` it must be an app (`us-app`,
+    /// `eu-app`): only the apps' clocks are shifted.
     pub node: Option<Spanned<String>>,
     /// `links` (latency, partition): link names, e.g. `["replication", "eu-app-to-us-db"]`;
     /// each must exist in the posture.
@@ -175,6 +226,10 @@ pub struct FaultEntry {
     pub rtt: Option<Spanned<DurationText>>,
     /// `jitter` (latency): ± this much on the added round trip; at most `rtt`. Default `"0ms"`.
     pub jitter: Option<Spanned<DurationText>>,
+    /// `offset` (clock_skew, required): how far the app's wall clock is shifted, signed:
+    /// `"-500ms"` puts it behind, `"+1.5s"` (or `"1.5s"`) ahead. Whole milliseconds, not 0,
+    /// at most 1 hour either way. Monotonic time is left alone.
+    pub offset: Option<Spanned<SignedDurationText>>,
 }
 
 /// `[slo]`. Every key is optional; an absent one is not judged.

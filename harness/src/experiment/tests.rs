@@ -25,6 +25,16 @@ fn err(text: &str) -> String {
 
 const AP: &str = "posture = \"active-passive-async\"\nduration = \"20s\"\n";
 const SINGLE: &str = "posture = \"single-region\"\nduration = \"20s\"\n";
+const AA: &str = "posture = \"active-active-lww\"\nduration = \"20s\"\n";
+const POSTURES: &str = "single-region, active-passive-async, active-passive-semi-sync, \
+                        active-passive-sync, active-active-partitioned, active-active-lww, \
+                        active-active-crdt";
+const AP_LINKS: &str = "replication, us-app-to-eu-db, us-users-to-eu-app, us-monitor-to-eu-db, \
+                        us-app-to-eu-cache, eu-app-to-us-db, eu-users-to-us-app, \
+                        eu-monitor-to-us-db, eu-app-to-us-cache";
+const AA_LINKS: &str = "replication, replication-to-us, us-app-to-eu-db, us-users-to-eu-app, \
+                        us-monitor-to-eu-db, us-app-to-eu-cache, eu-app-to-us-db, \
+                        eu-users-to-us-app, eu-monitor-to-us-db, eu-app-to-us-cache";
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -41,19 +51,40 @@ fn every_shipped_experiment_loads() {
     assert_eq!(
         names,
         [
+            "aa-lww-clock-skew",
+            "aa-lww-no-skew",
+            "aa-partitioned-users-partition",
             "ap-async-partition-then-region-loss",
             "ap-async-region-loss",
             "ap-semisync-region-loss",
+            "ap-split-brain-fencing",
+            "ap-split-brain",
             "ap-sync-partition-then-region-loss",
             "ap-sync-region-loss",
+            "cache-invalidation",
+            "cache-ttl-only",
+            "crdt-counter-partition",
+            "lww-counter-partition",
             "single-region-region-loss",
         ]
     );
+    // The region-loss drills all judge RTO and RPO, on the same 50 keys.
+    let region_loss = [
+        "ap-async-partition-then-region-loss",
+        "ap-async-region-loss",
+        "ap-semisync-region-loss",
+        "ap-sync-partition-then-region-loss",
+        "ap-sync-region-loss",
+        "single-region-region-loss",
+    ];
     for e in &all {
         assert!(!e.description.is_empty(), "{} has no description", e.name);
-        assert!(e.slo.rto.is_some() && e.slo.rpo.is_some(), "{}", e.name);
-        assert_eq!((e.workload.users, e.workload.keys), (40, 50), "{}", e.name);
+        assert_eq!(e.workload.users, 40, "{}", e.name);
         assert_eq!(e.workload.rate_per_s, 200.0, "{}", e.name);
+        if region_loss.contains(&e.name.as_str()) {
+            assert!(e.slo.rto.is_some() && e.slo.rpo.is_some(), "{}", e.name);
+            assert_eq!(e.workload.keys, 50, "{}", e.name);
+        }
         // The whole set must run in a few minutes.
         assert!(e.duration <= s(20), "{}", e.name);
         for f in &e.faults {
@@ -174,7 +205,12 @@ fn defaults_are_filled_in() {
             incr_fraction: 0.0,
             counters: 1,
         },
-        cache: Cache { ttl: s(1), mode: Default::default(), ttl_jitter: Duration::ZERO, single_flight: false },
+        cache: Cache {
+            ttl: s(1),
+            mode: Default::default(),
+            ttl_jitter: Duration::ZERO,
+            single_flight: false,
+        },
         failover: Failover {
             mode: FailoverMode::Auto,
             interval: ms(500),
@@ -209,8 +245,14 @@ read_fraction = 1
 keys = 7
 us_fraction = 0
 op_timeout = "250ms"
+travel_fraction = 0.25
+incr_fraction = 0.1
+counters = 4
 [cache]
-ttl = "0s"
+ttl = "2s"
+mode = "write-through"
+ttl_jitter = "2s"
+single_flight = true
 [failover]
 mode = "manual"
 interval = "1s"
@@ -231,7 +273,19 @@ max_stale_read_rate = 0.25
     let w = &e.workload;
     assert_eq!((w.users, w.rate_per_s, w.read_fraction), (3, 12.5, 1.0));
     assert_eq!((w.keys, w.us_fraction, w.op_timeout), (7, 0.0, ms(250)));
-    assert_eq!(e.cache.ttl, Duration::ZERO);
+    assert_eq!(
+        (w.travel_fraction, w.incr_fraction, w.counters),
+        (0.25, 0.1, 4)
+    );
+    assert_eq!(
+        e.cache,
+        Cache {
+            ttl: s(2),
+            mode: CacheMode::WriteThrough,
+            ttl_jitter: s(2),
+            single_flight: true,
+        }
+    );
     let f = &e.failover;
     assert_eq!(
         (f.mode, f.interval, f.threshold),
@@ -410,8 +464,7 @@ fn bad_duration() {
 fn unknown_posture() {
     assert_eq!(
         err("duration = \"20s\"\nposture = \"active-active\"\n"),
-        "x.toml:2:11: posture: unknown posture \"active-active\"; one of single-region, \
-         active-passive-async, active-passive-semi-sync, active-passive-sync"
+        format!("x.toml:2:11: posture: unknown posture \"active-active\"; one of {POSTURES}")
     );
 }
 
@@ -419,10 +472,10 @@ fn unknown_posture() {
 fn unknown_fault_kind() {
     assert_eq!(
         err(&format!(
-            "{AP}[[faults]]\nkind = \"clock_skew\"\nat = \"1s\"\n"
+            "{AP}[[faults]]\nkind = \"disk_full\"\nat = \"1s\"\n"
         )),
-        "x.toml:4:8: faults[0].kind: unknown fault kind \"clock_skew\"; \
-         one of latency, partition, kill_node, kill_region"
+        "x.toml:4:8: faults[0].kind: unknown fault kind \"disk_full\"; \
+         one of latency, partition, kill_node, kill_region, pause_node, clock_skew"
     );
 }
 
@@ -598,8 +651,7 @@ fn the_first_problem_in_file_order_is_reported() {
         err(
             "posture = \"x\"\nduration = \"5s\"\n[[faults]]\nkind = \"kill_region\"\nregion = \"eu\"\nat = \"1s\"\n"
         ),
-        "x.toml:1:11: posture: unknown posture \"x\"; one of single-region, \
-         active-passive-async, active-passive-semi-sync, active-passive-sync"
+        format!("x.toml:1:11: posture: unknown posture \"x\"; one of {POSTURES}")
     );
 }
 
@@ -624,4 +676,399 @@ fn error_parts_are_exposed() {
     assert_eq!(e.file, Path::new("d/e.toml"));
     assert_eq!((e.line, e.column, e.field.as_str()), (1, 11, "posture"));
     assert!(e.message.starts_with("unknown posture"));
+}
+
+// ---- active-active postures, cache modes, counters, travellers, pause and clock skew ----
+
+#[test]
+fn active_active_postures_load_with_their_own_links() {
+    for (name, posture) in [
+        (
+            "active-active-partitioned",
+            Posture::ActiveActivePartitioned,
+        ),
+        ("active-active-lww", Posture::ActiveActiveLww),
+        ("active-active-crdt", Posture::ActiveActiveCrdt),
+    ] {
+        let e = ok(&format!(
+            "posture = \"{name}\"\nduration = \"20s\"\n[workload]\ntravel_fraction = 0.3\n\
+             [cache]\nmode = \"invalidate\"\n[failover]\nmode = \"auto\"\nfencing = false\n\
+             [[faults]]\nkind = \"partition\"\n\
+             links = [\"replication\", \"replication-to-us\", \"us-app-to-eu-cache\"]\nat = \"1s\"\n"
+        ));
+        assert_eq!(e.posture, posture);
+        assert_eq!(
+            (e.failover.mode, e.failover.fencing),
+            (FailoverMode::Auto, false)
+        );
+        assert_eq!(e.cache.mode, CacheMode::Invalidate);
+        assert_eq!(e.workload.travel_fraction, 0.3);
+        assert_eq!(
+            e.faults[0].fault,
+            FaultSpec::Partition {
+                links: LinkSelector::Named(vec![
+                    "replication".into(),
+                    "replication-to-us".into(),
+                    "us-app-to-eu-cache".into()
+                ]),
+                mode: PartitionMode::BlackHole,
+                direction: CutDirection::Both,
+            }
+        );
+    }
+    // Failover defaults to auto there too (it moves users, it promotes nothing).
+    assert_eq!(ok(AA).failover.mode, FailoverMode::Auto);
+}
+
+#[test]
+fn new_keys_default() {
+    let e = ok(&format!(
+        "{AA}[cache]\nttl = \"3s\"\n[workload]\nusers = 2\n"
+    ));
+    assert_eq!(
+        e.cache,
+        Cache {
+            ttl: s(3),
+            mode: CacheMode::Ttl,
+            ttl_jitter: Duration::ZERO,
+            single_flight: false,
+        }
+    );
+    let w = &e.workload;
+    assert_eq!(
+        (w.travel_fraction, w.incr_fraction, w.counters),
+        (0.0, 0.0, 1)
+    );
+    // Counters and a zero travel fraction are fine in a single region.
+    let w = ok(&format!(
+        "{SINGLE}[workload]\ntravel_fraction = 0\nincr_fraction = 1\ncounters = 3\n"
+    ))
+    .workload;
+    assert_eq!(
+        (w.travel_fraction, w.incr_fraction, w.counters),
+        (0.0, 1.0, 3)
+    );
+    assert_eq!(
+        ok(&format!("{SINGLE}[cache]\nmode = \"ttl\"\n")).cache.mode,
+        CacheMode::Ttl
+    );
+}
+
+#[test]
+fn pause_and_clock_skew_faults_are_mapped() {
+    let e = ok(&format!(
+        "{AA}[[faults]]\nkind = \"pause_node\"\nnode = \"eu-db\"\nat = \"1s\"\nduration = \"2s\"\n\
+         [[faults]]\nkind = \"clock_skew\"\nnode = \"eu-app\"\noffset = \"-500ms\"\nat = \"2s\"\n\
+         [[faults]]\nkind = \"clock_skew\"\nnode = \"us-app\"\noffset = \"+1.5s\"\nat = \"3s\"\nheal_at = \"9s\"\n\
+         [[faults]]\nkind = \"clock_skew\"\nnode = \"us-app\"\noffset = \"250ms\"\nat = \"4s\"\n\
+         [[faults]]\nkind = \"clock_skew\"\nnode = \"eu-app\"\noffset = \"-1h\"\nat = \"5s\"\n"
+    ));
+    assert_eq!(
+        e.faults[0],
+        ScheduledFault {
+            at: s(1),
+            heal_at: Some(s(3)),
+            fault: FaultSpec::PauseNode {
+                node: NodeId::new("eu", Role::Db)
+            },
+        }
+    );
+    let skews: Vec<_> = e.faults[1..]
+        .iter()
+        .map(|f| match &f.fault {
+            FaultSpec::ClockSkew { node, offset_ms } => (node.to_string(), *offset_ms, f.heal_at),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        skews,
+        [
+            ("eu-app".to_string(), -500, None),
+            ("us-app".to_string(), 1500, Some(s(9))),
+            ("us-app".to_string(), 250, None),
+            ("eu-app".to_string(), -3_600_000, None),
+        ]
+    );
+    // Pausing and skewing work in a single region too, on its nodes.
+    let e = ok(&format!(
+        "{SINGLE}[[faults]]\nkind = \"pause_node\"\nnode = \"us-cache\"\nat = \"1s\"\n\
+         [[faults]]\nkind = \"clock_skew\"\nnode = \"us-app\"\noffset = \"2s\"\nat = \"1s\"\n"
+    ));
+    assert_eq!(e.faults.len(), 2);
+}
+
+#[test]
+fn unknown_cache_mode() {
+    assert_eq!(
+        err(&format!("{AP}[cache]\nmode = \"write_back\"\n")),
+        "x.toml:4:8: cache.mode: unknown cache mode \"write_back\"; \
+         one of ttl, invalidate, write-through"
+    );
+}
+
+#[test]
+fn cross_region_cache_mode_in_a_single_region() {
+    assert_eq!(
+        err(&format!("{SINGLE}[cache]\nmode = \"invalidate\"\n")),
+        "x.toml:4:8: cache.mode: invalidate reaches the other region's cache, and \
+         single-region has only us-cache; use \"ttl\" or leave mode out"
+    );
+    assert_eq!(
+        err(&format!(
+            "{SINGLE}[cache]\nttl = \"2s\"\nmode = \"write-through\"\n"
+        )),
+        "x.toml:5:8: cache.mode: write-through reaches the other region's cache, and \
+         single-region has only us-cache; use \"ttl\" or leave mode out"
+    );
+}
+
+#[test]
+fn ttl_jitter_more_than_the_ttl() {
+    assert_eq!(
+        err(&format!(
+            "{AP}[cache]\nttl = \"1s\"\nttl_jitter = \"1.5s\"\n"
+        )),
+        "x.toml:5:14: cache.ttl_jitter: 1s 500ms is more than the ttl (1s)"
+    );
+    // Against the default ttl (1s) too.
+    assert_eq!(
+        err(&format!("{AP}[cache]\nttl_jitter = \"2s\"\n")),
+        "x.toml:4:14: cache.ttl_jitter: 2s is more than the ttl (1s)"
+    );
+    assert_eq!(
+        err(&format!("{AP}[cache]\nttl_jitter = \"soon\"\n")),
+        "x.toml:4:14: cache.ttl_jitter: invalid duration \"soon\" (expected number at 0); \
+         write e.g. \"80ms\", \"1.5s\" or \"2m\""
+    );
+}
+
+#[test]
+fn single_flight_is_a_bool() {
+    assert_eq!(
+        err(&format!("{AP}[cache]\nsingle_flight = \"yes\"\n")),
+        "x.toml:4:17: cache.single_flight: invalid type: string \"yes\", expected a boolean"
+    );
+}
+
+#[test]
+fn travellers_need_a_second_region() {
+    assert_eq!(
+        err(&format!("{SINGLE}[workload]\ntravel_fraction = 0.2\n")),
+        "x.toml:4:19: workload.travel_fraction: travellers call the other region's app, and \
+         single-region has only us-app; use 0 or leave travel_fraction out"
+    );
+    assert_eq!(
+        err(&format!("{AP}[workload]\ntravel_fraction = 1.2\n")),
+        "x.toml:4:19: workload.travel_fraction: 1.2 is not in [0, 1]"
+    );
+}
+
+#[test]
+fn bad_increments_and_counters() {
+    assert_eq!(
+        err(&format!("{AA}[workload]\nincr_fraction = -0.5\n")),
+        "x.toml:4:17: workload.incr_fraction: -0.5 is not in [0, 1]"
+    );
+    assert_eq!(
+        err(&format!(
+            "{AA}[workload]\nincr_fraction = 0.5\ncounters = 0\n"
+        )),
+        "x.toml:5:12: workload.counters: must be at least 1"
+    );
+}
+
+#[test]
+fn fencing_in_active_active() {
+    assert_eq!(
+        err(&format!(
+            "{AA}[failover]\nmode = \"auto\"\nfencing = true\n"
+        )),
+        "x.toml:5:11: failover.fencing: active-active-lww has nothing to fence: both regions \
+         run a primary and failover promotes nothing (it moves users); set false or leave \
+         fencing out"
+    );
+    // Manual failover does not make it right either.
+    assert_eq!(
+        err("posture = \"active-active-crdt\"\nduration = \"9s\"\n\
+             [failover]\nfencing = true\nmode = \"manual\"\n"),
+        "x.toml:4:11: failover.fencing: active-active-crdt has nothing to fence: both regions \
+         run a primary and failover promotes nothing (it moves users); set false or leave \
+         fencing out"
+    );
+    // Active-passive as before.
+    assert!(
+        ok(&format!("{AP}[failover]\nfencing = true\n"))
+            .failover
+            .fencing
+    );
+}
+
+#[test]
+fn reverse_replication_only_in_active_active() {
+    assert_eq!(
+        err(&format!(
+            "{AP}[[faults]]\nkind = \"partition\"\nlinks = [\"replication-to-us\"]\nat = \"1s\"\n"
+        )),
+        format!(
+            "x.toml:5:10: faults[0].links[0]: link \"replication-to-us\" does not exist in \
+             active-passive-async (it exists only in the active-active postures, where both \
+             regions run a primary); links in active-passive-async: {AP_LINKS}"
+        )
+    );
+    assert_eq!(
+        err(&format!(
+            "{SINGLE}[[faults]]\nkind = \"partition\"\nlinks = [\"replication-to-us\"]\nat = \"1s\"\n"
+        )),
+        "x.toml:5:10: faults[0].links[0]: link \"replication-to-us\" does not exist in \
+         single-region (it exists only in the active-active postures, where both regions run \
+         a primary); links in single-region: eu-users-to-us-app"
+    );
+}
+
+#[test]
+fn cache_links_need_both_regions() {
+    assert_eq!(
+        err(&format!(
+            "{SINGLE}[[faults]]\nkind = \"partition\"\nlinks = [\"eu-app-to-us-cache\"]\nat = \"1s\"\n"
+        )),
+        "x.toml:5:10: faults[0].links[0]: link \"eu-app-to-us-cache\" does not exist in \
+         single-region (there is no eu-app); links in single-region: eu-users-to-us-app"
+    );
+    assert_eq!(
+        err(&format!(
+            "{SINGLE}[[faults]]\nkind = \"partition\"\nlinks = [\"us-app-to-eu-cache\"]\nat = \"1s\"\n"
+        )),
+        "x.toml:5:10: faults[0].links[0]: link \"us-app-to-eu-cache\" does not exist in \
+         single-region (there is no eu-cache); links in single-region: eu-users-to-us-app"
+    );
+}
+
+#[test]
+fn link_lists_follow_the_posture() {
+    assert_eq!(
+        err(&format!(
+            "{AP}[[faults]]\nkind = \"partition\"\nlinks = [\"wal\"]\nat = \"1s\"\n"
+        )),
+        format!(
+            "x.toml:5:10: faults[0].links[0]: unknown link \"wal\"; links in \
+             active-passive-async: {AP_LINKS}"
+        )
+    );
+    assert_eq!(
+        err(&format!(
+            "{AA}[[faults]]\nkind = \"latency\"\nrtt = \"5ms\"\nlinks = [\"wal\"]\nat = \"1s\"\n"
+        )),
+        format!(
+            "x.toml:6:10: faults[0].links[0]: unknown link \"wal\"; links in \
+             active-active-lww: {AA_LINKS}"
+        )
+    );
+}
+
+#[test]
+fn pause_node_needs_an_existing_node() {
+    assert_eq!(
+        err(&format!(
+            "{SINGLE}[[faults]]\nkind = \"pause_node\"\nnode = \"eu-cache\"\nat = \"1s\"\n"
+        )),
+        "x.toml:5:8: faults[0].node: node \"eu-cache\" does not exist in single-region; \
+         nodes in single-region: us-db, us-cache, us-app"
+    );
+    assert_eq!(
+        err(&format!(
+            "{AA}\n[[faults]]\nkind = \"pause_node\"\nat = \"1s\"\n"
+        )),
+        "x.toml:4:1: faults[0].node: required: a node id such as \"us-db\""
+    );
+    assert_eq!(
+        err(&format!(
+            "{AA}[[faults]]\nkind = \"pause_node\"\nnode = \"us-db\"\noffset = \"1s\"\nat = \"1s\"\n"
+        )),
+        "x.toml:6:10: faults[0].offset: not a key of a pause_node fault \
+         (its keys: kind, at, heal_at, duration, node)"
+    );
+}
+
+#[test]
+fn clock_skew_applies_to_apps() {
+    assert_eq!(
+        err(&format!(
+            "{AA}[[faults]]\nkind = \"clock_skew\"\nnode = \"us-db\"\noffset = \"1s\"\nat = \"1s\"\n"
+        )),
+        "x.toml:5:8: faults[0].node: \"us-db\" is not an app; clock skew applies to apps \
+         (apps in active-active-lww: us-app, eu-app)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{SINGLE}[[faults]]\nkind = \"clock_skew\"\nnode = \"eu-app\"\noffset = \"1s\"\nat = \"1s\"\n"
+        )),
+        "x.toml:5:8: faults[0].node: node \"eu-app\" does not exist in single-region; \
+         clock skew applies to apps (apps in single-region: us-app)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{AA}[[faults]]\nkind = \"clock_skew\"\nnode = \"app\"\noffset = \"1s\"\nat = \"1s\"\n"
+        )),
+        "x.toml:5:8: faults[0].node: unknown node \"app\"; clock skew applies to apps \
+         (apps in active-active-lww: us-app, eu-app)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{AA}\n[[faults]]\nkind = \"clock_skew\"\noffset = \"1s\"\nat = \"1s\"\n"
+        )),
+        "x.toml:4:1: faults[0].node: required: the app whose clock is shifted, such as \"us-app\""
+    );
+    assert_eq!(
+        err(&format!(
+            "{AA}[[faults]]\nkind = \"clock_skew\"\nnode = \"us-app\"\nregion = \"us\"\n\
+             offset = \"1s\"\nat = \"1s\"\n"
+        )),
+        "x.toml:6:10: faults[0].region: not a key of a clock_skew fault \
+         (its keys: kind, at, heal_at, duration, node, offset)"
+    );
+}
+
+#[test]
+fn clock_skew_offset() {
+    let skew = |offset: &str| {
+        err(&format!(
+            "{AA}[[faults]]\nkind = \"clock_skew\"\nnode = \"eu-app\"\nat = \"1s\"\noffset = {offset}\n"
+        ))
+    };
+    assert_eq!(
+        err(&format!(
+            "{AA}\n[[faults]]\nkind = \"clock_skew\"\nnode = \"eu-app\"\nat = \"1s\"\n"
+        )),
+        "x.toml:4:1: faults[0].offset: required: how far the app's clock is shifted, \
+         e.g. \"-500ms\" (behind) or \"+1.5s\" (ahead)"
+    );
+    assert_eq!(
+        skew("\"-0s\""),
+        "x.toml:7:10: faults[0].offset: must not be 0 (that is no skew); \
+         e.g. \"-500ms\" (behind) or \"+1.5s\" (ahead)"
+    );
+    assert_eq!(
+        skew("\"-1h1s\""),
+        "x.toml:7:10: faults[0].offset: -1h 1s is more than 1h away; \
+         a clock skew is at most 1h either way"
+    );
+    assert_eq!(
+        skew("\"+2h\""),
+        "x.toml:7:10: faults[0].offset: +2h is more than 1h away; \
+         a clock skew is at most 1h either way"
+    );
+    assert_eq!(
+        skew("\"--5ms\""),
+        "x.toml:7:10: faults[0].offset: invalid offset \"--5ms\" (expected number at 0); \
+         write e.g. \"-500ms\", \"+1.5s\" or \"250ms\""
+    );
+    assert_eq!(
+        skew("\"1.5ms\""),
+        "x.toml:7:10: faults[0].offset: \"1.5ms\" is not a whole number of milliseconds"
+    );
+    assert_eq!(
+        skew("-500"),
+        "x.toml:7:10: faults[0].offset: invalid type: integer `-500`, expected a signed \
+         duration in quotes, such as \"-500ms\", \"+1.5s\" or \"250ms\""
+    );
 }

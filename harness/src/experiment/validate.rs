@@ -10,7 +10,7 @@ use super::model::*;
 use super::spec::*;
 use crate::posture::Posture;
 use crate::stack::topology::{
-    LinkPurpose, LinkSpec, NodeId, PRIMARY_REGION, REGIONS, Role, link_name, links,
+    LinkPurpose, LinkSpec, NodeId, PRIMARY_REGION, REGIONS, Role, link_name, links, used_by,
 };
 use std::ops::Range;
 use std::path::Path;
@@ -28,7 +28,10 @@ pub(crate) struct Problem {
 }
 
 const DURATION_EXAMPLE: &str = r#"write e.g. "80ms", "1.5s" or "2m""#;
-const FAULT_KINDS: &str = "latency, partition, kill_node, kill_region";
+const FAULT_KINDS: &str = "latency, partition, kill_node, kill_region, pause_node, clock_skew";
+const CACHE_MODES: &str = "ttl, invalidate, write-through";
+/// The largest clock skew, either way.
+const MAX_SKEW: Duration = Duration::from_secs(3600);
 const COMMON_FAULT_KEYS: [&str; 4] = ["kind", "at", "heal_at", "duration"];
 
 /// Validates `spec`, read from `path`. On failure, the first problem in file order.
@@ -128,21 +131,22 @@ impl Checker {
         Some(*v.get_ref())
     }
 
-    /// `jitter` must not exceed the round trip it varies.
+    /// A jitter (default 0) must not exceed the duration it varies, `base` (named `of`).
     fn jitter(
         &mut self,
         field: &str,
         text: Option<&Spanned<DurationText>>,
-        rtt: Option<Duration>,
+        base: Option<Duration>,
+        of: &str,
     ) -> Option<Duration> {
         let jitter = self.duration_or(field, text, Duration::ZERO, false)?;
-        if let (Some(text), Some(rtt)) = (text, rtt)
-            && jitter > rtt
+        if let (Some(text), Some(base)) = (text, base)
+            && jitter > base
         {
             self.report(
                 text.span(),
                 field,
-                format!("{} is more than the rtt ({})", show(jitter), show(rtt)),
+                format!("{} is more than the {of} ({})", show(jitter), show(base)),
             );
             return None;
         }
@@ -171,13 +175,8 @@ impl Checker {
             false,
         );
         let network = self.network(spec.network.as_ref().cloned().unwrap_or_default());
-        let workload = self.workload(spec.workload.as_ref().cloned().unwrap_or_default());
-        let cache = self.duration_or(
-            "cache.ttl",
-            spec.cache.as_ref().and_then(|c| c.ttl.as_ref()),
-            Duration::from_secs(1),
-            false,
-        );
+        let workload = self.workload(spec.workload.as_ref().cloned().unwrap_or_default(), posture);
+        let cache = self.cache(&spec.cache.as_ref().cloned().unwrap_or_default(), posture);
         let failover = self.failover(
             &spec.failover.as_ref().cloned().unwrap_or_default(),
             posture,
@@ -200,7 +199,7 @@ impl Checker {
             settle: settle?,
             network: network?,
             workload: workload?,
-            cache: Cache { ttl: cache?, mode: Default::default(), ttl_jitter: Duration::ZERO, single_flight: false },
+            cache: cache?,
             failover: failover?,
             faults,
             slo: slo?,
@@ -251,14 +250,14 @@ impl Checker {
 
     fn network(&mut self, n: NetworkSpec) -> Option<Network> {
         let rtt = self.duration_or("network.rtt", n.rtt.as_ref(), Duration::ZERO, false);
-        let jitter = self.jitter("network.jitter", n.jitter.as_ref(), rtt);
+        let jitter = self.jitter("network.jitter", n.jitter.as_ref(), rtt, "rtt");
         Some(Network {
             rtt: rtt?,
             jitter: jitter?,
         })
     }
 
-    fn workload(&mut self, w: WorkloadSpec) -> Option<Workload> {
+    fn workload(&mut self, w: WorkloadSpec, posture: Option<Posture>) -> Option<Workload> {
         let users = self.at_least_one("workload.users", w.users.as_ref(), 40);
         let rate_per_s = match &w.rate_per_s {
             None => Some(200.0),
@@ -282,6 +281,25 @@ impl Checker {
             Duration::from_secs(2),
             true,
         );
+        let mut travel_fraction =
+            self.fraction_or("workload.travel_fraction", w.travel_fraction.as_ref(), 0.0);
+        if let (Some(t), Some(x), Some(posture)) = (&w.travel_fraction, travel_fraction, posture)
+            && x > 0.0
+            && !posture.has_standby()
+        {
+            self.report(
+                t.span(),
+                "workload.travel_fraction",
+                format!(
+                    "travellers call the other region's app, and {posture} has only \
+                     {PRIMARY_REGION}-app; use 0 or leave travel_fraction out"
+                ),
+            );
+            travel_fraction = None;
+        }
+        let incr_fraction =
+            self.fraction_or("workload.incr_fraction", w.incr_fraction.as_ref(), 0.0);
+        let counters = self.at_least_one("workload.counters", w.counters.as_ref(), 1);
         Some(Workload {
             users: users?,
             rate_per_s: rate_per_s?,
@@ -289,9 +307,53 @@ impl Checker {
             keys: keys?,
             us_fraction: us_fraction?,
             op_timeout: op_timeout?,
-            travel_fraction: 0.0,
-            incr_fraction: 0.0,
-            counters: 1,
+            travel_fraction: travel_fraction?,
+            incr_fraction: incr_fraction?,
+            counters: counters?,
+        })
+    }
+
+    fn cache(&mut self, c: &CacheSpec, posture: Option<Posture>) -> Option<Cache> {
+        let ttl = self.duration_or("cache.ttl", c.ttl.as_ref(), Duration::from_secs(1), false);
+        let mode = match &c.mode {
+            None => Some(CacheMode::Ttl),
+            Some(m) => match m.get_ref().trim() {
+                "ttl" => Some(CacheMode::Ttl),
+                name @ ("invalidate" | "write-through") => {
+                    if let Some(posture) = posture
+                        && !posture.has_standby()
+                    {
+                        self.report(
+                            m.span(),
+                            "cache.mode",
+                            format!(
+                                "{name} reaches the other region's cache, and {posture} has \
+                                 only {PRIMARY_REGION}-cache; use \"ttl\" or leave mode out"
+                            ),
+                        );
+                        None
+                    } else if name == "invalidate" {
+                        Some(CacheMode::Invalidate)
+                    } else {
+                        Some(CacheMode::WriteThrough)
+                    }
+                }
+                other => {
+                    self.report(
+                        m.span(),
+                        "cache.mode",
+                        format!("unknown cache mode \"{other}\"; one of {CACHE_MODES}"),
+                    );
+                    None
+                }
+            },
+        };
+        let ttl_jitter = self.jitter("cache.ttl_jitter", c.ttl_jitter.as_ref(), ttl, "ttl");
+        Some(Cache {
+            ttl: ttl?,
+            mode: mode?,
+            ttl_jitter: ttl_jitter?,
+            single_flight: c.single_flight.unwrap_or(false),
         })
     }
 
@@ -336,12 +398,30 @@ impl Checker {
             Duration::from_secs(1),
             false,
         );
+        let fencing = match &f.fencing {
+            None => Some(false),
+            Some(fencing) => match posture {
+                Some(posture) if *fencing.get_ref() && posture.is_active_active() => {
+                    self.report(
+                        fencing.span(),
+                        "failover.fencing",
+                        format!(
+                            "{posture} has nothing to fence: both regions run a primary and \
+                             failover promotes nothing (it moves users); set false or leave \
+                             fencing out"
+                        ),
+                    );
+                    None
+                }
+                _ => Some(*fencing.get_ref()),
+            },
+        };
         Some(Failover {
             mode: mode?,
             interval: interval?,
             threshold: threshold?,
             dns_ttl: dns_ttl?,
-            fencing: f.fencing.unwrap_or(false),
+            fencing: fencing?,
         })
     }
 
@@ -417,7 +497,7 @@ impl Checker {
                     }
                     Some(t) => self.duration_or(&p("rtt"), Some(t), Duration::ZERO, true),
                 };
-                let jitter = self.jitter(&p("jitter"), f.jitter.as_ref(), rtt);
+                let jitter = self.jitter(&p("jitter"), f.jitter.as_ref(), rtt, "rtt");
                 FaultSpec::Latency {
                     links: links?,
                     rtt: rtt?,
@@ -456,6 +536,17 @@ impl Checker {
             Kind::KillRegion => FaultSpec::KillRegion {
                 region: self.region(f, &header, &p, posture)?,
             },
+            Kind::PauseNode => FaultSpec::PauseNode {
+                node: self.node(f, &header, &p, posture)?,
+            },
+            Kind::ClockSkew => {
+                let node = self.app_node(f, &header, &p, posture);
+                let offset_ms = self.offset(f, &header, &p);
+                FaultSpec::ClockSkew {
+                    node: node?,
+                    offset_ms: offset_ms?,
+                }
+            }
         };
         let (at, heal_at) = timing?;
         Some(ScheduledFault { at, heal_at, fault })
@@ -463,7 +554,7 @@ impl Checker {
 
     /// Reports every key present that `kind` does not take.
     fn keys_of(&mut self, kind: Kind, f: &FaultEntry, p: &impl Fn(&str) -> String) {
-        let present: [(&str, Option<Range<usize>>); 8] = [
+        let present: [(&str, Option<Range<usize>>); 9] = [
             ("region", f.region.as_ref().map(Spanned::span)),
             ("node", f.node.as_ref().map(Spanned::span)),
             ("links", f.links.as_ref().map(Spanned::span)),
@@ -472,6 +563,7 @@ impl Checker {
             ("direction", f.direction.as_ref().map(Spanned::span)),
             ("rtt", f.rtt.as_ref().map(Spanned::span)),
             ("jitter", f.jitter.as_ref().map(Spanned::span)),
+            ("offset", f.offset.as_ref().map(Spanned::span)),
         ];
         let own = kind.keys();
         for (key, span) in present {
@@ -816,6 +908,145 @@ impl Checker {
         Some(node)
     }
 
+    /// `node` of a clock skew: an app that exists in the posture.
+    fn app_node(
+        &mut self,
+        f: &FaultEntry,
+        header: &Range<usize>,
+        p: &impl Fn(&str) -> String,
+        posture: Option<Posture>,
+    ) -> Option<NodeId> {
+        let Some(n) = &f.node else {
+            self.report(
+                header.clone(),
+                p("node"),
+                "required: the app whose clock is shifted, such as \"us-app\"",
+            );
+            return None;
+        };
+        let apps = |posture: Option<Posture>| {
+            nodes(posture.unwrap_or(Posture::ActivePassiveAsync))
+                .into_iter()
+                .filter(|n| n.role == Role::App)
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let listing = |posture: Option<Posture>| match posture {
+            Some(posture) => format!("apps in {posture}: {}", apps(Some(posture))),
+            None => format!("apps: {}", apps(None)),
+        };
+        let text = n.get_ref().trim();
+        let Some(node) = NodeId::parse(text) else {
+            self.report(
+                n.span(),
+                p("node"),
+                format!(
+                    "unknown node \"{}\"; clock skew applies to apps ({})",
+                    n.get_ref(),
+                    listing(posture)
+                ),
+            );
+            return None;
+        };
+        if node.role != Role::App {
+            self.report(
+                n.span(),
+                p("node"),
+                format!(
+                    "\"{node}\" is not an app; clock skew applies to apps ({})",
+                    listing(posture)
+                ),
+            );
+            return None;
+        }
+        if let Some(posture) = posture
+            && !nodes(posture).contains(&node)
+        {
+            self.report(
+                n.span(),
+                p("node"),
+                format!(
+                    "node \"{node}\" does not exist in {posture}; clock skew applies to apps \
+                     ({})",
+                    listing(Some(posture))
+                ),
+            );
+            return None;
+        }
+        Some(node)
+    }
+
+    /// `offset` of a clock skew: a signed duration, whole milliseconds, non-zero, within
+    /// ±[`MAX_SKEW`].
+    fn offset(
+        &mut self,
+        f: &FaultEntry,
+        header: &Range<usize>,
+        p: &impl Fn(&str) -> String,
+    ) -> Option<i64> {
+        let field = p("offset");
+        let Some(o) = &f.offset else {
+            self.report(
+                header.clone(),
+                field,
+                "required: how far the app's clock is shifted, e.g. \"-500ms\" (behind) or \
+                 \"+1.5s\" (ahead)",
+            );
+            return None;
+        };
+        let raw = o.get_ref().0.as_str();
+        let text = raw.trim();
+        let (negative, magnitude) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let example = r#"write e.g. "-500ms", "+1.5s" or "250ms""#;
+        let d = match humantime::parse_duration(magnitude.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                self.report(
+                    o.span(),
+                    field,
+                    format!("invalid offset \"{raw}\" ({e}); {example}"),
+                );
+                return None;
+            }
+        };
+        if d.is_zero() {
+            self.report(
+                o.span(),
+                field,
+                "must not be 0 (that is no skew); e.g. \"-500ms\" (behind) or \"+1.5s\" (ahead)",
+            );
+            return None;
+        }
+        if d > MAX_SKEW {
+            self.report(
+                o.span(),
+                field,
+                format!(
+                    "{}{} is more than {} away; a clock skew is at most {} either way",
+                    if negative { "-" } else { "+" },
+                    show(d),
+                    show(MAX_SKEW),
+                    show(MAX_SKEW)
+                ),
+            );
+            return None;
+        }
+        if d.subsec_nanos() % 1_000_000 != 0 {
+            self.report(
+                o.span(),
+                field,
+                format!("\"{raw}\" is not a whole number of milliseconds"),
+            );
+            return None;
+        }
+        let ms = d.as_millis() as i64;
+        Some(if negative { -ms } else { ms })
+    }
+
     fn region(
         &mut self,
         f: &FaultEntry,
@@ -865,6 +1096,8 @@ enum Kind {
     Partition,
     KillNode,
     KillRegion,
+    PauseNode,
+    ClockSkew,
 }
 
 impl Kind {
@@ -874,6 +1107,8 @@ impl Kind {
             "partition" => Kind::Partition,
             "kill_node" => Kind::KillNode,
             "kill_region" => Kind::KillRegion,
+            "pause_node" => Kind::PauseNode,
+            "clock_skew" => Kind::ClockSkew,
             _ => return None,
         })
     }
@@ -884,6 +1119,8 @@ impl Kind {
             Kind::Partition => "partition",
             Kind::KillNode => "kill_node",
             Kind::KillRegion => "kill_region",
+            Kind::PauseNode => "pause_node",
+            Kind::ClockSkew => "clock_skew",
         }
     }
 
@@ -894,6 +1131,8 @@ impl Kind {
             Kind::Partition => &["links", "between", "mode", "direction"],
             Kind::KillNode => &["node"],
             Kind::KillRegion => &["region"],
+            Kind::PauseNode => &["node"],
+            Kind::ClockSkew => &["node", "offset"],
         }
     }
 }
@@ -915,10 +1154,16 @@ fn regions(posture: Posture) -> Vec<&'static str> {
 }
 
 /// Why `link` carries nothing in `posture`, or None when it exists there. A link exists when
-/// both its ends do: the node it reaches, and whatever connects (the replica for
+/// the posture uses it at all (`replication-to-us`: only active-active, see [`used_by`]) and
+/// both its ends exist: the node it reaches, and whatever connects (the replica for
 /// `replication`, the failover controller for `*-monitor-*`, the app for `*-app-to-*`; users
 /// live in both regions whatever the posture).
 fn absent(posture: Posture, link: &LinkSpec) -> Option<String> {
+    if !used_by(link, posture.is_active_active()) {
+        return Some(
+            "it exists only in the active-active postures, where both regions run a primary".into(),
+        );
+    }
     let nodes = nodes(posture);
     if !nodes.contains(&link.target) {
         return Some(format!("there is no {}", link.target));
@@ -931,7 +1176,7 @@ fn absent(posture: Posture, link: &LinkSpec) -> Option<String> {
         return Some("there is no failover controller".into());
     }
     let app = NodeId::new(&link.from, Role::App);
-    if is(LinkPurpose::AppToDb) && !nodes.contains(&app) {
+    if (is(LinkPurpose::AppToDb) || is(LinkPurpose::AppToCache)) && !nodes.contains(&app) {
         return Some(format!("there is no {app}"));
     }
     None

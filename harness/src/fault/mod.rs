@@ -28,7 +28,9 @@ pub async fn start(spec: &FaultSpec, stack: &Stack) -> Result<(), StackError> {
         FaultSpec::KillNode { node } => kill_node::start(stack, node).await,
         FaultSpec::KillRegion { region } => kill_region::start(stack, region).await,
         FaultSpec::PauseNode { node } => pause_node::start(stack, node).await,
-        FaultSpec::ClockSkew { node, offset_ms } => clock_skew::start(stack, node, *offset_ms).await,
+        FaultSpec::ClockSkew { node, offset_ms } => {
+            clock_skew::start(stack, node, *offset_ms).await
+        }
     }
 }
 
@@ -85,7 +87,9 @@ pub fn describe(spec: &FaultSpec) -> String {
         FaultSpec::KillNode { node } => format!("kill node {node}"),
         FaultSpec::KillRegion { region } => format!("kill region {region}"),
         FaultSpec::PauseNode { node } => format!("pause node {node}"),
-        FaultSpec::ClockSkew { node, offset_ms } => format!("clock skew {} on {node}", faketime_offset(*offset_ms)),
+        FaultSpec::ClockSkew { node, offset_ms } => {
+            format!("clock skew {} on {node}", faketime_offset(*offset_ms))
+        }
     }
 }
 

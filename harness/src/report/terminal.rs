@@ -2,6 +2,7 @@
 //! comparison table when several experiments ran. Fits in 100 columns.
 
 use crate::checker::{Findings, Phase};
+use crate::posture::Posture;
 use crate::run::Results;
 use tabled::settings::{Alignment, Modify, Style, object::Columns};
 use tabled::{Table, Tabled};
@@ -174,6 +175,71 @@ pub fn run_report(r: &Results) -> String {
             stated: String::new(),
             verdict: String::new(),
         });
+    }
+    let info = |finding: &str, observed: String| Row {
+        finding: finding.into(),
+        observed,
+        stated: String::new(),
+        verdict: String::new(),
+    };
+    if f.read_your_writes.reads_checked > 0 {
+        let ryw = &f.read_your_writes;
+        rows.push(info(
+            "read-your-writes violations",
+            format!("{} ({} of {})", pct(ryw.rate), ryw.count, ryw.reads_checked),
+        ));
+    }
+    if f.split_brain.checked {
+        let sb = &f.split_brain;
+        let window = sb
+            .window_ms
+            .map_or(String::new(), |w| format!(", over {}", dur(Some(w))));
+        rows.push(info(
+            "split-brain writes (old primary, after promotion)",
+            format!("{}{window}", sb.count),
+        ));
+    }
+    if matches!(
+        e.posture,
+        Posture::ActiveActiveLww | Posture::ActiveActiveCrdt
+    ) && f.lww.checked
+    {
+        let l = &f.lww;
+        rows.push(info(
+            "LWW wrong winners / dropped writes",
+            format!(
+                "{} of {} keys / {} writes, {} diverged",
+                l.wrong_winners, l.keys, l.dropped_writes, l.diverged_keys
+            ),
+        ));
+    }
+    if f.counters.keys > 0 {
+        let c = &f.counters;
+        let total = c
+            .final_total
+            .map_or("not checked".to_string(), |t| t.to_string());
+        rows.push(info(
+            "counters: acked / converged / lost",
+            format!(
+                "{} / {total} / {} lost ({} unknown)",
+                c.acked, c.lost, c.unknown
+            ),
+        ));
+    }
+    if e.posture == Posture::ActiveActivePartitioned && f.conflicts.checked {
+        let c = &f.conflicts;
+        rows.push(info(
+            "conflicting keys (written in both regions)",
+            format!("{} of {}", c.conflicting_keys, c.keys_written),
+        ));
+        rows.push(info(
+            "travelling / home users: write p50",
+            format!(
+                "{} / {}",
+                dur(c.travel_writes.p50_ms),
+                dur(c.home_writes.p50_ms)
+            ),
+        ));
     }
     for (region, lat) in &f.latency {
         rows.push(Row {

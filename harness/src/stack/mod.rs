@@ -136,6 +136,43 @@ impl AppTuning {
     }
 }
 
+/// Active-active replication (both primaries up and migrated): each region's tables flow to
+/// the other through the replication links — `us`'s through `replication` (the `eu`
+/// database connects to `us`), `eu`'s through `replication-to-us`.
+pub(crate) async fn replicate_both_ways(
+    endpoints: &BTreeMap<NodeId, Endpoint>,
+    links: &BTreeMap<String, StackLink>,
+) -> Result<(), StackError> {
+    use topology::{PRIMARY_REGION as US, STANDBY_REGION as EU};
+    let port = |r: &str| {
+        endpoints
+            .get(&NodeId::new(r, Role::Db))
+            .map(|e| e.port)
+            .ok_or_else(|| StackError::Other(format!("no {r} database")))
+    };
+    let via = |name: &str| {
+        links
+            .get(name)
+            .map(|l| native::postgres::dsn_at(&l.inside.0, l.inside.1))
+            .ok_or_else(|| StackError::Other(format!("no {name} link")))
+    };
+    for r in [US, EU] {
+        let c = native::postgres::connect(port(r)?, Duration::from_secs(3))
+            .await
+            .map_err(StackError::Other)?;
+        c.simple_query(native::postgres::HARNESS_SCHEMA)
+            .await
+            .map_err(|e| StackError::Other(format!("harness schema on {r}: {e}")))?;
+    }
+    native::postgres::replicate(US, port(US)?, port(EU)?, &via("replication")?, true)
+        .await
+        .map_err(StackError::Other)?;
+    native::postgres::replicate(EU, port(EU)?, port(US)?, &via("replication-to-us")?, false)
+        .await
+        .map_err(StackError::Other)?;
+    Ok(())
+}
+
 /// The nodes as a backend runs them (one per run, so the variants' sizes do not matter).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Nodes {
@@ -243,7 +280,9 @@ impl Stack {
         let (host, port) = if from == to {
             &self.endpoints.get(&NodeId::new(to, Role::Db))?.inside
         } else {
-            &self.link(&link_name(from, LinkPurpose::AppToDb, to))?.inside
+            &self
+                .link(&link_name(from, LinkPurpose::AppToDb, to))?
+                .inside
         };
         Some(native::postgres::dsn_at(host, *port))
     }
@@ -305,7 +344,10 @@ impl Stack {
             t.cache_mode.name().into(),
         ];
         if !t.cache_ttl_jitter.is_zero() {
-            args.extend(["--cache-ttl-jitter-ms".into(), t.cache_ttl_jitter.as_millis().to_string()]);
+            args.extend([
+                "--cache-ttl-jitter-ms".into(),
+                t.cache_ttl_jitter.as_millis().to_string(),
+            ]);
         }
         if t.single_flight {
             args.push("--single-flight".into());
@@ -313,11 +355,17 @@ impl Stack {
         let other = topology::other_region(region);
         if t.cache_mode != CacheMode::Ttl && self.posture.has_standby() {
             let link = self.link(&link_name(region, LinkPurpose::AppToCache, other));
-            args.extend(["--remote-redis".into(), redis(&NodeId::new(other, Role::Cache), link)?]);
+            args.extend([
+                "--remote-redis".into(),
+                redis(&NodeId::new(other, Role::Cache), link)?,
+            ]);
         }
         if self.posture == Posture::ActiveActivePartitioned {
             for r in topology::REGIONS {
-                args.extend(["--home-db".into(), format!("{r}={}", self.app_db_dsn(region, r)?)]);
+                args.extend([
+                    "--home-db".into(),
+                    format!("{r}={}", self.app_db_dsn(region, r)?),
+                ]);
             }
         }
         Some(args)
@@ -367,8 +415,16 @@ impl Stack {
         if node.role == Role::Db && self.routing.snapshot().deposed.contains(&node.region) {
             return Ok(false);
         }
-        let dsns = if node.role == Role::App { self.app_dsns(&node.region) } else { None };
-        let args = if node.role == Role::App { self.app_args(&node.region) } else { None };
+        let dsns = if node.role == Role::App {
+            self.app_dsns(&node.region)
+        } else {
+            None
+        };
+        let args = if node.role == Role::App {
+            self.app_args(&node.region)
+        } else {
+            None
+        };
         let skewed = self.tuning.skewed.contains(node);
         let mut nodes = self.nodes.lock().await;
         match &mut *nodes {

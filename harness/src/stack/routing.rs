@@ -84,6 +84,20 @@ impl Routing {
     }
 }
 
+impl Routing {
+    /// Active-active: every user `from` served is now served by `to`; no database changes
+    /// role (each region has its own primary).
+    pub fn evacuate(&self, from: &str, to: &str) {
+        let mut s = self.state.write().expect("routing lock");
+        for serving in s.serving.values_mut() {
+            if *serving == from {
+                *serving = to.to_string();
+            }
+        }
+        s.version += 1;
+    }
+}
+
 impl Default for Routing {
     fn default() -> Self {
         Routing::new(Posture::ActivePassiveAsync)
@@ -105,6 +119,19 @@ mod tests {
         assert_eq!(s.serving["us"], "eu");
         assert!(s.deposed.contains("us"));
         assert_eq!(s.version, 1);
+    }
+
+    #[test]
+    fn evacuation_moves_users_without_deposing_anyone() {
+        let r = Routing::new(Posture::ActiveActiveLww);
+        r.evacuate("us", "eu");
+        let s = r.snapshot();
+        assert_eq!(
+            (s.serving["us"].as_str(), s.serving["eu"].as_str()),
+            ("eu", "eu")
+        );
+        assert!(s.deposed.is_empty());
+        assert_eq!(s.primary, "us");
     }
 
     #[test]

@@ -114,13 +114,23 @@ pub fn links() -> Vec<LinkSpec> {
     ];
     for from in REGIONS {
         let to = other_region(from);
-        for purpose in [LinkPurpose::AppToDb, LinkPurpose::UsersToApp, LinkPurpose::MonitorToDb, LinkPurpose::AppToCache] {
+        for purpose in [
+            LinkPurpose::AppToDb,
+            LinkPurpose::UsersToApp,
+            LinkPurpose::MonitorToDb,
+            LinkPurpose::AppToCache,
+        ] {
             let role = match purpose {
                 LinkPurpose::UsersToApp => Role::App,
                 LinkPurpose::AppToCache => Role::Cache,
                 _ => Role::Db,
             };
-            v.push(LinkSpec { name: link_name(from, purpose, to), from: from.into(), to: to.into(), target: NodeId::new(to, role) });
+            v.push(LinkSpec {
+                name: link_name(from, purpose, to),
+                from: from.into(),
+                to: to.into(),
+                target: NodeId::new(to, role),
+            });
         }
     }
     v

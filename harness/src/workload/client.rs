@@ -21,7 +21,8 @@ struct Answer {
     outcome: Option<String>,
     error: Option<String>,
     committed_by: Option<String>,
-    value: Option<i64>,
+    /// A counter's value (a number); a key's value is a string and is not needed here.
+    value: Option<serde_json::Value>,
 }
 
 impl AppClient {
@@ -38,7 +39,8 @@ impl AppClient {
         AppClient { http, timeout }
     }
 
-    /// `PUT /kv/{key}` with value `w{write_id}`, or `GET /kv/{key}`.
+    /// `PUT /kv/{key}` with value `w{write_id}` for a user living in `home`, `GET /kv/{key}`,
+    /// or `POST /counters/{key}/incr` by 1.
     pub async fn call(
         &self,
         base: &str,
@@ -46,10 +48,11 @@ impl AppClient {
         key: &str,
         write_id: u64,
         user: u32,
+        home: &str,
     ) -> Outcome {
         let url = format!("{base}/kv/{key}");
         let req = match kind {
-            OpKind::Write => self.http.put(&url).json(&serde_json::json!({ "value": format!("w{write_id}"), "write_id": write_id, "user": user })),
+            OpKind::Write => self.http.put(&url).json(&serde_json::json!({ "value": format!("w{write_id}"), "write_id": write_id, "user": user, "home": home })),
             OpKind::Read => self.http.get(&url),
             OpKind::Incr => self.http.post(format!("{base}/counters/{key}/incr")).json(&serde_json::json!({ "by": 1 })),
         };
@@ -87,8 +90,8 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
                     Some("db") => Some(Source::Db),
                     _ => None,
                 },
-                committed_by: a.committed_by,
-                value: a.value,
+                committed_by: a.committed_by.filter(|c| !c.is_empty()),
+                value: a.value.and_then(|v| v.as_i64()),
             },
             // A success we cannot read: for a write, it may have happened.
             None if kind == OpKind::Write => Outcome::Unknown {
@@ -152,7 +155,9 @@ mod tests {
                 served_by: "us".into(),
                 version: Some(3),
                 write_id: Some(9),
-                source: None, committed_by: None, value: None
+                source: None,
+                committed_by: None,
+                value: None
             }
         );
         let absent = classify(
@@ -167,7 +172,9 @@ mod tests {
                 served_by: "eu".into(),
                 version: None,
                 write_id: None,
-                source: Some(Source::Db), committed_by: None, value: None
+                source: Some(Source::Db),
+                committed_by: None,
+                value: None
             }
         );
         assert!(matches!(

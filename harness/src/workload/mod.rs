@@ -4,7 +4,9 @@
 //! Users find their app through the routing table like clients through DNS: an answer is
 //! kept for the TTL, so after a failover a user keeps calling the old region until its
 //! answer expires. A user in one region calling an app in the other goes through the
-//! `<region>-users-to-<region>-app` link and pays the round trip.
+//! `<region>-users-to-<region>-app` link and pays the round trip. A travelling user is in
+//! the other region and calls that region's app, which (in partition-by-user) sends its
+//! writes home.
 
 pub mod client;
 pub mod plan;
@@ -13,7 +15,7 @@ use crate::history::Operation;
 use crate::record::Recorder;
 use crate::stack::Stack;
 use client::AppClient;
-use plan::{Plan, key_name};
+use plan::Plan;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -63,18 +65,24 @@ pub async fn run(
         inflight.spawn(async move {
             let op = &plan.ops[index];
             let region = plan.home(op.user);
-            let url = resolve(&routes[op.user as usize], &stack, region, dns_ttl);
-            let key = key_name(op.key);
+            let location = plan.location(op.user);
+            let url = resolve(&routes[op.user as usize], &stack, location, dns_ttl);
+            let per_user = stack.posture == crate::posture::Posture::ActiveActivePartitioned;
+            let key = plan.key(op, per_user);
             let invoke_ns = recorder.clock().now();
             let outcome = match url {
-                Some(base) => client.call(&base, op.kind, &key, op.id, op.user).await,
+                Some(base) => {
+                    client
+                        .call(&base, op.kind, &key, op.id, op.user, region)
+                        .await
+                }
                 None => crate::history::Outcome::Fail {
-                    error: format!("no route for {region} users"),
+                    error: format!("no route for users in {location}"),
                 },
             };
             let complete_ns = recorder.clock().now();
             recorder.op(Operation {
-                from: None,
+                from: (location != region).then(|| location.to_string()),
                 id: op.id,
                 user: op.user,
                 region: region.to_string(),

@@ -21,7 +21,7 @@ pub struct PlannedOp {
     pub user: u32,
     /// Read or write.
     pub kind: OpKind,
-    /// Key number (the key is `k{n}`).
+    /// Key number: `k{n}` (in partition-by-user `u{user}-k{n}`), or counter `c{n}`.
     pub key: u32,
 }
 
@@ -30,14 +30,18 @@ pub struct PlannedOp {
 pub struct Plan {
     /// Users whose home region is `us` are `0..us_users`; the rest live in `eu`.
     pub us_users: u32,
+    /// Users away from home (they call the other region's app).
+    pub travellers: std::collections::BTreeSet<u32>,
     /// Operations in time order.
     pub ops: Vec<PlannedOp>,
 }
 
 impl Plan {
     /// Draws the plan: open-loop arrivals (a Poisson process at `rate_per_s`, so gaps are
-    /// exponential), a uniformly chosen user and key per operation, reads with probability
-    /// `read_fraction`.
+    /// exponential), a uniformly chosen user and key per operation; an increment of a shared
+    /// counter with probability `incr_fraction`, else a read with probability
+    /// `read_fraction`, else a write. The first `travel_fraction` of each region's users are
+    /// away from home.
     pub fn new(w: &Workload, duration: Duration, seed: u64) -> Plan {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let end = duration.as_nanos() as f64;
@@ -50,21 +54,39 @@ impl Plan {
             if t >= end {
                 break;
             }
-            let kind = if rng.random::<f64>() < w.read_fraction {
+            let kind = if rng.random::<f64>() < w.incr_fraction {
+                OpKind::Incr
+            } else if rng.random::<f64>() < w.read_fraction {
                 OpKind::Read
             } else {
                 OpKind::Write
             };
+            let user = rng.random_range(0..w.users);
+            let key = if kind == OpKind::Incr {
+                rng.random_range(0..w.counters)
+            } else {
+                rng.random_range(0..w.keys)
+            };
             ops.push(PlannedOp {
                 id: ops.len() as u64 + 1,
                 at_ns: t as Nanos,
-                user: rng.random_range(0..w.users),
+                user,
                 kind,
-                key: rng.random_range(0..w.keys),
+                key,
             });
         }
         let us_users = ((w.users as f64) * w.us_fraction).round() as u32;
-        Plan { us_users, ops }
+        let away = |from: u32, count: u32| {
+            from..from + ((count as f64) * w.travel_fraction).round() as u32
+        };
+        let travellers = away(0, us_users)
+            .chain(away(us_users, w.users - us_users))
+            .collect();
+        Plan {
+            us_users,
+            travellers,
+            ops,
+        }
     }
 
     /// A user's home region.
@@ -75,11 +97,26 @@ impl Plan {
             STANDBY_REGION
         }
     }
-}
 
-/// The key name for key number `n`.
-pub fn key_name(n: u32) -> String {
-    format!("k{n}")
+    /// Where a user is: the other region when travelling, else home.
+    pub fn location(&self, user: u32) -> &'static str {
+        let home = self.home(user);
+        if self.travellers.contains(&user) {
+            crate::stack::topology::other_region(home)
+        } else {
+            home
+        }
+    }
+
+    /// The key an operation touches: counters are shared (`c{n}`); keys are shared (`k{n}`)
+    /// or, when data is partitioned by user, the user's own (`u{user}-k{n}`).
+    pub fn key(&self, op: &PlannedOp, per_user: bool) -> String {
+        match op.kind {
+            OpKind::Incr => format!("c{}", op.key),
+            _ if per_user => format!("u{}-k{}", op.user, op.key),
+            _ => format!("k{}", op.key),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -125,5 +162,41 @@ mod tests {
         assert_eq!(p.us_users, 4);
         assert_eq!(p.home(3), "us");
         assert_eq!(p.home(4), "eu");
+        assert!(p.travellers.is_empty());
+        assert_eq!(p.location(4), "eu");
+    }
+
+    #[test]
+    fn increments_travellers_and_keys() {
+        let w = Workload {
+            incr_fraction: 0.2,
+            travel_fraction: 0.5,
+            counters: 3,
+            ..workload()
+        };
+        let p = Plan::new(&w, Duration::from_secs(5), 2);
+        let n = p.ops.len() as f64;
+        let incrs: Vec<_> = p.ops.iter().filter(|o| o.kind == OpKind::Incr).collect();
+        assert!((incrs.len() as f64 / n - 0.2).abs() < 0.02);
+        assert!(
+            incrs
+                .iter()
+                .all(|o| o.key < 3 && p.key(o, true).starts_with('c'))
+        );
+        // 4 us users, 6 eu users: half of each away.
+        assert_eq!(
+            p.travellers.iter().copied().collect::<Vec<_>>(),
+            vec![0, 1, 4, 5, 6]
+        );
+        assert_eq!(
+            (p.location(0), p.location(2), p.location(4), p.location(9)),
+            ("eu", "us", "us", "eu")
+        );
+        let write = p.ops.iter().find(|o| o.kind == OpKind::Write).unwrap();
+        assert_eq!(
+            p.key(write, true),
+            format!("u{}-k{}", write.user, write.key)
+        );
+        assert_eq!(p.key(write, false), format!("k{}", write.key));
     }
 }

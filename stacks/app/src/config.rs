@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use redis::IntoConnectionInfo as _;
 
 use crate::db::Dsn;
+use crate::posture::{CacheMode, Posture, Region, known_region};
 
 /// `regiondrill-app`: the sample app regiondrill drills.
 #[derive(Debug, Parser)]
@@ -62,6 +63,49 @@ pub struct ServeArgs {
     /// Longest wait for one cache command, in milliseconds; past it the cache is skipped.
     #[arg(long, env = "REGIONDRILL_APP_CACHE_TIMEOUT_MS", default_value_t = 250)]
     pub cache_timeout_ms: u64,
+    /// How writes and reads work: `single-writer` (tables kv/writes/counters on --write-db),
+    /// or an active-active posture over the per-region tables: `partitioned`, `lww`, `crdt`.
+    #[arg(
+        long,
+        env = "REGIONDRILL_APP_POSTURE",
+        value_enum,
+        default_value_t = Posture::SingleWriter
+    )]
+    pub posture: Posture,
+    /// `REGION=DSN`, repeatable (in the environment, separate them with `;`): the primary of
+    /// each home region, used by `--posture partitioned`.
+    #[arg(
+        long = "home-db",
+        env = "REGIONDRILL_APP_HOME_DB",
+        value_delimiter = ';'
+    )]
+    pub home_db: Vec<String>,
+    /// How a write reaches the other region's cache: `ttl` (it does not; entries expire),
+    /// `invalidate` (publish the key; the other region deletes it), `write-through` (put the
+    /// new value into both caches).
+    #[arg(
+        long,
+        env = "REGIONDRILL_APP_CACHE_MODE",
+        value_enum,
+        default_value_t = CacheMode::Ttl
+    )]
+    pub cache_mode: CacheMode,
+    /// The other region's Redis (through a link), e.g. redis://127.0.0.1:6380; required by
+    /// `--cache-mode invalidate` and `write-through`.
+    #[arg(long, env = "REGIONDRILL_APP_REMOTE_REDIS")]
+    pub remote_redis: Option<String>,
+    /// Each cache SET lives `--cache-ttl-ms` plus or minus a uniform random amount up to this
+    /// many milliseconds (never less than 1 ms).
+    #[arg(long, env = "REGIONDRILL_APP_CACHE_TTL_JITTER_MS", default_value_t = 0)]
+    pub cache_ttl_jitter_ms: u64,
+    /// Concurrent cache misses for one key in this process share one DB read (in the
+    /// environment: true/false, 1/0, yes/no, on/off).
+    #[arg(
+        long,
+        env = "REGIONDRILL_APP_SINGLE_FLIGHT",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub single_flight: bool,
 }
 
 /// `serve`, validated.
@@ -83,6 +127,21 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Per-command cache timeout.
     pub cache_timeout: Duration,
+    /// How writes and reads work.
+    pub posture: Posture,
+    /// In the active-active postures, this region's tables: `region` as one of the regions
+    /// that have tables. `None` in `single-writer`.
+    pub table_region: Option<Region>,
+    /// The primary of each home region (`--home-db`), in the order given.
+    pub home_dbs: Vec<(Region, Dsn)>,
+    /// How a write reaches the other region's cache.
+    pub cache_mode: CacheMode,
+    /// The other region's Redis, when the cache mode needs it.
+    pub remote_redis: Option<redis::ConnectionInfo>,
+    /// Largest random change of a cache entry's lifetime, either way.
+    pub cache_ttl_jitter: Duration,
+    /// Whether concurrent misses for one key share one DB read.
+    pub single_flight: bool,
 }
 
 impl ServeArgs {
@@ -98,6 +157,52 @@ impl ServeArgs {
             self.cache_timeout_ms > 0,
             "--cache-timeout-ms must be at least 1"
         );
+        let table_region = if self.posture.is_active_active() {
+            Some(known_region(&self.region).with_context(|| {
+                format!(
+                    "--region {:?}: --posture {} needs a region that has tables: {}",
+                    self.region,
+                    self.posture.name(),
+                    crate::posture::REGIONS.join(", ")
+                )
+            })?)
+        } else {
+            None
+        };
+        let mut home_dbs: Vec<(Region, Dsn)> = Vec::new();
+        for entry in &self.home_db {
+            let (region, dsn) = entry
+                .split_once('=')
+                .with_context(|| format!("--home-db {entry:?}: expected REGION=DSN"))?;
+            let region = known_region(region.trim()).with_context(|| {
+                format!(
+                    "--home-db {entry:?}: unknown region {region:?} (regions with tables: {})",
+                    crate::posture::REGIONS.join(", ")
+                )
+            })?;
+            ensure!(
+                home_dbs.iter().all(|(r, _)| *r != region),
+                "--home-db: region {region} given twice"
+            );
+            let dsn = Dsn::parse(dsn).with_context(|| format!("--home-db {region}"))?;
+            home_dbs.push((region, dsn));
+        }
+        if self.posture == Posture::Partitioned {
+            ensure!(
+                !home_dbs.is_empty(),
+                "--home-db: --posture partitioned needs at least one REGION=DSN"
+            );
+        }
+        let remote_redis = self
+            .remote_redis
+            .as_deref()
+            .map(|url| url.into_connection_info().context("--remote-redis"))
+            .transpose()?;
+        ensure!(
+            self.cache_mode == CacheMode::Ttl || remote_redis.is_some(),
+            "--remote-redis is required by --cache-mode {}",
+            self.cache_mode.name()
+        );
         Ok(ServeConfig {
             region: self.region,
             listen: self.listen,
@@ -111,6 +216,13 @@ impl ServeArgs {
             cache_ttl: Duration::from_millis(self.cache_ttl_ms),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             cache_timeout: Duration::from_millis(self.cache_timeout_ms),
+            posture: self.posture,
+            table_region,
+            home_dbs,
+            cache_mode: self.cache_mode,
+            remote_redis,
+            cache_ttl_jitter: Duration::from_millis(self.cache_ttl_jitter_ms),
+            single_flight: self.single_flight,
         })
     }
 }

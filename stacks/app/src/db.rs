@@ -31,8 +31,9 @@ use tokio_postgres::error::{Severity, SqlState};
 
 use crate::deadline::Deadline;
 use crate::error::{ApiError, chain};
+use crate::posture::{REGIONS, Region};
 
-/// The schema `migrate` creates; every statement is idempotent.
+/// The schema of `single-writer` that `migrate` creates; every statement is idempotent.
 ///
 /// `writes` is an append-only log of every committed write: the harness reads it from the
 /// final primary to find lost writes (acknowledged, yet absent).
@@ -59,6 +60,60 @@ CREATE TABLE IF NOT EXISTS counters (
     value bigint NOT NULL DEFAULT 0
 );
 ";
+
+/// The tables of one region for the active-active postures (`kv_{r}`, `writes_{r}`,
+/// `counter_{r}`); idempotent. Each is written by one database only, its region's primary,
+/// and replicated to the other region's database by logical replication (set up by the
+/// harness). The primary keys are the replica identity logical replication needs to apply
+/// updates and deletes.
+///
+/// - `kv_{r}.region` is always `r`: it breaks last-write-wins ties between equal `hlc`s.
+/// - `writes_{r}.region` is the region of the app that served the write (in `partitioned` a
+///   traveller's write to a remote home says where it came from).
+/// - `counter_{r}`: `p`/`n` are this region's PN-counter components (`crdt`, `partitioned`);
+///   `value`/`hlc` the last-write-wins register (`lww`; in `crdt` `value` is `p - n`).
+pub fn region_schema(r: Region) -> String {
+    format!(
+        "
+CREATE TABLE IF NOT EXISTS kv_{r} (
+    key text PRIMARY KEY,
+    value text NOT NULL,
+    version bigint NOT NULL,
+    write_id bigint NOT NULL,
+    user_id bigint,
+    hlc bigint NOT NULL,
+    region text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS writes_{r} (
+    write_id bigint PRIMARY KEY,
+    key text NOT NULL,
+    value text NOT NULL,
+    version bigint NOT NULL,
+    user_id bigint,
+    region text NOT NULL,
+    hlc bigint NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS counter_{r} (
+    key text PRIMARY KEY,
+    p bigint NOT NULL DEFAULT 0,
+    n bigint NOT NULL DEFAULT 0,
+    value bigint NOT NULL DEFAULT 0,
+    hlc bigint NOT NULL DEFAULT 0
+);
+"
+    )
+}
+
+/// Everything `migrate` creates: [`SCHEMA`] and the tables of every region.
+fn full_schema() -> String {
+    let mut schema = SCHEMA.to_owned();
+    for r in REGIONS {
+        schema.push_str(&region_schema(r));
+    }
+    schema
+}
 
 /// Connections per pool (the write pool and the read pool each).
 const POOL_MAX_SIZE: usize = 16;
@@ -109,7 +164,7 @@ pub async fn migrate(dsn: &Dsn) -> anyhow::Result<()> {
             .with_context(|| format!("connecting to {}", dsn.as_str()))?;
         let connection = tokio::spawn(connection);
         client
-            .batch_execute(SCHEMA)
+            .batch_execute(&full_schema())
             .await
             .context("creating the schema")?;
         drop(client);
@@ -196,6 +251,46 @@ impl Db {
             old.read.close();
         }
         new
+    }
+}
+
+/// The primary of one home region (`--home-db`, `partitioned`). Fixed at start-up:
+/// `/admin/db` does not change it.
+pub struct HomeDb {
+    /// The home region.
+    pub region: Region,
+    /// Its pool.
+    pub pool: Pool,
+    /// "home db {region}", for messages.
+    pub what: &'static str,
+}
+
+/// The home databases, one per region given.
+pub struct Homes(Vec<HomeDb>);
+
+impl Homes {
+    /// Lazy pools for `dsns`; nothing connects until the first request.
+    pub fn new(dsns: &[(Region, Dsn)]) -> Self {
+        Homes(
+            dsns.iter()
+                .map(|(region, dsn)| HomeDb {
+                    region,
+                    pool: pool(dsn),
+                    // Two regions at most, made once at start-up.
+                    what: Box::leak(format!("home db {region}").into_boxed_str()),
+                })
+                .collect(),
+        )
+    }
+
+    /// The home database of `region`, if one was given.
+    pub fn get(&self, region: &str) -> Option<&HomeDb> {
+        self.0.iter().find(|h| h.region == region)
+    }
+
+    /// Every home database, in the order given.
+    pub fn all(&self) -> &[HomeDb] {
+        &self.0
     }
 }
 
@@ -364,11 +459,14 @@ impl Drop for Conn {
     }
 }
 
-/// The error of a statement before COMMIT: a replayed `write_id` is a 409, the rest a 503;
-/// both `fail`.
+/// The error of a statement before COMMIT: a replayed `write_id` (the primary key of
+/// `writes` or `writes_{r}`) is a 409, the rest a 503; both `fail`.
 fn statement_error(what: &str, e: &tokio_postgres::Error) -> ApiError {
     let duplicate_write = e.as_db_error().is_some_and(|db| {
-        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("writes_pkey")
+        *db.code() == SqlState::UNIQUE_VIOLATION
+            && db.constraint().is_some_and(|c| {
+                c == "writes_pkey" || REGIONS.iter().any(|r| c == format!("writes_{r}_pkey"))
+            })
     });
     if duplicate_write {
         ApiError::DuplicateWrite(format!(

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// An API error. The message says which step failed and why.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ApiError {
     /// 400, `fail`: a malformed body or path; the message names the field.
     BadRequest(String),

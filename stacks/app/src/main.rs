@@ -10,7 +10,14 @@
 //! - [`db`]: schema and migration, the swappable write/read pools, the connection guard that
 //!   discards suspect connections, and the transaction helper that classifies a failed write as
 //!   `fail` (certainly not applied) or `unknown` (COMMIT sent, no answer).
-//! - [`cache`]: the per-region Redis read-through cache; best effort, never fails a request.
+//! - [`posture`]: the postures (`--posture`), cache modes (`--cache-mode`) and the regions
+//!   that have their own tables in the active-active postures.
+//! - [`hlc`]: the hybrid logical clock stamped on active-active writes.
+//! - [`cache`]: the per-region Redis read-through cache and what a write does to the other
+//!   region's cache; best effort, never fails a request.
+//! - [`invalidation`]: the background subscription to the other region's invalidations
+//!   (`--cache-mode invalidate`).
+//! - [`singleflight`]: coalescing of concurrent cache misses (`--single-flight`).
 //! - [`error`]: the API's errors, each with its status code and outcome, rendered in one place.
 //! - [`routes`]: the route table and one module per endpoint family (`health`, `kv`, `counters`,
 //!   `users`, `admin`).
@@ -20,7 +27,11 @@ mod config;
 mod db;
 mod deadline;
 mod error;
+mod hlc;
+mod invalidation;
+mod posture;
 mod routes;
+mod singleflight;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
@@ -52,12 +63,28 @@ fn main() -> anyhow::Result<()> {
 /// Binds, announces the address on stdout, and serves until SIGINT or SIGTERM.
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let db = db::Db::new(&config.write_db, &config.read_db);
-    let cache = cache::Cache::new(&config.redis, config.cache_ttl, config.cache_timeout)?;
+    let homes = db::Homes::new(&config.home_dbs);
+    let cache = cache::Cache::new(cache::CacheConfig {
+        local: config.redis,
+        remote: config.remote_redis,
+        mode: config.cache_mode,
+        ttl: config.cache_ttl,
+        ttl_jitter: config.cache_ttl_jitter,
+        timeout: config.cache_timeout,
+    })?;
     let app = Arc::new(routes::App {
         region: config.region,
         request_timeout: config.request_timeout,
+        posture: config.posture,
+        table_region: config.table_region,
         db,
+        homes,
         cache,
+        hlc: hlc::Hlc::new(),
+        flights: config
+            .single_flight
+            .then(|| Arc::new(singleflight::SingleFlight::new())),
+        stats: routes::Stats::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(config.listen)

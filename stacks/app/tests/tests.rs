@@ -5,8 +5,13 @@
 /// Real servers behind drop guards, and an HTTP helper.
 mod support;
 
+/// Active-active postures (`lww`, `crdt`, `partitioned`): per-region tables, merged reads,
+/// HLC, counters, home routing, `committed_by`, start-up errors.
+mod active_active;
 /// `/admin/db`: swapping the pools moves writes and reads.
 mod admin;
+/// Cache coherence modes (`invalidate`, `write-through`), TTL jitter, single-flight.
+mod cache_modes;
 /// Counters: increments, defaults, concurrent increments.
 mod counters;
 /// Faults: Redis killed, PostgreSQL killed and restarted, a COMMIT left unanswered.

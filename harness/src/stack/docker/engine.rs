@@ -108,21 +108,50 @@ impl Engine {
 
     /// Freezes (`docker pause`) or resumes a container.
     pub async fn pause(&self, container: &str, paused: bool) -> Result<(), StackError> {
-        let r = if paused { self.docker.pause_container(container).await } else { self.docker.unpause_container(container).await };
-        r.map_err(|e| StackError::Other(format!("docker {} {container}: {e}", if paused { "pause" } else { "unpause" })))
+        let r = if paused {
+            self.docker.pause_container(container).await
+        } else {
+            self.docker.unpause_container(container).await
+        };
+        r.map_err(|e| {
+            StackError::Other(format!(
+                "docker {} {container}: {e}",
+                if paused { "pause" } else { "unpause" }
+            ))
+        })
     }
 
     /// Runs a command in a running container and waits for it; fails on a non-zero exit.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<(), StackError> {
         use futures::StreamExt;
         use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
-        let err = |e: String| StackError::Other(format!("docker exec {container} {}: {e}", cmd.join(" ")));
-        let opts = CreateExecOptions { cmd: Some(cmd.to_vec()), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() };
-        let exec = self.docker.create_exec(container, opts).await.map_err(|e| err(e.to_string()))?;
-        if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await.map_err(|e| err(e.to_string()))? {
+        let err = |e: String| {
+            StackError::Other(format!("docker exec {container} {}: {e}", cmd.join(" ")))
+        };
+        let opts = CreateExecOptions {
+            cmd: Some(cmd.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(container, opts)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| err(e.to_string()))?
+        {
             while output.next().await.is_some() {}
         }
-        let info = self.docker.inspect_exec(&exec.id).await.map_err(|e| err(e.to_string()))?;
+        let info = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| err(e.to_string()))?;
         match info.exit_code {
             Some(0) => Ok(()),
             code => Err(err(format!("exit code {code:?}"))),

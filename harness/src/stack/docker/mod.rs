@@ -129,7 +129,9 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
     }
     let specs: Vec<_> = topology::links()
         .into_iter()
-        .filter(|l| endpoints.contains_key(&l.target))
+        .filter(|l| {
+            endpoints.contains_key(&l.target) && topology::used_by(l, posture.is_active_active())
+        })
         .collect();
     let link_ports: Vec<(u16, u16)> = (0..specs.len())
         .map(|i| Ok((next_port()?, LINK_PORT_BASE + i as u16)))
@@ -275,8 +277,31 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
         );
     }
 
-    // The replica, made and fed through the replication link.
-    if posture.has_standby() {
+    if posture.is_active_active() {
+        // A second primary, replicated both ways with the first.
+        let other = NodeId::new(STANDBY_REGION, Role::Db);
+        let handle = start(db(&other, primary_script(&other.region)), run_id).await?;
+        wait_for_db(&handle, endpoints[&other].port).await?;
+        nodes.insert(
+            other.clone(),
+            Node {
+                name: endpoints[&other].inside.0.clone(),
+                _handle: handle,
+            },
+        );
+        let (host, port) = &endpoints[&other].inside;
+        migrate(
+            &engine,
+            &images,
+            &container("migrate-eu"),
+            &network(&other.region),
+            &postgres::dsn_at(host, *port),
+            run_id,
+        )
+        .await?;
+        super::replicate_both_ways(&endpoints, &links).await?;
+    } else if posture.has_standby() {
+        // The replica, made and fed through the replication link.
         let replica = NodeId::new(STANDBY_REGION, Role::Db);
         let (proxy_host, repl_port) = links["replication"].inside.clone();
         let handle = start(
@@ -332,18 +357,35 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
     guard.armed = false;
     for region in &regions {
         let node = NodeId::new(region, Role::App);
-        let args = stack.app_args(region).ok_or_else(|| StackError::Other(format!("no settings for {node}")))?;
+        let args = stack
+            .app_args(region)
+            .ok_or_else(|| StackError::Other(format!("no settings for {node}")))?;
         let listen = format!("0.0.0.0:{APP_PORT}");
-        let serve = std::iter::once("serve".to_string()).chain(["--listen".to_string(), listen]).chain(args);
+        let serve = std::iter::once("serve".to_string())
+            .chain(["--listen".to_string(), listen])
+            .chain(args);
         // Under libfaketime when a clock_skew fault names it (the offset file must exist
         // before the app reads the clock).
         let (entrypoint, cmd, env) = if stack.tuning().skewed.contains(&node) {
-            let script = format!("printf '%s' '{}' > {CLOCK_FILE} && exec regiondrill-app \"$@\"", crate::fault::faketime_offset(0));
-            let cmd = ["-c".to_string(), script, "regiondrill-app".to_string()].into_iter().chain(serve).collect();
-            let env = crate::stack::native::app::faketime_env(std::path::Path::new(LIBFAKETIME), std::path::Path::new(CLOCK_FILE));
+            let script = format!(
+                "printf '%s' '{}' > {CLOCK_FILE} && exec regiondrill-app \"$@\"",
+                crate::fault::faketime_offset(0)
+            );
+            let cmd = ["-c".to_string(), script, "regiondrill-app".to_string()]
+                .into_iter()
+                .chain(serve)
+                .collect();
+            let env = crate::stack::native::app::faketime_env(
+                std::path::Path::new(LIBFAKETIME),
+                std::path::Path::new(CLOCK_FILE),
+            );
             (Some("sh".to_string()), cmd, env)
         } else {
-            (Some("regiondrill-app".to_string()), serve.collect(), Vec::new())
+            (
+                Some("regiondrill-app".to_string()),
+                serve.collect(),
+                Vec::new(),
+            )
         };
         let spec = Spec {
             name: endpoints[&node].inside.0.clone(),
@@ -428,14 +470,27 @@ impl DockerNodes {
     }
 
     pub(crate) async fn pause(&mut self, node: &NodeId, paused: bool) -> Result<(), StackError> {
-        let n = self.nodes.get(node).ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
+        let n = self
+            .nodes
+            .get(node)
+            .ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
         self.engine.pause(&n.name, paused).await
     }
 
     /// Shifts a skewed app's clock by rewriting its offset file inside the container.
-    pub(crate) async fn set_clock_offset(&mut self, node: &NodeId, offset_ms: i64) -> Result<(), StackError> {
-        let n = self.nodes.get(node).ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
-        let script = format!("printf '%s' '{}' > {CLOCK_FILE}.tmp && mv {CLOCK_FILE}.tmp {CLOCK_FILE}", crate::fault::faketime_offset(offset_ms));
+    pub(crate) async fn set_clock_offset(
+        &mut self,
+        node: &NodeId,
+        offset_ms: i64,
+    ) -> Result<(), StackError> {
+        let n = self
+            .nodes
+            .get(node)
+            .ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
+        let script = format!(
+            "printf '%s' '{}' > {CLOCK_FILE}.tmp && mv {CLOCK_FILE}.tmp {CLOCK_FILE}",
+            crate::fault::faketime_offset(offset_ms)
+        );
         self.engine.exec(&n.name, &["sh", "-c", &script]).await
     }
 

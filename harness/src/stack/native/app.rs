@@ -61,7 +61,11 @@ pub fn libfaketime() -> Option<PathBuf> {
     if debian.is_file() {
         return Some(debian);
     }
-    std::fs::read_dir("/usr/lib").ok()?.flatten().map(|e| e.path().join("faketime/libfaketime.so.1")).find(|p| p.is_file())
+    std::fs::read_dir("/usr/lib")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.is_file())
 }
 
 /// The environment that puts a program's wall clock under the offset in `file` (re-read on
@@ -87,7 +91,9 @@ pub async fn start(
     log: &Path,
 ) -> Result<NodeProcess, StackError> {
     let mut cmd = process::command(bin, log, None).map_err(|e| StackError::io(log, e))?;
-    cmd.arg("serve").args(["--listen", &format!("127.0.0.1:{port}")]).args(args);
+    cmd.arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -76,7 +76,11 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         ports: ports.clone(),
         faketime: None,
     };
-    if exp.faults.iter().any(|f| matches!(f.fault, crate::experiment::FaultSpec::ClockSkew { .. })) {
+    if exp
+        .faults
+        .iter()
+        .any(|f| matches!(f.fault, crate::experiment::FaultSpec::ClockSkew { .. }))
+    {
         nodes.faketime = Some(app::libfaketime().ok_or_else(|| StackError::Missing {
             what: "libfaketime (for clock_skew faults)".into(),
             looked: "/usr/lib/*/faketime/libfaketime.so.1".into(),
@@ -123,10 +127,9 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
     // Links: one proxy for each link whose target exists.
     let client = proxy.client();
     let mut links = BTreeMap::new();
-    for spec in topology::links()
-        .into_iter()
-        .filter(|l| ports.contains_key(&l.target))
-    {
+    for spec in topology::links().into_iter().filter(|l| {
+        ports.contains_key(&l.target) && topology::used_by(l, posture.is_active_active())
+    }) {
         let info = client
             .create_proxy(&ProxySpec {
                 name: spec.name.clone(),
@@ -152,8 +155,28 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         );
     }
 
-    // The replica, made and fed through the replication link.
-    if posture.has_standby() {
+    if posture.is_active_active() {
+        // A second primary, replicated both ways with the first.
+        let other = NodeId::new(STANDBY_REGION, Role::Db);
+        let conf = postgres::cluster_conf();
+        postgres::initdb(
+            &nodes.pg,
+            &nodes.pg_settings[STANDBY_REGION].data_dir,
+            &nodes.log(&other),
+            nodes.run_as,
+            &conf,
+        )
+        .await?;
+        nodes.start_db(&other).await?;
+        app::migrate(
+            &nodes.app_bin,
+            &postgres::dsn(ports[&other]),
+            &nodes.dir.path().join("logs/migrate-eu.log"),
+        )
+        .await?;
+        super::replicate_both_ways(&harness_endpoints(&ports), &links).await?;
+    } else if posture.has_standby() {
+        // The replica, made and fed through the replication link.
         let replica = NodeId::new(STANDBY_REGION, Role::Db);
         let repl_port = links["replication"].port;
         postgres::basebackup(
@@ -172,18 +195,7 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
 
     let routing = Arc::new(Routing::new(posture));
     let tuning = AppTuning::from_experiment(exp);
-    let endpoints = ports
-        .iter()
-        .map(|(n, p)| {
-            (
-                n.clone(),
-                super::Endpoint {
-                    port: *p,
-                    inside: ("127.0.0.1".into(), *p),
-                },
-            )
-        })
-        .collect();
+    let endpoints = harness_endpoints(&ports);
     let stack = Stack::assemble(
         posture,
         proxy,
@@ -203,6 +215,22 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         "native stack up"
     );
     Ok(stack)
+}
+
+/// Natively the harness and the nodes reach a node at the same address.
+fn harness_endpoints(ports: &BTreeMap<NodeId, u16>) -> BTreeMap<NodeId, super::Endpoint> {
+    ports
+        .iter()
+        .map(|(n, p)| {
+            (
+                n.clone(),
+                super::Endpoint {
+                    port: *p,
+                    inside: ("127.0.0.1".into(), *p),
+                },
+            )
+        })
+        .collect()
 }
 
 impl NativeNodes {
@@ -271,18 +299,31 @@ impl NativeNodes {
             Role::Db => self.start_db(node).await,
             Role::Cache => self.start_cache(node).await,
             Role::App => {
-                let args = app_args.ok_or_else(|| StackError::Other(format!("no settings to give {node}")))?;
+                let args = app_args
+                    .ok_or_else(|| StackError::Other(format!("no settings to give {node}")))?;
                 let env = if skewed {
-                    let lib = self.faketime.clone().ok_or_else(|| StackError::Other("libfaketime missing".into()))?;
+                    let lib = self
+                        .faketime
+                        .clone()
+                        .ok_or_else(|| StackError::Other("libfaketime missing".into()))?;
                     let file = self.clock_file(node);
                     if !file.exists() {
-                        std::fs::write(&file, crate::fault::faketime_offset(0)).map_err(|e| StackError::io(&file, e))?;
+                        std::fs::write(&file, crate::fault::faketime_offset(0))
+                            .map_err(|e| StackError::io(&file, e))?;
                     }
                     app::faketime_env(&lib, &file)
                 } else {
                     Vec::new()
                 };
-                let proc = app::start(&node.to_string(), &self.app_bin, self.ports[node], &args, &env, &self.log(node)).await?;
+                let proc = app::start(
+                    &node.to_string(),
+                    &self.app_bin,
+                    self.ports[node],
+                    &args,
+                    &env,
+                    &self.log(node),
+                )
+                .await?;
                 self.track(node, proc);
                 Ok(())
             }
@@ -295,20 +336,31 @@ impl NativeNodes {
     }
 
     /// Shifts a node's clock (it runs under libfaketime).
-    pub(crate) fn set_clock_offset(&mut self, node: &NodeId, offset_ms: i64) -> Result<(), StackError> {
+    pub(crate) fn set_clock_offset(
+        &mut self,
+        node: &NodeId,
+        offset_ms: i64,
+    ) -> Result<(), StackError> {
         let file = self.clock_file(node);
         if !file.exists() {
-            return Err(StackError::Other(format!("{node} does not run under libfaketime")));
+            return Err(StackError::Other(format!(
+                "{node} does not run under libfaketime"
+            )));
         }
         // Written beside and renamed, so the app never reads a half-written offset.
         let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, crate::fault::faketime_offset(offset_ms)).map_err(|e| StackError::io(&tmp, e))?;
+        std::fs::write(&tmp, crate::fault::faketime_offset(offset_ms))
+            .map_err(|e| StackError::io(&tmp, e))?;
         std::fs::rename(&tmp, &file).map_err(|e| StackError::io(&file, e))
     }
 
     /// Freezes or resumes a node's whole process tree.
     pub(crate) fn pause(&mut self, node: &NodeId, paused: bool) -> Result<(), StackError> {
-        let pid = self.procs.get(node).map(|p| p.pid()).ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
+        let pid = self
+            .procs
+            .get(node)
+            .map(|p| p.pid())
+            .ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
         crate::stack::process::signal_tree(pid, if paused { libc::SIGSTOP } else { libc::SIGCONT });
         Ok(())
     }

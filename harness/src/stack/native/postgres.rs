@@ -105,7 +105,9 @@ pub fn cluster_conf() -> Vec<(String, String)> {
         // Nodes die by SIGKILL, never by power loss: the OS page cache keeps every write a
         // process made, so fsync changes nothing measured here and costs a lot.
         ("fsync", "off".to_string()),
-        ("wal_level", "replica".into()),
+        // Logical, so active-active postures can replicate tables both ways.
+        ("wal_level", "logical".into()),
+        ("max_replication_slots", "10".into()),
         ("max_wal_senders", "10".into()),
         ("wal_keep_size", "'1GB'".into()),
         ("hot_standby", "on".into()),
@@ -342,6 +344,62 @@ pub async fn require_standby(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The harness's own table (the heartbeat probe's), created on every primary before any
+/// replication is set up, so it is replicated like the app's tables.
+pub const HARNESS_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS regiondrill_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL)";
+
+/// The app's tables a region writes in active-active postures (see stacks/app/README.md).
+pub fn region_tables(region: &str) -> Vec<String> {
+    ["kv", "writes", "counter"]
+        .iter()
+        .map(|t| format!("{t}_{region}"))
+        .collect()
+}
+
+/// Name of the subscription through which `to`'s database receives `from`'s tables (also
+/// its walsender's `application_name` on `from`).
+pub fn subscription_name(from: &str) -> String {
+    format!("rd_from_{from}")
+}
+
+/// Active-active replication, one direction: `from`'s database (harness port `from_port`)
+/// publishes its own tables (and, from the primary region, the heartbeat table); `to`'s
+/// database (harness port `to_port`) subscribes, connecting with `from_dsn_inside` — the
+/// replication link as `to`'s database reaches it.
+pub async fn replicate(
+    from: &str,
+    from_port: u16,
+    to_port: u16,
+    from_dsn_inside: &str,
+    with_heartbeat: bool,
+) -> Result<(), String> {
+    let publisher = connect(from_port, Duration::from_secs(3)).await?;
+    let mut tables = region_tables(from);
+    if with_heartbeat {
+        tables.push("regiondrill_heartbeat".into());
+    }
+    let create = format!(
+        "CREATE PUBLICATION rd_pub_{from} FOR TABLE {}",
+        tables.join(", ")
+    );
+    publisher
+        .simple_query(&create)
+        .await
+        .map_err(|e| format!("{create}: {e}"))?;
+    let subscriber = connect(to_port, Duration::from_secs(3)).await?;
+    // No initial copy: every table is empty when replication starts.
+    let sub = subscription_name(from);
+    let create = format!(
+        "CREATE SUBSCRIPTION {sub} CONNECTION '{from_dsn_inside}' PUBLICATION rd_pub_{from} WITH (copy_data = false)"
+    );
+    subscriber
+        .simple_query(&create)
+        .await
+        .map_err(|e| format!("{create}: {e}"))?;
+    Ok(())
 }
 
 /// Promotes the replica on `port` and waits until it accepts writes.

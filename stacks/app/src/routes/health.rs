@@ -1,8 +1,16 @@
 //! `GET /health`: 200 when every dependency answers, else 503, with one check per dependency
 //! and the role of the read DB. The checks run concurrently, each under its own short timeout.
+//!
+//! In `--cache-mode invalidate` a fourth check, `invalidation`, reports the subscription to
+//! the other region's invalidations. It does not probe anything (the subscription checks
+//! itself in the background) and it does not make `/health` 503: it depends on the *other*
+//! region's Redis and the link to it, and a failover controller must not declare this region
+//! down because the other one is. With only `invalidation` failing the answer is 200 with
+//! `status: degraded`.
 
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -29,8 +37,26 @@ struct Health<'a> {
     status: &'static str,
     /// Of the read DB: `primary`, `replica` (in recovery), or `unknown` (it did not answer).
     role: &'static str,
+    /// `--posture`.
+    posture: &'static str,
+    /// `--cache-mode`.
+    cache_mode: &'static str,
     /// One entry per dependency.
     checks: Checks,
+    /// Counts since start-up.
+    stats: Stats,
+}
+
+/// Counts since start-up.
+#[derive(Serialize)]
+struct Stats {
+    /// `GET /kv` reads sent to the read DB.
+    kv_db_reads: u64,
+    /// `GET /kv` misses that joined a read in flight (`--single-flight`).
+    single_flight_joins: u64,
+    /// Invalidation messages received from the other region (`invalidate` mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalidations_received: Option<u64>,
 }
 
 /// The dependencies checked.
@@ -42,6 +68,10 @@ struct Checks {
     read_db: Check,
     /// `PING` on this region's Redis.
     cache: Check,
+    /// `invalidate` mode only: whether the subscription to the other region's invalidations
+    /// is up (`ms`: how long it has been in that state; not part of the 200/503 decision).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invalidation: Option<Check>,
 }
 
 /// The result of one check.
@@ -74,15 +104,30 @@ pub async fn health(State(app): State<AppState>) -> Response {
         Some("t") => "replica",
         _ => "unknown",
     };
+    let subscription = app.cache.subscription().map(|s| s.status());
+    let invalidation = subscription.as_ref().map(|s| Check {
+        ok: s.subscribed,
+        ms: s.for_time.as_secs_f64() * 1000.0,
+        error: s.error.clone(),
+    });
     let healthy = write_db.ok && read_db.ok && cache.ok;
+    let all_ok = healthy && invalidation.as_ref().is_none_or(|c| c.ok);
     let body = Health {
         region: &app.region,
-        status: if healthy { "ok" } else { "degraded" },
+        status: if all_ok { "ok" } else { "degraded" },
         role,
+        posture: app.posture.name(),
+        cache_mode: app.cache.mode().name(),
         checks: Checks {
             write_db,
             read_db,
             cache,
+            invalidation,
+        },
+        stats: Stats {
+            kv_db_reads: app.stats.kv_db_reads.load(Ordering::Relaxed),
+            single_flight_joins: app.stats.single_flight_joins.load(Ordering::Relaxed),
+            invalidations_received: subscription.map(|s| s.received),
         },
     };
     let status = if healthy {

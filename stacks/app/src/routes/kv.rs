@@ -1,10 +1,20 @@
-//! `PUT /kv/{key}` and `GET /kv/{key}`: versioned values, written to the write DB with an entry
-//! in the `writes` log, read through this region's cache from the read DB.
+//! `PUT /kv/{key}` and `GET /kv/{key}`: versioned values, written with an entry in a `writes`
+//! log, read through this region's cache.
+//!
+//! - `single-writer`: tables `kv`/`writes` on the write DB; reads from `kv` on the read DB.
+//! - `lww`, `crdt`: this region's tables `kv_{R}`/`writes_{R}` on the write DB (this region's
+//!   primary), stamped with the hybrid logical clock.
+//! - `partitioned`: the home region's tables `kv_{H}`/`writes_{H}` on that home's primary
+//!   (`--home-db H=…`).
+//! - In the three active-active postures a read merges `kv_us` and `kv_eu` on the read DB
+//!   (both are there: each region's tables are replicated to the other) and returns the row
+//!   with the greatest `(hlc, region)`: last write wins, ties to the greater region name.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, JsonBody, Param, now_ms};
@@ -12,9 +22,13 @@ use crate::cache::Entry;
 use crate::db::Conn;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
+use crate::hlc;
+use crate::posture::{Posture, REGIONS, Region, other_region, wins_ties};
+use crate::singleflight::ReadResult;
 
-/// Upserts the row (version 1, or the previous version + 1) and appends the write to the
-/// `writes` log with the version it produced, in one statement.
+/// `single-writer`: upserts the row (version 1, or the previous version + 1) and appends the
+/// write to the `writes` log with the version it produced, in one statement; returns the
+/// version and the `cluster_name` of the database that ran it.
 /// `$1` key, `$2` value, `$3` write_id, `$4` user_id, `$5` region.
 const PUT_SQL: &str = "
 WITH up AS (
@@ -30,10 +44,55 @@ WITH up AS (
 )
 INSERT INTO writes (write_id, key, value, version, user_id, region)
 SELECT $3, $1, $2, up.version, $4, $5 FROM up
-RETURNING version";
+RETURNING version, current_setting('cluster_name')";
 
-/// `$1` key.
+/// `single-writer`, `$1` key.
 const GET_SQL: &str = "SELECT value, version, write_id FROM kv WHERE key = $1";
+
+/// Active-active: the write of `PUT_SQL` into `home`'s tables, stamped with an HLC. Also
+/// returns the `cluster_name` of the database that ran it and the `hlc` of the other
+/// region's row of the key as that database has it (so the app can observe it, and knows
+/// whether this write is now the last-write-wins winner there).
+/// `$1` key, `$2` value, `$3` write_id, `$4` user_id, `$5` serving region, `$6` hlc.
+fn put_sql(home: Region) -> String {
+    let other = other_region(home);
+    format!(
+        "
+WITH up AS (
+    INSERT INTO kv_{home} (key, value, version, write_id, user_id, hlc, region, updated_at)
+    VALUES ($1, $2, 1, $3, $4, $6, '{home}', now())
+    ON CONFLICT (key) DO UPDATE SET
+        value = EXCLUDED.value,
+        version = kv_{home}.version + 1,
+        write_id = EXCLUDED.write_id,
+        user_id = EXCLUDED.user_id,
+        hlc = EXCLUDED.hlc,
+        updated_at = EXCLUDED.updated_at
+    RETURNING version
+), logged AS (
+    INSERT INTO writes_{home} (write_id, key, value, version, user_id, region, hlc)
+    SELECT $3, $1, $2, up.version, $4, $5, $6 FROM up
+    RETURNING version
+)
+SELECT logged.version, current_setting('cluster_name'),
+    (SELECT hlc FROM kv_{other} WHERE key = $1)
+FROM logged"
+    )
+}
+
+/// Active-active, `$1` key: the last-write-wins winner among every region's row of the key,
+/// by `(hlc, region)` (region names compared bytewise).
+fn merged_get_sql() -> String {
+    let branches: Vec<String> = REGIONS
+        .iter()
+        .map(|r| format!("SELECT value, version, write_id, hlc, region FROM kv_{r} WHERE key = $1"))
+        .collect();
+    format!(
+        "SELECT value, version, write_id, hlc FROM ({}) AS candidates
+ORDER BY hlc DESC, region COLLATE \"C\" DESC LIMIT 1",
+        branches.join(" UNION ALL ")
+    )
+}
 
 /// Body of `PUT /kv/{key}`.
 #[derive(Deserialize)]
@@ -45,6 +104,10 @@ pub struct PutBody {
     /// The user making the write (optional), for erasure.
     #[serde(default)]
     user: Option<i64>,
+    /// The home region whose primary takes the write (`partitioned` only; default: this
+    /// app's region). Ignored by the other postures.
+    #[serde(default)]
+    home: Option<String>,
 }
 
 /// The acknowledgement of a committed write.
@@ -54,7 +117,8 @@ struct PutAck<'a> {
     key: &'a str,
     /// The value written.
     value: &'a str,
-    /// The version this write produced.
+    /// The version this write produced (in the active-active postures, of the home region's
+    /// table).
     version: i64,
     /// The write's id, as sent.
     write_id: i64,
@@ -62,6 +126,15 @@ struct PutAck<'a> {
     region: &'a str,
     /// The app's wall clock after the commit, in milliseconds since the Unix epoch.
     ts_ms: u64,
+    /// `cluster_name` of the database that committed the write (read in the same statement),
+    /// so a write acknowledged by a deposed primary can be told apart.
+    committed_by: String,
+    /// The write's hybrid logical clock timestamp (in `single-writer`, the clock's tick at the
+    /// acknowledgement; it is stored nowhere).
+    hlc: u64,
+    /// The region whose tables took the write (active-active postures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    home: Option<Region>,
 }
 
 /// A value found, in the cache or the DB.
@@ -79,6 +152,9 @@ struct Found<'a> {
     source: &'static str,
     /// The region that served the read.
     region: &'a str,
+    /// The row's hybrid logical clock timestamp (active-active postures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hlc: Option<i64>,
 }
 
 /// No such key in the read DB (absence is never cached).
@@ -94,6 +170,50 @@ struct Missing<'a> {
     region: &'a str,
 }
 
+/// Where a write goes.
+pub(super) struct Target {
+    /// The pool of the database that takes it.
+    pub(super) pool: Pool,
+    /// The pool's name in messages.
+    pub(super) what: &'static str,
+    /// Whose tables (active-active postures); `None`: `kv`/`writes`.
+    pub(super) home: Option<Region>,
+}
+
+/// Where `PUT` (and `POST /counters/…/incr`) with this body's `home` goes in `app`'s
+/// posture. A `home` without a `--home-db` in `partitioned` is a 400 naming the field.
+pub(super) fn target(app: &super::App, home: Option<&str>) -> Result<Target, ApiError> {
+    let write = || app.db.current().write.clone();
+    Ok(match app.posture {
+        Posture::SingleWriter => Target {
+            pool: write(),
+            what: "write db",
+            home: None,
+        },
+        Posture::Lww | Posture::Crdt => Target {
+            pool: write(),
+            what: "write db",
+            home: Some(app.tables()),
+        },
+        Posture::Partitioned => {
+            let home = home.unwrap_or(&app.region);
+            let db = app.homes.get(home).ok_or_else(|| {
+                let known: Vec<&str> = app.homes.all().iter().map(|h| h.region).collect();
+                ApiError::BadRequest(format!(
+                    "invalid JSON body: field `home`: no --home-db for region {home:?} \
+                     (homes: {})",
+                    known.join(", ")
+                ))
+            })?;
+            Target {
+                pool: db.pool.clone(),
+                what: db.what,
+                home: Some(db.region),
+            }
+        }
+    })
+}
+
 /// `PUT /kv/{key}`.
 pub async fn put(
     deadline: Deadline,
@@ -101,21 +221,68 @@ pub async fn put(
     Param(key): Param<String>,
     JsonBody(body): JsonBody<PutBody>,
 ) -> Result<Response, ApiError> {
-    let pools = app.db.current();
-    let conn = Conn::get(&pools.write, deadline, "write db").await?;
-    let statement = conn.prepare(deadline, PUT_SQL).await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&key, &body.value, &body.write_id, &body.user, &app.region];
-    let version: i64 = conn
-        .transact(deadline, async {
-            let row = conn.query_one(&statement, &params).await?;
-            Ok(row.get(0))
-        })
-        .await?;
-    conn.release();
+    let target = target(&app, body.home.as_deref())?;
+    let conn = Conn::get(&target.pool, deadline, target.what).await?;
 
-    if let Err(e) = app.cache.invalidate([key.as_str()]).await {
-        tracing::debug!(%key, error = %e, "cache invalidation skipped after a write");
+    let (version, committed_by, hlc, cached) = match target.home {
+        None => {
+            let statement = conn.prepare(deadline, PUT_SQL).await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+                [&key, &body.value, &body.write_id, &body.user, &app.region];
+            let (version, committed_by): (i64, String) = conn
+                .transact(deadline, async {
+                    let row = conn.query_one(&statement, &params).await?;
+                    Ok((row.get(0), row.get(1)))
+                })
+                .await?;
+            conn.release();
+            let cached = Entry {
+                value: body.value.clone(),
+                version,
+                write_id: body.write_id,
+                hlc: None,
+            };
+            (version, committed_by, app.hlc.tick(), Some(cached))
+        }
+        Some(home) => {
+            let statement = conn.prepare(deadline, &put_sql(home)).await?;
+            let hlc = app.hlc.tick();
+            let hlc_i64 = hlc::to_i64(hlc);
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+                &key,
+                &body.value,
+                &body.write_id,
+                &body.user,
+                &app.region,
+                &hlc_i64,
+            ];
+            let (version, committed_by, other_hlc): (i64, String, Option<i64>) = conn
+                .transact(deadline, async {
+                    let row = conn.query_one(&statement, &params).await?;
+                    Ok((row.get(0), row.get(1), row.get(2)))
+                })
+                .await?;
+            conn.release();
+            if let Some(other_hlc) = other_hlc {
+                app.hlc.observe_i64(other_hlc);
+            }
+            // What a read of the committing database now returns: this write, unless the
+            // other region's row there is newer (then the cache gets no value from us).
+            let wins = other_hlc.is_none_or(|other| {
+                hlc_i64 > other || (hlc_i64 == other && wins_ties(home, other_region(home)))
+            });
+            let cached = wins.then(|| Entry {
+                value: body.value.clone(),
+                version,
+                write_id: body.write_id,
+                hlc: Some(hlc_i64),
+            });
+            (version, committed_by, hlc, cached)
+        }
+    };
+
+    if let Err(e) = app.cache.after_write(&key, cached.as_ref()).await {
+        tracing::debug!(%key, error = %e, "cache update skipped after a write");
     }
     let ack = PutAck {
         key: &key,
@@ -124,18 +291,27 @@ pub async fn put(
         write_id: body.write_id,
         region: &app.region,
         ts_ms: now_ms(),
+        committed_by,
+        hlc,
+        home: target.home,
     };
     Ok(Json(ack).into_response())
 }
 
-/// `GET /kv/{key}`: the cache, else the read DB (then cached).
+/// `GET /kv/{key}`: the cache, else the read DB (then cached). With `--single-flight`,
+/// concurrent misses of one key share one DB read.
 pub async fn get(
     deadline: Deadline,
     State(app): State<AppState>,
     Param(key): Param<String>,
 ) -> Result<Response, ApiError> {
     let cache_up = match app.cache.get(&key, deadline).await {
-        Ok(Some(hit)) => return Ok(found(&key, &hit, "cache", &app.region)),
+        Ok(Some(hit)) => {
+            if let Some(hlc) = hit.hlc {
+                app.hlc.observe_i64(hlc);
+            }
+            return Ok(found(&key, &hit, "cache", &app.region));
+        }
         Ok(None) => true,
         Err(e) => {
             tracing::debug!(%key, error = %e, "cache read failed, reading the DB");
@@ -143,15 +319,23 @@ pub async fn get(
         }
     };
 
-    let pools = app.db.current();
-    let conn = Conn::get(&pools.read, deadline, "read db").await?;
-    let statement = conn.prepare(deadline, GET_SQL).await?;
-    let row = conn
-        .step(deadline, conn.query_opt(&statement, &[&key]))
-        .await?;
-    conn.release();
+    let read = read_and_fill(app.clone(), key.clone(), deadline, cache_up);
+    let row = match &app.flights {
+        None => read.await?,
+        Some(flights) => {
+            let (result, joined) = deadline.run(flights.run(&key, read)).await.map_err(|_| {
+                ApiError::Unavailable("read db: no answer within the deadline".to_owned())
+            })?;
+            if joined {
+                app.stats
+                    .single_flight_joins
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            result?
+        }
+    };
 
-    let Some(row) = row else {
+    let Some(entry) = row else {
         let missing = Missing {
             key: &key,
             found: false,
@@ -160,16 +344,51 @@ pub async fn get(
         };
         return Ok((StatusCode::NOT_FOUND, Json(missing)).into_response());
     };
+    Ok(found(&key, &entry, "db", &app.region))
+}
+
+/// Reads `key` from the read DB (merging the regions' tables in the active-active postures)
+/// and, when found and the cache answered the lookup, caches it. Owns its arguments so that
+/// `--single-flight` can run it in a task of its own.
+async fn read_and_fill(
+    app: AppState,
+    key: String,
+    deadline: Deadline,
+    cache_up: bool,
+) -> ReadResult {
+    let pools = app.db.current();
+    let conn = Conn::get(&pools.read, deadline, "read db").await?;
+    let active_active = app.posture.is_active_active();
+    let statement = if active_active {
+        conn.prepare(deadline, &merged_get_sql()).await?
+    } else {
+        conn.prepare(deadline, GET_SQL).await?
+    };
+    app.stats
+        .kv_db_reads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let row = conn
+        .step(deadline, conn.query_opt(&statement, &[&key]))
+        .await?;
+    conn.release();
+
+    let Some(row) = row else {
+        return Ok(None);
+    };
     let entry = Entry {
         value: row.get(0),
         version: row.get(1),
         write_id: row.get(2),
+        hlc: active_active.then(|| row.get(3)),
     };
+    if let Some(hlc) = entry.hlc {
+        app.hlc.observe_i64(hlc);
+    }
     // Skip the fill when the cache just failed: it would only add another timeout.
     if cache_up && let Err(e) = app.cache.set(&key, &entry, deadline).await {
         tracing::debug!(%key, error = %e, "cache fill skipped");
     }
-    Ok(found(&key, &entry, "db", &app.region))
+    Ok(Some(entry))
 }
 
 /// The 200 answer of a read.
@@ -181,6 +400,7 @@ fn found(key: &str, entry: &Entry, source: &'static str, region: &str) -> Respon
         write_id: entry.write_id,
         source,
         region,
+        hlc: entry.hlc,
     })
     .into_response()
 }

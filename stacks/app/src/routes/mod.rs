@@ -25,9 +25,12 @@ use axum::routing::{delete, get, post};
 use serde::de::DeserializeOwned;
 
 use crate::cache::Cache;
-use crate::db::Db;
+use crate::db::{Db, Homes};
 use crate::deadline::Deadline;
 use crate::error::ApiError;
+use crate::hlc::Hlc;
+use crate::posture::{Posture, Region};
+use crate::singleflight::SingleFlight;
 
 /// Everything a handler needs, shared by all requests.
 pub struct App {
@@ -35,10 +38,33 @@ pub struct App {
     pub region: String,
     /// Deadline of every request.
     pub request_timeout: Duration,
+    /// How writes and reads work.
+    pub posture: Posture,
+    /// In the active-active postures, this region's tables (`region` as a known region);
+    /// `None` in `single-writer`.
+    pub table_region: Option<Region>,
     /// The write and read pools.
     pub db: Db,
-    /// This region's Redis.
+    /// The primary of each home region (`--home-db`; used by `partitioned`).
+    pub homes: Homes,
+    /// This region's Redis (and how writes reach the other region's).
     pub cache: Cache,
+    /// The hybrid logical clock stamped on writes.
+    pub hlc: Hlc,
+    /// Coalesces concurrent cache misses (`--single-flight`).
+    pub flights: Option<Arc<SingleFlight>>,
+    /// Counters shown in `/health`.
+    pub stats: Stats,
+}
+
+/// What the app counts since start-up, shown in `/health` (`stats`): enough for a test or an
+/// operator to see coalescing and invalidation at work, without database statistics.
+#[derive(Default)]
+pub struct Stats {
+    /// `GET /kv` reads sent to the read DB (cache misses that were not coalesced).
+    pub kv_db_reads: std::sync::atomic::AtomicU64,
+    /// `GET /kv` misses that joined a read already in flight (`--single-flight`).
+    pub single_flight_joins: std::sync::atomic::AtomicU64,
 }
 
 /// The state handlers receive.
@@ -136,6 +162,14 @@ where
         de.end()
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
         Ok(JsonBody(value))
+    }
+}
+
+impl App {
+    /// This region's tables; only called in the active-active postures.
+    pub fn tables(&self) -> Region {
+        self.table_region
+            .expect("the active-active postures have a table region (checked at start-up)")
     }
 }
 

@@ -127,6 +127,8 @@ pub struct Postgres {
     proc: Option<Proc>,
     /// Its port.
     pub port: u16,
+    /// Its `cluster_name` (what the app reports as `committed_by`).
+    pub cluster_name: String,
     /// Data directory.
     data: PathBuf,
     /// Holds the data directory, the socket directory and the server log. Last field: removed
@@ -135,8 +137,13 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// initdb and start a fresh server.
+    /// initdb and start a fresh server, `cluster_name` `test`.
     pub fn start() -> Postgres {
+        Postgres::start_named("test")
+    }
+
+    /// initdb and start a fresh server with this `cluster_name`.
+    pub fn start_named(cluster_name: &str) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("regiondrill-app-pg-")
             .tempdir()
@@ -167,6 +174,7 @@ impl Postgres {
         let mut pg = Postgres {
             proc: None,
             port: 0,
+            cluster_name: cluster_name.to_owned(),
             data,
             dir,
         };
@@ -218,7 +226,8 @@ impl Postgres {
                 "unix_socket_directories={}",
                 self.dir.path().display()
             ))
-            .args(["-c", "fsync=off", "-c", "max_connections=100"])
+            .args(["-c", "fsync=off", "-c", "max_connections=100", "-c"])
+            .arg(format!("cluster_name={}", self.cluster_name))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("cloning a file handle"))
             .stderr(log);
@@ -249,6 +258,11 @@ impl Postgres {
             "host=127.0.0.1 port={} user=postgres dbname={db}",
             self.port
         )
+    }
+
+    /// A file in this server's temp dir (for app logs).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     /// The server log.
@@ -326,6 +340,25 @@ impl Redis {
         ready
     }
 
+    /// `GET key`: the value, or `None` when absent.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let reply = self.command(&["GET", key]);
+        if reply.starts_with("$-1") {
+            return None;
+        }
+        let (_, rest) = reply.split_once("\r\n").expect("a bulk string reply");
+        Some(rest.trim_end_matches("\r\n").to_owned())
+    }
+
+    /// `PTTL key` in milliseconds (negative: absent or no expiry).
+    pub fn pttl(&self, key: &str) -> i64 {
+        self.command(&["PTTL", key])
+            .trim()
+            .trim_start_matches(':')
+            .parse()
+            .expect("an integer reply")
+    }
+
     /// Runs one command (RESP array of `args`) and returns the raw reply.
     pub fn command(&self, args: &[&str]) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connecting to redis");
@@ -368,6 +401,31 @@ pub fn migrate(dsn: &str) {
     );
 }
 
+/// The arguments of `serve` (all but `--listen`): region, DBs, Redis, then `extra`.
+pub fn serve_args(
+    region: &str,
+    write_db: &str,
+    read_db: &str,
+    redis: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--region",
+        region,
+        "--write-db",
+        write_db,
+        "--read-db",
+        read_db,
+        "--redis",
+        redis,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// A running app instance.
 pub struct App {
     /// The process (SIGTERM first: graceful shutdown).
@@ -376,6 +434,8 @@ pub struct App {
     pub base: String,
     /// Its stderr (the log).
     pub log: PathBuf,
+    /// HTTP client for it.
+    http: reqwest::Client,
 }
 
 impl App {
@@ -418,7 +478,90 @@ impl App {
             proc,
             base: format!("http://{addr}"),
             log,
+            http: http_client(),
         }
+    }
+
+    /// `METHOD path` with an optional JSON body; returns the status and the JSON answer.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        call(&self.http, &self.base, method, path, body).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    /// `PUT path` with `body`.
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// `POST path` with `body`.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// The app's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The HTTP client the tests use.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("building the HTTP client")
+}
+
+/// `METHOD base+path` with an optional JSON body; returns the status and the JSON answer.
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = http.request(method, format!("{base}{path}"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("sending a request to the app");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("reading the answer");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer to {path} is not JSON ({e}): {text:?}"));
+    (status, json)
+}
+
+/// Polls `check` every 5 ms until it holds or `timeout` passes; returns how long it took, or
+/// `None` if it never held.
+pub async fn within<F, Fut>(timeout: Duration, mut check: F) -> Option<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -442,25 +585,9 @@ impl Stack {
         let redis = Redis::start();
         let dsn = pg.dsn("postgres");
         migrate(&dsn);
-        let mut args: Vec<String> = [
-            "--region",
-            "us",
-            "--write-db",
-            &dsn,
-            "--read-db",
-            &dsn,
-            "--redis",
-            &redis.url(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = serve_args("us", &dsn, &dsn, &redis.url(), extra);
         let app = App::start(&args, pg.dir.path().join("app.log"));
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("building the HTTP client");
+        let http = http_client();
         Stack {
             app,
             http,
@@ -476,18 +603,7 @@ impl Stack {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.app.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("sending a request to the app");
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("reading the answer");
-        let json = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("answer to {path} is not JSON ({e}): {text:?}"));
-        (status, json)
+        call(&self.http, &self.app.base, method, path, body).await
     }
 
     /// `GET path`.
@@ -513,5 +629,33 @@ impl Stack {
     /// The app's log so far.
     pub fn app_log(&self) -> String {
         std::fs::read_to_string(&self.app.log).unwrap_or_default()
+    }
+}
+
+/// What the harness's logical replication does, done by hand: copies `region`'s tables
+/// (`kv_{region}`, `writes_{region}`, `counter_{region}`) from `src` to `dst`, replacing
+/// their contents there.
+pub async fn replicate(src: &tokio_postgres::Client, dst: &tokio_postgres::Client, region: &str) {
+    for table in ["kv", "writes", "counter"] {
+        let table = format!("{table}_{region}");
+        let rows: String = src
+            .query_one(
+                &format!("SELECT coalesce(json_agg(t), '[]')::text FROM {table} t"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        dst.execute(&format!("DELETE FROM {table}"), &[])
+            .await
+            .unwrap();
+        dst.execute(
+            &format!(
+                "INSERT INTO {table} SELECT * FROM json_populate_recordset(null::{table}, $1::text::json)"
+            ),
+            &[&rows],
+        )
+        .await
+        .unwrap();
     }
 }
