@@ -39,6 +39,9 @@ pub struct Experiment {
     pub faults: Vec<ScheduledFault>,
     /// What the posture promises.
     pub slo: Slo,
+    /// The scenario's name when a matrix generated this experiment (posture × scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
 }
 
 /// The network between the regions.

@@ -220,6 +220,7 @@ fn defaults_are_filled_in() {
         },
         faults: vec![],
         slo: Slo::default(),
+        scenario: None,
     };
     assert_eq!(e, expected);
     // With a single region there is nothing to fail over to.

@@ -203,6 +203,7 @@ impl Checker {
             failover: failover?,
             faults,
             slo: slo?,
+            scenario: None,
         })
     }
 
