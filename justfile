@@ -13,12 +13,24 @@ run *FILES="experiments/*.toml":
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
     ./target/release/regiondrill run {{FILES}}
 
+# Compare postures: the seed's matrix (7 postures × 3 faults, 5-8 minutes), or the
+# given matrix files / experiment directories. Writes reports/<id>/ with every format.
+matrix *INPUTS="experiments/matrix.toml":
+    cargo build --release --workspace
+    @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
+    ./target/release/regiondrill matrix {{INPUTS}}
+
+# Re-render every format of run or matrix folders from their stored results.
+report +DIRS:
+    cargo run --release -- report {{DIRS}}
+
 # Build the container images offline from Debian packages (skipped when up to date).
 images *ARGS:
     stacks/images/build.sh {{ARGS}}
 
 # The tests: unit, known-answer and integration tests (real sockets, real processes).
 test:
+    @command -v zizmor >/dev/null 2>&1 || pip install --quiet zizmor check-jsonschema
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; else echo "test: no Docker engine answers: the Docker tests will say SKIPPED"; fi
     cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
@@ -29,6 +41,7 @@ bench:
     cargo bench --bench proxy
     cargo bench --bench checkers
     cargo bench --bench stack
+    cargo bench --bench render
 
 # Serve the built-in fault proxy (Toxiproxy API) on 127.0.0.1:8474 until Ctrl-C.
 proxy *ARGS:

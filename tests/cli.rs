@@ -10,9 +10,14 @@ use std::time::{Duration, Instant};
 /// The CLI with its run directories under `tmp` (so leftovers can be found) and its run
 /// folders under `tmp/reports`.
 fn regiondrill(tmp: &Path) -> tokio::process::Command {
+    subcommand(tmp, "run")
+}
+
+/// `regiondrill <name> --backend native --out tmp/reports`, set up as [`regiondrill`].
+fn subcommand(tmp: &Path, name: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_regiondrill"));
     cmd.env("REGIONDRILL_TMP", tmp.join("runs"))
-        .arg("run")
+        .arg(name)
         .args(["--backend", "native", "--out"])
         .arg(tmp.join("reports"))
         .stdout(Stdio::piped())
@@ -161,6 +166,174 @@ async fn met_slos_exit_0() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Two postures under one region loss; single-region states an RTO no region loss can meet.
+const SMALL_MATRIX: &str = r#"
+name = "small"
+seed = 7
+postures = ["single-region", "active-passive-sync"]
+[base]
+duration = "4s"
+settle = "200ms"
+[base.workload]
+users = 8
+rate_per_s = 60
+[base.failover]
+interval = "300ms"
+threshold = 3
+dns_ttl = "300ms"
+fencing = true
+[slo]
+rpo = "0s"
+rto = "2500ms"
+[slo.single-region]
+rto = "100ms"
+[[scenarios]]
+name = "region-loss"
+[[scenarios.faults]]
+kind = "kill_region"
+region = "us"
+at = "1s"
+heal_at = "2500ms"
+"#;
+
+/// Every file of a folder tree that a report renders (not the stored `.json`), with its bytes.
+fn rendered(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(rendered(&path));
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let rendered =
+            name.starts_with("report.") || name.starts_with("matrix.") || name == "junit.xml";
+        if rendered && !name.ends_with(".json") {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_matrix_compares_postures_and_report_rerenders_the_same_bytes() {
+    let tmp = TempDir::new("cli-matrix");
+    let file = write(&tmp.0, "small.toml", SMALL_MATRIX);
+    let out = subcommand(&tmp.0, "matrix")
+        .arg("--quiet")
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    // single-region cannot be back within 100 ms of losing its only region: exit 1.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stdout.contains("2 experiments: 1 met its SLOs, 1 missed"),
+        "{stdout}"
+    );
+    for row in ["region-loss  single", "region-loss  ap-sync"] {
+        assert!(stdout.contains(row), "no row {row:?}: {stdout}");
+    }
+    // The table fits in 100 columns (the last line names the folder: a path of any length).
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| !l.starts_with("matrix folder:"))
+            .all(|l| l.chars().count() <= 100),
+        "{stdout}"
+    );
+    // Quiet progress: a start and a verdict line per experiment, nothing about stages.
+    assert!(stderr.contains("region-loss-ap-sync: starting"), "{stderr}");
+    assert!(!stderr.contains("bringing up"), "{stderr}");
+
+    let matrices: Vec<_> = std::fs::read_dir(tmp.0.join("reports"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(matrices.len(), 1);
+    let dir = matrices[0].path();
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .contains("-small-"),
+        "{dir:?}"
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("matrix.json")).unwrap()).unwrap();
+    assert_eq!(index["schema"], "regiondrill.matrix/v1");
+    assert_eq!(index["seed"], 7);
+    let runs = index["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for run in runs {
+        assert!(run["error"].is_null(), "{run}");
+        let results: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.join(run["dir"].as_str().unwrap()).join("results.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(results["experiment"]["scenario"], "region-loss");
+        assert_eq!(results["experiment"]["seed"], 7);
+    }
+    // One JUnit test case per experiment × stated SLO; only single-region's RTO fails.
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 4, "{junit}");
+    assert_eq!(junit.matches("<failure ").count(), 1, "{junit}");
+    let before = rendered(&dir);
+    let names: Vec<String> = before
+        .iter()
+        .map(|(p, _)| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    for name in [
+        "matrix.txt",
+        "matrix.md",
+        "matrix.html",
+        "report.txt",
+        "report.md",
+        "report.html",
+    ] {
+        assert!(
+            names.contains(&name.to_string()),
+            "{name} missing: {names:?}"
+        );
+    }
+    assert_eq!(
+        names.iter().filter(|n| *n == "junit.xml").count(),
+        3,
+        "{names:?}"
+    );
+
+    // Re-rendering from the stored results gives the same bytes.
+    for (path, _) in &before {
+        std::fs::remove_file(path).unwrap();
+    }
+    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_regiondrill"))
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .await
+        .unwrap();
+    // The exit code is the stored verdicts': single-region's missed RTO is still a miss.
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("region-loss  ap-sync"));
+    assert!(
+        rendered(&dir) == before,
+        "re-rendered reports differ from the first rendering"
+    );
+    assert!(leftovers(&tmp.0).is_empty(), "{:?}", leftovers(&tmp.0));
 }
 
 /// A 30-second experiment, so there is time to interrupt it.

@@ -164,7 +164,6 @@ async fn write_ids(data_dir: &std::path::Path) -> BTreeSet<u64> {
     let settings = PgSettings {
         port,
         data_dir: data_dir.to_path_buf(),
-        socket_dir: data_dir.with_extension("audit-socket"),
         cluster_name: "audit".into(),
     };
     let log = data_dir.with_extension("audit.log");

@@ -20,3 +20,8 @@ mod proxy_api;
 /// Real bytes through the fault proxy's toxics: latency, black hole, down, reset, bandwidth,
 /// limit, slicer, slow close, live toxic changes.
 mod proxy_toxics;
+/// The nightly CI workflow: linted, and consistent with the repository and the CLI.
+mod workflow;
+
+/// Reports.
+mod reports;

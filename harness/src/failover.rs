@@ -67,6 +67,15 @@ pub async fn run(
     recorder.event(EventKind::PrimaryDeclaredDown {
         region: primary.clone(),
     });
+    if stack.posture.is_active_active() {
+        // Nothing to promote: the other region has its own primary; move the users.
+        stack.routing.evacuate(&primary, &standby);
+        recorder.event(EventKind::Rerouted { region: standby });
+        return;
+    }
+    // From here the old primary must not come back as a primary, even if a heal restarts
+    // its region while the failover is under way.
+    stack.routing.depose(&primary);
     if let Err(error) = fail_over(&stack, &settings, &recorder, &primary, &standby).await {
         recorder.event(EventKind::FailoverFailed { error });
     }

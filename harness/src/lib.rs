@@ -17,6 +17,8 @@
 //! - [`checker`]: pure functions of the history → findings, and the SLO verdict.
 //! - [`final_state`]: what the databases hold after heal, for the checkers.
 //! - [`run`]: one experiment end to end, and the run folder it writes.
+//! - [`report`]: terminal, Markdown, HTML and JUnit reports, rendered from run folders.
+//! - [`progress`]: progress bars (or plain lines) for long work.
 
 pub mod checker;
 pub mod experiment;
@@ -26,6 +28,7 @@ pub mod final_state;
 pub mod history;
 pub mod posture;
 pub mod probe;
+pub mod progress;
 pub mod proxy;
 pub mod record;
 pub mod report;

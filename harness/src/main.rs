@@ -2,11 +2,15 @@
 //! experiment could not run (bad file, missing program, stack failure, Ctrl-C).
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use regiondrill::run::{BackendChoice, RunOptions};
+use clap::{Args, Parser, Subcommand};
+use regiondrill::experiment::{self, Experiment, matrix};
+use regiondrill::progress::Progress;
+use regiondrill::report::{self, MatrixIndex, MatrixRun};
+use regiondrill::run::{BackendChoice, Results, RunOptions};
 use regiondrill::stack::docker::images::ImageChoice;
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +25,26 @@ struct Cli {
     command: Command,
 }
 
+/// Options shared by `run` and `matrix`.
+#[derive(Args)]
+struct RunArgs {
+    /// Where the stack runs: Docker when an engine answers (auto), local processes, or
+    /// containers.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+    /// Container images (docker backend): the offline `regiondrill/*` ones from
+    /// `just images` when present (auto), those, or the official ones. Each can be
+    /// overridden with REGIONDRILL_IMAGE_DB, _CACHE, _APP, _PROXY.
+    #[arg(long, value_enum, default_value = "auto")]
+    images: ImageChoice,
+    /// Where run folders go.
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Plain progress lines only at each experiment's start and end (no bars).
+    #[arg(long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run experiments and print their verdicts.
@@ -28,21 +52,27 @@ enum Command {
         /// Experiment files (TOML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Where the stack runs: Docker when an engine answers (auto), local processes, or
-        /// containers.
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: BackendChoice,
-        /// Where run folders go.
-        #[arg(long, default_value = "reports")]
-        out: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
         /// Keep the stack's data directories and logs after the run (native backend).
         #[arg(long)]
         keep: bool,
-        /// Container images (docker backend): the offline `regiondrill/*` ones from
-        /// `just images` when present (auto), those, or the official ones. Each can be
-        /// overridden with REGIONDRILL_IMAGE_DB, _CACHE, _APP, _PROXY.
-        #[arg(long, value_enum, default_value = "auto")]
-        images: ImageChoice,
+    },
+    /// Run a set of experiments — a directory of experiment files, or a matrix file that
+    /// crosses postures with fault scenarios — and print one comparison table.
+    Matrix {
+        /// Matrix files, experiment files or directories of experiment files.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Re-render every format (text, Markdown, HTML, JUnit) of run or matrix folders from
+    /// their stored results, without re-running anything.
+    Report {
+        /// Run folders (with results.json) or matrix folders (with matrix.json).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
     },
     /// Serve the fault proxy's Toxiproxy-compatible HTTP API until Ctrl-C.
     Proxy {
@@ -65,33 +95,21 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run {
-            files,
-            backend,
-            out,
-            keep,
-            images,
-        } => {
-            run(
-                files,
-                RunOptions {
-                    backend,
-                    out,
-                    keep_stack_files: keep,
-                    images,
-                },
-            )
-            .await
-        }
-        Command::Proxy { host, port } => match proxy(host, port).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        },
-    }
+    let result = match cli.command {
+        Command::Run { files, args, keep } => run(files, args, keep).await,
+        Command::Matrix { inputs, args } => run_matrix(inputs, args).await,
+        Command::Report { dirs } => rerender(dirs),
+        Command::Proxy { host, port } => proxy(host, port).await.map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+/// Whether the terminal tables may use colour: stdout is a terminal and `NO_COLOR` is unset.
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Ctrl-C once: stop the run and clean up. Twice: leave now (children die with us).
@@ -110,57 +128,200 @@ fn cancel_on_ctrl_c() -> CancellationToken {
     token
 }
 
-async fn run(files: Vec<PathBuf>, opts: RunOptions) -> ExitCode {
-    let mut experiments = Vec::new();
-    for f in &files {
-        match regiondrill::experiment::load(f) {
-            Ok(e) => experiments.push(e),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
+/// The outcome of one experiment in a batch.
+enum Ran {
+    Done(Box<Results>, PathBuf),
+    Failed(String),
+}
+
+/// Runs experiments one after another, each into its own folder under `out`.
+async fn run_all(experiments: &[Experiment], args: &RunArgs, out: &Path, keep: bool) -> Vec<Ran> {
     let cancel = cancel_on_ctrl_c();
-    let mut results = Vec::new();
-    let mut could_not_run = false;
-    for exp in &experiments {
-        eprintln!(
-            "running {} ({}, {})…",
-            exp.name,
-            exp.posture,
-            humantime::format_duration(exp.duration)
-        );
+    let progress = Progress::new(args.quiet, experiments.len());
+    let mut ran = Vec::new();
+    for exp in experiments {
+        if cancel.is_cancelled() {
+            ran.push(Ran::Failed("interrupted".into()));
+            continue;
+        }
+        let shown = progress.experiment(&exp.name);
+        let opts = RunOptions {
+            backend: args.backend,
+            out: out.to_path_buf(),
+            keep_stack_files: keep,
+            images: args.images,
+            observer: Some(shown.observer()),
+        };
         match regiondrill::run::run(exp, &opts, &cancel).await {
             Ok(output) => {
-                let r = output.results();
-                println!("{}", regiondrill::report::terminal::run_report(&r));
-                println!("run folder: {}", output.dir.display());
-                if let Some(kept) = &output.stack_files {
-                    println!("stack files kept in: {}", kept.display());
+                let results = output.results();
+                if let Err(e) = report::render_run(&output.dir) {
+                    eprintln!("warning: {}: {e}", output.dir.display());
                 }
-                println!();
-                results.push(r);
+                let verdict = if results.slo.passed {
+                    "SLOs met"
+                } else {
+                    "SLO MISSED"
+                };
+                progress.experiment_done(shown, verdict);
+                if let Some(kept) = &output.stack_files {
+                    eprintln!("{}: stack files kept in {}", exp.name, kept.display());
+                }
+                ran.push(Ran::Done(Box::new(results), output.dir));
             }
             Err(e) => {
-                eprintln!("error: {} could not run: {e}", exp.name);
-                could_not_run = true;
-                if cancel.is_cancelled() {
-                    break;
-                }
+                progress.experiment_done(shown, &format!("could not run: {e}"));
+                ran.push(Ran::Failed(e.to_string()));
             }
         }
     }
-    if results.len() > 1 {
-        println!("{}", regiondrill::report::terminal::comparison(&results));
-    }
-    if could_not_run {
+    progress.finish();
+    ran
+}
+
+/// 0 every SLO met, 1 one missed, 2 one could not run.
+fn exit_code(ran: &[Ran]) -> ExitCode {
+    if ran.iter().any(|r| matches!(r, Ran::Failed(_))) {
         ExitCode::from(2)
-    } else if results.iter().all(|r| r.slo.passed) {
+    } else if ran
+        .iter()
+        .all(|r| matches!(r, Ran::Done(res, _) if res.slo.passed))
+    {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+async fn run(files: Vec<PathBuf>, args: RunArgs, keep: bool) -> anyhow::Result<ExitCode> {
+    let experiments: Vec<Experiment> = files
+        .iter()
+        .map(|f| experiment::load(f))
+        .collect::<Result<_, _>>()?;
+    let ran = run_all(&experiments, &args, &args.out, keep).await;
+    let mut done = Vec::new();
+    for r in &ran {
+        if let Ran::Done(results, dir) = r {
+            println!("{}", report::terminal::run_report(results));
+            println!("run folder: {}\n", dir.display());
+            done.push((**results).clone());
+        }
+    }
+    if done.len() > 1 {
+        println!("{}", report::terminal::comparison(&done, color()));
+    }
+    Ok(exit_code(&ran))
+}
+
+/// What a matrix input names: the experiments it expands to, and where they came from.
+fn expand(inputs: &[PathBuf]) -> anyhow::Result<(String, Option<u64>, Vec<Experiment>)> {
+    let mut experiments = Vec::new();
+    let mut name = None;
+    let mut seed = None;
+    for input in inputs {
+        if input.is_dir() {
+            experiments.extend(experiment::load_dir(input)?);
+            name.get_or_insert_with(|| {
+                input
+                    .file_name()
+                    .map_or("matrix".into(), |n| n.to_string_lossy().to_string())
+            });
+        } else if matrix::is_matrix(input)? {
+            let m = matrix::load(input)?;
+            name.get_or_insert(m.name.clone());
+            seed.get_or_insert(m.seed);
+            experiments.extend(m.cells);
+        } else {
+            experiments.push(experiment::load(input)?);
+        }
+    }
+    Ok((name.unwrap_or_else(|| "matrix".into()), seed, experiments))
+}
+
+async fn run_matrix(inputs: Vec<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (name, seed, experiments) = expand(&inputs)?;
+    anyhow::ensure!(
+        !experiments.is_empty(),
+        "no experiments in {}",
+        inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let dir = args.out.join(regiondrill::run::run_id(&name));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let ran = run_all(&experiments, &args, &dir, false).await;
+    let runs = experiments
+        .iter()
+        .zip(&ran)
+        .map(|(exp, r)| MatrixRun {
+            experiment: exp.name.clone(),
+            posture: exp.posture.to_string(),
+            scenario: exp.scenario.clone(),
+            dir: match r {
+                Ran::Done(_, d) => d.strip_prefix(&dir).unwrap_or(d).display().to_string(),
+                Ran::Failed(_) => String::new(),
+            },
+            error: match r {
+                Ran::Failed(e) => Some(e.clone()),
+                Ran::Done(..) => None,
+            },
+        })
+        .collect();
+    let index = MatrixIndex::new(
+        name,
+        inputs.iter().map(|p| p.display().to_string()).collect(),
+        seed,
+        runs,
+    );
+    index.save(&dir)?;
+    report::render_matrix(&dir)?;
+    print!("{}", report::terminal::matrix_table(&dir, color())?);
+    println!(
+        "matrix folder: {} (matrix.txt, matrix.md, matrix.html, junit.xml)",
+        dir.display()
+    );
+    Ok(exit_code(&ran))
+}
+
+/// Re-renders run and matrix folders. Exit code from the stored verdicts: 2 when an
+/// experiment of a matrix could not run, else 1 when an SLO was missed, else 0.
+fn rerender(dirs: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (mut missed, mut could_not_run) = (false, false);
+    for dir in &dirs {
+        if dir.join(report::MATRIX_INDEX).is_file() {
+            report::render_matrix(dir)?;
+            print!("{}", report::terminal::matrix_table(dir, color())?);
+            println!(
+                "re-rendered {} (matrix.txt, matrix.md, matrix.html, junit.xml, and every run's)",
+                dir.display()
+            );
+            let index = MatrixIndex::load(dir)?;
+            for i in 0..index.runs.len() {
+                match index.run_dir(dir, i) {
+                    Some(run) => missed |= !report::load_results(&run)?.slo.passed,
+                    None => could_not_run = true,
+                }
+            }
+        } else {
+            report::render_run(dir)?;
+            let stored = report::load_run(dir)?;
+            println!("{}", report::terminal::run_report(&stored.results));
+            println!(
+                "re-rendered {} (report.txt, report.md, report.html, junit.xml)",
+                dir.display()
+            );
+            missed |= !stored.results.slo.passed;
+        }
+    }
+    Ok(if could_not_run {
+        ExitCode::from(2)
+    } else if missed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn proxy(host: IpAddr, port: u16) -> anyhow::Result<()> {

@@ -37,8 +37,45 @@ pub enum BackendChoice {
     Docker,
 }
 
+/// A stage of a run, as reported to an [`Observer`] (progress display).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stage {
+    /// The stack is being brought up.
+    BringingUp,
+    /// The workload and the fault schedule run for `duration`.
+    Workload {
+        /// The workload's duration.
+        duration: Duration,
+    },
+    /// Faults are healed and the system settles.
+    Healing,
+    /// The stack is torn down.
+    TearingDown,
+    /// The checkers run and the run folder is written.
+    Checking,
+}
+
+impl Stage {
+    /// A few words for progress displays.
+    pub fn describe(&self) -> String {
+        match self {
+            Stage::BringingUp => "bringing up the stack".into(),
+            Stage::Workload { duration } => format!(
+                "workload and faults for {}",
+                humantime::format_duration(*duration)
+            ),
+            Stage::Healing => "healing and settling".into(),
+            Stage::TearingDown => "tearing down".into(),
+            Stage::Checking => "checking".into(),
+        }
+    }
+}
+
+/// Receives a run's stages.
+pub type Observer = Arc<dyn Fn(Stage) + Send + Sync>;
+
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Backend.
     pub backend: BackendChoice,
@@ -48,6 +85,16 @@ pub struct RunOptions {
     pub keep_stack_files: bool,
     /// Which container images the Docker backend runs.
     pub images: crate::stack::docker::images::ImageChoice,
+    /// Told of each stage (progress display); `None` for silence.
+    pub observer: Option<Observer>,
+}
+
+impl RunOptions {
+    fn stage(&self, stage: Stage) {
+        if let Some(o) = &self.observer {
+            o(stage);
+        }
+    }
 }
 
 /// Why an experiment could not run (exit code 2).
@@ -126,6 +173,7 @@ pub async fn run(
         BackendChoice::Auto => Engine::available().await,
     };
     let backend = if docker { "docker" } else { "native" };
+    opts.stage(Stage::BringingUp);
     let t = Instant::now();
     let up = async {
         if docker {
@@ -142,7 +190,8 @@ pub async fn run(
     };
     let bring_up_ms = ms_since(t);
     let fault_proxy = stack.fault_proxy();
-    let result = drive(exp, &stack, cancel).await;
+    let result = drive(exp, &stack, cancel, opts).await;
+    opts.stage(Stage::TearingDown);
     let t = Instant::now();
     let stack_files = if opts.keep_stack_files {
         stack.keep_files().await
@@ -153,6 +202,7 @@ pub async fn run(
     let teardown_ms = ms_since(t);
     let driven = result?;
 
+    opts.stage(Stage::Checking);
     let t = Instant::now();
     let findings = checker::check(&driven.history, &driven.probes, Some(&driven.final_state));
     let verdict = checker::verdict(&findings, &exp.slo);
@@ -196,6 +246,7 @@ async fn drive(
     exp: &Experiment,
     stack: &Arc<Stack>,
     cancel: &CancellationToken,
+    opts: &RunOptions,
 ) -> Result<Driven, RunError> {
     let primary = stack.routing.snapshot().primary;
     let primary_dsn = stack
@@ -259,7 +310,7 @@ async fn drive(
         stop_probes,
         stop_controller,
     };
-    let result = run_and_heal(exp, stack, cancel, plan, client, &recorder, &mut bg).await;
+    let result = run_and_heal(exp, stack, cancel, plan, client, &recorder, &mut bg, opts).await;
     // Whatever happened, nothing of the run may still hold the stack when it is torn down.
     bg.stop_controller().await;
     bg.stop_probes().await;
@@ -317,6 +368,7 @@ impl Background {
 
 /// The workload with the fault schedule, then heal, settle and read the final state.
 /// Returns the workload's and the heal's durations (ms) and the final state.
+#[allow(clippy::too_many_arguments)] // each is a distinct part of the run, used once
 async fn run_and_heal(
     exp: &Experiment,
     stack: &Arc<Stack>,
@@ -325,7 +377,11 @@ async fn run_and_heal(
     client: AppClient,
     recorder: &Recorder,
     bg: &mut Background,
+    opts: &RunOptions,
 ) -> Result<(f64, f64, FinalState), RunError> {
+    opts.stage(Stage::Workload {
+        duration: exp.duration,
+    });
     let t = Instant::now();
     recorder.event(EventKind::WorkloadStarted);
     let schedule = Schedule::new(exp.faults.clone());
@@ -344,6 +400,7 @@ async fn run_and_heal(
     if cancel.is_cancelled() {
         return Err(RunError::Cancelled);
     }
+    opts.stage(Stage::Healing);
     let t = Instant::now();
     bg.stop_controller().await;
     schedule.heal_remaining(stack, recorder).await?;
@@ -359,7 +416,7 @@ async fn run_and_heal(
 }
 
 /// `<UTC yyyymmdd-hhmmss>-<name>-<4 hex>`: sortable, unique, readable.
-fn run_id(name: &str) -> String {
+pub fn run_id(name: &str) -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

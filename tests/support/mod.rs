@@ -170,6 +170,7 @@ pub async fn run_toml_on(
         out: out.0.clone(),
         keep_stack_files,
         images: regiondrill::stack::docker::images::ImageChoice::Auto,
+        observer: None,
     };
     let output = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new())
         .await

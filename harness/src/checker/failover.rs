@@ -28,8 +28,11 @@
 //!   region with at least one affected user; `affected_users` is the total over regions.
 //! - **Per region** ([`RegionRecovery`]): the region's **write RTO** (`rto_ms`) is from the
 //!   failure to the earliest acknowledgement of an `ok` write by an affected user of that
-//!   region, among writes invoked at or after the failure; its **read RTO** (`read_rto_ms`) is
-//!   the same with reads. Each is None when no such operation exists (the region's users
+//!   region, among the writes that user invoked at or after its own first operation that did
+//!   not end `ok` after the failure; its **read RTO** (`read_rto_ms`) is the same with reads.
+//!   A user succeeds *again* only after it failed: a write that went through before the
+//!   outage reached that user (say in the moments before a partition made the controller
+//!   move the user's region) is not a recovery. Each is None when no such operation exists (the region's users
 //!   never got going again within the run). The region has `recovered` when its write RTO
 //!   exists.
 //! - **Headline write RTO** (`rto_ms`): the longest per-region write RTO — the time until
@@ -58,7 +61,7 @@
 //!
 //! [`Operation::region`]: crate::history::Operation::region
 
-use super::{FastSet, ms_between};
+use super::{FastMap, ms_between};
 use crate::history::{EventKind, History, Nanos, OpKind, ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -157,7 +160,9 @@ fn first_at(history: &History, from: Nanos, f: impl Fn(&EventKind) -> bool) -> O
 /// One home region's affected users and when they got going again, while scanning.
 struct Tally<'a> {
     region: &'a str,
-    affected: FastSet<u32>,
+    /// Affected users → invocation of their first operation after the failure that did not
+    /// end `ok`: their recovery counts from there.
+    affected: FastMap<u32, Nanos>,
     /// Whether an affected user issued a read invoked at or after the failure.
     issued_reads: bool,
     write_back: Option<Nanos>,
@@ -217,7 +222,7 @@ pub fn check(history: &History) -> FailoverFindings {
             None => {
                 tallies.push(Tally {
                     region: &op.region,
-                    affected: FastSet::default(),
+                    affected: FastMap::default(),
                     issued_reads: false,
                     write_back: None,
                     read_back: None,
@@ -225,14 +230,16 @@ pub fn check(history: &History) -> FailoverFindings {
                 tallies.last_mut().expect("just pushed")
             }
         };
-        tally.affected.insert(op.user);
+        let first = tally.affected.entry(op.user).or_insert(op.invoke_ns);
+        *first = (*first).min(op.invoke_ns);
     }
     for op in after() {
         let Some(tally) = tally_of(&mut tallies, &op.region) else {
             continue;
         };
-        if !tally.affected.contains(&op.user) {
-            continue;
+        match tally.affected.get(&op.user) {
+            Some(&first_failure) if op.invoke_ns >= first_failure => {}
+            _ => continue,
         }
         let slot = match op.kind {
             OpKind::Incr => continue,
@@ -676,6 +683,28 @@ mod tests {
             ],
         );
         assert_eq!(failure_at(&h), Some(300 * MS));
+    }
+
+    #[test]
+    fn success_before_a_users_own_failure_is_not_a_recovery() {
+        // Partition at 1000. User 1 (us) writes ok at 1002 → 1004 (its path still works),
+        // then fails from 1500 (its region was moved away), then writes ok at 4000 → 4010.
+        // Its recovery is 4010 (RTO 3010), not 1004.
+        let h = history(
+            vec![
+                w(1, "a", 1002, 1004).user(1),
+                w(2, "a", 1500, 1600).user(1).fail(),
+                r(3, "a", 1003, 1005, Some(1)).user(1),
+                w(4, "a", 4000, 4010).user(1),
+                r(5, "a", 4020, 4030, Some(4)).user(1),
+            ],
+            vec![fault(1000, 0, true)],
+        );
+        let f = check(&h);
+        assert_eq!(f.affected_users, 1);
+        assert_eq!(f.rto_ms, Some(3010.0));
+        assert_eq!(f.first_rto_ms, Some(3010.0));
+        assert_eq!(f.read_rto_ms, Some(3030.0));
     }
 
     #[test]

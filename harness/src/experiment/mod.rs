@@ -16,11 +16,13 @@
 //! reported even when a later key is what made an earlier one wrong).
 
 mod error;
+pub mod matrix;
 mod model;
 pub mod spec;
 mod validate;
 
 pub use error::ExperimentError;
+pub use matrix::Matrix;
 pub use model::*;
 
 use std::path::{Path, PathBuf};

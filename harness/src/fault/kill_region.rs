@@ -10,11 +10,7 @@ pub(super) async fn start(stack: &Stack, region: &str) -> Result<(), StackError>
         .filter(|n| n.region == region)
         .cloned()
         .collect();
-    let kills = nodes.iter().map(|n| stack.kill(n));
-    for r in futures::future::join_all(kills).await {
-        r?;
-    }
-    Ok(())
+    stack.kill_all(&nodes).await
 }
 
 pub(super) async fn heal(stack: &Stack, region: &str) -> Result<Option<String>, StackError> {

@@ -1,11 +1,23 @@
-//! The terminal report: one table per run (finding, observed, stated, verdict), and a
-//! comparison table when several experiments ran. Fits in 100 columns.
+//! The terminal report (`report.txt`, `matrix.txt`, and what the CLI prints): one table per
+//! run (finding, observed, stated, verdict), and one comparison table of postures with a
+//! row per experiment, at most 100 columns wide. Colour only when the caller asks for it
+//! (the CLI does when stdout is a terminal and `NO_COLOR` is unset); the files never have
+//! any.
 
-use crate::checker::{Findings, Phase};
-use crate::posture::Posture;
+use super::cells::{self, COLUMNS, ComparisonRow, RowVerdict};
+use super::{Entry, MatrixIndex, ReportError, load_results};
 use crate::run::Results;
-use tabled::settings::{Alignment, Modify, Style, object::Columns};
+use std::path::Path;
+use tabled::builder::Builder;
+use tabled::settings::object::{Columns, Segment};
+use tabled::settings::style::HorizontalLine;
+use tabled::settings::{Alignment, Modify, Padding, Span, Style};
 use tabled::{Table, Tabled};
+
+pub use super::cells::dur;
+
+/// The widest a comparison table may be.
+pub const MAX_WIDTH: usize = 100;
 
 #[derive(Tabled)]
 struct Row {
@@ -19,266 +31,23 @@ struct Row {
     verdict: String,
 }
 
-/// Milliseconds as "850 ms" or "4.21 s"; "—" when not measured.
-pub fn dur(ms: Option<f64>) -> String {
-    match ms {
-        None => "—".into(),
-        Some(v) if v.abs() >= 1000.0 => format!("{:.2} s", v / 1000.0),
-        Some(v) if v.abs() >= 10.0 => format!("{v:.0} ms"),
-        Some(v) => format!("{v:.1} ms"),
-    }
-}
-
-fn pct(rate: Option<f64>) -> String {
-    rate.map_or("—".into(), |r| format!("{:.1} %", r * 100.0))
-}
-
-/// The report of one run.
+/// The report of one run: a header line (name, posture, duration, seed, verdict) and the
+/// table of findings.
 pub fn run_report(r: &Results) -> String {
-    let f = &r.findings;
     let e = &r.experiment;
-    let mut rows = Vec::new();
-    let slo = |name: &str| r.slo.checks.iter().find(|c| c.name == name);
-    let verdict_cells = |name: &str| match slo(name) {
-        Some(c) => (
-            c.stated.clone(),
-            if c.passed {
-                "pass".to_string()
-            } else {
-                "MISSED".to_string()
-            },
-        ),
-        None => (String::new(), String::new()),
-    };
-    let (stated, verdict) = verdict_cells("rto");
-    let rto = if f.failover.failure_at_ms.is_none() {
-        "no failure".to_string()
-    } else if !f.failover.recovered {
-        "not recovered".to_string()
-    } else {
-        dur(f.failover.rto_ms)
-    };
-    rows.push(Row {
-        finding: "RTO (every region writing again)".into(),
-        observed: rto,
-        stated,
-        verdict,
-    });
-    if f.failover.failure_at_ms.is_some() {
-        let per_region: Vec<String> = f
-            .failover
-            .by_region
-            .iter()
-            .map(|(region, r)| {
-                format!(
-                    "{region} {}",
-                    if r.recovered {
-                        dur(r.rto_ms)
-                    } else {
-                        "never".into()
-                    }
-                )
-            })
-            .collect();
-        if !per_region.is_empty() {
-            rows.push(Row {
-                finding: "  by home region".into(),
-                observed: per_region.join(", "),
-                stated: String::new(),
-                verdict: String::new(),
-            });
-        }
-        rows.push(Row {
-            finding: "  detect / promote / redirect".into(),
-            observed: format!(
-                "{} / {} / {}",
-                dur(f.failover.detect_ms),
-                dur(f.failover.promote_ms),
-                dur(f.failover.redirect_ms)
-            ),
-            stated: String::new(),
-            verdict: String::new(),
-        });
-        rows.push(Row {
-            finding: "  read RTO".into(),
-            observed: dur(f.failover.read_rto_ms),
-            stated: String::new(),
-            verdict: String::new(),
-        });
-    }
-    let (stated, verdict) = verdict_cells("rpo");
-    let lost = if f.lost_writes.checked {
-        format!(
-            "{} ({} lost)",
-            dur(f.lost_writes.rpo_ms),
-            f.lost_writes.count
-        )
-    } else {
-        "not checked".into()
-    };
-    rows.push(Row {
-        finding: "RPO (acked writes lost)".into(),
-        observed: lost,
-        stated,
-        verdict,
-    });
-    if f.lost_writes.unknown_absent + f.lost_writes.unknown_present > 0 {
-        rows.push(Row {
-            finding: "  unknown-outcome writes absent/present".into(),
-            observed: format!(
-                "{} / {}",
-                f.lost_writes.unknown_absent, f.lost_writes.unknown_present
-            ),
-            stated: String::new(),
-            verdict: String::new(),
-        });
-    }
-    let (stated, verdict) = verdict_cells("stale_read_rate");
-    rows.push(Row {
-        finding: "stale reads".into(),
-        observed: format!(
-            "{} ({} of {}), max age {}",
-            pct(f.stale_reads.rate),
-            f.stale_reads.count,
-            f.stale_reads.reads,
-            dur(f.stale_reads.max_age_ms)
-        ),
-        stated,
-        verdict,
-    });
-    if e.posture.has_standby() {
-        let l = &f.replication_lag;
-        let unreplicated = if l.unreplicated > 0 {
-            format!(" ({} never replicated)", l.unreplicated)
+    let rows = cells::finding_rows(r).into_iter().map(|row| Row {
+        finding: if row.sub {
+            format!("  {}", row.finding)
         } else {
-            String::new()
-        };
-        rows.push(Row {
-            finding: "replication lag p50 / p99 / max".into(),
-            observed: format!(
-                "{} / {} / {}{unreplicated}",
-                dur(l.p50_ms),
-                dur(l.p99_ms),
-                dur(l.max_ms)
-            ),
-            stated: String::new(),
-            verdict: String::new(),
-        });
-        let p = &f.replay_lag;
-        rows.push(Row {
-            finding: "  PostgreSQL replay_lag p99, max behind".into(),
-            observed: format!(
-                "{}, {}",
-                dur(p.p99_ms),
-                p.max_bytes_behind.map_or("—".into(), bytes)
-            ),
-            stated: String::new(),
-            verdict: String::new(),
-        });
-    }
-    let info = |finding: &str, observed: String| Row {
-        finding: finding.into(),
-        observed,
-        stated: String::new(),
-        verdict: String::new(),
-    };
-    if f.read_your_writes.reads_checked > 0 {
-        let ryw = &f.read_your_writes;
-        rows.push(info(
-            "read-your-writes violations",
-            format!("{} ({} of {})", pct(ryw.rate), ryw.count, ryw.reads_checked),
-        ));
-    }
-    if f.split_brain.checked {
-        let sb = &f.split_brain;
-        let window = sb
-            .window_ms
-            .map_or(String::new(), |w| format!(", over {}", dur(Some(w))));
-        rows.push(info(
-            "split-brain writes (old primary, after promotion)",
-            format!("{}{window}", sb.count),
-        ));
-    }
-    if matches!(
-        e.posture,
-        Posture::ActiveActiveLww | Posture::ActiveActiveCrdt
-    ) && f.lww.checked
-    {
-        let l = &f.lww;
-        rows.push(info(
-            "LWW wrong winners / dropped writes",
-            format!(
-                "{} of {} keys / {} writes, {} diverged",
-                l.wrong_winners, l.keys, l.dropped_writes, l.diverged_keys
-            ),
-        ));
-    }
-    if f.counters.keys > 0 {
-        let c = &f.counters;
-        let total = c
-            .final_total
-            .map_or("not checked".to_string(), |t| t.to_string());
-        rows.push(info(
-            "counters: acked / converged / lost",
-            format!(
-                "{} / {total} / {} lost ({} unknown)",
-                c.acked, c.lost, c.unknown
-            ),
-        ));
-    }
-    if e.posture == Posture::ActiveActivePartitioned && f.conflicts.checked {
-        let c = &f.conflicts;
-        rows.push(info(
-            "conflicting keys (written in both regions)",
-            format!("{} of {}", c.conflicting_keys, c.keys_written),
-        ));
-        rows.push(info(
-            "travelling / home users: write p50",
-            format!(
-                "{} / {}",
-                dur(c.travel_writes.p50_ms),
-                dur(c.home_writes.p50_ms)
-            ),
-        ));
-    }
-    for (region, lat) in &f.latency {
-        rows.push(Row {
-            finding: format!("{region} users: write / read p50, p99"),
-            observed: format!(
-                "{} / {}, {} / {}",
-                dur(lat.write.p50_ms),
-                dur(lat.read.p50_ms),
-                dur(lat.write.p99_ms),
-                dur(lat.read.p99_ms)
-            ),
-            stated: String::new(),
-            verdict: String::new(),
-        });
-    }
-    for (region, phases) in &f.unavailability {
-        let cells: Vec<String> = [Phase::Before, Phase::Fault, Phase::After]
-            .iter()
-            .filter_map(|p| {
-                phases
-                    .get(p)
-                    .map(|c| format!("{} {}", phase_name(*p), pct(Some(c.rate))))
-            })
-            .collect();
-        rows.push(Row {
-            finding: format!("{region} users: failed ops"),
-            observed: cells.join(", "),
-            stated: String::new(),
-            verdict: String::new(),
-        });
-    }
-    rows.push(Row {
-        finding: "operations ok / fail / unknown".into(),
-        observed: format!(
-            "{} / {} / {} of {}",
-            f.ops.ok, f.ops.fail, f.ops.unknown, f.ops.total
-        ),
-        stated: String::new(),
-        verdict: String::new(),
+            row.finding
+        },
+        observed: row.observed,
+        stated: row.stated,
+        verdict: match row.passed {
+            Some(true) => "pass".into(),
+            Some(false) => "MISSED".into(),
+            None => String::new(),
+        },
     });
     let mut table = Table::new(rows);
     table
@@ -290,95 +59,226 @@ pub fn run_report(r: &Results) -> String {
         e.posture,
         humantime::format_duration(e.duration),
         e.seed,
-        if r.slo.passed {
-            "SLOs met"
-        } else {
-            "SLO MISSED"
-        }
+        cells::verdict_line(r.slo.passed)
     );
     format!("{header}\n{table}\n")
 }
 
-#[derive(Tabled)]
-struct CompareRow {
-    experiment: String,
-    posture: String,
-    #[tabled(rename = "RTO obs/stated")]
-    rto: String,
-    #[tabled(rename = "RPO obs/stated")]
-    rpo: String,
-    lost: String,
-    #[tabled(rename = "stale")]
-    stale: String,
-    #[tabled(rename = "lag p99")]
-    lag: String,
-    verdict: String,
+/// One comparison table: a row per experiment (posture × scenario in a matrix, or each run
+/// of `regiondrill run a.toml b.toml`), in the order given. Columns: experiment (the
+/// scenario, or the experiment's name), posture (short), RTO and RPO observed/stated, lost
+/// writes, stale-read rate, replication lag p99, write p99 of us/eu users, split-brain
+/// writes, verdict. An experiment that could not run says "could not run" and why across
+/// the metric columns (the reason under the table when it does not fit there), and its
+/// verdict is `error`. `color`: verdict `pass` green, `MISSED` and `error` red (ANSI).
+///
+/// At most [`MAX_WIDTH`] columns wide: long experiment names wrap (after a `-` where
+/// possible) and error notes are cut to the width.
+pub fn comparison<'a, E>(rows: impl IntoIterator<Item = E>, color: bool) -> String
+where
+    E: Into<Entry<'a>>,
+{
+    let entries: Vec<Entry<'a>> = rows.into_iter().map(Into::into).collect();
+    let rows: Vec<ComparisonRow> = entries.iter().map(cells::comparison_row).collect();
+    comparison_table(&rows, color)
 }
 
-/// One row per run, for comparing postures.
-pub fn comparison(results: &[Results]) -> String {
-    let rows = results.iter().map(|r| {
-        let f: &Findings = &r.findings;
-        let stated = |n: &str| {
-            r.slo
-                .checks
-                .iter()
-                .find(|c| c.name == n)
-                .map_or("—".to_string(), |c| c.stated.clone())
-        };
-        let rto = if f.failover.failure_at_ms.is_some() && !f.failover.recovered {
-            "never".into()
-        } else {
-            dur(f.failover.rto_ms)
-        };
-        CompareRow {
-            experiment: r.experiment.name.clone(),
-            posture: r.experiment.posture.to_string(),
-            rto: format!("{rto} / {}", stated("rto")),
-            rpo: format!(
-                "{} / {}",
-                if f.lost_writes.checked {
-                    dur(f.lost_writes.rpo_ms)
-                } else {
-                    "?".into()
-                },
-                stated("rpo")
-            ),
-            lost: if f.lost_writes.checked {
-                f.lost_writes.count.to_string()
-            } else {
-                "?".into()
-            },
-            stale: pct(f.stale_reads.rate),
-            lag: if r.experiment.posture.has_standby() {
-                dur(f.replication_lag.p99_ms)
-            } else {
-                "—".into()
-            },
-            verdict: if r.slo.passed {
-                "pass".into()
-            } else {
-                "MISSED".into()
-            },
+/// Gap between columns.
+const GAP: usize = 2;
+
+fn comparison_table(rows: &[ComparisonRow], color: bool) -> String {
+    // Every column but the experiment's is as wide as its widest cell; the experiment
+    // column gets what is left, at least 12. A row that could not run says so across the
+    // metric columns, its verdict is "error".
+    let header: Vec<&str> = ["experiment", "posture"]
+        .into_iter()
+        .chain(COLUMNS.iter().map(|(_, two_lines)| *two_lines))
+        .chain(["verdict"])
+        .collect();
+    let ncols = header.len();
+    let verdict_text = |r: &ComparisonRow| match r.verdict {
+        RowVerdict::CouldNotRun => "error",
+        v => v.text(),
+    };
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![r.experiment.clone(), r.posture.clone()];
+            match &r.metrics {
+                Some(m) => v.extend(m.iter().cloned()),
+                None => v.extend(std::iter::repeat_n(String::new(), COLUMNS.len())),
+            }
+            v.push(verdict_text(r).to_string());
+            v
+        })
+        .collect();
+    let width_of = |s: &str| s.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let mut widths: Vec<usize> = header.iter().map(|h| width_of(h)).collect();
+    for row in &body {
+        for (w, cell) in widths.iter_mut().zip(row).skip(1) {
+            *w = (*w).max(width_of(cell));
         }
-    });
-    let mut table = Table::new(rows);
-    table.with(Style::sharp());
-    format!("{table}\n")
+    }
+    let others: usize = widths[1..].iter().sum::<usize>() + GAP * (ncols - 1);
+    let experiment_width = MAX_WIDTH.saturating_sub(others).max(12);
+    // The metric columns together, for the "could not run" note.
+    let span_width: usize =
+        widths[2..2 + COLUMNS.len()].iter().sum::<usize>() + GAP * (COLUMNS.len() - 1);
+    let mut footnotes = Vec::new();
+    let mut builder = Builder::default();
+    builder.push_record(header.iter().map(|h| h.to_string()));
+    for (row, mut cells) in rows.iter().zip(body) {
+        cells[0] = wrap_name(&cells[0], experiment_width);
+        if let Some(e) = &row.error {
+            let full = format!("could not run: {}", one_line(e));
+            cells[2] = if full.chars().count() <= span_width {
+                full
+            } else {
+                footnotes.push(cut(
+                    &format!(
+                        "{} ({}) could not run: {}",
+                        row.experiment,
+                        row.posture,
+                        one_line(e)
+                    ),
+                    MAX_WIDTH,
+                ));
+                cut("could not run (below)", span_width)
+            };
+        }
+        if color {
+            let code = match row.verdict {
+                RowVerdict::Pass => "32",
+                RowVerdict::Missed | RowVerdict::CouldNotRun => "31",
+            };
+            let last = cells.len() - 1;
+            cells[last] = format!("\x1b[{code}m{}\x1b[0m", cells[last]);
+        }
+        builder.push_record(cells);
+    }
+    let mut table = builder.build();
+    table
+        .with(Style::empty().horizontals([(1, HorizontalLine::new('─'))]))
+        .with(Modify::new(Segment::all()).with(Padding::new(0, GAP, 0, 0)))
+        .with(Modify::new(Columns::last()).with(Padding::zero()));
+    for (i, row) in rows.iter().enumerate() {
+        if row.error.is_some() {
+            table.modify((i + 1, 2), Span::column(COLUMNS.len() as isize));
+        }
+    }
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    for f in footnotes {
+        out.push_str(&f);
+        out.push('\n');
+    }
+    out
 }
 
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Before => "before",
-        Phase::Fault => "fault",
-        Phase::After => "after",
+/// Wraps a name to `width` columns, breaking after a `-`, `_` or `.` where possible.
+fn wrap_name(name: &str, width: usize) -> String {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut rest: Vec<char> = name.chars().collect();
+    while rest.len() > width {
+        let cut_at = rest[..width]
+            .iter()
+            .rposition(|c| matches!(c, '-' | '_' | '.'))
+            .map_or(width, |i| i + 1);
+        lines.push(rest[..cut_at].iter().collect::<String>());
+        rest = rest[cut_at..].to_vec();
+    }
+    lines.push(rest.into_iter().collect());
+    lines.join("\n")
+}
+
+/// An error message on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `s` cut to `width` characters, ending with "…" when cut.
+fn cut(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
     }
 }
 
-fn bytes(b: u64) -> String {
-    match b {
-        0..1024 => format!("{b} B"),
-        1024..1_048_576 => format!("{:.1} KiB", b as f64 / 1024.0),
-        _ => format!("{:.1} MiB", b as f64 / 1_048_576.0),
+/// `matrix.txt`: a header line, the comparison table, then every run's own report.
+pub(crate) fn matrix_text(index: &MatrixIndex, entries: &[Entry]) -> String {
+    let rows: Vec<ComparisonRow> = entries.iter().map(cells::comparison_row).collect();
+    let mut out = format!(
+        "matrix {} ({}): {}\n\n",
+        index.name,
+        index.subtitle(),
+        cells::tally(&rows)
+    );
+    out.push_str(&comparison_table(&rows, false));
+    for e in entries {
+        if let Entry::Ran(r) = e {
+            out.push('\n');
+            out.push_str(&run_report(r));
+        }
+    }
+    out
+}
+
+/// The comparison table of a matrix folder, from its `matrix.json` and each run's
+/// `results.json` (what the CLI prints after a matrix): a header line with the tally, then
+/// the table. A run folder that cannot be read is a "could not run" row naming the problem.
+pub fn matrix_table(dir: &Path, color: bool) -> Result<String, ReportError> {
+    let index = MatrixIndex::load(dir)?;
+    let loaded: Vec<Result<Results, String>> = index
+        .runs
+        .iter()
+        .map(|run| match &run.error {
+            Some(e) => Err(e.clone()),
+            None => load_results(&dir.join(&run.dir))
+                .map_err(|e| format!("its run folder cannot be reported: {e}")),
+        })
+        .collect();
+    let entries: Vec<Entry> = index
+        .runs
+        .iter()
+        .zip(&loaded)
+        .map(|(run, l)| match l {
+            Ok(r) => Entry::Ran(r),
+            Err(e) => run.could_not_run(e),
+        })
+        .collect();
+    let rows: Vec<ComparisonRow> = entries.iter().map(cells::comparison_row).collect();
+    Ok(format!(
+        "matrix {}: {}\n{}",
+        index.name,
+        cells::tally(&rows),
+        comparison_table(&rows, color)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_wrap_after_dashes() {
+        assert_eq!(
+            wrap_name("ap-async-partition-then-region-loss", 20),
+            "ap-async-partition-\nthen-region-loss"
+        );
+        assert_eq!(wrap_name("short", 20), "short");
+        assert_eq!(wrap_name("abcdefghij", 4), "abcd\nefgh\nij");
+    }
+
+    #[test]
+    fn cut_marks_the_cut() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 4), "abc");
     }
 }

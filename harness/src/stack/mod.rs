@@ -381,6 +381,21 @@ impl Stack {
         Ok(())
     }
 
+    /// SIGKILLs several nodes at once (a region), as one event: on Docker the kills are
+    /// issued together rather than one after another.
+    pub async fn kill_all(&self, targets: &[NodeId]) -> Result<(), StackError> {
+        let mut nodes = self.nodes.lock().await;
+        match &mut *nodes {
+            Nodes::Native(n) => {
+                for node in targets {
+                    n.kill(node).await;
+                }
+                Ok(())
+            }
+            Nodes::Docker(d) => d.kill_all(targets).await,
+        }
+    }
+
     /// Freezes (`paused`) or resumes a node.
     pub async fn pause(&self, node: &NodeId, paused: bool) -> Result<(), StackError> {
         let mut nodes = self.nodes.lock().await;

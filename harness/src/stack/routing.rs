@@ -85,6 +85,15 @@ impl Routing {
 }
 
 impl Routing {
+    /// Marks `region`'s database as deposed (a failover away from it has begun): it is never
+    /// restarted as a primary.
+    pub fn depose(&self, region: &str) {
+        let mut s = self.state.write().expect("routing lock");
+        if s.deposed.insert(region.to_string()) {
+            s.version += 1;
+        }
+    }
+
     /// Active-active: every user `from` served is now served by `to`; no database changes
     /// role (each region has its own primary).
     pub fn evacuate(&self, from: &str, to: &str) {

@@ -52,8 +52,9 @@ const CLOCK_FILE: &str = "/tmp/regiondrill-faketime";
 /// A container the backend started.
 struct Node {
     name: String,
-    /// Dropping the handle removes the container (testcontainers).
-    _handle: ContainerAsync<GenericImage>,
+    /// Dropping the handle removes the container (testcontainers); teardown removes it
+    /// through the handle instead, so nothing tries twice.
+    handle: ContainerAsync<GenericImage>,
 }
 
 /// The containers of a run.
@@ -62,7 +63,8 @@ pub(crate) struct DockerNodes {
     run_id: String,
     nodes: BTreeMap<NodeId, Node>,
     endpoints: BTreeMap<NodeId, Endpoint>,
-    _proxy: Node,
+    /// The fault proxy's container (None once removed).
+    proxy: Option<Node>,
     torn_down: bool,
 }
 
@@ -201,7 +203,7 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
         primary.clone(),
         Node {
             name: endpoints[&primary].inside.0.clone(),
-            _handle: handle,
+            handle,
         },
     );
     let (host, port) = &endpoints[&primary].inside;
@@ -248,7 +250,7 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
             node.clone(),
             Node {
                 name: endpoints[&node].inside.0.clone(),
-                _handle: handle,
+                handle,
             },
         );
     }
@@ -286,7 +288,7 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
             other.clone(),
             Node {
                 name: endpoints[&other].inside.0.clone(),
-                _handle: handle,
+                handle,
             },
         );
         let (host, port) = &endpoints[&other].inside;
@@ -317,7 +319,7 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
             replica.clone(),
             Node {
                 name: endpoints[&replica].inside.0.clone(),
-                _handle: handle,
+                handle,
             },
         );
         let (commit, standby_names) = posture.commit_settings(STANDBY_REGION);
@@ -338,10 +340,10 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
         run_id: run_id.to_string(),
         nodes,
         endpoints: endpoints.clone(),
-        _proxy: Node {
+        proxy: Some(Node {
             name: proxy_name,
-            _handle: proxy_handle,
-        },
+            handle: proxy_handle,
+        }),
         torn_down: false,
     };
     let stack = Stack::assemble(
@@ -415,6 +417,16 @@ impl DockerNodes {
             Some(n) => self.engine.kill(&n.name).await,
             None => Ok(()),
         }
+    }
+
+    pub(crate) async fn kill_all(&mut self, targets: &[NodeId]) -> Result<(), StackError> {
+        let names: Vec<&str> = targets
+            .iter()
+            .filter_map(|n| self.nodes.get(n))
+            .map(|n| n.name.as_str())
+            .collect();
+        let kills = names.iter().map(|name| self.engine.kill(name));
+        futures::future::join_all(kills).await.into_iter().collect()
     }
 
     pub(crate) async fn is_running(&self, node: &NodeId) -> bool {
@@ -496,17 +508,26 @@ impl DockerNodes {
 
     pub(crate) fn adopt(&mut self, node: &NodeId, handle: ContainerAsync<GenericImage>) {
         let name = self.endpoints[node].inside.0.clone();
-        self.nodes.insert(
-            node.clone(),
-            Node {
-                name,
-                _handle: handle,
-            },
-        );
+        self.nodes.insert(node.clone(), Node { name, handle });
     }
 
-    /// Removes every container and network of the run.
+    /// Every container of the run, taken out of the stack.
+    fn take_all(&mut self) -> Vec<Node> {
+        let mut all: Vec<Node> = std::mem::take(&mut self.nodes).into_values().collect();
+        all.extend(self.proxy.take());
+        all
+    }
+
+    /// Removes every container (in parallel, through its handle) and network of the run.
     pub(crate) async fn teardown(mut self) {
+        let mut removals = tokio::task::JoinSet::new();
+        for node in self.take_all() {
+            removals.spawn(async move {
+                let _ = node.handle.rm().await;
+            });
+        }
+        while removals.join_next().await.is_some() {}
+        // Networks, and anything started outside the handles.
         self.engine.remove_run(&self.run_id).await;
         self.torn_down = true;
     }
@@ -516,6 +537,11 @@ impl Drop for DockerNodes {
     fn drop(&mut self) {
         if !self.torn_down {
             remove_blocking(self.engine.clone(), self.run_id.clone());
+            // The containers are gone: dropping their handles would only have testcontainers
+            // log that it cannot find them.
+            for node in self.take_all() {
+                std::mem::forget(node);
+            }
         }
     }
 }

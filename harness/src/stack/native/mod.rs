@@ -98,7 +98,6 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         let settings = PgSettings {
             port: ports[&NodeId::new(region, Role::Db)],
             data_dir: nodes.dir.path().join(format!("{region}-db")),
-            socket_dir: nodes.dir.path().join(format!("{region}-db-socket")),
             cluster_name: region.to_string(),
         };
         nodes.pg_settings.insert(region.to_string(), settings);

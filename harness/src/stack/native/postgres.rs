@@ -70,8 +70,6 @@ pub struct PgSettings {
     pub port: u16,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Directory for its Unix socket and lock file.
-    pub socket_dir: PathBuf,
     /// `cluster_name`: the replica's name in `pg_stat_replication` and in
     /// `synchronous_standby_names`.
     pub cluster_name: String,
@@ -82,10 +80,9 @@ impl PgSettings {
         let settings = [
             ("listen_addresses", "127.0.0.1".to_string()),
             ("port", self.port.to_string()),
-            (
-                "unix_socket_directories",
-                self.socket_dir.display().to_string(),
-            ),
+            // TCP only: everything connects to 127.0.0.1, and a socket path longer than
+            // 107 bytes (a long temp dir or experiment name) would stop the server.
+            ("unix_socket_directories", String::new()),
             ("cluster_name", self.cluster_name.clone()),
         ];
         let mut v = vec!["-D".to_string(), self.data_dir.display().to_string()];
@@ -220,12 +217,6 @@ pub async fn start(
     log: &Path,
     run_as: Option<RunAs>,
 ) -> Result<NodeProcess, StackError> {
-    std::fs::create_dir_all(&settings.socket_dir)
-        .map_err(|e| StackError::io(&settings.socket_dir, e))?;
-    if let Some(u) = run_as {
-        u.chown_tree(&settings.socket_dir)
-            .map_err(|e| StackError::io(&settings.socket_dir, e))?;
-    }
     let mut cmd = process::command(&bins.tool("postgres"), log, run_as)
         .map_err(|e| StackError::io(log, e))?;
     cmd.args(settings.args());

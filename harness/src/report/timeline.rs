@@ -1,0 +1,665 @@
+//! Timelines of a run for the HTML report, drawn as SVG with plotters (rendered to a string
+//! and inlined; text is left to the browser's sans-serif, no font is read or embedded).
+//!
+//! Three charts share one time axis (seconds since the workload started, the history's
+//! clock):
+//! - **replication lag** (ms): each heartbeat's lag at its commit time, as in
+//!   `replication_lag.series`; heartbeats never seen on the replica are crosses along the
+//!   top. Left out when there is no heartbeat.
+//! - **error rate** (%): operations bucketed by invoke time into [`BUCKETS`] equal buckets
+//!   over the run; each bucket's share of operations that did not end `ok` (`fail` or
+//!   `unknown`). Empty buckets are gaps.
+//! - **latency** (ms, log scale): p50 and p99 (nearest rank, as the checkers) of the `ok`
+//!   operations of each bucket.
+//!
+//! Behind the data: each fault's window, shaded from its `FaultStarted` to its
+//! `FaultHealed` (or to `Healed`, or to the end of the run when never healed). On top:
+//! the failover controller's steps — primary declared down, fenced, promoted, rerouted — as
+//! vertical lines, with a legend.
+//!
+//! Bucketing keeps the SVG the same size whatever the history's length, and costs one pass
+//! over the operations plus a selection per bucket: a million operations take milliseconds.
+
+use super::StoredRun;
+use crate::checker::percentile;
+use crate::history::{EventKind, Nanos};
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// Buckets of the error-rate and latency charts.
+pub const BUCKETS: usize = 150;
+/// Lag points kept at most (the highest lag of each slice of time beyond that).
+const MAX_LAG_POINTS: usize = 1200;
+/// Chart size in SVG pixels (the page scales them down to its width).
+const SIZE: (u32, u32) = (960, 260);
+/// Room right of the plot for the legend, so it never hides data.
+const LEGEND_WIDTH: u32 = 165;
+
+/// A fault, from start to heal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultWindow {
+    /// Start, s.
+    pub start_s: f64,
+    /// Heal (or end of the run), s.
+    pub end_s: f64,
+    /// What the fault was, e.g. "kill region us".
+    pub fault: String,
+}
+
+/// A failover step of the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MarkKind {
+    /// The primary region was declared down.
+    DeclaredDown,
+    /// The old primary was fenced.
+    Fenced,
+    /// The replica was promoted.
+    Promoted,
+    /// Routing moved to the new primary.
+    Rerouted,
+}
+
+impl MarkKind {
+    /// The legend's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            MarkKind::DeclaredDown => "declared down",
+            MarkKind::Fenced => "fenced",
+            MarkKind::Promoted => "promoted",
+            MarkKind::Rerouted => "rerouted",
+        }
+    }
+
+    fn color(self) -> RGBColor {
+        match self {
+            MarkKind::DeclaredDown => RGBColor(230, 120, 0),
+            MarkKind::Fenced => RGBColor(140, 86, 75),
+            MarkKind::Promoted => RGBColor(128, 60, 190),
+            MarkKind::Rerouted => RGBColor(30, 140, 60),
+        }
+    }
+}
+
+/// One bucket of operations (by invoke time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    /// Start, s.
+    pub start_s: f64,
+    /// Operations invoked in it.
+    pub ops: usize,
+    /// Those that did not end `ok`.
+    pub not_ok: usize,
+    /// p50 latency of its `ok` operations, ms.
+    pub p50_ms: Option<f64>,
+    /// p99 latency of its `ok` operations, ms.
+    pub p99_ms: Option<f64>,
+}
+
+/// What the charts of one run show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// End of the time axis, s: the last thing recorded.
+    pub end_s: f64,
+    /// Fault windows (from the history's events).
+    pub faults: Vec<FaultWindow>,
+    /// Failover steps, in time order.
+    pub marks: Vec<(f64, MarkKind)>,
+    /// Replication lag: (commit time s, lag ms), downsampled to at most 1,200 points.
+    pub lag: Vec<(f64, f64)>,
+    /// Commit times (s) of heartbeats never seen on the replica.
+    pub unreplicated: Vec<f64>,
+    /// Width of a bucket, s.
+    pub bucket_s: f64,
+    /// Operations by invoke time (empty without a history).
+    pub buckets: Vec<Bucket>,
+}
+
+fn s(ns: Nanos) -> f64 {
+    ns as f64 / 1e9
+}
+
+impl Timeline {
+    /// The timeline of a stored run: buckets, faults and steps from `history.jsonl`; lag
+    /// from `probes.json`, else from `results.json`'s series; without a history the steps
+    /// come from `results.json`'s failover findings and there are no buckets or faults.
+    pub fn of(run: &StoredRun) -> Timeline {
+        let mut end_ns: Nanos = 0;
+        let mut faults = Vec::new();
+        let mut marks = Vec::new();
+        let mut buckets = Vec::new();
+        let mut bucket_ns: Nanos = 0;
+        if let Some(h) = &run.history {
+            for op in &h.ops {
+                end_ns = end_ns.max(op.complete_ns).max(op.invoke_ns);
+            }
+            for e in &h.events {
+                end_ns = end_ns.max(e.at_ns);
+            }
+            let healed = h
+                .events
+                .iter()
+                .find(|e| e.kind == EventKind::Healed)
+                .map(|e| e.at_ns);
+            for (i, e) in h.events.iter().enumerate() {
+                match &e.kind {
+                    EventKind::FaultStarted { index, fault, .. } => {
+                        let heal = h.events[i + 1..]
+                            .iter()
+                            .find(|later| {
+                                matches!(&later.kind,
+                                EventKind::FaultHealed { index: j, .. } if j == index)
+                            })
+                            .map(|later| later.at_ns)
+                            .or(healed.filter(|&t| t >= e.at_ns));
+                        faults.push((e.at_ns, heal, fault.clone()));
+                    }
+                    EventKind::PrimaryDeclaredDown { .. } => {
+                        marks.push((s(e.at_ns), MarkKind::DeclaredDown))
+                    }
+                    EventKind::Fenced { .. } => marks.push((s(e.at_ns), MarkKind::Fenced)),
+                    EventKind::Promoted { .. } => marks.push((s(e.at_ns), MarkKind::Promoted)),
+                    EventKind::Rerouted { .. } => marks.push((s(e.at_ns), MarkKind::Rerouted)),
+                    _ => {}
+                }
+            }
+            (bucket_ns, buckets) = bucketize(h);
+        } else {
+            let f = &run.results.findings.failover;
+            for (at, kind) in [
+                (f.detected_at_ms, MarkKind::DeclaredDown),
+                (f.promoted_at_ms, MarkKind::Promoted),
+                (f.rerouted_at_ms, MarkKind::Rerouted),
+            ] {
+                if let Some(ms) = at {
+                    marks.push((ms / 1e3, kind));
+                }
+            }
+        }
+        let mut lag: Vec<(f64, f64)> = Vec::new();
+        let mut unreplicated = Vec::new();
+        match &run.probes {
+            Some(p) => {
+                for hb in &p.heartbeats {
+                    end_ns = end_ns.max(hb.committed_ns);
+                    match hb.visible_ns {
+                        Some(v) => lag.push((
+                            s(hb.committed_ns),
+                            (v as i128 - hb.committed_ns as i128) as f64 / 1e6,
+                        )),
+                        None => unreplicated.push(s(hb.committed_ns)),
+                    }
+                }
+            }
+            None => {
+                for p in &run.results.findings.replication_lag.series {
+                    lag.push((p.at_ms / 1e3, p.lag_ms));
+                }
+            }
+        }
+        let mut end_s = s(end_ns);
+        for (t, _) in &lag {
+            end_s = end_s.max(*t);
+        }
+        for (t, _) in &marks {
+            end_s = end_s.max(*t);
+        }
+        if end_s <= 0.0 {
+            end_s = 1.0;
+        }
+        let faults = faults
+            .into_iter()
+            .map(|(start, heal, fault)| FaultWindow {
+                start_s: s(start),
+                end_s: heal.map_or(end_s, s),
+                fault,
+            })
+            .collect();
+        marks.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        Timeline {
+            end_s,
+            faults,
+            marks,
+            lag: downsample_max(lag, end_s),
+            unreplicated: dedupe_by_pixel(unreplicated, end_s),
+            bucket_s: s(bucket_ns),
+            buckets,
+        }
+    }
+}
+
+/// Operations into [`BUCKETS`] buckets by invoke time, from 0 to the last invocation.
+fn bucketize(h: &crate::history::History) -> (Nanos, Vec<Bucket>) {
+    let Some(last) = h.ops.iter().map(|o| o.invoke_ns).max() else {
+        return (0, Vec::new());
+    };
+    let width = (last / BUCKETS as u64 + 1).max(1_000_000);
+    let n = (last / width) as usize + 1;
+    let mut ops = vec![0usize; n];
+    let mut not_ok = vec![0usize; n];
+    let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for op in &h.ops {
+        let b = (op.invoke_ns / width) as usize;
+        ops[b] += 1;
+        if op.outcome.is_ok() {
+            latencies[b].push(op.latency_ns() as f64 / 1e6);
+        } else {
+            not_ok[b] += 1;
+        }
+    }
+    let buckets = (0..n)
+        .map(|b| Bucket {
+            start_s: s(b as u64 * width),
+            ops: ops[b],
+            not_ok: not_ok[b],
+            p50_ms: percentile(&mut latencies[b], 0.50),
+            p99_ms: percentile(&mut latencies[b], 0.99),
+        })
+        .collect();
+    (width, buckets)
+}
+
+/// At most [`MAX_LAG_POINTS`] points: beyond that, the highest lag of each slice of time
+/// (a spike must survive the downsampling).
+fn downsample_max(points: Vec<(f64, f64)>, end_s: f64) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_LAG_POINTS {
+        return points;
+    }
+    let slices = MAX_LAG_POINTS / 2;
+    let mut best: Vec<Option<(f64, f64)>> = vec![None; slices];
+    for (t, lag) in points {
+        let i = ((t / end_s * slices as f64) as usize).min(slices - 1);
+        if best[i].is_none_or(|(_, l)| lag > l) {
+            best[i] = Some((t, lag));
+        }
+    }
+    best.into_iter().flatten().collect()
+}
+
+/// One time per horizontal pixel is enough for markers.
+fn dedupe_by_pixel(times: Vec<f64>, end_s: f64) -> Vec<f64> {
+    let mut last = None;
+    let mut out = Vec::new();
+    for t in times {
+        let px = (t / end_s * SIZE.0 as f64) as i64;
+        if last != Some(px) {
+            out.push(t);
+            last = Some(px);
+        }
+    }
+    out
+}
+
+const FAULT: RGBColor = RGBColor(220, 40, 40);
+const FAULT_TEXT: RGBColor = RGBColor(150, 20, 20);
+const LAG: RGBColor = RGBColor(31, 119, 180);
+const ERRORS: RGBColor = RGBColor(200, 30, 30);
+const P50: RGBColor = RGBColor(31, 119, 180);
+const P99: RGBColor = RGBColor(230, 85, 13);
+const UNSEEN: RGBColor = RGBColor(90, 90, 90);
+const GRID: RGBColor = RGBColor(232, 232, 232);
+const AXIS_TEXT: RGBColor = RGBColor(60, 60, 60);
+
+type Svg<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A number for an axis label: at most two decimals, trailing zeros dropped.
+fn num(v: f64) -> String {
+    let s = if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" { "0".into() } else { s }
+}
+
+/// How a legend entry is drawn.
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A filled box (areas, windows).
+    Area(RGBAColor),
+    /// A horizontal line (series).
+    Line(RGBColor),
+    /// A vertical line (events).
+    Mark(RGBColor),
+    /// A cross (points).
+    Cross(RGBColor),
+}
+
+/// The legend, drawn in the margin right of the plot (never over data).
+#[derive(Default)]
+struct Legend(Vec<(String, Swatch)>);
+
+impl Legend {
+    fn add(&mut self, label: impl Into<String>, swatch: Swatch) {
+        self.0.push((label.into(), swatch));
+    }
+
+    fn draw(&self, root: &Svg) -> Result<(), String> {
+        let x = (SIZE.0 - LEGEND_WIDTH + 14) as i32;
+        let font = ("sans-serif", 13).into_font().color(&AXIS_TEXT);
+        for (i, (label, swatch)) in self.0.iter().enumerate() {
+            let y = 18 + 20 * i as i32;
+            match *swatch {
+                Swatch::Area(c) => {
+                    root.draw(&Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()))
+                }
+                Swatch::Line(c) => root.draw(&PathElement::new(
+                    vec![(x, y), (x + 18, y)],
+                    c.stroke_width(2),
+                )),
+                Swatch::Mark(c) => root.draw(&PathElement::new(
+                    vec![(x + 9, y - 8), (x + 9, y + 8)],
+                    c.stroke_width(2),
+                )),
+                Swatch::Cross(c) => root.draw(&Cross::new((x + 9, y), 4, c.stroke_width(1))),
+            }
+            .map_err(err)?;
+            root.draw(&Text::new(
+                label.clone(),
+                (x + 26, y),
+                font.clone().pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+            .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Draws one chart into a fresh SVG string; `draw` adds the data and fills the legend.
+fn svg<F>(draw: F) -> Result<String, String>
+where
+    F: FnOnce(&Svg, &mut Legend) -> Result<(), String>,
+{
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut legend = Legend::default();
+        draw(&root, &mut legend)?;
+        legend.draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// The axes and grid, then the fault windows (with what each fault was at its top) behind
+/// everything else.
+fn frame<'a, 'b: 'a, Y>(
+    chart: &mut Chart<'a, 'b, Y>,
+    legend: &mut Legend,
+    t: &Timeline,
+    y_desc: &str,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let x_fmt = |v: &f64| num(*v);
+    let y_fmt = |v: &f64| num(*v);
+    chart
+        .configure_mesh()
+        .x_desc("time since the workload started (s)")
+        .y_desc(y_desc)
+        .x_labels(12)
+        .y_labels(6)
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .light_line_style(WHITE)
+        .bold_line_style(GRID)
+        .axis_style(AXIS_TEXT)
+        .label_style(("sans-serif", 13).into_font().color(&AXIS_TEXT))
+        .axis_desc_style(("sans-serif", 14).into_font().color(&AXIS_TEXT))
+        .draw()
+        .map_err(err)?;
+    if !t.faults.is_empty() {
+        let (y_lo, y_hi) = y_span(chart);
+        chart
+            .draw_series(t.faults.iter().map(|f| {
+                Rectangle::new(
+                    [(f.start_s, y_lo), (f.end_s, y_hi)],
+                    FAULT.mix(0.12).filled(),
+                )
+            }))
+            .map_err(err)?;
+        let font = ("sans-serif", 12).into_font().color(&FAULT_TEXT);
+        // Labels of faults that start close together go on separate lines.
+        let mut rows: Vec<f64> = Vec::new();
+        let mut labels = Vec::new();
+        for f in &t.faults {
+            let row = rows
+                .iter()
+                .position(|&free_from| f.start_s >= free_from)
+                .unwrap_or(rows.len());
+            let free_from = f.start_s + t.end_s * 0.2;
+            match rows.get_mut(row) {
+                Some(r) => *r = free_from,
+                None => rows.push(free_from),
+            }
+            labels.push((f, row as i32));
+        }
+        chart
+            .draw_series(labels.into_iter().map(|(f, row)| {
+                EmptyElement::at((f.start_s, y_hi))
+                    + Text::new(f.fault.clone(), (3, 3 + 14 * row), font.clone())
+            }))
+            .map_err(err)?;
+        legend.add("fault window", Swatch::Area(FAULT.mix(0.25)));
+    }
+    Ok(())
+}
+
+/// The y range of a chart, in data units.
+fn y_span<Y: Ranged<ValueType = f64>>(chart: &Chart<'_, '_, Y>) -> (f64, f64) {
+    let r = chart.y_range();
+    (r.start, r.end)
+}
+
+/// The failover steps, on top of the data.
+fn marks<'a, 'b: 'a, Y>(
+    chart: &mut Chart<'a, 'b, Y>,
+    legend: &mut Legend,
+    t: &Timeline,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    let (y_lo, y_hi) = y_span(chart);
+    for kind in [
+        MarkKind::DeclaredDown,
+        MarkKind::Fenced,
+        MarkKind::Promoted,
+        MarkKind::Rerouted,
+    ] {
+        let at: Vec<f64> = t
+            .marks
+            .iter()
+            .filter(|(_, k)| *k == kind)
+            .map(|(at, _)| *at)
+            .collect();
+        if at.is_empty() {
+            continue;
+        }
+        let color = kind.color();
+        chart
+            .draw_series(
+                at.into_iter()
+                    .map(|x| PathElement::new(vec![(x, y_lo), (x, y_hi)], color.stroke_width(2))),
+            )
+            .map_err(err)?;
+        legend.add(kind.label(), Swatch::Mark(color));
+    }
+    Ok(())
+}
+
+/// Splits points into runs without gaps longer than `max_gap` (x units): a line must not
+/// bridge a stretch with no data.
+fn segments(points: impl IntoIterator<Item = (f64, f64)>, max_gap: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut last_x = f64::NEG_INFINITY;
+    for (x, y) in points {
+        if x - last_x > max_gap || out.is_empty() {
+            out.push(Vec::new());
+        }
+        out.last_mut().expect("pushed").push((x, y));
+        last_x = x;
+    }
+    out
+}
+
+fn builder<'a, 'b>(root: &'a Svg<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.margin(10)
+        .margin_right(LEGEND_WIDTH)
+        .x_label_area_size(40)
+        .y_label_area_size(64);
+    b
+}
+
+/// The replication-lag chart; None when there is no heartbeat at all.
+pub fn lag_svg(t: &Timeline) -> Option<Result<String, String>> {
+    if t.lag.is_empty() && t.unreplicated.is_empty() {
+        return None;
+    }
+    let max = t.lag.iter().map(|p| p.1).fold(0.0f64, f64::max);
+    let min = t.lag.iter().map(|p| p.1).fold(0.0f64, f64::min);
+    let y_hi = (max * 1.15).max(1.0);
+    let y_lo = min * 1.15;
+    // A gap of more than a second, or of 20 typical spacings, is a gap in the data.
+    let spacing = if t.lag.len() > 1 {
+        (t.lag[t.lag.len() - 1].0 - t.lag[0].0) / (t.lag.len() - 1) as f64
+    } else {
+        1.0
+    };
+    let max_gap = (spacing * 20.0).max(1.0);
+    Some(svg(|root, legend| {
+        let mut chart = builder(root)
+            .build_cartesian_2d(0f64..t.end_s, y_lo..y_hi)
+            .map_err(err)?;
+        frame(&mut chart, legend, t, "replication lag (ms)")?;
+        if !t.lag.is_empty() {
+            chart
+                .draw_series(
+                    segments(t.lag.iter().copied(), max_gap)
+                        .into_iter()
+                        .map(|seg| PathElement::new(seg, LAG.stroke_width(2))),
+                )
+                .map_err(err)?;
+            legend.add("heartbeat lag", Swatch::Line(LAG));
+        }
+        if !t.unreplicated.is_empty() {
+            let y = y_lo + (y_hi - y_lo) * 0.8;
+            chart
+                .draw_series(
+                    t.unreplicated
+                        .iter()
+                        .map(|&x| Cross::new((x, y), 3, UNSEEN.stroke_width(1))),
+                )
+                .map_err(err)?;
+            legend.add("never replicated", Swatch::Cross(UNSEEN));
+        }
+        marks(&mut chart, legend, t)
+    }))
+}
+
+/// The error-rate chart; None without operations.
+pub fn error_rate_svg(t: &Timeline) -> Option<Result<String, String>> {
+    if t.buckets.is_empty() {
+        return None;
+    }
+    let rate = |b: &Bucket| b.not_ok as f64 * 100.0 / b.ops as f64;
+    let points = t
+        .buckets
+        .iter()
+        .filter(|b| b.ops > 0)
+        .map(|b| (b.start_s + t.bucket_s / 2.0, rate(b)));
+    let max = t
+        .buckets
+        .iter()
+        .filter(|b| b.ops > 0)
+        .map(rate)
+        .fold(0.0f64, f64::max);
+    let y_hi = (max * 1.2).clamp(5.0, 100.0);
+    let segs = segments(points, t.bucket_s * 1.5);
+    Some(svg(|root, legend| {
+        let mut chart = builder(root)
+            .build_cartesian_2d(0f64..t.end_s, 0f64..y_hi)
+            .map_err(err)?;
+        frame(&mut chart, legend, t, "operations not ok (%)")?;
+        chart
+            .draw_series(segs.into_iter().flat_map(|seg| {
+                AreaSeries::new(seg, 0.0, ERRORS.mix(0.25)).border_style(ERRORS.stroke_width(2))
+            }))
+            .map_err(err)?;
+        legend.add("failed or unknown", Swatch::Area(ERRORS.mix(0.5)));
+        marks(&mut chart, legend, t)
+    }))
+}
+
+/// The latency chart (log scale); None without `ok` operations.
+pub fn latency_svg(t: &Timeline) -> Option<Result<String, String>> {
+    let series = |pick: fn(&Bucket) -> Option<f64>| -> Vec<(f64, f64)> {
+        t.buckets
+            .iter()
+            .filter_map(|b| pick(b).map(|v| (b.start_s + t.bucket_s / 2.0, v.max(0.001))))
+            .collect()
+    };
+    let p50 = series(|b| b.p50_ms);
+    let p99 = series(|b| b.p99_ms);
+    if p50.is_empty() {
+        return None;
+    }
+    let lo = p50.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = p99.iter().map(|p| p.1).fold(0.0f64, f64::max);
+    let y_lo = (lo / 2.0).max(0.001);
+    let y_hi = (hi * 2.0).max(y_lo * 10.0);
+    let max_gap = t.bucket_s * 1.5;
+    Some(svg(|root, legend| {
+        let mut chart = builder(root)
+            .build_cartesian_2d(0f64..t.end_s, (y_lo..y_hi).log_scale())
+            .map_err(err)?;
+        frame(&mut chart, legend, t, "latency of ok operations (ms)")?;
+        for (points, color, label) in [(p99, P99, "p99"), (p50, P50, "p50")] {
+            chart
+                .draw_series(
+                    segments(points, max_gap)
+                        .into_iter()
+                        .map(|seg| PathElement::new(seg, color.stroke_width(2))),
+                )
+                .map_err(err)?;
+            legend.add(label, Swatch::Line(color));
+        }
+        marks(&mut chart, legend, t)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_numbers_are_short() {
+        assert_eq!(num(2.0), "2");
+        assert_eq!(num(2.5), "2.5");
+        assert_eq!(num(0.126), "0.13");
+        assert_eq!(num(1234.4), "1234");
+        assert_eq!(num(-0.0001), "0");
+    }
+
+    #[test]
+    fn segments_break_at_gaps() {
+        let s = segments([(0.0, 1.0), (1.0, 1.0), (5.0, 1.0)], 2.0);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].len(), 2);
+    }
+}
