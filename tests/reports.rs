@@ -702,7 +702,8 @@ fn the_comparison_fits_in_100_columns() {
         ] {
             assert!(table.contains(short), "{short}");
         }
-        assert!(table.contains("12.3s/10s"), "RTO obs/stated");
+        // Missed: the precise figure, not a rounding that could equal the limit.
+        assert!(table.contains("12.345s/10s"), "RTO obs/stated");
         assert!(table.contains("could not run"));
         assert!(table.contains("MISSED"));
         assert_eq!(table.contains("\x1b[31merror\x1b[0m"), color);
@@ -718,7 +719,7 @@ fn the_comparison_fits_in_100_columns() {
         r.experiment.scenario = None;
     }
     let table = terminal::comparison(&plain, false);
-    assert!(table.contains("single-region-"), "{table}");
+    assert!(table.contains("single-"), "{table}"); // wrapped to fit
     assert!(!table.contains("could not run"), "{table}");
 }
 

@@ -122,7 +122,12 @@ impl ExperimentProgress {
                     let (bar, timeline) = (bar.clone(), timeline.clone());
                     // Redraw the timeline until the next stage replaces it.
                     std::thread::spawn(move || {
-                        while let Some((start, total)) = *timeline.lock().expect("timeline lock") {
+                        loop {
+                            // Copied out: the lock is not held while drawing or sleeping.
+                            let current = *timeline.lock().expect("timeline lock");
+                            let Some((start, total)) = current else {
+                                return;
+                            };
                             let done = start.elapsed().min(total).as_secs_f64()
                                 / total.as_secs_f64().max(1e-9);
                             let width = 30usize;

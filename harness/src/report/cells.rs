@@ -42,6 +42,15 @@ impl FindingRow {
     }
 }
 
+/// The value shown for a finding with an SLO: rounded for reading, but when the SLO was
+/// missed the check's own precise figure, so 6,004 ms against "6s" never reads "6.00 s".
+fn missed_precisely(check: Option<&crate::checker::slo::SloCheck>, rounded: String) -> String {
+    match check {
+        Some(c) if !c.passed => c.observed.clone(),
+        _ => rounded,
+    }
+}
+
 /// Milliseconds as "850 ms" or "4.21 s"; "—" when not measured.
 pub fn dur(ms: Option<f64>) -> String {
     match ms {
@@ -129,12 +138,13 @@ pub(crate) fn finding_rows(r: &Results) -> Vec<FindingRow> {
     let slo = |name: &str| r.slo.checks.iter().find(|c| c.name == name);
     let stated = |name: &str| slo(name).map_or(String::new(), |c| c.stated.clone());
     let passed = |name: &str| slo(name).map(|c| c.passed);
+    let shown = |name: &str, rounded: String| missed_precisely(slo(name), rounded);
     let rto = if f.failover.failure_at_ms.is_none() {
         "no failure".to_string()
     } else if !f.failover.recovered {
         "not recovered".to_string()
     } else {
-        dur(f.failover.rto_ms)
+        shown("rto", dur(f.failover.rto_ms))
     };
     rows.push(FindingRow {
         finding: "RTO (every region writing again)".into(),
@@ -174,7 +184,7 @@ pub(crate) fn finding_rows(r: &Results) -> Vec<FindingRow> {
     let lost = if f.lost_writes.checked {
         format!(
             "{} ({} lost)",
-            dur(f.lost_writes.rpo_ms),
+            shown("rpo", dur(f.lost_writes.rpo_ms)),
             f.lost_writes.count
         )
     } else {
@@ -201,7 +211,7 @@ pub(crate) fn finding_rows(r: &Results) -> Vec<FindingRow> {
         sub: false,
         observed: format!(
             "{} ({} of {}), max age {}",
-            pct(f.stale_reads.rate),
+            shown("stale_read_rate", pct(f.stale_reads.rate)),
             f.stale_reads.count,
             f.stale_reads.reads,
             dur(f.stale_reads.max_age_ms)
@@ -396,21 +406,16 @@ pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
         },
         Entry::Ran(r) => {
             let f = &r.findings;
-            let stated = |n: &str| {
-                r.slo
-                    .checks
-                    .iter()
-                    .find(|c| c.name == n)
-                    .map_or("—".to_string(), |c| c.stated.clone())
-            };
+            let check = |n: &str| r.slo.checks.iter().find(|c| c.name == n);
+            let stated = |n: &str| check(n).map_or("—".to_string(), |c| c.stated.clone());
             let rto = if f.failover.failure_at_ms.is_some() && !f.failover.recovered {
                 "never".into()
             } else {
-                short_dur(f.failover.rto_ms)
+                missed_precisely(check("rto"), short_dur(f.failover.rto_ms))
             };
             let checked = f.lost_writes.checked;
             let rpo = if checked {
-                short_dur(f.lost_writes.rpo_ms)
+                missed_precisely(check("rpo"), short_dur(f.lost_writes.rpo_ms))
             } else {
                 "?".into()
             };
@@ -424,7 +429,7 @@ pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
                 } else {
                     "?".into()
                 },
-                short_pct(f.stale_reads.rate),
+                missed_precisely(check("stale_read_rate"), short_pct(f.stale_reads.rate)),
                 if r.experiment.posture.has_standby() {
                     short_dur(f.replication_lag.p99_ms)
                 } else {
@@ -474,4 +479,24 @@ pub(crate) fn tally(rows: &[ComparisonRow]) -> String {
         s.push_str(&format!(", {error} could not run"));
     }
     s
+}
+
+/// Text for an XML attribute or element: the five markup characters as entities, and
+/// characters XML 1.0 cannot hold (control characters other than tab and line breaks, such
+/// as terminal colour codes in an error) dropped.
+pub(crate) fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
 }

@@ -8,7 +8,7 @@
 //! `<body data-rendered="tables=N;charts=M">` (tables with a non-zero height, SVGs with a
 //! non-zero width and height), so a headless browser can check the page renders.
 
-use super::cells::{self, COLUMNS, ComparisonRow, RowVerdict};
+use super::cells::{self, COLUMNS, ComparisonRow, RowVerdict, xml_escape as escape};
 use super::timeline::{self, Timeline};
 use super::{Entry, StoredRun};
 use std::fmt::Write;
@@ -258,20 +258,4 @@ fn section(i: usize, entry: &Entry, row: &ComparisonRow, charts: &str) -> String
     }
     html.push_str("</section>\n");
     html
-}
-
-/// Text for HTML content or a quoted attribute.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

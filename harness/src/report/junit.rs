@@ -12,7 +12,7 @@
 //! no time of their own (`time="0"`); a suite's time is the whole run's, in seconds.
 
 use super::Entry;
-use super::cells;
+use super::cells::{self, xml_escape as escape};
 use super::terminal;
 use std::fmt::Write;
 
@@ -173,26 +173,6 @@ fn timestamp(run_id: &str) -> Option<String> {
         &s[11..13],
         &s[13..15]
     ))
-}
-
-/// Text for an XML attribute or element: the five markup characters as entities, and
-/// characters XML 1.0 cannot hold (control characters other than tab and line breaks, such
-/// as terminal colour codes in an error) dropped.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ pub(crate) fn escape(s: &str) -> String {
 
 /// Text inside HTML tags of the page (the `<summary>` lines).
 fn html_escape(s: &str) -> String {
-    super::html::escape(s)
+    cells::xml_escape(s)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! clock):
 //! - **replication lag** (ms): each heartbeat's lag at its commit time, as in
 //!   `replication_lag.series`; heartbeats never seen on the replica are crosses along the
-//!   top. Left out when there is no heartbeat.
+//!   upper part of the chart. Left out when there is no heartbeat.
 //! - **error rate** (%): operations bucketed by invoke time into [`BUCKETS`] equal buckets
 //!   over the run; each bucket's share of operations that did not end `ok` (`fail` or
 //!   `unknown`). Empty buckets are gaps.
@@ -261,8 +261,9 @@ fn bucketize(h: &crate::history::History) -> (Nanos, Vec<Bucket>) {
     (width, buckets)
 }
 
-/// At most [`MAX_LAG_POINTS`] points: beyond that, the highest lag of each slice of time
-/// (a spike must survive the downsampling).
+/// At most [`MAX_LAG_POINTS`] points: beyond that, the highest lag of each of
+/// `MAX_LAG_POINTS / 2` slices of time (a spike must survive the downsampling; half as many
+/// points as allowed keeps the line readable).
 fn downsample_max(points: Vec<(f64, f64)>, end_s: f64) -> Vec<(f64, f64)> {
     if points.len() <= MAX_LAG_POINTS {
         return points;
