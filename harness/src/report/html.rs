@@ -96,7 +96,9 @@ pub fn charts(run: &StoredRun) -> String {
         timeline::error_rate_svg(&t),
     );
     figure(
-        &format!("Latency of successful operations, p50 and p99 ({bucket}), log scale"),
+        &format!(
+            "Write latency of successful writes by home region, p50 and p99 ({bucket}), log scale"
+        ),
         timeline::latency_svg(&t),
     );
     if run.history.is_none() {

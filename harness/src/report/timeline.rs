@@ -9,8 +9,11 @@
 //! - **error rate** (%): operations bucketed by invoke time into [`BUCKETS`] equal buckets
 //!   over the run; each bucket's share of operations that did not end `ok` (`fail` or
 //!   `unknown`). Empty buckets are gaps.
-//! - **latency** (ms, log scale): p50 and p99 (nearest rank, as the checkers) of the `ok`
-//!   operations of each bucket.
+//! - **write latency** (ms, log scale): p50 and p99 (nearest rank, as the checkers) of the
+//!   `ok` writes and increments of each bucket, one pair of lines per home region. Writes,
+//!   because they tell the postures apart (who crosses the ocean to the primary, and when
+//!   that changes); per region, because one p50 over both regions — or over local reads and
+//!   remote writes — would jump between them from bucket to bucket.
 //!
 //! Behind the data: each fault's window, shaded from its `FaultStarted` to its
 //! `FaultHealed` (or to `Healed`, or to the end of the run when never healed). On top:
@@ -22,7 +25,7 @@
 
 use super::StoredRun;
 use crate::checker::percentile;
-use crate::history::{EventKind, Nanos};
+use crate::history::{EventKind, Nanos, OpKind};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
@@ -92,10 +95,11 @@ pub struct Bucket {
     pub ops: usize,
     /// Those that did not end `ok`.
     pub not_ok: usize,
-    /// p50 latency of its `ok` operations, ms.
-    pub p50_ms: Option<f64>,
-    /// p99 latency of its `ok` operations, ms.
-    pub p99_ms: Option<f64>,
+    /// p50 latency of its `ok` writes and increments, ms, per home region (as
+    /// [`Timeline::regions`]).
+    pub p50_ms: Vec<Option<f64>>,
+    /// p99 latency of its `ok` writes and increments, ms, per home region.
+    pub p99_ms: Vec<Option<f64>>,
 }
 
 /// What the charts of one run show.
@@ -115,6 +119,8 @@ pub struct Timeline {
     pub bucket_s: f64,
     /// Operations by invoke time (empty without a history).
     pub buckets: Vec<Bucket>,
+    /// The home regions of the operations, sorted: the order of each bucket's latencies.
+    pub regions: Vec<String>,
 }
 
 fn s(ns: Nanos) -> f64 {
@@ -130,6 +136,7 @@ impl Timeline {
         let mut faults = Vec::new();
         let mut marks = Vec::new();
         let mut buckets = Vec::new();
+        let mut regions = Vec::new();
         let mut bucket_ns: Nanos = 0;
         if let Some(h) = &run.history {
             for op in &h.ops {
@@ -165,7 +172,7 @@ impl Timeline {
                     _ => {}
                 }
             }
-            (bucket_ns, buckets) = bucketize(h);
+            (bucket_ns, buckets, regions) = bucketize(h);
         } else {
             let f = &run.results.findings.failover;
             for (at, kind) in [
@@ -226,39 +233,55 @@ impl Timeline {
             unreplicated: dedupe_by_pixel(unreplicated, end_s),
             bucket_s: s(bucket_ns),
             buckets,
+            regions,
         }
     }
 }
 
-/// Operations into [`BUCKETS`] buckets by invoke time, from 0 to the last invocation.
-fn bucketize(h: &crate::history::History) -> (Nanos, Vec<Bucket>) {
+/// Operations into [`BUCKETS`] buckets by invoke time, from 0 to the last invocation; with
+/// the home regions (sorted) that the buckets' latencies are given for.
+fn bucketize(h: &crate::history::History) -> (Nanos, Vec<Bucket>, Vec<String>) {
     let Some(last) = h.ops.iter().map(|o| o.invoke_ns).max() else {
-        return (0, Vec::new());
+        return (0, Vec::new(), Vec::new());
     };
+    let mut regions: Vec<String> = Vec::new();
+    for op in &h.ops {
+        if !regions.contains(&op.region) {
+            regions.push(op.region.clone());
+        }
+    }
+    regions.sort();
     let width = (last / BUCKETS as u64 + 1).max(1_000_000);
     let n = (last / width) as usize + 1;
     let mut ops = vec![0usize; n];
     let mut not_ok = vec![0usize; n];
-    let mut latencies: Vec<Vec<f64>> = vec![Vec::new(); n];
+    // [bucket][region]
+    let mut latencies: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); regions.len()]; n];
     for op in &h.ops {
         let b = (op.invoke_ns / width) as usize;
         ops[b] += 1;
-        if op.outcome.is_ok() {
-            latencies[b].push(op.latency_ns() as f64 / 1e6);
-        } else {
+        if !op.outcome.is_ok() {
             not_ok[b] += 1;
+        } else if op.kind != OpKind::Read {
+            let r = regions
+                .iter()
+                .position(|r| *r == op.region)
+                .expect("listed");
+            latencies[b][r].push(op.latency_ns() as f64 / 1e6);
         }
     }
-    let buckets = (0..n)
-        .map(|b| Bucket {
+    let buckets = latencies
+        .iter_mut()
+        .enumerate()
+        .map(|(b, per_region)| Bucket {
             start_s: s(b as u64 * width),
             ops: ops[b],
             not_ok: not_ok[b],
-            p50_ms: percentile(&mut latencies[b], 0.50),
-            p99_ms: percentile(&mut latencies[b], 0.99),
+            p50_ms: per_region.iter_mut().map(|l| percentile(l, 0.50)).collect(),
+            p99_ms: per_region.iter_mut().map(|l| percentile(l, 0.99)).collect(),
         })
         .collect();
-    (width, buckets)
+    (width, buckets, regions)
 }
 
 /// At most [`MAX_LAG_POINTS`] points: beyond that, the highest lag of each of
@@ -297,8 +320,12 @@ const FAULT: RGBColor = RGBColor(220, 40, 40);
 const FAULT_TEXT: RGBColor = RGBColor(150, 20, 20);
 const LAG: RGBColor = RGBColor(31, 119, 180);
 const ERRORS: RGBColor = RGBColor(200, 30, 30);
-const P50: RGBColor = RGBColor(31, 119, 180);
-const P99: RGBColor = RGBColor(230, 85, 13);
+/// One colour per home region in the latency chart.
+const REGION_COLORS: [RGBColor; 3] = [
+    RGBColor(230, 85, 13),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+];
 const UNSEEN: RGBColor = RGBColor(90, 90, 90);
 const GRID: RGBColor = RGBColor(232, 232, 232);
 const AXIS_TEXT: RGBColor = RGBColor(60, 60, 60);
@@ -330,8 +357,8 @@ fn num(v: f64) -> String {
 enum Swatch {
     /// A filled box (areas, windows).
     Area(RGBAColor),
-    /// A horizontal line (series).
-    Line(RGBColor),
+    /// A horizontal line (series), of this width.
+    Line(RGBAColor, u32),
     /// A vertical line (events).
     Mark(RGBColor),
     /// A cross (points).
@@ -356,9 +383,9 @@ impl Legend {
                 Swatch::Area(c) => {
                     root.draw(&Rectangle::new([(x, y - 6), (x + 18, y + 6)], c.filled()))
                 }
-                Swatch::Line(c) => root.draw(&PathElement::new(
+                Swatch::Line(c, width) => root.draw(&PathElement::new(
                     vec![(x, y), (x + 18, y)],
-                    c.stroke_width(2),
+                    c.stroke_width(width),
                 )),
                 Swatch::Mark(c) => root.draw(&PathElement::new(
                     vec![(x + 9, y - 8), (x + 9, y + 8)],
@@ -556,7 +583,7 @@ pub fn lag_svg(t: &Timeline) -> Option<Result<String, String>> {
                         .map(|seg| PathElement::new(seg, LAG.stroke_width(2))),
                 )
                 .map_err(err)?;
-            legend.add("heartbeat lag", Swatch::Line(LAG));
+            legend.add("heartbeat lag", Swatch::Line(LAG.to_rgba(), 2));
         }
         if !t.unreplicated.is_empty() {
             let y = y_lo + (y_hi - y_lo) * 0.8;
@@ -607,21 +634,39 @@ pub fn error_rate_svg(t: &Timeline) -> Option<Result<String, String>> {
     }))
 }
 
-/// The latency chart (log scale); None without `ok` operations.
+/// The write-latency chart (log scale): p50 (thick) and p99 (thin) per home region; None
+/// without `ok` writes.
 pub fn latency_svg(t: &Timeline) -> Option<Result<String, String>> {
-    let series = |pick: fn(&Bucket) -> Option<f64>| -> Vec<(f64, f64)> {
+    let series = |pick: fn(&Bucket) -> &Vec<Option<f64>>, region: usize| -> Vec<(f64, f64)> {
         t.buckets
             .iter()
-            .filter_map(|b| pick(b).map(|v| (b.start_s + t.bucket_s / 2.0, v.max(0.001))))
+            .filter_map(|b| {
+                let v = pick(b).get(region).copied().flatten()?;
+                Some((b.start_s + t.bucket_s / 2.0, v.max(0.001)))
+            })
             .collect()
     };
-    let p50 = series(|b| b.p50_ms);
-    let p99 = series(|b| b.p99_ms);
-    if p50.is_empty() {
+    let lines: Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)> = (0..t.regions.len())
+        .map(|r| {
+            (
+                t.regions[r].clone(),
+                series(|b| &b.p50_ms, r),
+                series(|b| &b.p99_ms, r),
+            )
+        })
+        .filter(|(_, p50, _)| !p50.is_empty())
+        .collect();
+    if lines.is_empty() {
         return None;
     }
-    let lo = p50.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-    let hi = p99.iter().map(|p| p.1).fold(0.0f64, f64::max);
+    let lo = lines
+        .iter()
+        .flat_map(|(_, p50, _)| p50.iter().map(|p| p.1))
+        .fold(f64::INFINITY, f64::min);
+    let hi = lines
+        .iter()
+        .flat_map(|(_, _, p99)| p99.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max);
     let y_lo = (lo / 2.0).max(0.001);
     let y_hi = (hi * 2.0).max(y_lo * 10.0);
     let max_gap = t.bucket_s * 1.5;
@@ -629,16 +674,25 @@ pub fn latency_svg(t: &Timeline) -> Option<Result<String, String>> {
         let mut chart = builder(root)
             .build_cartesian_2d(0f64..t.end_s, (y_lo..y_hi).log_scale())
             .map_err(err)?;
-        frame(&mut chart, legend, t, "latency of ok operations (ms)")?;
-        for (points, color, label) in [(p99, P99, "p99"), (p50, P50, "p50")] {
-            chart
-                .draw_series(
-                    segments(points, max_gap)
-                        .into_iter()
-                        .map(|seg| PathElement::new(seg, color.stroke_width(2))),
-                )
-                .map_err(err)?;
-            legend.add(label, Swatch::Line(color));
+        frame(&mut chart, legend, t, "latency of ok writes (ms)")?;
+        for (i, (region, p50, p99)) in lines.into_iter().enumerate() {
+            let color = REGION_COLORS[i % REGION_COLORS.len()];
+            for (points, paint, width, label) in [
+                (p99, color.mix(0.6), 1, "p99"),
+                (p50, color.to_rgba(), 3, "p50"),
+            ] {
+                chart
+                    .draw_series(
+                        segments(points, max_gap)
+                            .into_iter()
+                            .map(|seg| PathElement::new(seg, paint.stroke_width(width))),
+                    )
+                    .map_err(err)?;
+                legend.add(
+                    format!("{region} users {label}"),
+                    Swatch::Line(paint, width),
+                );
+            }
         }
         marks(&mut chart, legend, t)
     }))
