@@ -17,8 +17,9 @@
 //! - `report.html` / `matrix.html` ([`html`]): one self-contained page (inline CSS and SVG,
 //!   no fonts, scripts or images fetched) to open offline or keep as a CI artifact: the
 //!   comparison table, then per experiment its findings and three timelines — replication
-//!   lag, error rate and latency (p50/p99) over the run — with fault windows shaded and the
-//!   failover steps (declared down, fenced, promoted, rerouted) marked ([`timeline`]).
+//!   lag, error rate and write latency (p50/p99 per home region) over the run — with fault
+//!   windows shaded and the failover steps (declared down, fenced, promoted, rerouted)
+//!   marked ([`timeline`]).
 //! - `junit.xml` ([`junit`]): for CI test reporters: one `<testsuite>` per experiment, one
 //!   `<testcase>` per stated SLO, failing with "stated 6s, observed 7.2s" when missed; an
 //!   experiment that could not run is an `<error>`.

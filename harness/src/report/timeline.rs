@@ -646,7 +646,9 @@ pub fn latency_svg(t: &Timeline) -> Option<Result<String, String>> {
             })
             .collect()
     };
-    let lines: Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)> = (0..t.regions.len())
+    // (region, p50 points, p99 points)
+    type Lines = Vec<(String, Vec<(f64, f64)>, Vec<(f64, f64)>)>;
+    let lines: Lines = (0..t.regions.len())
         .map(|r| {
             (
                 t.regions[r].clone(),
@@ -709,6 +711,31 @@ mod tests {
         assert_eq!(num(0.126), "0.13");
         assert_eq!(num(1234.4), "1234");
         assert_eq!(num(-0.0001), "0");
+    }
+
+    #[test]
+    fn write_latency_is_per_home_region_and_leaves_reads_out() {
+        use crate::checker::testkit::{history, r, w};
+        // Bucket 0 (first 80 ms of a 12 s run): us writes of 1, 2, 3 ms; eu writes of 80 and
+        // 90 ms; an eu read of 1 ms (left out); a failed us write (counted, not timed).
+        let mut ops = vec![
+            w(1, "a", 0, 1),
+            w(2, "a", 10, 12),
+            w(3, "a", 20, 23),
+            w(4, "b", 0, 80).region("eu"),
+            w(5, "b", 5, 95).region("eu"),
+            r(6, "b", 30, 31, Some(4)).region("eu"),
+            w(7, "a", 40, 50).fail(),
+        ];
+        ops.push(w(8, "a", 12_000, 12_001));
+        let (width, buckets, regions) = bucketize(&history(ops, vec![]));
+        assert_eq!(width, 80_000_001);
+        assert_eq!(regions, ["eu", "us"]);
+        let b = &buckets[0];
+        assert_eq!((b.ops, b.not_ok), (7, 1));
+        assert_eq!(b.p50_ms, [Some(80.0), Some(2.0)]);
+        assert_eq!(b.p99_ms, [Some(90.0), Some(3.0)]);
+        assert_eq!(buckets[1].p50_ms, [None, None]);
     }
 
     #[test]

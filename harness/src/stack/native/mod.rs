@@ -7,6 +7,7 @@
 //! when the harness is root.
 
 pub mod app;
+pub mod pg_template;
 pub mod postgres;
 pub mod redis;
 
@@ -104,9 +105,10 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
     }
     let log = nodes.log(&primary);
     let conf = postgres::cluster_conf();
-    postgres::initdb(
+    pg_template::initdb(
         &nodes.pg,
         &nodes.pg_settings[topology::PRIMARY_REGION].data_dir,
+        nodes.dir.path(),
         &log,
         nodes.run_as,
         &conf,
@@ -158,9 +160,10 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
         // A second primary, replicated both ways with the first.
         let other = NodeId::new(STANDBY_REGION, Role::Db);
         let conf = postgres::cluster_conf();
-        postgres::initdb(
+        pg_template::initdb(
             &nodes.pg,
             &nodes.pg_settings[STANDBY_REGION].data_dir,
+            nodes.dir.path(),
             &nodes.log(&other),
             nodes.run_as,
             &conf,

@@ -55,7 +55,7 @@ impl PgBinaries {
     }
 
     /// A program from the one directory, so every tool is of the same version.
-    fn tool(&self, name: &str) -> PathBuf {
+    pub(crate) fn tool(&self, name: &str) -> PathBuf {
         self.bindir.join(name)
     }
 }
@@ -122,6 +122,16 @@ pub fn cluster_conf() -> Vec<(String, String)> {
     .collect()
 }
 
+/// `initdb`'s flags besides the data directory.
+pub const INITDB_FLAGS: [&str; 6] = [
+    "-U",
+    SUPERUSER,
+    "--auth=trust",
+    "--no-sync",
+    "--encoding=UTF8",
+    "--locale=C",
+];
+
 /// Creates an empty cluster in `data_dir` (owned by `run_as` when set) with `conf` appended to
 /// its `postgresql.conf`.
 pub async fn initdb(
@@ -136,16 +146,8 @@ pub async fn initdb(
         u.chown_tree(data_dir)
             .map_err(|e| StackError::io(data_dir, e))?;
     }
-    let args: Vec<&OsStr> = vec![
-        OsStr::new("-D"),
-        data_dir.as_os_str(),
-        OsStr::new("-U"),
-        OsStr::new(SUPERUSER),
-        OsStr::new("--auth=trust"),
-        OsStr::new("--no-sync"),
-        OsStr::new("--encoding=UTF8"),
-        OsStr::new("--locale=C"),
-    ];
+    let mut args: Vec<&OsStr> = vec![OsStr::new("-D"), data_dir.as_os_str()];
+    args.extend(INITDB_FLAGS.iter().map(OsStr::new));
     process::run_tool(
         "initdb",
         &bins.tool("initdb"),
