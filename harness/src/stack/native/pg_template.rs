@@ -168,13 +168,13 @@ mod tests {
         let root =
             std::env::temp_dir().join(format!("regiondrill-pgtemplate-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
         // Traversable by an unprivileged PostgreSQL, as a run directory is.
-        std::process::Command::new("chmod")
-            .arg("755")
-            .arg(&root)
-            .status()
-            .unwrap();
+        let traversable_dir = |dir: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        traversable_dir(&root);
         let cache = root.join("cache");
         let conf = postgres::cluster_conf();
         let go = |name: &'static str| {
@@ -182,12 +182,7 @@ mod tests {
                 (bins.clone(), root.clone(), cache.clone(), conf.clone());
             async move {
                 let scratch = root.join(format!("scratch-{name}"));
-                std::fs::create_dir_all(&scratch).unwrap();
-                std::process::Command::new("chmod")
-                    .arg("755")
-                    .arg(&scratch)
-                    .status()
-                    .unwrap();
+                traversable_dir(&scratch);
                 let data = scratch.join("db");
                 initdb_cached(
                     Some(cache),
