@@ -107,7 +107,14 @@ kind = "kill_region"
 region = "us"
 at = "5s"
 "#;
-    let (out, _dir) = run_toml_on(BackendChoice::Docker, "docker-async-window", toml, false).await;
+    let (out, _dir) = run_toml_on(
+        BackendChoice::Docker,
+        // Long on purpose: container names once held it and broke past 63 characters (DNS).
+        "docker-async-partition-then-region-loss-window",
+        toml,
+        false,
+    )
+    .await;
     let f = &out.findings;
     assert!(f.lost_writes.checked);
     let started = |i: usize| {

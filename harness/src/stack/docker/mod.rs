@@ -94,8 +94,12 @@ pub async fn up(exp: &Experiment, run_id: &str, images: Images) -> Result<Stack,
     } else {
         vec![topology::PRIMARY_REGION]
     };
-    let network = |region: &str| format!("rd-{run_id}-{region}");
-    let container = |what: &str| format!("rd-{run_id}-{what}");
+    // Containers are reached by name through Docker's DNS, and a DNS label holds at most 63
+    // characters: names carry a short tag of the run id rather than the id itself (which
+    // holds the experiment's name). The run id is on every object as a label.
+    let tag = short_tag(run_id);
+    let network = |region: &str| format!("rd-{tag}-{region}");
+    let container = |what: &str| format!("rd-{tag}-{what}");
     let mut guard = Cleanup {
         engine: engine.clone(),
         run_id: run_id.to_string(),
@@ -638,6 +642,17 @@ async fn check_images(engine: &Engine, images: &Images) -> Result<(), StackError
     })
 }
 
+/// 12 hex digits standing for a run id in container and network names (FNV-1a, so the same
+/// id always gives the same tag).
+fn short_tag(run_id: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:012x}", h >> 16)
+}
+
 /// Starts one container with the run's labels, its ports published on 127.0.0.1 only.
 async fn start(spec: Spec, run_id: &str) -> Result<ContainerAsync<GenericImage>, StackError> {
     let (repo, tag) = images::split(&spec.image);
@@ -828,4 +843,20 @@ async fn failed(name: &str, status: &str, handle: &ContainerAsync<GenericImage>)
         log_tail: tail,
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_names_fit_a_dns_label_whatever_the_experiment_name() {
+        let id = crate::run::run_id(&"ap-async-partition-then-region-loss".repeat(4));
+        let tag = short_tag(&id);
+        assert_eq!(tag.len(), 12);
+        // The longest container name the backend makes.
+        assert!(format!("rd-{tag}-migrate-eu").len() <= 63);
+        assert_eq!(tag, short_tag(&id), "stable");
+        assert_ne!(tag, short_tag(&crate::run::run_id("other")));
+    }
 }
