@@ -5,20 +5,20 @@
 demo:
     cargo build --release --workspace
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
-    ./target/release/regiondrill run experiments/ap-async-region-loss.toml experiments/ap-sync-region-loss.toml experiments/ap-async-partition-then-region-loss.toml experiments/ap-sync-partition-then-region-loss.toml || test $? -eq 1
+    "${CARGO_TARGET_DIR:-target}/release/regiondrill" run experiments/ap-async-region-loss.toml experiments/ap-sync-region-loss.toml experiments/ap-async-partition-then-region-loss.toml experiments/ap-sync-partition-then-region-loss.toml || test $? -eq 1
 
 # Run experiment files (or every shipped one): `just run experiments/ap-sync-region-loss.toml`.
 run *FILES="experiments/*.toml":
     cargo build --release --workspace
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
-    ./target/release/regiondrill run {{FILES}}
+    "${CARGO_TARGET_DIR:-target}/release/regiondrill" run {{FILES}}
 
 # Compare postures: the seed's matrix (7 postures × 3 faults, 5-8 minutes), or the
 # given matrix files / experiment directories. Writes reports/<id>/ with every format.
 matrix *INPUTS="experiments/matrix.toml":
     cargo build --release --workspace
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
-    ./target/release/regiondrill matrix {{INPUTS}}
+    "${CARGO_TARGET_DIR:-target}/release/regiondrill" matrix {{INPUTS}}
 
 # Re-render every format of run or matrix folders from their stored results.
 report +DIRS:

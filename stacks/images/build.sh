@@ -53,13 +53,14 @@ else
 fi
 
 cargo build --release --quiet -p regiondrill -p regiondrill-app
-stack_hash=$(cat target/release/regiondrill target/release/regiondrill-app | sha256sum | cut -c1-12)-$base_hash
+release="${CARGO_TARGET_DIR:-target}/release"
+stack_hash=$(cat "$release/regiondrill" "$release/regiondrill-app" | sha256sum | cut -c1-12)-$base_hash
 stack=regiondrill/stack:$stack_hash
 if [ "$force" = --force ] || ! docker image inspect "$stack" >/dev/null 2>&1; then
     ctr=$(docker create "$base" true)
     trap 'docker rm -f "$ctr" >/dev/null 2>&1 || true' EXIT
-    docker cp target/release/regiondrill "$ctr:/usr/local/bin/regiondrill"
-    docker cp target/release/regiondrill-app "$ctr:/usr/local/bin/regiondrill-app"
+    docker cp "$release/regiondrill" "$ctr:/usr/local/bin/regiondrill"
+    docker cp "$release/regiondrill-app" "$ctr:/usr/local/bin/regiondrill-app"
     docker commit --change "LABEL regiondrill.inputs=$stack_hash" "$ctr" "$stack" >/dev/null
     echo "images: $stack built"
 else
