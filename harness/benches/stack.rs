@@ -27,26 +27,7 @@ async fn main() {
             .unwrap_or(1)
     );
 
-    let mut bring_up = Vec::new();
-    let mut teardown = Vec::new();
-    for _ in 0..3 {
-        let r = run(
-            &out,
-            "bringup",
-            "posture = \"active-passive-sync\"\nduration = \"500ms\"\nsettle = \"0s\"\n",
-        )
-        .await;
-        bring_up.push(r.timings.bring_up_ms);
-        teardown.push(r.timings.teardown_ms);
-    }
-    let (b, t) = (median(&mut bring_up), median(&mut teardown));
-    report(
-        "active-passive bring-up to ready",
-        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
-        "≤ 5 s",
-        b <= 5_000.0,
-    );
-    report("teardown", format!("{:.0} ms (median of 3)", t), "—", true);
+    bring_up_and_teardown(&out, BackendChoice::Native, 5.0).await;
 
     for rate in [2_000, 3_000] {
         let toml = format!(
@@ -94,32 +75,7 @@ async fn main() {
             "—",
             true,
         );
-        let mut bring_up = Vec::new();
-        let mut teardown = Vec::new();
-        for _ in 0..3 {
-            let r = run_on(
-                &out,
-                BackendChoice::Docker,
-                "docker-bringup",
-                "posture = \"active-passive-sync\"\nduration = \"500ms\"\nsettle = \"0s\"\n",
-            )
-            .await;
-            bring_up.push(r.timings.bring_up_ms);
-            teardown.push(r.timings.teardown_ms);
-        }
-        let (b, t) = (median(&mut bring_up), median(&mut teardown));
-        report(
-            "docker bring-up to ready",
-            format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
-            "≤ 15 s",
-            b <= 15_000.0,
-        );
-        report(
-            "docker teardown",
-            format!("{:.2} s (median of 3)", t / 1e3),
-            "—",
-            true,
-        );
+        bring_up_and_teardown(&out, BackendChoice::Docker, 15.0).await;
         overhead(&out, BackendChoice::Docker).await;
     } else {
         println!("  docker figures SKIPPED: no Docker engine answers");
@@ -146,6 +102,36 @@ async fn run_on(out: &PathBuf, backend: BackendChoice, name: &str, toml: &str) -
     regiondrill::run::run(&exp, &opts, &CancellationToken::new())
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Active-passive bring-up to ready and teardown, median of 3; the target is in seconds.
+async fn bring_up_and_teardown(out: &PathBuf, backend: BackendChoice, target_s: f64) {
+    let mut bring_up = Vec::new();
+    let mut teardown = Vec::new();
+    for _ in 0..3 {
+        let r = run_on(
+            out,
+            backend,
+            "bringup",
+            "posture = \"active-passive-sync\"\nduration = \"500ms\"\nsettle = \"0s\"\n",
+        )
+        .await;
+        bring_up.push(r.timings.bring_up_ms);
+        teardown.push(r.timings.teardown_ms);
+    }
+    let (b, t) = (median(&mut bring_up), median(&mut teardown));
+    report(
+        &format!("{backend:?} active-passive bring-up to ready"),
+        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
+        &format!("≤ {target_s} s"),
+        b <= target_s * 1e3,
+    );
+    report(
+        &format!("{backend:?} teardown"),
+        format!("{:.0} ms (median of 3)", t),
+        "—",
+        true,
+    );
 }
 
 /// One matrix cell (active-passive sync, region loss, 12 s + 2 s settle), three times:
