@@ -134,8 +134,15 @@ enum Ran {
     Failed(String),
 }
 
-/// Runs experiments one after another, each into its own folder under `out`.
-async fn run_all(experiments: &[Experiment], args: &RunArgs, out: &Path, keep: bool) -> Vec<Ran> {
+/// Runs experiments one after another, each into its own folder under `out`, rendering each
+/// folder's reports when `render` (a matrix renders them all at the end instead).
+async fn run_all(
+    experiments: &[Experiment],
+    args: &RunArgs,
+    out: &Path,
+    keep: bool,
+    render: bool,
+) -> Vec<Ran> {
     let cancel = cancel_on_ctrl_c();
     let progress = Progress::new(args.quiet, experiments.len());
     let mut ran = Vec::new();
@@ -155,7 +162,7 @@ async fn run_all(experiments: &[Experiment], args: &RunArgs, out: &Path, keep: b
         match regiondrill::run::run(exp, &opts, &cancel).await {
             Ok(output) => {
                 let results = output.results();
-                if let Err(e) = report::render_run(&output.dir) {
+                if render && let Err(e) = report::render_run(&output.dir) {
                     eprintln!("warning: {}: {e}", output.dir.display());
                 }
                 let verdict = if results.slo.passed {
@@ -198,7 +205,7 @@ async fn run(files: Vec<PathBuf>, args: RunArgs, keep: bool) -> anyhow::Result<E
         .iter()
         .map(|f| experiment::load(f))
         .collect::<Result<_, _>>()?;
-    let ran = run_all(&experiments, &args, &args.out, keep).await;
+    let ran = run_all(&experiments, &args, &args.out, keep, true).await;
     let mut done = Vec::new();
     for r in &ran {
         if let Ran::Done(results, dir) = r {
@@ -251,7 +258,8 @@ async fn run_matrix(inputs: Vec<PathBuf>, args: RunArgs) -> anyhow::Result<ExitC
     );
     let dir = args.out.join(regiondrill::run::run_id(&name));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let ran = run_all(&experiments, &args, &dir, false).await;
+    // render_matrix below renders every run folder as well as the matrix's own reports.
+    let ran = run_all(&experiments, &args, &dir, false, false).await;
     let runs = experiments
         .iter()
         .zip(&ran)
