@@ -3,10 +3,12 @@
 //! (by the next start's sweep) after `kill -9` of the harness. Each test skips, saying so,
 //! when no engine answers.
 
-use crate::support::{TempDir, docker_or_skip, run_toml_on};
-use regiondrill::history::{EventKind, OpKind};
+use crate::support::{
+    ASYNC_PARTITION_THEN_KILL, TempDir, assert_loses_the_partition_window, docker_or_skip,
+    region_loss, run_toml_on,
+};
+use regiondrill::history::OpKind;
 use regiondrill::run::BackendChoice;
-use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -46,22 +48,8 @@ async fn sync_loses_nothing_on_region_loss_in_containers() {
     if !docker_or_skip("sync_loses_nothing_on_region_loss_in_containers").await {
         return;
     }
-    let toml = r#"
-posture = "active-passive-sync"
-duration = "6s"
-settle = "1s"
-[workload]
-rate_per_s = 150
-[failover]
-interval = "300ms"
-threshold = 2
-dns_ttl = "500ms"
-[[faults]]
-kind = "kill_region"
-region = "us"
-at = "3s"
-"#;
-    let (out, _dir) = run_toml_on(BackendChoice::Docker, "docker-sync-loss", toml, false).await;
+    let toml = region_loss("active-passive-sync", "6s", "3s");
+    let (out, _dir) = run_toml_on(BackendChoice::Docker, "docker-sync-loss", &toml, false).await;
     assert_eq!(out.backend, "docker");
     let f = &out.findings;
     assert!(f.lost_writes.checked);
@@ -88,68 +76,15 @@ async fn async_partition_then_kill_loses_the_window_in_containers() {
     if !docker_or_skip("async_partition_then_kill_loses_the_window_in_containers").await {
         return;
     }
-    let toml = r#"
-posture = "active-passive-async"
-duration = "8s"
-settle = "1s"
-[workload]
-rate_per_s = 150
-[failover]
-interval = "300ms"
-threshold = 2
-dns_ttl = "500ms"
-[[faults]]
-kind = "partition"
-links = ["replication"]
-at = "2s"
-[[faults]]
-kind = "kill_region"
-region = "us"
-at = "5s"
-"#;
     let (out, _dir) = run_toml_on(
         BackendChoice::Docker,
         // Long on purpose: container names once held it and broke past 63 characters (DNS).
         "docker-async-partition-then-region-loss-window",
-        toml,
+        ASYNC_PARTITION_THEN_KILL,
         false,
     )
     .await;
-    let f = &out.findings;
-    assert!(f.lost_writes.checked);
-    let started = |i: usize| {
-        out.history.events.iter().find_map(|e| match e.kind {
-            EventKind::FaultStarted { index, .. } if index == i => Some(e.at_ns),
-            _ => None,
-        })
-    };
-    let (partition_at, kill_at) = (started(0).unwrap(), started(1).unwrap());
-    let lost: BTreeSet<u64> = f.lost_writes.ids.iter().copied().collect();
-    let window: BTreeSet<u64> = out
-        .history
-        .ops
-        .iter()
-        .filter(|o| o.kind == OpKind::Write && o.outcome.is_ok())
-        .filter(|o| o.invoke_ns >= partition_at + 20_000_000 && o.complete_ns <= kill_at)
-        .map(|o| o.id)
-        .collect();
-    assert!(
-        window.len() > 150,
-        "only {} writes acknowledged during the partition",
-        window.len()
-    );
-    let missing: Vec<_> = window.difference(&lost).collect();
-    assert!(
-        missing.is_empty(),
-        "acknowledged during the partition but not lost: {missing:?}"
-    );
-    for id in &lost {
-        let op = out.history.ops.iter().find(|o| o.id == *id).unwrap();
-        assert!(
-            op.complete_ns + 50_000_000 >= partition_at,
-            "write {id} acknowledged well before the partition was lost"
-        );
-    }
+    assert_loses_the_partition_window(&out);
     assert!(
         leftovers().await.is_empty(),
         "left behind: {:?}",

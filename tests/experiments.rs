@@ -3,33 +3,14 @@
 //! loses exactly the writes acknowledged during the partition (checked against the databases
 //! themselves); injected latency shows up at least as large as injected; detection bounds RTO.
 
-use crate::support::run_toml;
+use crate::support::{
+    ASYNC_PARTITION_THEN_KILL, assert_loses_the_partition_window, region_loss, run_toml,
+};
 use regiondrill::history::{EventKind, OpKind, Outcome};
 use regiondrill::stack::native::postgres::{self, PgBinaries, PgSettings};
 use regiondrill::stack::process::RunAs;
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-/// An active-passive experiment of `duration` with a region kill at `kill_at`.
-fn region_loss(posture: &str, duration: &str, kill_at: &str) -> String {
-    format!(
-        r#"
-posture = "{posture}"
-duration = "{duration}"
-settle = "1s"
-[workload]
-rate_per_s = 150
-[failover]
-interval = "300ms"
-threshold = 2
-dns_ttl = "500ms"
-[[faults]]
-kind = "kill_region"
-region = "us"
-at = "{kill_at}"
-"#
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_replication_loses_no_acknowledged_write_on_region_loss() {
@@ -61,67 +42,12 @@ async fn sync_replication_loses_no_acknowledged_write_on_region_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_partition_then_kill_loses_exactly_the_partition_window() {
-    let toml = r#"
-posture = "active-passive-async"
-duration = "8s"
-settle = "1s"
-[workload]
-rate_per_s = 150
-[failover]
-interval = "300ms"
-threshold = 2
-dns_ttl = "500ms"
-[[faults]]
-kind = "partition"
-links = ["replication"]
-at = "2s"
-[[faults]]
-kind = "kill_region"
-region = "us"
-at = "5s"
-"#;
-    let (out, _dir) = run_toml("ap-async-partition-kill", toml, true).await;
+    let (out, _dir) = run_toml("ap-async-partition-kill", ASYNC_PARTITION_THEN_KILL, true).await;
     let kept = out.stack_files.clone().expect("stack files kept");
     let _cleanup = KeptFiles(kept.clone());
     let f = &out.findings;
-    assert!(f.lost_writes.checked);
-    let lost: BTreeSet<u64> = f.lost_writes.ids.iter().copied().collect();
-
     // Physics: the partition began at 2 s and us died at 5 s; async commits waited for no one.
-    let started = |i: usize| {
-        out.history.events.iter().find_map(|e| match e.kind {
-            EventKind::FaultStarted { index, .. } if index == i => Some(e.at_ns),
-            _ => None,
-        })
-    };
-    let (partition_at, kill_at) = (started(0).unwrap(), started(1).unwrap());
-    let acked = |o: &&regiondrill::history::Operation| o.kind == OpKind::Write && o.outcome.is_ok();
-    let window: BTreeSet<u64> = out
-        .history
-        .ops
-        .iter()
-        .filter(acked)
-        .filter(|o| o.invoke_ns >= partition_at + 20_000_000 && o.complete_ns <= kill_at)
-        .map(|o| o.id)
-        .collect();
-    assert!(
-        window.len() > 150,
-        "only {} writes acknowledged in the partition window",
-        window.len()
-    );
-    let missing: Vec<_> = window.difference(&lost).collect();
-    assert!(
-        missing.is_empty(),
-        "acknowledged during the partition but not reported lost: {missing:?}"
-    );
-    for id in &lost {
-        let op = out.history.ops.iter().find(|o| o.id == *id).unwrap();
-        assert!(
-            op.complete_ns + 50_000_000 >= partition_at,
-            "write {id} acked {}ms before the partition reported lost",
-            (partition_at - op.complete_ns) / 1_000_000
-        );
-    }
+    let (lost, _) = assert_loses_the_partition_window(&out);
     let rpo = f.lost_writes.rpo_ms.unwrap();
     assert!(
         (2_900.0..3_300.0).contains(&rpo),

@@ -129,6 +129,96 @@ impl Drop for TempDir {
     }
 }
 
+/// An active-passive experiment of `duration` with a region kill at `kill_at`.
+pub fn region_loss(posture: &str, duration: &str, kill_at: &str) -> String {
+    format!(
+        r#"
+posture = "{posture}"
+duration = "{duration}"
+settle = "1s"
+[workload]
+rate_per_s = 150
+[failover]
+interval = "300ms"
+threshold = 2
+dns_ttl = "500ms"
+[[faults]]
+kind = "kill_region"
+region = "us"
+at = "{kill_at}"
+"#
+    )
+}
+
+/// Async replication with the replication link black-holed at 2 s and `us` killed at 5 s:
+/// the writes acknowledged in between are on no replica, so they are lost.
+pub const ASYNC_PARTITION_THEN_KILL: &str = r#"
+posture = "active-passive-async"
+duration = "8s"
+settle = "1s"
+[workload]
+rate_per_s = 150
+[failover]
+interval = "300ms"
+threshold = 2
+dns_ttl = "500ms"
+[[faults]]
+kind = "partition"
+links = ["replication"]
+at = "2s"
+[[faults]]
+kind = "kill_region"
+region = "us"
+at = "5s"
+"#;
+
+/// The physics of [`ASYNC_PARTITION_THEN_KILL`], from the history: every write acknowledged
+/// from 20 ms after the partition until the kill is reported lost (and there are over 150),
+/// and nothing acknowledged more than 50 ms before the partition is. Returns the lost ids
+/// and the partition's start (ns).
+pub fn assert_loses_the_partition_window(
+    out: &regiondrill::run::RunOutput,
+) -> (std::collections::BTreeSet<u64>, u64) {
+    use regiondrill::history::{EventKind, OpKind};
+    let f = &out.findings;
+    assert!(f.lost_writes.checked);
+    let started = |i: usize| {
+        out.history.events.iter().find_map(|e| match e.kind {
+            EventKind::FaultStarted { index, .. } if index == i => Some(e.at_ns),
+            _ => None,
+        })
+    };
+    let (partition_at, kill_at) = (started(0).unwrap(), started(1).unwrap());
+    let lost: std::collections::BTreeSet<u64> = f.lost_writes.ids.iter().copied().collect();
+    let window: std::collections::BTreeSet<u64> = out
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Write && o.outcome.is_ok())
+        .filter(|o| o.invoke_ns >= partition_at + 20_000_000 && o.complete_ns <= kill_at)
+        .map(|o| o.id)
+        .collect();
+    assert!(
+        window.len() > 150,
+        "only {} writes acknowledged in the partition window",
+        window.len()
+    );
+    let missing: Vec<_> = window.difference(&lost).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged during the partition but not reported lost: {missing:?}"
+    );
+    for id in &lost {
+        let op = out.history.ops.iter().find(|o| o.id == *id).unwrap();
+        assert!(
+            op.complete_ns + 50_000_000 >= partition_at,
+            "write {id} acked {}ms before the partition reported lost",
+            (partition_at - op.complete_ns) / 1_000_000
+        );
+    }
+    (lost, partition_at)
+}
+
 /// Runs an experiment given as TOML text on the native backend; its run folder goes to a
 /// temporary directory that is removed with the returned guard.
 pub async fn run_toml(
