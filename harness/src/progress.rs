@@ -5,7 +5,8 @@
 use crate::run::Stage;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How progress is shown.
@@ -49,17 +50,14 @@ impl Progress {
         match self {
             Progress::Bars { multi, .. } => {
                 let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("  {prefix} {spinner} {msg}")
-                        .expect("static template"),
-                );
+                bar.set_style(stage_style());
                 bar.set_prefix(name.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 ExperimentProgress {
                     name: name.to_string(),
                     bar: Some(bar),
                     quiet: false,
-                    timeline: Arc::default(),
+                    in_workload: Arc::default(),
                 }
             }
             Progress::Lines { quiet } => {
@@ -68,7 +66,7 @@ impl Progress {
                     name: name.to_string(),
                     bar: None,
                     quiet: *quiet,
-                    timeline: Arc::default(),
+                    in_workload: Arc::default(),
                 }
             }
         }
@@ -101,61 +99,63 @@ pub struct ExperimentProgress {
     name: String,
     bar: Option<ProgressBar>,
     quiet: bool,
-    /// When the workload started and how long it runs (to draw the timeline).
-    timeline: Arc<Mutex<Option<(Instant, Duration)>>>,
+    /// Set while the workload runs: the thread advancing its timeline stops when it clears.
+    in_workload: Arc<AtomicBool>,
+}
+
+/// The spinner shown for every stage but the workload.
+fn stage_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {prefix} {spinner} {msg}").expect("static template")
+}
+
+/// The workload's timeline: a bar over its duration (position in ms).
+fn workload_style() -> ProgressStyle {
+    ProgressStyle::with_template("  {prefix} workload [{bar:30}] {msg}")
+        .expect("static template")
+        .progress_chars("=> ")
 }
 
 impl ExperimentProgress {
     /// The callback a run reports its stages to.
     pub fn observer(&self) -> crate::run::Observer {
-        let (name, bar, quiet, timeline) = (
+        let (name, bar, quiet, in_workload) = (
             self.name.clone(),
             self.bar.clone(),
             self.quiet,
-            self.timeline.clone(),
+            self.in_workload.clone(),
         );
         Arc::new(move |stage: Stage| {
-            let text = stage.describe();
-            if let Stage::Workload { duration } = stage {
-                *timeline.lock().expect("timeline lock") = Some((Instant::now(), duration));
-                if let Some(bar) = &bar {
-                    let (bar, timeline) = (bar.clone(), timeline.clone());
-                    // Redraw the timeline until the next stage replaces it.
-                    std::thread::spawn(move || {
-                        loop {
-                            // Copied out: the lock is not held while drawing or sleeping.
-                            let current = *timeline.lock().expect("timeline lock");
-                            let Some((start, total)) = current else {
-                                return;
-                            };
-                            let done = start.elapsed().min(total).as_secs_f64()
-                                / total.as_secs_f64().max(1e-9);
-                            let width = 30usize;
-                            let filled = (done * width as f64) as usize;
-                            bar.set_message(format!(
-                                "workload [{}{}] {:.0}s / {:.0}s",
-                                "=".repeat(filled),
-                                " ".repeat(width - filled),
-                                start.elapsed().min(total).as_secs_f64(),
-                                total.as_secs_f64()
-                            ));
-                            if bar.is_finished() {
-                                return;
-                            }
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
-                    });
+            let Some(bar) = &bar else {
+                if !quiet {
+                    eprintln!("{name}: {}", stage.describe());
                 }
-            } else {
-                *timeline.lock().expect("timeline lock") = None;
-            }
-            match &bar {
-                // The timeline thread owns the message during the workload.
-                Some(_) if matches!(stage, Stage::Workload { .. }) => {}
-                Some(bar) => bar.set_message(text),
-                None if !quiet => eprintln!("{name}: {text}"),
-                None => {}
-            }
+                return;
+            };
+            let Stage::Workload { duration } = stage else {
+                in_workload.store(false, Ordering::Relaxed);
+                bar.set_style(stage_style());
+                bar.set_message(stage.describe());
+                return;
+            };
+            in_workload.store(true, Ordering::Relaxed);
+            bar.set_style(workload_style());
+            bar.set_length(duration.as_millis() as u64);
+            bar.set_position(0);
+            let (bar, in_workload) = (bar.clone(), in_workload.clone());
+            let start = Instant::now();
+            // Advance the timeline until the next stage (or the end) stops it.
+            std::thread::spawn(move || {
+                while in_workload.load(Ordering::Relaxed) && !bar.is_finished() {
+                    let done = start.elapsed().min(duration);
+                    bar.set_position(done.as_millis() as u64);
+                    bar.set_message(format!(
+                        "{:.0}s / {:.0}s",
+                        done.as_secs_f64(),
+                        duration.as_secs_f64()
+                    ));
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
         })
     }
 }
