@@ -218,27 +218,30 @@ async fn a_commit_left_unanswered_is_504_unknown_and_may_have_committed() {
         .batch_execute("SELECT pg_reload_conf()")
         .await
         .unwrap();
+    // Both stuck commits (the write and the increment, on separate connections) finish on
+    // their own schedule once released: wait for each.
     let until = Instant::now() + Duration::from_secs(5);
+    let mut counter: i64;
     loop {
         let n: i64 = admin
             .query_one("SELECT count(*) FROM writes WHERE write_id = 2", &[])
             .await
             .unwrap()
             .get(0);
-        if n == 1 {
+        counter = admin
+            .query_one("SELECT value FROM counters WHERE key = 'c'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 && counter == 2 {
             break;
         }
         assert!(
             Instant::now() < until,
-            "the unanswered write never committed"
+            "the unanswered commits never completed (write found {n} times, counter {counter})"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let counter: i64 = admin
-        .query_one("SELECT value FROM counters WHERE key = 'c'", &[])
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(counter, 2);
 
     // The app discarded the stuck connections and carries on.
