@@ -2,20 +2,26 @@
 
 # The demo: active-passive async vs sync, under region loss and under a replication
 # partition followed by region loss, ending in the comparison table and the verdicts.
-demo:
+demo: (deps "demo")
     cargo build --release --workspace
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
     "${CARGO_TARGET_DIR:-target}/release/regiondrill" run experiments/ap-async-region-loss.toml experiments/ap-sync-region-loss.toml experiments/ap-async-partition-then-region-loss.toml experiments/ap-sync-partition-then-region-loss.toml || test $? -eq 1
 
+# Install what the demo ("demo") or the tests ("test") need and this machine lacks: apt-get and
+# pip as root or with passwordless sudo, otherwise it prints the one command to run. Quick
+# when everything is present; `demo`, `run`, `matrix` and `test` start with it.
+deps PURPOSE="test":
+    @stacks/deps.sh --for {{PURPOSE}}
+
 # Run experiment files (or every shipped one): `just run experiments/ap-sync-region-loss.toml`.
-run *FILES="experiments/*.toml":
+run *FILES="experiments/*.toml": (deps "demo")
     cargo build --release --workspace
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
     "${CARGO_TARGET_DIR:-target}/release/regiondrill" run {{FILES}}
 
 # Compare postures: the seed's matrix (7 postures × 3 faults, 5-8 minutes), or the
 # given matrix files / experiment directories. Writes reports/<id>/ with every format.
-matrix *INPUTS="experiments/matrix.toml":
+matrix *INPUTS="experiments/matrix.toml": (deps "demo")
     cargo build --release --workspace
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
     "${CARGO_TARGET_DIR:-target}/release/regiondrill" matrix {{INPUTS}}
@@ -29,10 +35,9 @@ images *ARGS:
     stacks/images/build.sh {{ARGS}}
 
 # The tests: unit, known-answer and integration tests (real sockets, real processes).
-test:
-    @command -v zizmor >/dev/null 2>&1 || pip install --quiet zizmor check-jsonschema
+test: (deps "test")
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh; else echo "test: no Docker engine answers: the Docker tests will say SKIPPED"; fi
-    cargo nextest run --workspace --no-fail-fast
+    REGIONDRILL_REQUIRE_BROWSER=1 REGIONDRILL_REQUIRE_PEERS=1 cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
 
 # Benchmarks, each figure printed next to its target.

@@ -416,3 +416,88 @@ async fn kill_9_of_the_harness_takes_its_children_and_the_next_run_sweeps_the_re
         run_dirs(&tmp.0)
     );
 }
+
+/// Regression: Ctrl-C during bring-up left 16–22 MB in the run directory (the copy of the
+/// cached cluster, `cp -a`, kept writing after bring-up was dropped), and Ctrl-C during
+/// teardown exited 0 saying "SLOs met". At every stage, an interrupted run must exit 2, leave
+/// no process and no file of the run, and leave a run folder marked incomplete that names
+/// the stage.
+#[tokio::test]
+async fn ctrl_c_at_any_moment_leaves_nothing_exits_2_and_marks_the_run_incomplete() {
+    use crate::support::interrupt::{STAGES, SHORT, incomplete_reason, interrupt, names_stage};
+    let [bring_up, workload, heal, teardown] = STAGES;
+    let ms = Duration::from_millis;
+    // Bring-up is where the children are many and short-lived: try it densely.
+    let bring_up_points = [0, 20, 50, 80, 120, 160, 200, 250, 300, 350].map(|d| (bring_up, ms(d)));
+    let later_points = [
+        (workload, ms(0)),
+        (workload, ms(1000)),
+        (heal, ms(0)),
+        (heal, ms(300)),
+        (teardown, ms(0)),
+    ];
+    for (stage, delay) in bring_up_points.into_iter().chain(later_points) {
+        let tmp = TempDir::new("cli-ctrlc-any");
+        let file = write(&tmp.0, "short.toml", SHORT);
+        let mut cmd = regiondrill(&tmp.0);
+        cmd.arg(&file);
+        let run = interrupt(cmd, stage, delay).await;
+        let at = format!("SIGINT {delay:?} after \"{stage}\"");
+        assert_eq!(run.code, Some(2), "{at}: exit code\n{}", run.stderr);
+        assert!(
+            wait_until(Duration::from_secs(5), || leftovers(&tmp.0).is_empty()).await,
+            "{at}: left running: {:?}",
+            leftovers(&tmp.0)
+        );
+        assert!(
+            run_dirs(&tmp.0).is_empty(),
+            "{at}: run directory left behind: {:?}",
+            run_dirs(&tmp.0)
+        );
+        let reason = incomplete_reason(&tmp.0.join("reports"));
+        assert!(
+            names_stage(&reason, run.stage_seen),
+            "{at}: the run folder says \"{reason}\", last stage seen {:?}",
+            run.stage_seen
+        );
+    }
+}
+
+/// Regression: the template cache is built in a staging copy beside it; Ctrl-C in the middle
+/// of building it must not leave that copy (or a half template) behind.
+#[tokio::test]
+async fn ctrl_c_while_the_template_cache_is_built_leaves_no_staging_copy() {
+    use crate::support::interrupt::{SHORT, STAGES, interrupt};
+    for delay in [150, 400, 700] {
+        let tmp = TempDir::new("cli-ctrlc-cache");
+        let file = write(&tmp.0, "short.toml", SHORT);
+        let cache = tmp.0.join("cache");
+        let mut cmd = regiondrill(&tmp.0);
+        cmd.env("REGIONDRILL_CACHE", &cache).arg(&file);
+        let run = interrupt(cmd, STAGES[0], Duration::from_millis(delay)).await;
+        assert_eq!(run.code, Some(2), "{}", run.stderr);
+        let entries: Vec<String> = std::fs::read_dir(&cache)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            entries.iter().all(|e| !e.contains(".tmp-")),
+            "staging copy left in the cache after SIGINT at +{delay} ms: {entries:?}"
+        );
+        for template in entries.iter().filter(|e| !e.ends_with(".key")) {
+            assert!(
+                cache.join(template).join("PG_VERSION").is_file(),
+                "a half-built template {template} was left in place"
+            );
+        }
+        assert!(run_dirs(&tmp.0).is_empty(), "{:?}", run_dirs(&tmp.0));
+        assert!(
+            wait_until(Duration::from_secs(5), || leftovers(&tmp.0).is_empty()).await,
+            "{:?}",
+            leftovers(&tmp.0)
+        );
+    }
+}

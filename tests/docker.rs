@@ -209,3 +209,44 @@ async fn a_missing_image_is_a_clear_error() {
         leftovers().await
     );
 }
+
+/// Ctrl-C at every stage of a Docker run (several moments of bring-up, when containers and
+/// networks are being created, then workload, heal and teardown): exit 2, no container and
+/// no network of the run left, and a run folder marked incomplete naming the stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_any_stage_removes_every_container_and_network() {
+    use crate::support::interrupt::{SHORT, STAGES, incomplete_reason, interrupt, names_stage};
+    if !docker_or_skip("ctrl_c_at_any_stage_removes_every_container_and_network").await {
+        return;
+    }
+    let [bring_up, workload, heal, teardown] = STAGES;
+    let ms = Duration::from_millis;
+    let points = [
+        (bring_up, ms(0)),
+        (bring_up, ms(400)),
+        (bring_up, ms(1500)),
+        (bring_up, ms(3000)),
+        (workload, ms(500)),
+        (heal, ms(100)),
+        (teardown, ms(0)),
+    ];
+    for (stage, delay) in points {
+        let tmp = TempDir::new("docker-ctrlc-any");
+        let file = tmp.0.join("short.toml");
+        std::fs::write(&file, SHORT).unwrap();
+        let run = interrupt(regiondrill(&tmp.0, &file), stage, delay).await;
+        let at = format!("SIGINT {delay:?} after \"{stage}\"");
+        assert_eq!(run.code, Some(2), "{at}: exit code\n{}", run.stderr);
+        assert!(
+            leftovers().await.is_empty(),
+            "{at}: left behind: {:?}",
+            leftovers().await
+        );
+        let reason = incomplete_reason(&tmp.0.join("reports"));
+        assert!(
+            names_stage(&reason, run.stage_seen),
+            "{at}: the run folder says \"{reason}\", last stage seen {:?}",
+            run.stage_seen
+        );
+    }
+}

@@ -96,8 +96,8 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { files, args, keep } => run(files, args, keep).await,
-        Command::Matrix { inputs, args } => run_matrix(inputs, args).await,
+        Command::Run { files, args, keep } => run(files, args, keep, &cancel_on_signals()).await,
+        Command::Matrix { inputs, args } => run_matrix(inputs, args, &cancel_on_signals()).await,
         Command::Report { dirs } => rerender(dirs),
         Command::Proxy { host, port } => proxy(host, port).await.map(|()| ExitCode::SUCCESS),
     };
@@ -112,18 +112,33 @@ fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Ctrl-C once: stop the run and clean up. Twice: leave now (children die with us).
-fn cancel_on_ctrl_c() -> CancellationToken {
+/// Ctrl-C (or SIGTERM) once: stop the run and clean up. Twice: leave now (children die with
+/// us). The handlers are registered before this returns, so a signal at any later moment is
+/// caught (registering inside the spawned task left a window where SIGINT killed the harness
+/// outright).
+fn cancel_on_signals() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        eprintln!("warning: cannot catch Ctrl-C; an interrupted run may leave its stack behind");
+        return token;
+    };
     let t = token.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping the stack (Ctrl-C again to leave at once)");
-            t.cancel();
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
+        eprintln!("\ninterrupted: stopping the stack (Ctrl-C again to leave at once)");
+        t.cancel();
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(130);
     });
     token
 }
@@ -142,8 +157,8 @@ async fn run_all(
     out: &Path,
     keep: bool,
     render: bool,
+    cancel: &CancellationToken,
 ) -> Vec<Ran> {
-    let cancel = cancel_on_ctrl_c();
     let progress = Progress::new(args.quiet, experiments.len());
     let mut ran = Vec::new();
     for exp in experiments {
@@ -159,7 +174,7 @@ async fn run_all(
             images: args.images,
             observer: Some(shown.observer()),
         };
-        match regiondrill::run::run(exp, &opts, &cancel).await {
+        match regiondrill::run::run(exp, &opts, cancel).await {
             Ok(output) => {
                 let results = output.results();
                 if render && let Err(e) = report::render_run(&output.dir) {
@@ -183,6 +198,10 @@ async fn run_all(
         }
     }
     progress.finish();
+    // Ctrl-C after the last experiment finished still means the batch was interrupted.
+    if cancel.is_cancelled() && !ran.iter().any(|r| matches!(r, Ran::Failed(_))) {
+        ran.push(Ran::Failed("interrupted".into()));
+    }
     ran
 }
 
@@ -200,12 +219,17 @@ fn exit_code(ran: &[Ran]) -> ExitCode {
     }
 }
 
-async fn run(files: Vec<PathBuf>, args: RunArgs, keep: bool) -> anyhow::Result<ExitCode> {
+async fn run(
+    files: Vec<PathBuf>,
+    args: RunArgs,
+    keep: bool,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let experiments: Vec<Experiment> = files
         .iter()
         .map(|f| experiment::load(f))
         .collect::<Result<_, _>>()?;
-    let ran = run_all(&experiments, &args, &args.out, keep, true).await;
+    let ran = run_all(&experiments, &args, &args.out, keep, true, cancel).await;
     let mut done = Vec::new();
     for r in &ran {
         if let Ran::Done(results, dir) = r {
@@ -245,7 +269,11 @@ fn expand(inputs: &[PathBuf]) -> anyhow::Result<(String, Option<u64>, Vec<Experi
     Ok((name.unwrap_or_else(|| "matrix".into()), seed, experiments))
 }
 
-async fn run_matrix(inputs: Vec<PathBuf>, args: RunArgs) -> anyhow::Result<ExitCode> {
+async fn run_matrix(
+    inputs: Vec<PathBuf>,
+    args: RunArgs,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let (name, seed, experiments) = expand(&inputs)?;
     anyhow::ensure!(
         !experiments.is_empty(),
@@ -259,7 +287,7 @@ async fn run_matrix(inputs: Vec<PathBuf>, args: RunArgs) -> anyhow::Result<ExitC
     let dir = args.out.join(regiondrill::run::run_id(&name));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // render_matrix below renders every run folder as well as the matrix's own reports.
-    let ran = run_all(&experiments, &args, &dir, false, false).await;
+    let ran = run_all(&experiments, &args, &dir, false, false, cancel).await;
     let runs = experiments
         .iter()
         .zip(&ran)

@@ -103,9 +103,12 @@ pub enum RunError {
     /// The stack could not be brought up or operated.
     #[error(transparent)]
     Stack(#[from] StackError),
-    /// The run was interrupted (Ctrl-C).
-    #[error("interrupted")]
-    Cancelled,
+    /// The run was interrupted (Ctrl-C), in the stage named.
+    #[error("interrupted while {stage}")]
+    Interrupted {
+        /// The stage it was in, e.g. "bringing up the stack".
+        stage: String,
+    },
     /// Writing the run folder failed.
     #[error("writing {path}: {error}")]
     Output {
@@ -114,6 +117,65 @@ pub enum RunError {
         /// The error.
         error: String,
     },
+    /// The run stopped early; what it recorded up to then is in `dir`, marked incomplete.
+    #[error("{error} (incomplete run folder: {})", dir.display())]
+    Incomplete {
+        /// Why it stopped.
+        error: Box<RunError>,
+        /// The run folder, with `incomplete.json`.
+        dir: PathBuf,
+    },
+}
+
+impl RunError {
+    /// Whether the run was interrupted (rather than failing by itself).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            RunError::Interrupted { .. } => true,
+            RunError::Incomplete { error, .. } => error.is_interrupted(),
+            _ => false,
+        }
+    }
+}
+
+/// Follows a run's stages, and remembers the one it was in when `cancel` fired: Ctrl-C can
+/// come at any moment, and the report must say when.
+struct StageTracker {
+    current: Arc<Mutex<Stage>>,
+    interrupted_in: Arc<std::sync::OnceLock<Stage>>,
+}
+
+impl StageTracker {
+    fn new(cancel: &CancellationToken) -> StageTracker {
+        let current = Arc::new(Mutex::new(Stage::BringingUp));
+        let interrupted_in = Arc::new(std::sync::OnceLock::new());
+        let (c, at, token) = (current.clone(), interrupted_in.clone(), cancel.clone());
+        tokio::spawn(async move {
+            token.cancelled().await;
+            let _ = at.set(*c.lock().expect("stage lock"));
+        });
+        StageTracker {
+            current,
+            interrupted_in,
+        }
+    }
+
+    fn enter(&self, stage: Stage, opts: &RunOptions) {
+        *self.current.lock().expect("stage lock") = stage;
+        opts.stage(stage);
+    }
+
+    /// The error for an interrupted run.
+    fn interrupted(&self) -> RunError {
+        let stage = self
+            .interrupted_in
+            .get()
+            .copied()
+            .unwrap_or_else(|| *self.current.lock().expect("stage lock"));
+        RunError::Interrupted {
+            stage: stage.describe(),
+        }
+    }
 }
 
 /// How long each stage of the harness took (for the overhead figures).
@@ -161,19 +223,24 @@ pub struct RunOutput {
 }
 
 /// Runs one experiment. `cancel` (Ctrl-C) stops it; the stack is torn down on every path.
+/// A run that stops early — interrupted in any stage, or failing after bring-up — still
+/// writes its run folder, with what it recorded and `incomplete.json` saying why (never
+/// `results.json`: there is no verdict).
 pub async fn run(
     exp: &Experiment,
     opts: &RunOptions,
     cancel: &CancellationToken,
 ) -> Result<RunOutput, RunError> {
     let run_id = run_id(&exp.name);
+    let dir = opts.out.join(&run_id);
+    let stages = StageTracker::new(cancel);
     let docker = match opts.backend {
         BackendChoice::Native => false,
         BackendChoice::Docker => true,
         BackendChoice::Auto => Engine::available().await,
     };
     let backend = if docker { "docker" } else { "native" };
-    opts.stage(Stage::BringingUp);
+    stages.enter(Stage::BringingUp, opts);
     let t = Instant::now();
     let up = async {
         if docker {
@@ -185,13 +252,15 @@ pub async fn run(
         }
     };
     let stack = tokio::select! {
-        _ = cancel.cancelled() => return Err(RunError::Cancelled),
+        _ = cancel.cancelled() => {
+            return Err(incomplete(&dir, exp, None, stages.interrupted()));
+        }
         s = up => Arc::new(s?),
     };
     let bring_up_ms = ms_since(t);
     let fault_proxy = stack.fault_proxy();
-    let result = drive(exp, &stack, cancel, opts).await;
-    opts.stage(Stage::TearingDown);
+    let (recorded, result) = drive(exp, &stack, cancel, opts, &stages).await;
+    stages.enter(Stage::TearingDown, opts);
     let t = Instant::now();
     let stack_files = if opts.keep_stack_files {
         stack.keep_files().await
@@ -200,28 +269,37 @@ pub async fn run(
     };
     teardown(stack).await;
     let teardown_ms = ms_since(t);
-    let driven = result?;
+    let healed = match (recorded, result) {
+        (Some(recorded), Ok(healed)) if !cancel.is_cancelled() => (recorded, healed),
+        (recorded, result) => {
+            let error = match result {
+                Err(e) if !e.is_interrupted() && !cancel.is_cancelled() => e,
+                _ => stages.interrupted(),
+            };
+            return Err(incomplete(&dir, exp, recorded.as_ref(), error));
+        }
+    };
+    let (recorded, (workload_ms, heal_settle_ms, final_state)) = healed;
 
-    opts.stage(Stage::Checking);
+    stages.enter(Stage::Checking, opts);
     let t = Instant::now();
-    let findings = checker::check(&driven.history, &driven.probes, Some(&driven.final_state));
+    let findings = checker::check(&recorded.history, &recorded.probes, Some(&final_state));
     let verdict = checker::verdict(&findings, &exp.slo);
     let check_ms = ms_since(t);
     let timings = Timings {
         bring_up_ms,
-        workload_ms: driven.workload_ms,
-        heal_settle_ms: driven.heal_settle_ms,
+        workload_ms,
+        heal_settle_ms,
         teardown_ms,
         check_ms,
     };
-    let dir = opts.out.join(&run_id);
     let output = RunOutput {
         run_id,
         dir,
         experiment: exp.clone(),
-        history: driven.history,
-        probes: driven.probes,
-        final_state: driven.final_state,
+        history: recorded.history,
+        probes: recorded.probes,
+        final_state,
         findings,
         verdict,
         timings,
@@ -229,37 +307,54 @@ pub async fn run(
         fault_proxy,
         stack_files,
     };
+    if cancel.is_cancelled() {
+        let recorded = Recorded {
+            history: output.history,
+            probes: output.probes,
+        };
+        return Err(incomplete(
+            &output.dir,
+            exp,
+            Some(&recorded),
+            stages.interrupted(),
+        ));
+    }
     write_run_folder(&output)?;
     Ok(output)
 }
 
-struct Driven {
+/// What a run recorded, complete or not.
+struct Recorded {
     history: History,
     probes: Probes,
-    final_state: FinalState,
-    workload_ms: f64,
-    heal_settle_ms: f64,
 }
 
-/// Everything between bring-up and teardown.
+/// The workload's and the heal's durations (ms) and the final state.
+type Healed = (f64, f64, FinalState);
+
+/// Everything between bring-up and teardown. Whatever happens, returns what was recorded
+/// (None only when recording never began) beside the outcome.
 async fn drive(
     exp: &Experiment,
     stack: &Arc<Stack>,
     cancel: &CancellationToken,
     opts: &RunOptions,
-) -> Result<Driven, RunError> {
+    stages: &StageTracker,
+) -> (Option<Recorded>, Result<Healed, RunError>) {
     let primary = stack.routing.snapshot().primary;
-    let primary_dsn = stack
-        .db_dsn(&primary)
-        .ok_or_else(|| StackError::Other("no primary database".into()))?;
+    let Some(primary_dsn) = stack.db_dsn(&primary) else {
+        return (
+            None,
+            Err(StackError::Other("no primary database".into()).into()),
+        );
+    };
     let replica_region = crate::stack::topology::other_region(&primary).to_string();
     let replica_dsn = stack.db_dsn(&replica_region);
     let hb = match &replica_dsn {
-        Some(replica) => Some(
-            heartbeat::HeartbeatProbe::setup(&primary_dsn, replica)
-                .await
-                .map_err(StackError::Other)?,
-        ),
+        Some(replica) => match heartbeat::HeartbeatProbe::setup(&primary_dsn, replica).await {
+            Ok(hb) => Some(hb),
+            Err(e) => return (None, Err(StackError::Other(e).into())),
+        },
         None => None,
     };
     let plan = Arc::new(Plan::new(&exp.workload, exp.duration, exp.seed));
@@ -310,23 +405,20 @@ async fn drive(
         stop_probes,
         stop_controller,
     };
-    let result = run_and_heal(exp, stack, cancel, plan, client, &recorder, &mut bg, opts).await;
+    let result = run_and_heal(exp, stack, cancel, plan, client, &recorder, &mut bg, opts, stages).await;
     // Whatever happened, nothing of the run may still hold the stack when it is torn down.
     bg.stop_controller().await;
     bg.stop_probes().await;
-    let (workload_ms, heal_settle_ms, final_state) = result?;
     let probes = Probes {
         heartbeat_poll_ms: heartbeat::POLL_INTERVAL.as_secs_f64() * 1e3,
         heartbeats: hb.map(|h| h.heartbeats()).unwrap_or_default(),
         replication: std::mem::take(&mut *stats.lock().expect("stats lock")),
     };
-    Ok(Driven {
+    let recorded = Recorded {
         history: recorder.finish(),
         probes,
-        final_state,
-        workload_ms,
-        heal_settle_ms,
-    })
+    };
+    (Some(recorded), result)
 }
 
 /// Tears the stack down once the run's tasks have let go of it (they all stop on their own
@@ -378,10 +470,14 @@ async fn run_and_heal(
     recorder: &Recorder,
     bg: &mut Background,
     opts: &RunOptions,
-) -> Result<(f64, f64, FinalState), RunError> {
-    opts.stage(Stage::Workload {
-        duration: exp.duration,
-    });
+    stages: &StageTracker,
+) -> Result<Healed, RunError> {
+    stages.enter(
+        Stage::Workload {
+            duration: exp.duration,
+        },
+        opts,
+    );
     let t = Instant::now();
     recorder.event(EventKind::WorkloadStarted);
     let schedule = Schedule::new(exp.faults.clone());
@@ -398,16 +494,16 @@ async fn run_and_heal(
     let workload_ms = ms_since(t);
     scheduled?;
     if cancel.is_cancelled() {
-        return Err(RunError::Cancelled);
+        return Err(stages.interrupted());
     }
-    opts.stage(Stage::Healing);
+    stages.enter(Stage::Healing, opts);
     let t = Instant::now();
     bg.stop_controller().await;
     schedule.heal_remaining(stack, recorder).await?;
     stack.heal_links().await?;
     recorder.event(EventKind::Healed);
     tokio::select! {
-        _ = cancel.cancelled() => return Err(RunError::Cancelled),
+        _ = cancel.cancelled() => return Err(stages.interrupted()),
         _ = tokio::time::sleep(exp.settle) => {}
     }
     bg.stop_probes().await;
@@ -501,42 +597,109 @@ impl RunOutput {
     }
 }
 
-fn write_run_folder(out: &RunOutput) -> Result<(), RunError> {
-    let dir = &out.dir;
-    let err = |p: &Path, e: std::io::Error| RunError::Output {
+/// The file that marks a run folder incomplete (and says why); such a folder has no
+/// `results.json`.
+pub const INCOMPLETE_FILE: &str = "incomplete.json";
+
+/// `incomplete.json`: why a run stopped before its verdict.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Incomplete {
+    /// What stopped it, e.g. "interrupted while running the workload and faults for 20s".
+    pub reason: String,
+    /// Whether it was interrupted (Ctrl-C) rather than failing by itself.
+    pub interrupted: bool,
+    /// Whether `history.jsonl` and `probes.json` hold what was recorded up to then.
+    pub has_history: bool,
+}
+
+/// Writes what an early-stopped run has into its run folder, marked incomplete, and returns
+/// the error to report (naming the folder). When even that fails, the original error.
+fn incomplete(dir: &Path, exp: &Experiment, recorded: Option<&Recorded>, error: RunError) -> RunError {
+    let marker = Incomplete {
+        reason: error.to_string(),
+        interrupted: error.is_interrupted(),
+        has_history: recorded.is_some(),
+    };
+    let written = (|| {
+        let folder = RunFolder::create(dir)?;
+        folder.experiment(exp)?;
+        if let Some(r) = recorded {
+            folder.recorded(&r.history, &r.probes)?;
+        }
+        folder.write(INCOMPLETE_FILE, &serde_json::to_vec_pretty(&marker).expect("serializable"))
+    })();
+    match written {
+        Ok(()) => RunError::Incomplete {
+            error: Box::new(error),
+            dir: dir.to_path_buf(),
+        },
+        Err(e) => {
+            tracing::warn!("could not write the incomplete run folder: {e}");
+            error
+        }
+    }
+}
+
+/// A run folder being written.
+struct RunFolder<'a> {
+    dir: &'a Path,
+}
+
+impl<'a> RunFolder<'a> {
+    fn create(dir: &'a Path) -> Result<Self, RunError> {
+        std::fs::create_dir_all(dir).map_err(|e| output_error(dir, e))?;
+        Ok(RunFolder { dir })
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
+        let p = self.dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| output_error(&p, e))
+    }
+
+    /// `experiment.toml` (the file as written, when readable) and `experiment.json`.
+    fn experiment(&self, exp: &Experiment) -> Result<(), RunError> {
+        if let Ok(text) = std::fs::read(&exp.source) {
+            self.write("experiment.toml", &text)?;
+        }
+        self.write(
+            "experiment.json",
+            &serde_json::to_vec_pretty(exp).expect("serializable"),
+        )
+    }
+
+    /// `history.jsonl` and `probes.json`.
+    fn recorded(&self, history: &History, probes: &Probes) -> Result<(), RunError> {
+        let mut bytes = Vec::new();
+        history
+            .write_jsonl(&mut bytes)
+            .map_err(|e| output_error(&self.dir.join("history.jsonl"), e))?;
+        self.write("history.jsonl", &bytes)?;
+        self.write(
+            "probes.json",
+            &serde_json::to_vec_pretty(probes).expect("serializable"),
+        )
+    }
+}
+
+fn output_error(p: &Path, e: std::io::Error) -> RunError {
+    RunError::Output {
         path: p.display().to_string(),
         error: e.to_string(),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).map_err(|e| err(&p, e))
-    };
-    if let Ok(text) = std::fs::read(&out.experiment.source) {
-        write("experiment.toml", &text)?;
     }
-    write(
-        "experiment.json",
-        &serde_json::to_vec_pretty(&out.experiment).expect("serializable"),
-    )?;
-    let mut history = Vec::new();
-    out.history
-        .write_jsonl(&mut history)
-        .map_err(|e| err(&dir.join("history.jsonl"), e))?;
-    write("history.jsonl", &history)?;
-    write(
-        "probes.json",
-        &serde_json::to_vec_pretty(&out.probes).expect("serializable"),
-    )?;
-    write(
+}
+
+fn write_run_folder(out: &RunOutput) -> Result<(), RunError> {
+    let folder = RunFolder::create(&out.dir)?;
+    folder.experiment(&out.experiment)?;
+    folder.recorded(&out.history, &out.probes)?;
+    folder.write(
         "final_state.json",
         &serde_json::to_vec(&out.final_state).expect("serializable"),
     )?;
-    write(
+    folder.write(
         "results.json",
         &serde_json::to_vec_pretty(&out.results()).expect("serializable"),
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]

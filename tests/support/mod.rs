@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod interrupt;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

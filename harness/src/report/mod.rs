@@ -134,6 +134,19 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
 /// Reads only a run folder's `results.json`, checking its schema.
 pub fn load_results(dir: &Path) -> Result<Results, ReportError> {
     let path = dir.join(RESULTS_FILE);
+    let marker = dir.join(crate::run::INCOMPLETE_FILE);
+    if !path.is_file() && marker.is_file() {
+        let why: Option<crate::run::Incomplete> = std::fs::read(&marker)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        return Err(ReportError::Read {
+            path: marker,
+            message: format!(
+                "the run is incomplete ({}): it has no verdict to report",
+                why.map_or("reason unreadable".into(), |w| w.reason)
+            ),
+        });
+    }
     if !path.is_file() && dir.is_dir() {
         return Err(ReportError::Read {
             path,

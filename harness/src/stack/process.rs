@@ -145,8 +145,13 @@ impl NodeProcess {
 
     /// Kills the process and all its descendants at once, and waits for it to be reaped.
     pub async fn kill(&mut self) {
-        kill_tree(self.pid);
+        let killed = kill_tree(self.pid);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        // PostgreSQL's backends leave the postmaster's group: wait for them too.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while killed.iter().any(|&p| is_running(p)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Sends SIGTERM to the group, waits up to `grace`, then SIGKILLs.
@@ -170,16 +175,42 @@ impl NodeProcess {
 }
 
 impl Drop for NodeProcess {
+    /// Kills the tree and waits (bounded) until none of it runs any more: whatever drops a
+    /// node (Ctrl-C during bring-up, an error, a panic) may remove the directory the node was
+    /// writing into right after, and a process still finishing a write would make that fail.
     fn drop(&mut self) {
-        kill_tree(self.pid);
+        let killed = kill_tree(self.pid);
+        wait_stopped(&killed, Duration::from_secs(2));
     }
 }
 
+/// Waits until every process in `pids` has exited (a zombie or gone), for at most `limit`.
+/// A zombie writes nothing, so what it wrote to is safe to remove.
+pub fn wait_stopped(pids: &[i32], limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while pids.iter().any(|&p| is_running(p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether `pid` exists and is not a zombie (from `/proc/<pid>/stat`).
+fn is_running(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x") | None)
+}
+
 /// Freezes `pid` and every descendant (SIGSTOP), then SIGKILLs them all and `pid`'s process
-/// group: no process of the tree runs between the first and the last kill.
-pub fn kill_tree(pid: i32) {
+/// group: no process of the tree runs between the first and the last kill. Returns the
+/// processes it killed (`pid` first).
+pub fn kill_tree(pid: i32) -> Vec<i32> {
     if pid <= 0 {
-        return;
+        return Vec::new();
     }
     // SAFETY: signalling our own child; SIGSTOP first so it forks no more.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -193,6 +224,7 @@ pub fn kill_tree(pid: i32) {
         unsafe { libc::kill(p, libc::SIGKILL) };
     }
     kill_group(pid);
+    std::iter::once(pid).chain(tree).collect()
 }
 
 /// Sends `signal` (SIGSTOP or SIGCONT) to `pid` and every descendant.

@@ -61,10 +61,22 @@ impl RunDir {
 }
 
 impl Drop for RunDir {
+    /// Removes the directory. Its processes are dead by now; a few retries cover a file one of
+    /// them created in the instant before it died (`remove_dir_all` then finds a directory
+    /// not empty).
     fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
+        if self.keep {
+            return;
         }
+        for _ in 0..20 {
+            match std::fs::remove_dir_all(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return,
+            }
+        }
+        tracing::warn!(dir = %self.path.display(), "could not remove the run directory");
     }
 }
 

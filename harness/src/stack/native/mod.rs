@@ -235,6 +235,14 @@ fn harness_endpoints(ports: &BTreeMap<NodeId, u16>) -> BTreeMap<NodeId, super::E
         .collect()
 }
 
+impl Drop for NativeNodes {
+    /// The processes die (and stop writing) before their run directory is removed: fields
+    /// drop in declaration order, and the directory comes first.
+    fn drop(&mut self) {
+        self.procs.clear();
+    }
+}
+
 impl NativeNodes {
     fn log(&self, node: &NodeId) -> PathBuf {
         self.dir.path().join("logs").join(format!("{node}.log"))

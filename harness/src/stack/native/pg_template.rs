@@ -95,7 +95,7 @@ async fn initdb_cached(
     if !template.join("PG_VERSION").is_file() {
         build(bins, &template, &key, scratch, log, run_as, conf).await?;
     }
-    copy_tree(&template, data_dir).await
+    copy_tree(&template, data_dir, log).await
 }
 
 /// Builds `template`: `initdb` in `scratch`, then copied next to `template` and renamed
@@ -114,9 +114,11 @@ async fn build(
     let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let staging = template.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let fresh = scratch.join(format!("pg-template-{n}"));
+    // A build interrupted at any point (Ctrl-C drops this future) leaves no staging copy.
+    let _staging_guard = RemoveOnDrop(staging.clone());
     postgres::initdb(bins, &fresh, log, run_as, conf).await?;
     let _ = std::fs::remove_dir_all(&staging);
-    copy_tree(&fresh, &staging).await?;
+    copy_tree(&fresh, &staging, log).await?;
     let _ = std::fs::remove_dir_all(&fresh);
     let key_file = template.with_extension("key");
     std::fs::write(&key_file, key).map_err(|e| StackError::io(&key_file, e))?;
@@ -133,25 +135,34 @@ async fn build(
     Ok(())
 }
 
-/// `cp -a from to`: owner, modes and times kept.
-async fn copy_tree(from: &Path, to: &Path) -> Result<(), StackError> {
-    let out = tokio::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .output()
-        .await
-        .map_err(|e| StackError::io(to, e))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(StackError::Other(format!(
-            "copying {} to {}: {}",
-            from.display(),
-            to.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
+/// Removes a directory when dropped (if it is still there).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `cp -a from to`: owner, modes and times kept. `cp` runs as a node process does (its own
+/// process group, killed with the harness and when this future is dropped), so a Ctrl-C in
+/// the middle of a copy leaves no writer behind in the run directory.
+async fn copy_tree(from: &Path, to: &Path, log: &Path) -> Result<(), StackError> {
+    let args = [
+        std::ffi::OsStr::new("-a"),
+        from.as_os_str(),
+        to.as_os_str(),
+    ];
+    crate::stack::process::run_tool(
+        "cp",
+        Path::new("cp"),
+        &args,
+        log,
+        None,
+        std::time::Duration::from_secs(120),
+    )
+    .await
+    .map_err(StackError::from)
 }
 
 #[cfg(test)]
