@@ -144,10 +144,12 @@ async fn bad_input_gets_toxiproxy_status_codes_and_clear_messages() {
         400,
         "'latency' must not be negative",
     );
+    // Absent attributes take Toxiproxy's defaults (see
+    // `toxics_without_attributes_take_toxiproxy_defaults`); explicit bad ones stay refused.
     assert_error(
-        toxic(r#"{"type":"latency","attributes":{}}"#).await,
+        toxic(r#"{"type":"latency","attributes":{"jitter":-1}}"#).await,
         400,
-        "missing attribute 'latency'",
+        "'jitter' must not be negative",
     );
     assert_error(
         toxic(r#"{"type":"latency","attributes":{"latency":"fast"}}"#).await,
@@ -420,4 +422,673 @@ async fn standalone_server_serves_and_stops_on_sigint() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+// ---- Hardening against hostile clients: one test per finding, named after the bug. ----
+
+use crate::support;
+use regiondrill::proxy::{ApiLimits, MAX_NAME_BYTES, ProxySpec, ToxiproxyClient};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The user's repro: the head of `POST /proxies` with `Content-Length: 100` and a body of `{`.
+const HALF_SENT: &[u8] = b"POST /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{";
+
+/// Short limits so the timeouts show within a test's time.
+fn short_limits(max_connections: usize) -> ApiLimits {
+    ApiLimits {
+        read_timeout: Duration::from_millis(300),
+        write_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(500),
+        max_connections,
+        ..ApiLimits::default()
+    }
+}
+
+/// Sends `request` on a new connection and reads until the server closes (at most `limit`):
+/// the status code, the content type, the body, and how long the close took.
+async fn raw(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+    limit: Duration,
+) -> (u16, String, String, Duration) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before taking all of a request it refuses.
+    let _ = s.write_all(request).await;
+    let t = Instant::now();
+    let (got, end) = support::read_all(&mut s, limit).await;
+    assert!(
+        end.is_some(),
+        "the server neither answered nor closed within {limit:?}"
+    );
+    let (status, content_type, body) = parse_response(&got);
+    (status, content_type, body, t.elapsed())
+}
+
+/// Status, content type and body of one raw HTTP/1.1 response (status 0 when there is none).
+fn parse_response(bytes: &[u8]) -> (u16, String, String) {
+    let text = String::from_utf8_lossy(bytes).to_string();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, String::new(), text);
+    };
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, content_type, body.to_string())
+}
+
+/// Asserts a raw response is Toxiproxy's JSON error with `status`.
+fn assert_json_error(status: u16, content_type: &str, body: &str, want: u16, contains: &str) {
+    assert_eq!(status, want, "{body}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{want}: content type {content_type:?}, body {body:?}"
+    );
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(v["status"], want, "{v}");
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(contains),
+        "error {msg:?} does not say {contains:?}"
+    );
+}
+
+/// Percent-encodes a name as one URL path segment.
+fn enc(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Finding 1: half-sent requests were never answered or closed, and enough of them took every
+/// file descriptor. Now the API holds at most its cap, times each request out, and proxy
+/// links carry bytes throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_api_requests_are_timed_out_capped_and_do_not_stop_proxy_links() {
+    let limits = short_limits(4);
+    let server = ProxyServer::start_with("127.0.0.1:0".parse().unwrap(), limits)
+        .await
+        .unwrap();
+    let echo = support::echo_server().await;
+    let client = ToxiproxyClient::new(server.url());
+    let link = client
+        .create_proxy(&ProxySpec {
+            name: "link".into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: echo.addr.to_string(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    // Let the client's kept-alive connection time out, so only the stalled ones count.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server.api_connections() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.api_connections(), 0, "idle connection not closed");
+
+    let t0 = Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(server.addr()).await.unwrap();
+        s.write_all(HALF_SENT).await.unwrap();
+        stalled.push(s);
+    }
+    // The API holds its cap and no more; the others wait in the kernel's queue.
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while server.api_connections() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(server.api_connections(), 4, "the cap of 4 does not hold");
+    // A proxy link carries bytes while the API is saturated.
+    let mut s = support::connect(&link.listen).await;
+    let rtt = tokio::time::timeout(Duration::from_secs(2), support::round_trip(&mut s, 64))
+        .await
+        .expect("the proxy link stalled while the API was saturated");
+    assert!(rtt < Duration::from_millis(200), "{rtt:?}");
+    assert!(server.api_connections() <= 4);
+
+    // The first ones get a JSON 408 once the read timeout passes, not before.
+    let (got, end) = support::read_all(&mut stalled[0], Duration::from_secs(3)).await;
+    let took = t0.elapsed();
+    assert!(
+        end.is_some(),
+        "a half-sent request was neither answered nor closed"
+    );
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_millis(1500),
+        "answered after {took:?} (read timeout 300 ms)"
+    );
+    let (status, content_type, body) = parse_response(&got);
+    assert_json_error(status, &content_type, &body, 408, "request timeout");
+    // Every stalled client is answered or closed, in rounds of the cap (20 / 4 × 300 ms).
+    for s in stalled.iter_mut().skip(1) {
+        let (_, end) = support::read_all(s, Duration::from_secs(5)).await;
+        assert!(end.is_some(), "a queued half-sent request was never closed");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    // And the API answers again.
+    let v = tokio::time::timeout(Duration::from_secs(2), client.version())
+        .await
+        .expect("the API did not answer after the timeouts")
+        .unwrap();
+    assert!(v.starts_with("2."), "{v}");
+
+    // A half-sent head (no blank line yet) is closed, unanswered, after the read timeout.
+    let (status, _, body, took) = raw(
+        server.addr(),
+        b"POST /proxies HTTP/1.1\r\nContent-Le",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (0, ""));
+    assert!(took >= Duration::from_millis(290), "{took:?}");
+
+    // A kept-alive connection with no next request is closed after the idle timeout.
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    s.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !got.ends_with(b"}") {
+        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let t = Instant::now();
+    let (_, end) = support::read_all(&mut s, Duration::from_secs(3)).await;
+    assert!(end.is_some(), "idle connection not closed");
+    assert!(
+        t.elapsed() >= Duration::from_millis(480) && t.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    server.shutdown().await;
+}
+
+/// Finding 1, as the user met it: with few file descriptors, half-sent API requests took all
+/// of them and the proxies stopped accepting. A standalone server limited to 128 descriptors
+/// gives the API a quarter of them, so a link still carries bytes under 150 stalled clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_api_requests_cannot_take_the_file_descriptors_proxy_links_need() {
+    let port = regiondrill::proxy::free_port().unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_regiondrill"));
+    cmd.args(["proxy", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers the child's own limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 128,
+                rlim_max: 128,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let _child = cmd.spawn().unwrap();
+    let api: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = ToxiproxyClient::new(format!("http://{api}"));
+    let mut up = false;
+    for _ in 0..100 {
+        if client.version().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "standalone proxy did not answer");
+    let echo = support::echo_server().await;
+    let link = client
+        .create_proxy(&ProxySpec {
+            name: "link".into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: echo.addr.to_string(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+
+    // 150 is more than 128 descriptors can hold, and fewer than the kernel queues (128)
+    // beyond the 32 connections the API accepts.
+    let mut stalled = Vec::new();
+    for _ in 0..150 {
+        let mut s = TcpStream::connect(api).await.unwrap();
+        s.write_all(HALF_SENT).await.unwrap();
+        stalled.push(s);
+    }
+    // Give the server time to accept all it would.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut s = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&link.listen))
+        .await
+        .expect("connect through the proxy hung")
+        .unwrap();
+    let rtt = tokio::time::timeout(Duration::from_secs(3), support::round_trip(&mut s, 64))
+        .await
+        .expect("the proxy link carried no bytes while the API was flooded");
+    assert!(rtt < Duration::from_millis(500), "{rtt:?}");
+
+    // Once those clients go, the API answers again.
+    drop(stalled);
+    let t = Instant::now();
+    let mut answered = false;
+    while t.elapsed() < Duration::from_secs(5) {
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), client.version()).await
+        {
+            answered = true;
+            break;
+        }
+    }
+    assert!(
+        answered,
+        "the API did not answer once the stalled clients left"
+    );
+}
+
+/// Finding 2: `"listen": ":16379"` gave a 500; Toxiproxy binds every interface for it and
+/// reports the address it bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostless_listen_address_binds_all_interfaces_instead_of_a_500() {
+    let api = Api::start().await;
+    let echo = support::echo_server().await;
+    let port = regiondrill::proxy::free_port().unwrap();
+    let body =
+        json!({"name": "any", "listen": format!(":{port}"), "upstream": echo.addr.to_string()})
+            .to_string();
+    let (status, v) = api.call("POST", "/proxies", Some(&body)).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["listen"], format!("0.0.0.0:{port}"));
+    let mut s = support::connect(&format!("127.0.0.1:{port}")).await;
+    support::round_trip(&mut s, 32).await;
+    // Populating the same host-less address keeps the proxy as it is.
+    let again =
+        json!([{"name": "any", "listen": format!(":{port}"), "upstream": echo.addr.to_string()}]);
+    let (status, v) = api
+        .call("POST", "/populate", Some(&again.to_string()))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["proxies"][0]["listen"], format!("0.0.0.0:{port}"));
+    support::round_trip(&mut s, 32).await;
+    // Port 0 without a host: a free port on every interface.
+    let body =
+        json!({"name": "any0", "listen": ":0", "upstream": echo.addr.to_string()}).to_string();
+    let (status, v) = api.call("POST", "/proxies", Some(&body)).await;
+    assert_eq!(status, 201, "{v}");
+    let listen = v["listen"].as_str().unwrap();
+    assert!(
+        listen.starts_with("0.0.0.0:") && !listen.ends_with(":0"),
+        "{listen}"
+    );
+}
+
+/// Finding 3: a 100 kB name was created (201) and could never be addressed (414). Names are
+/// now at most 255 bytes, and every name that can be created works on every route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_over_255_bytes_are_refused_and_every_creatable_name_is_addressable() {
+    let api = Api::start().await;
+    let create = |name: &str| {
+        json!({"name": name, "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"}).to_string()
+    };
+    let huge = "n".repeat(100_000);
+    assert_error(
+        api.call("POST", "/proxies", Some(&create(&huge))).await,
+        400,
+        "at most 255 bytes",
+    );
+    assert_error(
+        api.call(
+            "POST",
+            "/proxies",
+            Some(&create(&"n".repeat(MAX_NAME_BYTES + 1))),
+        )
+        .await,
+        400,
+        "invalid proxy name",
+    );
+    let populate = json!([{"name": "é".repeat(128), "upstream": "127.0.0.1:1"}]).to_string();
+    assert_error(
+        api.call("POST", "/populate", Some(&populate)).await,
+        400,
+        "at proxy 1",
+    );
+    assert_error(
+        api.call("POST", "/proxies", Some(&create(".."))).await,
+        400,
+        "cannot be addressed",
+    );
+    assert_eq!(api.call("GET", "/proxies", None).await, (200, json!({})));
+
+    let names = [
+        "n".repeat(MAX_NAME_BYTES),
+        "€".repeat(85),
+        "a/b".to_string(),
+        "sp ace".to_string(),
+        "q?x=1#frag".to_string(),
+        "100%".to_string(),
+        "...".to_string(),
+        "+plus&amp".to_string(),
+        "tab\tnew\nline".to_string(),
+    ];
+    for name in &names {
+        let (status, v) = api.call("POST", "/proxies", Some(&create(name))).await;
+        assert_eq!(status, 201, "{name:?}: {v}");
+        let p = format!("/proxies/{}", enc(name));
+        let (status, v) = api.call("GET", &p, None).await;
+        assert_eq!(
+            (status, v["name"].as_str()),
+            (200, Some(name.as_str())),
+            "{v}"
+        );
+        assert_error(
+            api.call(
+                "POST",
+                &format!("{p}/toxics"),
+                Some(&json!({"name": "t".repeat(MAX_NAME_BYTES + 1), "type": "noop"}).to_string()),
+            )
+            .await,
+            400,
+            "invalid toxic name",
+        );
+        let toxic = json!({"name": name, "type": "latency", "attributes": {"latency": 5}});
+        let (status, v) = api
+            .call("POST", &format!("{p}/toxics"), Some(&toxic.to_string()))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let t = format!("{p}/toxics/{}", enc(name));
+        let (status, v) = api
+            .call("POST", &t, Some(r#"{"attributes":{"latency":7}}"#))
+            .await;
+        assert_eq!(
+            (status, v["attributes"]["latency"].as_u64()),
+            (200, Some(7)),
+            "{v}"
+        );
+        assert_eq!(api.call("GET", &t, None).await.1["name"], json!(name));
+        let (status, v) = api.call("POST", &p, Some(r#"{"enabled":false}"#)).await;
+        assert_eq!((status, v["enabled"].as_bool()), (200, Some(false)), "{v}");
+        // The harness's own client encodes names too.
+        let c = ToxiproxyClient::new(api.server.url());
+        assert_eq!(c.proxy(name).await.unwrap().name, *name);
+        assert_eq!(c.toxics(name).await.unwrap().len(), 1);
+    }
+    assert_eq!(api.call("POST", "/reset", None).await.0, 204);
+    for name in &names {
+        let p = format!("/proxies/{}", enc(name));
+        let (_, v) = api.call("GET", &p, None).await;
+        assert_eq!(
+            (v["enabled"].clone(), v["toxics"].clone()),
+            (json!(true), json!([]))
+        );
+        let toxic = json!({"name": name, "type": "noop"}).to_string();
+        assert_eq!(
+            api.call("POST", &format!("{p}/toxics"), Some(&toxic))
+                .await
+                .0,
+            200
+        );
+        let t = format!("{p}/toxics/{}", enc(name));
+        assert_eq!(api.call("DELETE", &t, None).await.0, 204);
+        assert_eq!(api.call("DELETE", &p, None).await.0, 204);
+        assert_eq!(api.call("GET", &p, None).await.0, 404);
+    }
+    assert_eq!(api.call("GET", "/proxies", None).await, (200, json!({})));
+}
+
+/// Finding 4: numbers above 2^63 − 1 (and any out-of-range attribute) were accepted and
+/// saturated; a latency of 2^64 ms was a silent black hole. Now a 400 names the attribute.
+#[tokio::test]
+async fn attributes_above_i64_max_or_their_range_are_refused_not_saturated() {
+    let api = Api::start().await;
+    api.create("db", "127.0.0.1:5432").await;
+    let toxic = |b: &'static str| api.call("POST", "/proxies/db/toxics", Some(b));
+    for (body, attribute) in [
+        (
+            r#"{"type":"latency","attributes":{"latency":18446744073709551616}}"#,
+            "'latency'",
+        ),
+        (
+            r#"{"type":"latency","attributes":{"latency":9223372036854775808}}"#,
+            "'latency'",
+        ),
+        (
+            r#"{"type":"latency","attributes":{"latency":1e30}}"#,
+            "'latency'",
+        ),
+        (
+            r#"{"type":"latency","attributes":{"latency":1,"jitter":9223372036855}}"#,
+            "'jitter'",
+        ),
+        (
+            r#"{"type":"timeout","attributes":{"timeout":9223372036854775807}}"#,
+            "'timeout'",
+        ),
+        (
+            r#"{"type":"bandwidth","attributes":{"rate":9223372036854775807}}"#,
+            "'rate'",
+        ),
+        (
+            r#"{"type":"limit_data","attributes":{"bytes":18446744073709551615}}"#,
+            "'bytes'",
+        ),
+        (
+            r#"{"type":"slicer","attributes":{"average_size":9223372036854775808}}"#,
+            "'average_size'",
+        ),
+    ] {
+        let (status, v) = toxic(body).await;
+        assert_error((status, v.clone()), 400, attribute);
+        assert_error((status, v), 400, "out of range");
+    }
+    assert_eq!(
+        api.call("GET", "/proxies/db/toxics", None).await,
+        (200, json!([]))
+    );
+    // The largest meaningful values are taken as given.
+    let (status, v) =
+        toxic(r#"{"type":"limit_data","attributes":{"bytes":9223372036854775807}}"#).await;
+    assert_eq!(
+        (status, v["attributes"]["bytes"].as_u64()),
+        (200, Some(i64::MAX as u64))
+    );
+    // An update out of range is refused and leaves the toxic as it was.
+    let (status, _) = toxic(r#"{"name":"lag","type":"latency","attributes":{"latency":40}}"#).await;
+    assert_eq!(status, 200);
+    assert_error(
+        api.call(
+            "POST",
+            "/proxies/db/toxics/lag",
+            Some(r#"{"attributes":{"latency":18446744073709551616}}"#),
+        )
+        .await,
+        400,
+        "'latency'",
+    );
+    let (_, v) = api.call("GET", "/proxies/db/toxics/lag", None).await;
+    assert_eq!(v["attributes"], json!({"latency": 40, "jitter": 0}));
+}
+
+/// Finding 5: a toxic with no attributes was refused, though toxiproxy-python sends
+/// `"attributes": {}` by default and Toxiproxy's tests add toxics with none. Absent
+/// attributes take Toxiproxy's defaults; explicit bad values stay refused.
+#[tokio::test]
+async fn toxics_without_attributes_take_toxiproxy_defaults() {
+    let api = Api::start().await;
+    api.create("db", "127.0.0.1:5432").await;
+    for (body, attributes) in [
+        (r#"{"type":"timeout"}"#, json!({"timeout": 0})),
+        (
+            r#"{"type":"latency","stream":"upstream","attributes":{}}"#,
+            json!({"latency": 0, "jitter": 0}),
+        ),
+        (
+            r#"{"type":"bandwidth","attributes":null}"#,
+            json!({"rate": 0}),
+        ),
+        (r#"{"type":"slow_close"}"#, json!({"delay": 0})),
+        (
+            r#"{"type":"reset_peer","stream":"upstream"}"#,
+            json!({"timeout": 0}),
+        ),
+        (
+            r#"{"type":"limit_data","attributes":{"jitter":3}}"#,
+            json!({"bytes": 0}),
+        ),
+        (r#"{"type":"noop"}"#, json!({})),
+    ] {
+        let (status, v) = api.call("POST", "/proxies/db/toxics", Some(body)).await;
+        assert_eq!(status, 200, "{body}: {v}");
+        assert_eq!(v["attributes"], attributes, "{body}");
+        assert_eq!(v["toxicity"], 1.0);
+    }
+    // Slicer's zero average never finishes slicing in Toxiproxy: it must be given.
+    assert_error(
+        api.call("POST", "/proxies/db/toxics", Some(r#"{"type":"slicer"}"#))
+            .await,
+        400,
+        "missing attribute 'average_size'",
+    );
+    for (body, attribute) in [
+        (
+            r#"{"type":"slicer","attributes":{"average_size":0}}"#,
+            "'average_size'",
+        ),
+        (
+            r#"{"type":"timeout","name":"t2","attributes":{"timeout":-1}}"#,
+            "'timeout'",
+        ),
+        (
+            r#"{"type":"latency","name":"l2","attributes":{"latency":"slow"}}"#,
+            "'latency'",
+        ),
+        (
+            r#"{"type":"bandwidth","name":"b2","attributes":{"rate":1.5}}"#,
+            "'rate'",
+        ),
+    ] {
+        assert_error(
+            api.call("POST", "/proxies/db/toxics", Some(body)).await,
+            400,
+            attribute,
+        );
+    }
+}
+
+/// Finding 6: the 413 for a large body was text/plain. Every error the API sends — unknown
+/// route, wrong method, large body, long URI, malformed JSON or HTTP — is Toxiproxy's JSON.
+#[tokio::test]
+async fn every_error_body_is_toxiproxy_json_including_404_405_413_414() {
+    let api = Api::start().await;
+    let addr = api.server.addr();
+    let limit = Duration::from_secs(3);
+    let close = "Host: x\r\nConnection: close\r\n";
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (
+            format!("GET /nowhere HTTP/1.1\r\n{close}\r\n").into_bytes(),
+            404,
+            "page not found",
+        ),
+        (
+            format!("GET /proxies/nope HTTP/1.1\r\n{close}\r\n").into_bytes(),
+            404,
+            "proxy not found",
+        ),
+        (
+            format!("DELETE /version HTTP/1.1\r\n{close}\r\n").into_bytes(),
+            405,
+            "method not allowed",
+        ),
+        (
+            format!("PUT /proxies HTTP/1.1\r\n{close}\r\n").into_bytes(),
+            405,
+            "PUT /proxies",
+        ),
+        (
+            format!("POST /proxies HTTP/1.1\r\n{close}Content-Length: 3000000\r\n\r\n{{")
+                .into_bytes(),
+            413,
+            "too large",
+        ),
+        (
+            [
+                b"GET /proxies/".as_slice(),
+                "n".repeat(100_000).as_bytes(),
+                format!(" HTTP/1.1\r\n{close}\r\n").as_bytes(),
+            ]
+            .concat(),
+            414,
+            "URI too long",
+        ),
+        (
+            format!("POST /proxies HTTP/1.1\r\n{close}Content-Length: 9\r\n\r\n{{not json")
+                .into_bytes(),
+            400,
+            "bad request body",
+        ),
+        (b"HELLO\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
+        (
+            format!(
+                "GET /version HTTP/1.1\r\n{close}X-Big: {}\r\n\r\n",
+                "b".repeat(500_000)
+            )
+            .into_bytes(),
+            431,
+            "header",
+        ),
+        (
+            format!("GET /proxies/%FF HTTP/1.1\r\n{close}\r\n").into_bytes(),
+            400,
+            "Invalid URL",
+        ),
+        (
+            format!("GET /version HTTP/1.1\r\n{close}User-Agent: Mozilla/5.0\r\n\r\n").into_bytes(),
+            403,
+            "User agent not allowed",
+        ),
+    ];
+    for (request, status, says) in cases {
+        let (got, content_type, body, _) = raw(addr, &request, limit).await;
+        assert_json_error(got, &content_type, &body, status, says);
+    }
+    // A body over the limit without a Content-Length (chunked) is a JSON 413 too.
+    let small = ProxyServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        ApiLimits {
+            max_body_bytes: 1000,
+            ..ApiLimits::default()
+        },
+    )
+    .await
+    .unwrap();
+    let chunk = "x".repeat(1500);
+    let request = format!(
+        "POST /populate HTTP/1.1\r\n{close}Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    let (got, content_type, body, _) = raw(small.addr(), request.as_bytes(), limit).await;
+    assert_json_error(got, &content_type, &body, 413, "at most 1000 bytes");
 }

@@ -470,3 +470,65 @@ async fn noxious_client_drives_toxics_on_open_connections() {
     assert!(round_trip(&mut s, 10).await < Duration::from_millis(30));
     client.reset_state().await.unwrap();
 }
+
+/// Finding 5 on real bytes: toxics added with no attributes (as toxiproxy-python and
+/// Toxiproxy's own tests add them) act with Toxiproxy's defaults: `latency` adds nothing,
+/// `timeout` is a black hole, `reset_peer` resets at the first data, `limit_data` closes at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toxics_added_without_attributes_act_with_toxiproxy_defaults() {
+    let echo = support::echo_server().await;
+    let (server, listen) = proxy_to(echo.addr).await;
+    let http = reqwest::Client::new();
+    let toxics = format!("{}/proxies/link/toxics", server.url());
+    let add = |body: &'static str| {
+        let req = http.post(&toxics).body(body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            assert_eq!(status, 200, "{body}: {}", resp.text().await.unwrap());
+        }
+    };
+    let remove = |name: &'static str| {
+        let req = http.delete(format!("{toxics}/{name}"));
+        async move { assert_eq!(req.send().await.unwrap().status(), 204) }
+    };
+
+    add(r#"{"type":"latency","attributes":{}}"#).await;
+    let mut s = connect(&listen).await;
+    let rtt = round_trip(&mut s, 10).await;
+    assert!(rtt < Duration::from_millis(50), "{rtt:?}");
+    remove("latency_downstream").await;
+
+    add(r#"{"type":"timeout"}"#).await;
+    let mut s = connect(&listen).await;
+    s.write_all(b"hello").await.unwrap();
+    let (got, end) = read_all(&mut s, Duration::from_millis(300)).await;
+    assert!(
+        got.is_empty() && end.is_none(),
+        "timeout 0 should black-hole: {got:?} / {end:?}"
+    );
+    remove("timeout_downstream").await;
+
+    add(r#"{"type":"reset_peer"}"#).await;
+    let mut s = connect(&listen).await;
+    let t = Instant::now();
+    s.write_all(b"trigger").await.unwrap();
+    let (got, end) = read_all(&mut s, Duration::from_secs(2)).await;
+    assert!(got.is_empty(), "{got:?}");
+    let err = end
+        .expect("connection not ended")
+        .expect_err("expected a reset, got a clean close");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    remove("reset_peer_downstream").await;
+
+    add(r#"{"type":"limit_data","attributes":null}"#).await;
+    let mut s = connect(&listen).await;
+    s.write_all(b"abc").await.unwrap();
+    let (got, end) = read_all(&mut s, Duration::from_secs(2)).await;
+    assert!(got.is_empty() && end.is_some(), "{got:?} / {end:?}");
+}

@@ -17,6 +17,8 @@ mod postures;
 /// The fault proxy's HTTP API, driven by client crates nobody here wrote (`toxiproxy_rust`,
 /// `noxious-client`) and raw HTTP: shapes, status codes, error messages.
 mod proxy_api;
+/// Peer clients in other languages (toxiproxy-python) driving the fault proxy on real bytes.
+mod proxy_peers;
 /// Real bytes through the fault proxy's toxics: latency, black hole, down, reset, bandwidth,
 /// limit, slicer, slow close, live toxic changes.
 mod proxy_toxics;

@@ -105,6 +105,9 @@ impl ToxiproxyClient {
             .user_agent(concat!("regiondrill/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
             .timeout(std::time::Duration::from_secs(10))
+            // Below the API's idle timeout (60 s, Toxiproxy's too), so a kept-alive connection
+            // is not reused just as the server closes it.
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
             .build()
             .expect("reqwest client with static settings");
         ToxiproxyClient { base, http }
@@ -138,8 +141,12 @@ impl ToxiproxyClient {
 
     /// `GET /proxies/{name}`.
     pub async fn proxy(&self, name: &str) -> Result<ProxyInfo, ClientError> {
-        self.send(reqwest::Method::GET, &format!("/proxies/{name}"), None)
-            .await
+        self.send(
+            reqwest::Method::GET,
+            &format!("/proxies/{}", segment(name)),
+            None,
+        )
+        .await
     }
 
     /// `POST /proxies`.
@@ -162,7 +169,7 @@ impl ToxiproxyClient {
 
     /// `POST /proxies/{name}` with `{"enabled": …}`: down closes its connections and listener.
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<ProxyInfo, ClientError> {
-        let path = format!("/proxies/{name}");
+        let path = format!("/proxies/{}", segment(name));
         self.send(
             reqwest::Method::POST,
             &path,
@@ -173,9 +180,13 @@ impl ToxiproxyClient {
 
     /// `DELETE /proxies/{name}`.
     pub async fn delete_proxy(&self, name: &str) -> Result<(), ClientError> {
-        self.send_text(reqwest::Method::DELETE, &format!("/proxies/{name}"), None)
-            .await
-            .map(drop)
+        self.send_text(
+            reqwest::Method::DELETE,
+            &format!("/proxies/{}", segment(name)),
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     /// `POST /reset`: every proxy enabled, every toxic removed.
@@ -189,7 +200,7 @@ impl ToxiproxyClient {
     pub async fn toxics(&self, proxy: &str) -> Result<Vec<ToxicInfo>, ClientError> {
         self.send(
             reqwest::Method::GET,
-            &format!("/proxies/{proxy}/toxics"),
+            &format!("/proxies/{}/toxics", segment(proxy)),
             None,
         )
         .await
@@ -197,7 +208,7 @@ impl ToxiproxyClient {
 
     /// `POST /proxies/{name}/toxics`.
     pub async fn add_toxic(&self, proxy: &str, toxic: &Toxic) -> Result<ToxicInfo, ClientError> {
-        let path = format!("/proxies/{proxy}/toxics");
+        let path = format!("/proxies/{}/toxics", segment(proxy));
         self.send(reqwest::Method::POST, &path, Some(toxic.to_json()))
             .await
     }
@@ -209,7 +220,7 @@ impl ToxiproxyClient {
         toxic: &str,
         attributes: Value,
     ) -> Result<ToxicInfo, ClientError> {
-        let path = format!("/proxies/{proxy}/toxics/{toxic}");
+        let path = format!("/proxies/{}/toxics/{}", segment(proxy), segment(toxic));
         self.send(
             reqwest::Method::POST,
             &path,
@@ -220,7 +231,7 @@ impl ToxiproxyClient {
 
     /// `DELETE /proxies/{name}/toxics/{toxic}`.
     pub async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<(), ClientError> {
-        let path = format!("/proxies/{proxy}/toxics/{toxic}");
+        let path = format!("/proxies/{}/toxics/{}", segment(proxy), segment(toxic));
         self.send_text(reqwest::Method::DELETE, &path, None)
             .await
             .map(drop)
@@ -277,11 +288,37 @@ impl ToxiproxyClient {
     }
 }
 
+/// A name as one URL path segment: every byte but letters, digits and `-._~` percent-encoded,
+/// so any name the API takes (`/`, `?`, `#`, spaces, non-ASCII) addresses that proxy or toxic.
+fn segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn method_name(m: &reqwest::Method) -> &'static str {
     match *m {
         reqwest::Method::GET => "GET",
         reqwest::Method::POST => "POST",
         reqwest::Method::DELETE => "DELETE",
         _ => "PATCH",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn names_are_percent_encoded_as_one_path_segment() {
+        assert_eq!(segment("eu-app-to-us-db"), "eu-app-to-us-db");
+        assert_eq!(segment("a/b?c#d e%"), "a%2Fb%3Fc%23d%20e%25");
+        assert_eq!(segment("é"), "%C3%A9");
     }
 }

@@ -1,5 +1,6 @@
 //! The API's errors: a small set of values with Toxiproxy's status codes and messages, turned
-//! into responses in one place.
+//! into responses in one place. Every error the API sends, down to a 404 for an unknown route
+//! or a malformed request line, has Toxiproxy's JSON shape, so clients parse one kind of body.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error with any status (for statuses the constructors below do not name).
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -51,6 +53,46 @@ impl ApiError {
         Self::new(
             StatusCode::BAD_REQUEST,
             format!("invalid toxic type: {detail}"),
+        )
+    }
+
+    /// 400: a proxy or toxic name that could be created but never addressed again.
+    pub fn invalid_name(what: &str, detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid {what} name: {detail}"),
+        )
+    }
+
+    /// 404: no route has this path.
+    pub fn route_not_found(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!("page not found: {method} {path}"),
+        )
+    }
+
+    /// 405: the route exists, not with this method.
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method not allowed: {method} {path}"),
+        )
+    }
+
+    /// 408: the request did not arrive in full within the read timeout.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request timeout: the request did not arrive in full within {limit:?}"),
+        )
+    }
+
+    /// 413: the body is larger than the server takes.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body too large: at most {limit} bytes"),
         )
     }
 

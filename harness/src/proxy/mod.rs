@@ -14,9 +14,11 @@
 //! chunks and a writer applies the current toxics, so a change reaches open connections
 //! without re-plumbing and a chunk held by a removed toxic is delivered, not lost.
 
+mod api_conn;
 mod client;
 mod connection;
 mod error;
+mod limits;
 mod link;
 mod pipe;
 mod precise_timer;
@@ -27,9 +29,10 @@ pub mod toxic;
 
 pub use client::{ClientError, ProxyInfo, ProxySpec, ToxicInfo, ToxiproxyClient};
 pub use error::ApiError;
+pub use limits::{ApiLimits, MAX_NAME_BYTES};
 pub use link::{Direction, Link, Partition};
 pub use server::{API_VERSION, ProxyServer};
-pub use toxic::{Stream, Toxic, ToxicKind};
+pub use toxic::{AttributeError, Stream, Toxic, ToxicKind};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The set of proxies a server manages, and the operations the API performs on it.
 
 use super::error::ApiError;
+use super::limits::{NameOf, check_name};
 use super::tcp_proxy::TcpProxy;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -180,7 +181,8 @@ impl Registry {
     }
 }
 
-/// Name and upstream, which Toxiproxy requires (`at proxy N` for populate entries).
+/// Name and upstream, which Toxiproxy requires (`at proxy N` for populate entries); the name
+/// must also be one that can be addressed afterwards (see [`check_name`]).
 fn required(input: &ProxyInput, index: Option<usize>) -> Result<(String, String), ApiError> {
     let field = |f: &str| match index {
         Some(i) => ApiError::missing_field(&format!("{f} at proxy {i}")),
@@ -191,6 +193,13 @@ fn required(input: &ProxyInput, index: Option<usize>) -> Result<(String, String)
         .clone()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| field("name"))?;
+    check_name(NameOf::Proxy, &name).map_err(|e| match index {
+        Some(i) => ApiError {
+            message: format!("{} at proxy {i}", e.message),
+            ..e
+        },
+        None => e,
+    })?;
     let upstream = input
         .upstream
         .clone()

@@ -3,7 +3,8 @@
 
 use super::connection::{self, ToxicSet};
 use super::error::ApiError;
-use super::toxic::{Stream, Toxic, ToxicKind};
+use super::limits::{NameOf, check_name};
+use super::toxic::{AttributeError, Stream, Toxic, ToxicKind};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -223,15 +224,24 @@ impl Drop for TcpProxy {
     }
 }
 
-/// Resolves a `host:port` listen address (`localhost:0` → `127.0.0.1:0`). An empty address
-/// means `127.0.0.1:0`: unlike Toxiproxy (all interfaces), proxies bind to loopback unless told.
+/// Resolves a `host:port` listen address (`localhost:0` → `127.0.0.1:0`).
+///
+/// - No host (`:16379`, as in Toxiproxy's docs and Go's `net.Listen`): every interface,
+///   `0.0.0.0:16379`. The proxy then reports the address it bound, as Toxiproxy does (Go
+///   reports `[::]:16379` where it binds IPv6 dual-stack; this server binds IPv4).
+/// - Empty: `127.0.0.1:0`. Unlike Toxiproxy (all interfaces), proxies bind to loopback unless
+///   told otherwise.
 async fn resolve(listen: &str) -> Result<SocketAddr, ApiError> {
-    let listen = if listen.is_empty() {
+    let all_interfaces;
+    let target = if listen.is_empty() {
         "127.0.0.1:0"
+    } else if let Some(port) = listen.strip_prefix(':') {
+        all_interfaces = format!("0.0.0.0:{port}");
+        &all_interfaces
     } else {
         listen
     };
-    let mut addrs = tokio::net::lookup_host(listen)
+    let mut addrs = tokio::net::lookup_host(target)
         .await
         .map_err(|e| ApiError::listen(listen, e))?;
     let all: Vec<SocketAddr> = addrs.by_ref().collect();
@@ -321,17 +331,15 @@ pub(crate) fn toxic_from_json(body: &Value) -> Result<Toxic, ApiError> {
             )));
         }
     };
-    let kind = ToxicKind::from_attributes(type_name, attributes).map_err(|e| {
-        if e.starts_with("unknown toxic type") {
-            ApiError::invalid_toxic(e)
-        } else {
-            ApiError::bad_body(e)
-        }
+    let kind = ToxicKind::from_attributes(type_name, attributes).map_err(|e| match e {
+        AttributeError::UnknownType { .. } => ApiError::invalid_toxic(e),
+        _ => ApiError::bad_body(e),
     })?;
     let toxicity = toxicity_field(obj)?.unwrap_or(1.0);
     let mut toxic = Toxic::new(kind, stream);
     toxic.toxicity = toxicity;
     if let Some(name) = str_field("name")?.filter(|n| !n.is_empty()) {
+        check_name(NameOf::Toxic, name)?;
         toxic.name = name.to_string();
     }
     Ok(toxic)

@@ -1,6 +1,6 @@
 //! `bandwidth`: the stream is paced to at most `rate` KB/s (1 KB = 1000 bytes, as Toxiproxy).
 
-use super::Attributes;
+use super::{AttributeError, Attributes, MAX_COUNT};
 use std::time::Duration;
 
 /// Attributes of the `bandwidth` toxic.
@@ -11,11 +11,15 @@ pub struct Bandwidth {
 }
 
 impl Bandwidth {
-    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, String> {
+    /// Absent `rate` is Toxiproxy's 0 (nothing passes). At most [`Bandwidth::MAX_RATE`].
+    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, AttributeError> {
         Ok(Bandwidth {
-            rate: a.required_u64("rate", "KB/s")?,
+            rate: a.int("rate", "KB/s", Self::MAX_RATE)?,
         })
     }
+
+    /// The largest rate: its bytes per second (× 1000) still fit Toxiproxy's int64.
+    pub const MAX_RATE: u64 = MAX_COUNT / 1000;
 
     /// Bytes per second.
     pub fn bytes_per_s(&self) -> u64 {

@@ -1,6 +1,6 @@
 //! `latency`: every chunk is delivered `latency` ± `jitter` milliseconds after it arrived.
 
-use super::Attributes;
+use super::{AttributeError, Attributes, MAX_MILLIS};
 use rand::Rng;
 use std::time::Duration;
 
@@ -14,10 +14,11 @@ pub struct Latency {
 }
 
 impl Latency {
-    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, String> {
+    /// Absent attributes are Toxiproxy's 0; each at most [`MAX_MILLIS`].
+    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, AttributeError> {
         Ok(Latency {
-            latency: a.required_u64("latency", "milliseconds")?,
-            jitter: a.u64("jitter")?,
+            latency: a.int("latency", "milliseconds", MAX_MILLIS)?,
+            jitter: a.int("jitter", "milliseconds", MAX_MILLIS)?,
         })
     }
 

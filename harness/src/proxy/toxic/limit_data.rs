@@ -1,6 +1,6 @@
 //! `limit_data`: the connection is closed once `bytes` bytes have passed on the stream.
 
-use super::Attributes;
+use super::{AttributeError, Attributes, MAX_COUNT};
 
 /// Attributes of the `limit_data` toxic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -10,9 +10,10 @@ pub struct LimitData {
 }
 
 impl LimitData {
-    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, String> {
+    /// Absent `bytes` is Toxiproxy's 0: the connection closes at its first data.
+    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, AttributeError> {
         Ok(LimitData {
-            bytes: a.required_u64("bytes", "bytes")?,
+            bytes: a.int("bytes", "bytes", MAX_COUNT)?,
         })
     }
 

@@ -93,14 +93,19 @@ pub const TOXIC_TYPES: &[&str] = &[
 impl ToxicKind {
     /// Builds a toxic of type `type_name` from its JSON attributes.
     ///
-    /// Stricter than Toxiproxy, on purpose: each type's main attribute (`latency`, `rate`,
-    /// `delay`, `timeout`, `average_size`, `bytes`) is required, and negative or fractional
-    /// values are refused with a message naming the attribute, where Toxiproxy silently uses 0
-    /// or stalls. Secondary attributes (`jitter`, `size_variation`, slicer `delay`) default to 0.
+    /// An absent (or `null`) attribute takes Toxiproxy's default, the zero value of its Go
+    /// field: clients such as toxiproxy-python send `"attributes": {}` unless told otherwise,
+    /// and Toxiproxy's own tests add toxics with none. One exception: slicer's `average_size`,
+    /// whose zero value makes Toxiproxy's slicer recurse without end on the first byte, so it
+    /// is required (and must be at least 1). Values Toxiproxy would take but that are always
+    /// mistakes are refused with a message naming the attribute: negative or fractional
+    /// numbers (Toxiproxy silently uses 0 or stalls) and numbers beyond what the attribute can
+    /// mean (above 2^63 − 1, which Toxiproxy's JSON decoder refuses too, or a duration beyond
+    /// the 292 years Go's `time.Duration` holds, which Toxiproxy would wrap around).
     pub fn from_attributes(
         type_name: &str,
         attributes: &Map<String, Value>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AttributeError> {
         let a = Attributes(attributes);
         Ok(match type_name {
             "latency" => ToxicKind::Latency(Latency::from_attributes(&a)?),
@@ -112,10 +117,9 @@ impl ToxicKind {
             "limit_data" => ToxicKind::LimitData(LimitData::from_attributes(&a)?),
             "noop" => ToxicKind::Noop(Noop),
             other => {
-                return Err(format!(
-                    "unknown toxic type '{other}' (known: {})",
-                    TOXIC_TYPES.join(", ")
-                ));
+                return Err(AttributeError::UnknownType {
+                    name: other.to_string(),
+                });
             }
         })
     }
@@ -153,8 +157,8 @@ impl ToxicKind {
     }
 
     /// Applies a partial attribute update (Toxiproxy's `POST …/toxics/{name}` semantics:
-    /// attributes not mentioned keep their value).
-    pub fn updated(&self, changes: &Map<String, Value>) -> Result<Self, String> {
+    /// attributes not mentioned keep their value). The result is checked as a new toxic is.
+    pub fn updated(&self, changes: &Map<String, Value>) -> Result<Self, AttributeError> {
         let mut merged = match self.attributes() {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -202,43 +206,154 @@ impl Toxic {
     }
 }
 
+/// The largest duration in milliseconds: Go's `time.Duration` (int64 nanoseconds, about 292
+/// years), which Toxiproxy multiplies every millisecond attribute into.
+pub const MAX_MILLIS: u64 = i64::MAX as u64 / 1_000_000;
+/// The largest duration in microseconds (slicer `delay`), for the same reason.
+pub const MAX_MICROS: u64 = i64::MAX as u64 / 1_000;
+/// The largest count (bytes, KB/s): Toxiproxy's attributes are int64.
+pub const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// Why a toxic's type or attributes were refused. The API turns [`AttributeError::UnknownType`]
+/// into Toxiproxy's "invalid toxic type" and every other variant into a "bad request body",
+/// each naming the attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttributeError {
+    /// No toxic has that type name.
+    #[error("unknown toxic type '{name}' (known: {})", TOXIC_TYPES.join(", "))]
+    UnknownType {
+        /// The type asked for.
+        name: String,
+    },
+    /// An attribute that has no usable default is absent.
+    #[error("missing attribute '{attribute}' ({why})")]
+    Missing {
+        /// The attribute.
+        attribute: &'static str,
+        /// Its unit, and why it has no default.
+        why: &'static str,
+    },
+    /// Not a JSON number, or not a whole one.
+    #[error("attribute '{attribute}' must be a non-negative integer (got {got})")]
+    NotAnInteger {
+        /// The attribute.
+        attribute: &'static str,
+        /// The JSON given.
+        got: String,
+    },
+    /// A negative number.
+    #[error("attribute '{attribute}' must not be negative (got {got})")]
+    Negative {
+        /// The attribute.
+        attribute: &'static str,
+        /// The JSON given.
+        got: String,
+    },
+    /// A number larger than the attribute can mean (it would otherwise be saturated or wrap).
+    #[error("attribute '{attribute}' is out of range: {got} is above the maximum of {max} {unit}")]
+    OutOfRange {
+        /// The attribute.
+        attribute: &'static str,
+        /// The JSON given.
+        got: String,
+        /// The largest value taken.
+        max: u64,
+        /// The attribute's unit.
+        unit: &'static str,
+    },
+    /// A value that contradicts another attribute or the toxic's meaning.
+    #[error("attribute '{attribute}' {reason}")]
+    Invalid {
+        /// The attribute.
+        attribute: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
 /// Read access to a toxic's JSON attributes with messages that name the attribute.
 pub(crate) struct Attributes<'a>(&'a Map<String, Value>);
 
 impl Attributes<'_> {
-    /// A required non-negative integer attribute.
-    pub(crate) fn required_u64(&self, name: &str, unit: &str) -> Result<u64, String> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Err(format!("missing attribute '{name}' ({unit})")),
-            Some(_) => self.u64(name),
+    /// A non-negative integer attribute of at most `max` (in `unit`); absent or `null` means
+    /// 0, Toxiproxy's default.
+    pub(crate) fn int(
+        &self,
+        attribute: &'static str,
+        unit: &'static str,
+        max: u64,
+    ) -> Result<u64, AttributeError> {
+        match self.0.get(attribute) {
+            None | Some(Value::Null) => Ok(0),
+            Some(v) => integer(attribute, unit, max, v),
         }
     }
 
-    /// An optional non-negative integer attribute; missing means 0 (Toxiproxy's zero value).
-    pub(crate) fn u64(&self, name: &str) -> Result<u64, String> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(0),
-            Some(Value::Number(n)) => {
-                if let Some(v) = n.as_u64() {
-                    Ok(v)
-                } else if n.as_i64().is_some() {
-                    Err(format!("attribute '{name}' must not be negative (got {n})"))
-                } else {
-                    match n.as_f64() {
-                        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => {
-                            Ok(f as u64)
-                        }
-                        _ => Err(format!(
-                            "attribute '{name}' must be a non-negative integer (got {n})"
-                        )),
-                    }
-                }
-            }
-            Some(other) => Err(format!(
-                "attribute '{name}' must be a non-negative integer (got {other})"
-            )),
+    /// Like [`Attributes::int`], for an attribute with no usable default (`why` says why).
+    pub(crate) fn required_int(
+        &self,
+        attribute: &'static str,
+        unit: &'static str,
+        max: u64,
+        why: &'static str,
+    ) -> Result<u64, AttributeError> {
+        match self.0.get(attribute) {
+            None | Some(Value::Null) => Err(AttributeError::Missing { attribute, why }),
+            Some(v) => integer(attribute, unit, max, v),
         }
     }
+}
+
+/// A JSON value as an integer in `0..=max`. Whole floats (`40.0`, `1e3`) are taken, as before.
+fn integer(
+    attribute: &'static str,
+    unit: &'static str,
+    max: u64,
+    v: &Value,
+) -> Result<u64, AttributeError> {
+    let got = || v.to_string();
+    let not_integer = || AttributeError::NotAnInteger {
+        attribute,
+        got: got(),
+    };
+    let out_of_range = || AttributeError::OutOfRange {
+        attribute,
+        got: got(),
+        max,
+        unit,
+    };
+    let Value::Number(n) = v else {
+        return Err(not_integer());
+    };
+    let value = if let Some(u) = n.as_u64() {
+        u
+    } else if n.is_i64() {
+        return Err(AttributeError::Negative {
+            attribute,
+            got: got(),
+        });
+    } else {
+        // A float: beyond u64, or written with a fraction or an exponent.
+        let f = n.as_f64().ok_or_else(not_integer)?;
+        if !f.is_finite() || f.fract() != 0.0 {
+            return Err(not_integer());
+        }
+        if f < 0.0 {
+            return Err(AttributeError::Negative {
+                attribute,
+                got: got(),
+            });
+        }
+        // 2^63 is exactly representable; anything at or above it is out of every range.
+        if f >= 9_223_372_036_854_775_808.0 {
+            return Err(out_of_range());
+        }
+        f as u64
+    };
+    if value > max {
+        return Err(out_of_range());
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -262,37 +377,150 @@ mod tests {
         }
     }
 
+    /// Finding: `{"type":"timeout"}` (and toxiproxy-python's `"attributes": {}`) was refused;
+    /// Toxiproxy takes each attribute's zero value.
     #[test]
-    fn main_attribute_is_required() {
-        let err = ToxicKind::from_attributes("latency", &Map::new()).unwrap_err();
-        assert_eq!(err, "missing attribute 'latency' (milliseconds)");
-        let err =
-            ToxicKind::from_attributes("bandwidth", &attrs(json!({"jitter": 1}))).unwrap_err();
-        assert!(err.contains("'rate'"), "{err}");
+    fn toxic_without_attributes_takes_toxiproxy_zero_defaults() {
+        let none = Map::new();
+        let kind = |t: &str| ToxicKind::from_attributes(t, &none).unwrap();
+        assert_eq!(
+            kind("latency"),
+            ToxicKind::Latency(Latency {
+                latency: 0,
+                jitter: 0
+            })
+        );
+        assert_eq!(
+            kind("bandwidth"),
+            ToxicKind::Bandwidth(Bandwidth { rate: 0 })
+        );
+        assert_eq!(
+            kind("slow_close"),
+            ToxicKind::SlowClose(SlowClose { delay: 0 })
+        );
+        assert_eq!(kind("timeout"), ToxicKind::Timeout(Timeout { timeout: 0 }));
+        assert_eq!(
+            kind("reset_peer"),
+            ToxicKind::ResetPeer(ResetPeer { timeout: 0 })
+        );
+        assert_eq!(
+            kind("limit_data"),
+            ToxicKind::LimitData(LimitData { bytes: 0 })
+        );
+        // `null` is absent too (Go's client sends it for nil attributes).
+        let nulls = attrs(json!({"latency": null, "jitter": null}));
+        assert_eq!(
+            ToxicKind::from_attributes("latency", &nulls).unwrap(),
+            kind("latency")
+        );
+        // Unknown attributes are ignored, as Toxiproxy's JSON decoder does.
+        let other = attrs(json!({"jitter": 1}));
+        assert_eq!(
+            ToxicKind::from_attributes("bandwidth", &other).unwrap(),
+            kind("bandwidth")
+        );
+        // Slicer's zero average never finishes slicing in Toxiproxy: required, and says why.
+        let err = ToxicKind::from_attributes("slicer", &none).unwrap_err();
+        assert!(matches!(
+            err,
+            AttributeError::Missing {
+                attribute: "average_size",
+                ..
+            }
+        ));
+        let ok = attrs(json!({"average_size": 10}));
+        assert_eq!(
+            ToxicKind::from_attributes("slicer", &ok).unwrap(),
+            ToxicKind::Slicer(Slicer {
+                average_size: 10,
+                size_variation: 0,
+                delay: 0
+            })
+        );
     }
 
     #[test]
     fn refuses_unknown_type_and_lists_known_ones() {
-        let err = ToxicKind::from_attributes("lag", &Map::new()).unwrap_err();
+        let err = ToxicKind::from_attributes("lag", &Map::new())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown toxic type 'lag'"), "{err}");
         assert!(err.contains("latency"), "{err}");
     }
 
     #[test]
     fn refuses_negative_and_non_integer_attributes_by_name() {
-        let err =
-            ToxicKind::from_attributes("latency", &attrs(json!({"latency": -5}))).unwrap_err();
+        let err = ToxicKind::from_attributes("latency", &attrs(json!({"latency": -5})))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("'latency'") && err.contains("negative"),
             "{err}"
         );
-        let err =
-            ToxicKind::from_attributes("bandwidth", &attrs(json!({"rate": "fast"}))).unwrap_err();
+        let err = ToxicKind::from_attributes("bandwidth", &attrs(json!({"rate": "fast"})))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("'rate'"), "{err}");
         let err =
             ToxicKind::from_attributes("latency", &attrs(json!({"latency": 1, "jitter": 1.5})))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("'jitter'"), "{err}");
+    }
+
+    /// Finding: 2^64 ms of latency was taken and saturated into a silent black hole.
+    #[test]
+    fn numbers_above_i64_max_or_an_attributes_range_are_refused_not_saturated() {
+        let parse = |t: &str, body: &str| {
+            let v: Value = serde_json::from_str(body).unwrap();
+            ToxicKind::from_attributes(t, v.as_object().unwrap())
+        };
+        for (t, body, attribute) in [
+            ("latency", r#"{"latency":18446744073709551616}"#, "latency"),
+            ("latency", r#"{"latency":18446744073709551615}"#, "latency"),
+            ("latency", r#"{"latency":9223372036854775808}"#, "latency"),
+            ("latency", r#"{"latency":1,"jitter":1e19}"#, "jitter"),
+            ("latency", r#"{"latency":9223372036855}"#, "latency"),
+            ("timeout", r#"{"timeout":9223372036854775807}"#, "timeout"),
+            ("reset_peer", r#"{"timeout":1e300}"#, "timeout"),
+            ("slow_close", r#"{"delay":9223372036855}"#, "delay"),
+            ("bandwidth", r#"{"rate":9223372036854776}"#, "rate"),
+            ("limit_data", r#"{"bytes":9223372036854775808}"#, "bytes"),
+            (
+                "slicer",
+                r#"{"average_size":9223372036854775808}"#,
+                "average_size",
+            ),
+            (
+                "slicer",
+                r#"{"average_size":8,"delay":9223372036854776}"#,
+                "delay",
+            ),
+        ] {
+            let err = parse(t, body).unwrap_err();
+            assert!(
+                matches!(&err, AttributeError::OutOfRange { attribute: a, .. } if *a == attribute),
+                "{t} {body}: {err:?}"
+            );
+            assert!(err.to_string().contains(&format!("'{attribute}'")), "{err}");
+        }
+        // The largest values each attribute can mean are taken, unchanged.
+        assert_eq!(
+            parse("latency", r#"{"latency":9223372036854}"#).unwrap(),
+            ToxicKind::Latency(Latency {
+                latency: MAX_MILLIS,
+                jitter: 0
+            })
+        );
+        assert_eq!(
+            parse("limit_data", r#"{"bytes":9223372036854775807}"#).unwrap(),
+            ToxicKind::LimitData(LimitData { bytes: MAX_COUNT })
+        );
+        // Whole floats still count as integers.
+        assert_eq!(
+            parse("timeout", r#"{"timeout":250.0}"#).unwrap(),
+            ToxicKind::Timeout(Timeout { timeout: 250 })
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! see "connection reset by peer" (TCP RST). Unlike Toxiproxy, the reset is a real RST even on
 //! connections opened before the toxic was added.
 
-use super::Attributes;
+use super::{AttributeError, Attributes, MAX_MILLIS};
 use std::time::Duration;
 
 /// Attributes of the `reset_peer` toxic.
@@ -14,9 +14,10 @@ pub struct ResetPeer {
 }
 
 impl ResetPeer {
-    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, String> {
+    /// Absent `timeout` is Toxiproxy's 0: reset at the first data.
+    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, AttributeError> {
         Ok(ResetPeer {
-            timeout: a.required_u64("timeout", "milliseconds")?,
+            timeout: a.int("timeout", "milliseconds", MAX_MILLIS)?,
         })
     }
 

@@ -1,6 +1,6 @@
 //! `slow_close`: when the source closes, the close reaches the other side `delay` ms later.
 
-use super::Attributes;
+use super::{AttributeError, Attributes, MAX_MILLIS};
 use std::time::Duration;
 
 /// Attributes of the `slow_close` toxic.
@@ -11,9 +11,10 @@ pub struct SlowClose {
 }
 
 impl SlowClose {
-    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, String> {
+    /// Absent `delay` is Toxiproxy's 0.
+    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, AttributeError> {
         Ok(SlowClose {
-            delay: a.required_u64("delay", "milliseconds")?,
+            delay: a.int("delay", "milliseconds", MAX_MILLIS)?,
         })
     }
 

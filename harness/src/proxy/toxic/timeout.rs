@@ -5,7 +5,7 @@
 //! are closed, because their byte streams have holes in them. Clients reconnect, as they would
 //! after a real partition outlived their TCP timeouts.
 
-use super::Attributes;
+use super::{AttributeError, Attributes, MAX_MILLIS};
 use std::time::Duration;
 
 /// Attributes of the `timeout` toxic.
@@ -16,9 +16,10 @@ pub struct Timeout {
 }
 
 impl Timeout {
-    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, String> {
+    /// Absent `timeout` is Toxiproxy's 0: a black hole.
+    pub(super) fn from_attributes(a: &Attributes) -> Result<Self, AttributeError> {
         Ok(Timeout {
-            timeout: a.required_u64("timeout", "milliseconds; 0 = black hole")?,
+            timeout: a.int("timeout", "milliseconds", MAX_MILLIS)?,
         })
     }
 
