@@ -501,3 +501,76 @@ async fn ctrl_c_while_the_template_cache_is_built_leaves_no_staging_copy() {
         );
     }
 }
+
+/// Hostile files users reported: each is refused with exit 2 and `file:line:col: field:`,
+/// before any stack is brought up (no run directory, no process, no run folder, quickly).
+#[tokio::test]
+async fn hostile_experiment_files_exit_2_with_file_line_col_field_before_bring_up() {
+    let tmp = TempDir::new("cli-hostile");
+    let head = "posture = \"active-passive-async\"\nduration = \"10s\"\n";
+    let mut latin1 = format!("{head}name = \"caf").into_bytes();
+    latin1.extend(b"\xe9\"\n");
+    let cases: [(&str, &str, Vec<u8>, &str); 5] = [
+        // Accepted, it brought a stack up, then aborted allocating its plan.
+        (
+            "run",
+            "huge.toml",
+            b"posture = \"active-passive-async\"\nduration = \"10000h\"\n".to_vec(),
+            "2:12: duration: duration = \"10000h\" at 200/s",
+        ),
+        // Named `failover`, the table after the broken header.
+        (
+            "run",
+            "header.toml",
+            format!("{head}[workload\nusers = 3\n\n[failover]\nmode = \"auto\"\n").into_bytes(),
+            "3:10: syntax: unclosed table, expected `]`",
+        ),
+        // No line, column or field.
+        (
+            "run",
+            "latin1.toml",
+            latin1.clone(),
+            "3:12: (file): the file is not UTF-8 text: byte 0xE9",
+        ),
+        // The matrix command asks whether a file is a matrix first: the same refusal.
+        (
+            "matrix",
+            "latin1-matrix-input.toml",
+            latin1,
+            "3:12: (file): the file is not UTF-8 text: byte 0xE9",
+        ),
+        // Accepted: 80 minutes between the regions.
+        (
+            "run",
+            "rtt.toml",
+            format!("{head}[network]\nrtt = \"80mins\"\n").into_bytes(),
+            "4:7: network.rtt: \"80mins\" (1h 20m) is longer than workload.op_timeout (2s",
+        ),
+    ];
+    for (command, name, bytes, expected) in cases {
+        let file = tmp.0.join(name);
+        std::fs::write(&file, &bytes).unwrap();
+        let started = Instant::now();
+        let out = subcommand(&tmp.0, command)
+            .arg(&file)
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        let line = format!("{}:{expected}", file.display());
+        assert!(
+            stderr.contains(&line),
+            "{name}: expected {line:?} in {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: refused only after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(run_dirs(&tmp.0).is_empty(), "{:?}", run_dirs(&tmp.0));
+    assert!(leftovers(&tmp.0).is_empty(), "{:?}", leftovers(&tmp.0));
+    let reports = std::fs::read_dir(tmp.0.join("reports")).map_or(0, |d| d.count());
+    assert_eq!(reports, 0, "a run folder was written");
+}

@@ -25,10 +25,44 @@ pub struct ExperimentError {
     pub column: usize,
     /// Dotted path of the offending key, e.g. `workload.rate_per_s`, `faults[1].heal_at`
     /// (fault indexes count from 0 in file order); `syntax` for a TOML syntax error not
-    /// inside any key; empty when the file could not be read.
+    /// inside any key or in a table header; [`NOT_UTF8_FIELD`] when the file is not UTF-8
+    /// text; empty when the file could not be read.
     pub field: String,
     /// What is wrong, and where useful, what would be right.
     pub message: String,
+}
+
+/// The field of the error for a file that is not UTF-8: no key can be named (the file is
+/// not even text), so the position of its first invalid byte is all there is.
+pub const NOT_UTF8_FIELD: &str = "(file)";
+
+/// Reads the file at `path` as text. A file that is not UTF-8 is refused at its first invalid
+/// byte (line and column, as every other problem), rather than as an unplaced I/O error.
+pub(crate) fn read_text(path: &Path) -> Result<String, ExperimentError> {
+    let bytes = std::fs::read(path).map_err(|e| ExperimentError::io(path, &e))?;
+    decode(path, bytes)
+}
+
+/// `bytes` as text, or an error at the first byte that is not UTF-8: its line and column (in
+/// characters) are counted over the valid text before it.
+pub(crate) fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, ExperimentError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let what = match (e.utf8_error().error_len(), bytes.get(at)) {
+            (None, _) => "the file ends in the middle of a UTF-8 character".to_string(),
+            (Some(_), Some(b)) => format!("byte 0x{b:02X} here is not UTF-8"),
+            (Some(_), None) => "invalid UTF-8 here".to_string(),
+        };
+        ExperimentError::at(
+            path,
+            valid,
+            at,
+            NOT_UTF8_FIELD,
+            format!("the file is not UTF-8 text: {what}; save it as UTF-8"),
+        )
+    })
 }
 
 impl ExperimentError {
@@ -70,8 +104,13 @@ impl ExperimentError {
         syntax: bool,
     ) -> Self {
         let span = error.span().unwrap_or(0..0);
-        let field = field_at(text, &span, syntax).unwrap_or_else(|| "syntax".to_string());
         let message = error.message().trim().to_string();
+        let field = if syntax && in_table_header(text, span.start) {
+            None
+        } else {
+            field_at(text, &span, syntax)
+        };
+        let field = field.unwrap_or_else(|| "syntax".to_string());
         ExperimentError::at(file, text, span.start, field, message)
     }
 
@@ -102,6 +141,27 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before[line_start..].chars().count() + 1;
     (line, column)
+}
+
+/// Whether a syntax error is in a table header (`[workload` never closed, `[[faults]` half
+/// closed, `[work load]`, a lone `[`): its line opens with `[` and it lies before the header
+/// closes (`]`, or `]]` for an array of tables). Such an error is reported as `syntax` at its
+/// place in the header, with the parser's message (`unclosed table, expected `]``): the
+/// document around a broken header cannot be trusted to name a field, as the parser recovers
+/// by skipping to the next header, whose table would be named instead.
+fn in_table_header(text: &str, offset: usize) -> bool {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[start..];
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    let header = line.trim_start();
+    let indent = line.len() - header.len();
+    let end = if header.starts_with("[[") { "]]" } else { "]" };
+    let close = line.find(end).unwrap_or(line.len());
+    header.starts_with('[') && (start + indent..=start + close).contains(&offset)
 }
 
 /// Dotted path of the most specific key or value whose span holds `span.start`. For syntax
@@ -143,12 +203,24 @@ fn key_under_header(
     })
 }
 
+/// A key as a segment of a dotted field path: as written when bare, else quoted and escaped
+/// (`""`, `"a.b"`, `"\n"`), so that a field is never empty and never spans lines.
+fn segment(key: &str) -> String {
+    let bare = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-');
+    if !key.is_empty() && key.chars().all(bare) {
+        key.to_string()
+    } else {
+        format!("\"{}\"", key.escape_debug())
+    }
+}
+
 fn collect_table(table: &DeTable<'_>, prefix: &str, out: &mut Vec<(Range<usize>, String)>) {
     for (key, value) in table.iter() {
+        let name = segment(key.get_ref());
         let path = if prefix.is_empty() {
-            key.get_ref().to_string()
+            name
         } else {
-            format!("{prefix}.{}", key.get_ref())
+            format!("{prefix}.{name}")
         };
         out.push((key.span(), path.clone()));
         collect_value(value, path, out);

@@ -21,9 +21,10 @@ mod model;
 pub mod spec;
 mod validate;
 
-pub use error::ExperimentError;
+pub use error::{ExperimentError, NOT_UTF8_FIELD};
 pub use matrix::Matrix;
 pub use model::*;
+pub use validate::{MAX_PLANNED_OPS, MAX_USERS};
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,7 @@ pub const MATRIX_FILE: &str = "matrix.toml";
 
 /// Reads and validates the experiment file at `path`.
 pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ExperimentError::io(path, &e))?;
+    let text = error::read_text(path)?;
     parse(&text, path)
 }
 
@@ -69,5 +70,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Experiment>, ExperimentError> {
     paths.iter().map(|p| load(p)).collect()
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

@@ -77,7 +77,8 @@ pub struct ExperimentSpec {
     /// `seed`: seed of the operation plan and of every random choice. Default: 1.
     pub seed: Option<u64>,
     /// `duration` (required): how long the workload runs; more than zero. Fault times must
-    /// fall within it.
+    /// fall within it. `workload.rate_per_s × duration` is at most
+    /// [`MAX_PLANNED_OPS`](super::MAX_PLANNED_OPS).
     pub duration: Option<Spanned<DurationText>>,
     /// `settle`: time given to the system after every fault is healed, before the final state
     /// is read. Default: `"3s"`.
@@ -102,6 +103,8 @@ pub struct ExperimentSpec {
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
     /// `rtt`: baseline round trip on every cross-region link, from the start. Default `"0ms"`.
+    /// At most `workload.op_timeout` and the experiment's `duration` (longer is surely a
+    /// slip: `"80mins"` for `"80ms"`).
     pub rtt: Option<Spanned<DurationText>>,
     /// `jitter`: ± this much on that round trip; at most `rtt`. Default `"0ms"`.
     pub jitter: Option<Spanned<DurationText>>,
@@ -111,10 +114,12 @@ pub struct NetworkSpec {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
-    /// `users`: number of simulated users; at least 1. Default 40.
+    /// `users`: number of simulated users; at least 1, at most
+    /// [`MAX_USERS`](super::MAX_USERS). Default 40.
     pub users: Option<Spanned<u32>>,
     /// `rate_per_s`: operations per second, all users together (open loop); more than 0,
-    /// integer or float. Default 200.
+    /// integer or float. Default 200. `rate_per_s × duration` is at most
+    /// [`MAX_PLANNED_OPS`](super::MAX_PLANNED_OPS).
     pub rate_per_s: Option<Spanned<f64>>,
     /// `read_fraction`: share of operations that are reads, in [0, 1]. Default 0.5.
     pub read_fraction: Option<Spanned<f64>>,
@@ -222,7 +227,8 @@ pub struct FaultEntry {
     /// `direction` (partition): `both` (default), or one way such as `"us->eu"` (only bytes
     /// flowing from `us` to `eu` are dropped; black_hole only).
     pub direction: Option<Spanned<String>>,
-    /// `rtt` (latency, required): added round trip, more than 0.
+    /// `rtt` (latency, required): added round trip, more than 0 and at most the experiment's
+    /// `duration` (longer than `workload.op_timeout` is allowed: every crossing times out).
     pub rtt: Option<Spanned<DurationText>>,
     /// `jitter` (latency): ± this much on the added round trip; at most `rtt`. Default `"0ms"`.
     pub jitter: Option<Spanned<DurationText>>,

@@ -1073,3 +1073,224 @@ fn clock_skew_offset() {
          duration in quotes, such as \"-500ms\", \"+1.5s\" or \"250ms\""
     );
 }
+
+// ---- regressions: files users broke, each refused with file:line:col: field ----
+
+#[test]
+fn duration_10000h_is_refused_by_the_planned_operations_cap() {
+    // Accepted, it brought a stack up and then aborted allocating 230 GB for its plan.
+    assert_eq!(
+        err("posture = \"active-passive-async\"\nduration = \"10000h\"\n"),
+        "x.toml:2:12: duration: duration = \"10000h\" at 200/s (workload.rate_per_s, by \
+         default) plans about 7200000000 operations, more than the 1000000 an experiment may \
+         plan (every operation is recorded in memory); shorten the duration or lower the rate"
+    );
+    // A rate the default duration could not hold is the rate's fault.
+    assert_eq!(
+        err(&format!("{AP}[workload]\nrate_per_s = 1e9\n")),
+        "x.toml:4:14: workload.rate_per_s: duration = \"20s\" at 1000000000/s \
+         (workload.rate_per_s) plans about 20000000000 operations, more than the 1000000 an \
+         experiment may plan (every operation is recorded in memory); shorten the duration or \
+         lower the rate"
+    );
+    // The cap itself: 200/s × 83 min = 996 000 fits, × 84 min = 1 008 000 does not.
+    let at_200 = |d: &str| format!("posture = \"single-region\"\nduration = \"{d}\"\n");
+    assert_eq!(ok(&at_200("83m")).duration, s(83 * 60));
+    assert!(
+        err(&at_200("84m")).starts_with("x.toml:2:12: duration: duration = \"84m\" at 200/s"),
+        "{}",
+        err(&at_200("84m"))
+    );
+    assert!((MAX_PLANNED_OPS as f64) < 200.0 * 84.0 * 60.0);
+}
+
+#[test]
+fn users_4294967295_is_refused_by_the_users_cap() {
+    assert_eq!(
+        err(&format!("{AP}[workload]\nusers = 4294967295\n")),
+        "x.toml:4:9: workload.users: 4294967295 users is more than the 1000000 the harness \
+         can simulate (each holds a routing answer in memory for the whole run)"
+    );
+    assert_eq!(
+        ok(&format!("{AP}[workload]\nusers = {MAX_USERS}\n"))
+            .workload
+            .users,
+        MAX_USERS
+    );
+}
+
+#[test]
+fn durations_past_the_clock_are_refused_not_a_panic() {
+    // A tiny rate keeps the planned operations under the cap; the clock cannot count it.
+    assert_eq!(
+        err(
+            "posture = \"single-region\"\nduration = \"1000years\"\n[workload]\nrate_per_s = 1e-9\n"
+        ),
+        "x.toml:2:12: duration: \"1000years\" is longer than the harness's clock can count \
+         (u64 nanoseconds: about 584 years)"
+    );
+    // `at + duration` of a fault overflowed (a panic) before it was compared with anything.
+    assert_eq!(
+        err(&format!(
+            "{AP}[[faults]]\nkind = \"kill_region\"\nregion = \"us\"\nat = \"1s\"\n\
+             duration = \"18446744073709551615s\"\n"
+        )),
+        "x.toml:7:12: faults[0].duration: \"18446744073709551615s\" from at = 1s heals past \
+         the end of the time the harness can count; leave heal_at and duration out to let the \
+         fault last to the end"
+    );
+}
+
+#[test]
+fn unclosed_table_header_is_not_named_after_the_next_table() {
+    // `[workload` followed by `[failover]` was reported as `failover`, a key the user had
+    // written correctly; the header is the mistake, on line 3.
+    assert_eq!(
+        err(&format!(
+            "{AP}[workload\nusers = 3\n\n[failover]\nmode = \"auto\"\n"
+        )),
+        "x.toml:3:10: syntax: unclosed table, expected `]`"
+    );
+    assert_eq!(
+        err(&format!(
+            "{AP}[[faults]\nkind = \"kill_node\"\nnode = \"us-db\"\nat = \"1s\"\n[slo]\nrto = \"5s\"\n"
+        )),
+        "x.toml:3:10: syntax: unclosed array table, expected `]`"
+    );
+    assert_eq!(
+        err(&format!(
+            "{AP}[slo]\nrto = \"5s\"\n  [ network \nrtt = \"1ms\"\n"
+        )),
+        "x.toml:5:12: syntax: unclosed table, expected `]`"
+    );
+    // The same in a matrix file.
+    let m = matrix::parse(
+        "postures = [\"active-passive-async\"]\n[base\nduration = \"12s\"\n\n[slo]\nrto = \"5s\"\n\
+         [[scenarios]]\nname = \"x\"\n",
+        Path::new("m.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        m.to_string(),
+        "m.toml:2:6: syntax: unclosed table, expected `]`"
+    );
+}
+
+/// A file under the system's temporary directory, unique to this test process.
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("regiondrill-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn non_utf8_file_is_refused_at_its_first_invalid_byte() {
+    // It used to be an I/O error with no line, column or field.
+    let mut bytes = b"posture = \"active-passive-async\"\nduration = \"20s\"\n# caf".to_vec();
+    bytes.extend("é ".as_bytes());
+    bytes.extend(b"\xff\xfe\n");
+    let path = temp_file("latin.toml", &bytes);
+    let expected = format!(
+        "{}:3:8: (file): the file is not UTF-8 text: byte 0xFF here is not UTF-8; save it \
+         as UTF-8",
+        path.display()
+    );
+    let e = load(&path).unwrap_err();
+    assert_eq!((e.line, e.column, e.field.as_str()), (3, 8, NOT_UTF8_FIELD));
+    assert_eq!(e.to_string(), expected);
+    // The CLI asks whether a file is a matrix before loading it: the same error.
+    assert_eq!(matrix::is_matrix(&path).unwrap_err().to_string(), expected);
+    let named = temp_file("matrix.toml", &bytes);
+    assert_eq!(
+        matrix::load(&named).unwrap_err().to_string(),
+        expected.replace("latin.toml", "matrix.toml")
+    );
+    // A file cut in the middle of a character.
+    let cut = temp_file("cut.toml", b"posture = \"single-region\"\nname = \"caf\xc3");
+    assert_eq!(
+        load(&cut).unwrap_err().to_string(),
+        format!(
+            "{}:2:12: (file): the file is not UTF-8 text: the file ends in the middle of a \
+             UTF-8 character; save it as UTF-8",
+            cut.display()
+        )
+    );
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn rtt_80mins_longer_than_op_timeout_and_duration_is_refused() {
+    // "80mins" is 80 minutes to humantime: every crossing timed out, silently.
+    assert_eq!(
+        err(&format!("{AP}[network]\nrtt = \"80mins\"\n")),
+        "x.toml:4:7: network.rtt: \"80mins\" (1h 20m) is longer than workload.op_timeout (2s \
+         by default): every operation that crosses regions would time out, and longer than \
+         the experiment's duration (20s): no round trip between the regions would complete \
+         within the run; did you mean milliseconds (\"80ms\")?"
+    );
+    // Only the operation timeout.
+    assert_eq!(
+        err(&format!(
+            "{AP}[network]\nrtt = \"3s\"\n[workload]\nop_timeout = \"2500ms\"\n"
+        )),
+        "x.toml:4:7: network.rtt: \"3s\" (3s) is longer than workload.op_timeout (2s 500ms): \
+         every operation that crosses regions would time out; did you mean milliseconds \
+         (\"80ms\")?"
+    );
+    // Only the duration.
+    assert_eq!(
+        err(&format!(
+            "{AP}[network]\nrtt = \"30s\"\n[workload]\nop_timeout = \"1m\"\n"
+        )),
+        "x.toml:4:7: network.rtt: \"30s\" (30s) is longer than the experiment's duration \
+         (20s): no round trip between the regions would complete within the run; did you mean \
+         milliseconds (\"80ms\")?"
+    );
+    // Equal to the timeout is allowed (a drill at the edge), and so is anything shorter.
+    let e = ok(&format!(
+        "{AP}[network]\nrtt = \"2s\"\n[workload]\nop_timeout = \"2s\"\n"
+    ));
+    assert_eq!((e.network.rtt, e.workload.op_timeout), (s(2), s(2)));
+}
+
+#[test]
+fn latency_fault_rtt_80mins_longer_than_the_duration_is_refused() {
+    let latency = |rtt: &str| {
+        format!(
+            "{AP}[[faults]]\nkind = \"latency\"\nbetween = [\"us\", \"eu\"]\nrtt = \"{rtt}\"\n\
+             at = \"1s\"\n"
+        )
+    };
+    assert_eq!(
+        err(&latency("80mins")),
+        "x.toml:6:7: faults[0].rtt: \"80mins\" (1h 20m) is longer than the experiment's \
+         duration (20s): no round trip through these links would complete within the run; did \
+         you mean milliseconds (\"80ms\")?"
+    );
+    // Longer than the operation timeout is a legitimate drill: every crossing times out.
+    let e = ok(&latency("5s"));
+    assert!(e.workload.op_timeout < s(5));
+    assert!(matches!(e.faults[0].fault, FaultSpec::Latency { rtt, .. } if rtt == s(5)));
+}
+
+#[test]
+fn a_lone_bracket_or_an_empty_key_still_names_a_field() {
+    // Found by the fuzz (experiment/fuzz.rs): both were reported with an empty field,
+    // `x.toml:3:2: : …`.
+    assert_eq!(
+        err(&format!("{AP}[")),
+        "x.toml:3:2: syntax: unquoted keys cannot be empty, expected letters, numbers, `-`, `_`"
+    );
+    let e = err(&format!("{AP}\"\" = 1\n"));
+    assert!(
+        e.starts_with("x.toml:3:1: \"\": unknown field ``, expected one of `name`"),
+        "{e}"
+    );
+    let e = err(&format!("{AP}[workload]\n\"a\\nb\" = 1\n"));
+    assert!(
+        e.starts_with("x.toml:4:1: workload.\"a\\nb\": unknown field `a\nb`"),
+        "{e}"
+    );
+}

@@ -33,6 +33,33 @@ const CACHE_MODES: &str = "ttl, invalidate, write-through";
 /// The largest clock skew, either way.
 const MAX_SKEW: Duration = Duration::from_secs(3600);
 const COMMON_FAULT_KEYS: [&str; 4] = ["kind", "at", "heal_at", "duration"];
+/// `workload.rate_per_s` when the file leaves it out.
+const DEFAULT_RATE_PER_S: f64 = 200.0;
+
+/// The most operations an experiment may plan: `workload.rate_per_s` × `duration`, 1 000 000
+/// (83 minutes at the default 200/s).
+///
+/// Why: the plan itself is drawn lazily and costs nothing, but every operation issued is
+/// recorded in memory until the run ends and is checked. Measured (a counting allocator over
+/// 200 000 recorded operations of the usual shape): ≈ 300 bytes per recorded operation while
+/// the run goes on (a 208-byte `Operation` with its key, region and outcome strings, and the
+/// recorder's spare capacity), and ≈ 1.1 kB per operation at the peak when it ends (the
+/// recorder's copy, the finished history, and its JSON lines being written). A million
+/// operations is ≈ 300 MB during the run and ≈ 1.1 GB at its end: what a CI runner (7 GB,
+/// shared with the stack under test) can hold. A plan larger than this is refused before
+/// anything is brought up, rather than aborting the run halfway.
+pub const MAX_PLANNED_OPS: u64 = 1_000_000;
+
+/// The most simulated users, `workload.users`: 1 000 000.
+///
+/// Why: the workload keeps a routing answer per user (and the plan its travellers), so the
+/// users are held in memory whether or not they ever issue an operation (≈ 60 MB at this cap);
+/// `users = 4294967295` would abort the run trying to allocate hundreds of gigabytes. More
+/// users than [`MAX_PLANNED_OPS`] could not all issue an operation anyway.
+pub const MAX_USERS: u32 = 1_000_000;
+
+/// The longest duration the harness's clock can stamp: `u64` nanoseconds, ≈ 584 years.
+const MAX_CLOCK: Duration = Duration::from_nanos(u64::MAX);
 
 /// Validates `spec`, read from `path`. On failure, the first problem in file order.
 pub(crate) fn validate(spec: &ExperimentSpec, path: &Path) -> Result<Experiment, Problem> {
@@ -166,7 +193,23 @@ impl Checker {
                 );
                 None
             }
-            Some(d) => self.duration_or("duration", Some(d), Duration::ZERO, true),
+            Some(d) => self
+                .duration_or("duration", Some(d), Duration::ZERO, true)
+                .and_then(|x| {
+                    if x <= MAX_CLOCK {
+                        return Some(x);
+                    }
+                    self.report(
+                        d.span(),
+                        "duration",
+                        format!(
+                            "\"{}\" is longer than the harness's clock can count (u64 \
+                             nanoseconds: about 584 years)",
+                            d.get_ref().0
+                        ),
+                    );
+                    None
+                }),
         };
         let settle = self.duration_or(
             "settle",
@@ -186,6 +229,8 @@ impl Checker {
             faults.push(self.fault(i, entry, posture, duration));
         }
         let slo = self.slo(&spec.slo.as_ref().cloned().unwrap_or_default());
+        self.planned_ops(spec, duration, workload.as_ref());
+        self.network_rtt(spec, network.as_ref(), workload.as_ref(), duration);
 
         let mut faults: Vec<ScheduledFault> = faults.into_iter().collect::<Option<_>>()?;
         faults.sort_by_key(|f| f.at);
@@ -205,6 +250,105 @@ impl Checker {
             slo: slo?,
             scenario: None,
         })
+    }
+
+    /// `workload.rate_per_s` × `duration` must stay within [`MAX_PLANNED_OPS`]. The problem
+    /// is put on the rate when the file sets one and the default rate would fit the duration,
+    /// else on the duration; the message names both.
+    fn planned_ops(
+        &mut self,
+        spec: &ExperimentSpec,
+        duration: Option<Duration>,
+        workload: Option<&Workload>,
+    ) {
+        let (Some(duration), Some(w), Some(duration_text)) =
+            (duration, workload, spec.duration.as_ref())
+        else {
+            return;
+        };
+        let planned = w.rate_per_s * duration.as_secs_f64();
+        if planned <= MAX_PLANNED_OPS as f64 {
+            return;
+        }
+        let rate_text = spec.workload.as_ref().and_then(|w| w.rate_per_s.as_ref());
+        let default_rate_fits =
+            DEFAULT_RATE_PER_S * duration.as_secs_f64() <= MAX_PLANNED_OPS as f64;
+        let (span, field) = match rate_text {
+            Some(r) if default_rate_fits => (r.span(), "workload.rate_per_s"),
+            _ => (duration_text.span(), "duration"),
+        };
+        let rate = match rate_text {
+            Some(_) => format!("{}/s (workload.rate_per_s)", w.rate_per_s),
+            None => format!("{}/s (workload.rate_per_s, by default)", w.rate_per_s),
+        };
+        let planned = if planned < 1e15 {
+            format!("{planned:.0}")
+        } else {
+            format!("{planned:.1e}")
+        };
+        self.report(
+            span,
+            field,
+            format!(
+                "duration = \"{}\" at {rate} plans about {planned} operations, more than \
+                 the {MAX_PLANNED_OPS} an experiment may plan (every operation is recorded \
+                 in memory); shorten the duration or lower the rate",
+                duration_text.get_ref().0
+            ),
+        );
+    }
+
+    /// A baseline round trip longer than the operation timeout (every cross-region
+    /// operation would time out) or than the whole workload (no round trip would complete)
+    /// is surely a mistake (`"80mins"` for `"80ms"`).
+    fn network_rtt(
+        &mut self,
+        spec: &ExperimentSpec,
+        network: Option<&Network>,
+        workload: Option<&Workload>,
+        duration: Option<Duration>,
+    ) {
+        let Some(text) = spec.network.as_ref().and_then(|n| n.rtt.as_ref()) else {
+            return;
+        };
+        let Some(rtt) = network.map(|n| n.rtt) else {
+            return;
+        };
+        let mut longer = Vec::new();
+        if let Some(w) = workload
+            && rtt > w.op_timeout
+        {
+            let set = spec
+                .workload
+                .as_ref()
+                .is_some_and(|w| w.op_timeout.is_some());
+            longer.push(format!(
+                "workload.op_timeout ({}{}): every operation that crosses regions would time out",
+                show(w.op_timeout),
+                if set { "" } else { " by default" }
+            ));
+        }
+        if let Some(d) = duration
+            && rtt > d
+        {
+            longer.push(format!(
+                "the experiment's duration ({}): no round trip between the regions would \
+                 complete within the run",
+                show(d)
+            ));
+        }
+        if !longer.is_empty() {
+            self.report(
+                text.span(),
+                "network.rtt",
+                format!(
+                    "\"{}\" ({}) is longer than {}; did you mean milliseconds (\"80ms\")?",
+                    text.get_ref().0,
+                    show(rtt),
+                    longer.join(", and longer than ")
+                ),
+            );
+        }
     }
 
     fn name(&mut self, spec: &ExperimentSpec, path: &Path) -> Option<String> {
@@ -259,9 +403,22 @@ impl Checker {
     }
 
     fn workload(&mut self, w: WorkloadSpec, posture: Option<Posture>) -> Option<Workload> {
-        let users = self.at_least_one("workload.users", w.users.as_ref(), 40);
+        let mut users = self.at_least_one("workload.users", w.users.as_ref(), 40);
+        if let (Some(n), Some(text)) = (users, &w.users)
+            && n > MAX_USERS
+        {
+            self.report(
+                text.span(),
+                "workload.users",
+                format!(
+                    "{n} users is more than the {MAX_USERS} the harness can simulate (each \
+                     holds a routing answer in memory for the whole run)"
+                ),
+            );
+            users = None;
+        }
         let rate_per_s = match &w.rate_per_s {
-            None => Some(200.0),
+            None => Some(DEFAULT_RATE_PER_S),
             Some(r) => {
                 let x = *r.get_ref();
                 if x.is_finite() && x > 0.0 {
@@ -496,7 +653,29 @@ impl Checker {
                         );
                         None
                     }
-                    Some(t) => self.duration_or(&p("rtt"), Some(t), Duration::ZERO, true),
+                    Some(t) => self
+                        .duration_or(&p("rtt"), Some(t), Duration::ZERO, true)
+                        .and_then(|rtt| match duration {
+                            // Longer than the operation timeout is a legitimate drill (every
+                            // crossing times out); longer than the run, a typo.
+                            Some(d) if rtt > d => {
+                                self.report(
+                                    t.span(),
+                                    p("rtt"),
+                                    format!(
+                                        "\"{}\" ({}) is longer than the experiment's duration \
+                                         ({}): no round trip through these links would \
+                                         complete within the run; did you mean milliseconds \
+                                         (\"80ms\")?",
+                                        t.get_ref().0,
+                                        show(rtt),
+                                        show(d)
+                                    ),
+                                );
+                                None
+                            }
+                            _ => Some(rtt),
+                        }),
                 };
                 let jitter = self.jitter(&p("jitter"), f.jitter.as_ref(), rtt, "rtt");
                 FaultSpec::Latency {
@@ -648,7 +827,22 @@ impl Checker {
             }
             (None, Some(d)) => {
                 let length = self.duration_or(&p("duration"), Some(d), Duration::ZERO, true)?;
-                (at + length, "duration", d.span())
+                let Some(heal_at) = at.checked_add(length) else {
+                    // `at + duration` would overflow (and panic): far past any workload.
+                    self.report(
+                        d.span(),
+                        p("duration"),
+                        format!(
+                            "\"{}\" from at = {} heals past the end of the time the harness \
+                             can count; leave heal_at and duration out to let the fault last \
+                             to the end",
+                            d.get_ref().0,
+                            show(at)
+                        ),
+                    );
+                    return None;
+                };
+                (heal_at, "duration", d.span())
             }
         };
         let (heal_at, key, span) = heal_at;

@@ -38,16 +38,11 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let clock = recorder.clock();
-    let users = plan
-        .ops
-        .iter()
-        .map(|o| o.user)
-        .max()
-        .map_or(0, |m| m as usize + 1);
     let routes: Arc<Vec<Mutex<Option<Route>>>> =
-        Arc::new((0..users).map(|_| Mutex::new(None)).collect());
+        Arc::new((0..plan.users).map(|_| Mutex::new(None)).collect());
     let mut inflight = tokio::task::JoinSet::new();
-    for (index, op) in plan.ops.iter().enumerate() {
+    // Drawn one at a time as each falls due: the plan is never held in memory.
+    for op in plan.ops() {
         let due = tokio::time::Instant::from_std(clock.instant(op.at_ns));
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -63,12 +58,11 @@ pub async fn run(
             routes.clone(),
         );
         inflight.spawn(async move {
-            let op = &plan.ops[index];
             let region = plan.home(op.user);
             let location = plan.location(op.user);
             let url = resolve(&routes[op.user as usize], &stack, location, dns_ttl);
             let per_user = stack.posture == crate::posture::Posture::ActiveActivePartitioned;
-            let key = plan.key(op, per_user);
+            let key = plan.key(&op, per_user);
             let invoke_ns = recorder.clock().now();
             let outcome = match url {
                 Some(base) => {
