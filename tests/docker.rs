@@ -8,7 +8,7 @@ use crate::support::{
     region_loss, run_toml_on,
 };
 use regiondrill::history::OpKind;
-use regiondrill::run::BackendChoice;
+use regiondrill::stack::BackendChoice;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -7,8 +7,9 @@ use crate::support::{
     ASYNC_PARTITION_THEN_KILL, assert_loses_the_partition_window, region_loss, run_toml,
 };
 use regiondrill::history::{EventKind, OpKind, Outcome};
-use regiondrill::stack::native::postgres::{self, PgBinaries, PgSettings};
-use regiondrill::stack::process::RunAs;
+use regiondrill::postgres;
+use regiondrill::stack::native::pg::{PgBinaries, PgSettings};
+use regiondrill::stack::native::process::{self, NodeProcess, RunAs};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -93,9 +94,14 @@ async fn write_ids(data_dir: &std::path::Path) -> BTreeSet<u64> {
         cluster_name: "audit".into(),
     };
     let log = data_dir.with_extension("audit.log");
-    let mut pg = postgres::start("audit", &bins, &settings, &log, RunAs::for_postgres())
-        .await
-        .unwrap();
+    let mut cmd = process::command(&bins.tool("postgres"), &log, RunAs::for_postgres()).unwrap();
+    cmd.args(settings.args());
+    let mut pg = NodeProcess::spawn("audit", cmd, &log).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !postgres::answers(port, Duration::from_millis(500)).await {
+        assert!(std::time::Instant::now() < deadline, "audit server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let c = postgres::connect(port, Duration::from_secs(5))
         .await
         .unwrap();

@@ -2,7 +2,8 @@
 //! mode shows up where the posture allows it and not where the posture prevents it.
 
 use crate::support::{docker_or_skip, run_toml, run_toml_on};
-use regiondrill::run::{BackendChoice, RunOutput};
+use regiondrill::run::RunOutput;
+use regiondrill::stack::BackendChoice;
 
 /// An active-active experiment body with `extra` appended.
 fn aa(posture: &str, duration: &str, workload: &str, extra: &str) -> String {

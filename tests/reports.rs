@@ -11,7 +11,7 @@ use regiondrill::history::{
 };
 use regiondrill::posture::Posture;
 use regiondrill::report::{self, Entry, MatrixIndex, MatrixRun, terminal};
-use regiondrill::run::{RESULTS_SCHEMA, Results, RunInfo, Timings};
+use regiondrill::run_folder::{RESULTS_SCHEMA, Results, RunInfo, Timings};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -219,6 +219,7 @@ fn sample_history() -> (History, Probes, FinalState) {
         heartbeat_poll_ms: 5.0,
         heartbeats,
         replication,
+        ..Probes::default()
     };
     survivors.sort_unstable();
     let final_state = FinalState {

@@ -438,5 +438,6 @@ fn synthetic_probes(seed: u64) -> Probes {
         heartbeat_poll_ms: 0.1,
         heartbeats,
         replication,
+        ..Probes::default()
     }
 }

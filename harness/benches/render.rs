@@ -21,7 +21,7 @@ use regiondrill::history::{
     Event, EventKind, FinalState, Heartbeat, History, Nanos, OpKind, Operation, Outcome, Probes,
     ReplicationStat, Source,
 };
-use regiondrill::run::{RESULTS_SCHEMA, Results, RunInfo, Timings};
+use regiondrill::run_folder::{RESULTS_SCHEMA, Results, RunInfo, Timings};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -292,5 +292,6 @@ fn synthetic_probes() -> Probes {
         heartbeat_poll_ms: 5.0,
         heartbeats,
         replication,
+        ..Probes::default()
     }
 }

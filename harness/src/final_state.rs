@@ -1,14 +1,7 @@
 //! The final state: what the system holds once every fault is healed and it has settled —
-//! read straight from the databases, the way the app would read it (see
-//! stacks/app/README.md for the tables).
-//!
-//! - Active-passive and single-region: the current primary's `writes` log, its `kv` values
-//!   and `counters`.
-//! - Active-active: each reachable region's database: the union of both regions' write logs
-//!   (`writes_us`, `writes_eu`, replicated both ways), each key's merged value (the row with
-//!   the greatest (hlc, region) among `kv_us` and `kv_eu`: last write wins, as the app reads
-//!   it), and each counter's value (PN-counters: Σ(p − n) over both regions' components; LWW
-//!   registers: the greatest-(hlc, region) row's value).
+//! read straight from the databases, the way the app would read it
+//! ([`crate::app::final_state_queries`]): in active-passive and single-region the current
+//! primary, in active-active each reachable region's database.
 //!
 //! A database that cannot be read is left out; with none readable, lost writes are "not
 //! checked" rather than zero.
@@ -16,7 +9,7 @@
 use crate::history::{FinalState, RegionState};
 use crate::posture::Posture;
 use crate::stack::Stack;
-use crate::stack::native::postgres;
+use crate::postgres;
 use crate::stack::topology::{NodeId, REGIONS, Role};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -50,27 +43,10 @@ pub async fn read(stack: &Stack) -> FinalState {
 }
 
 async fn read_region(port: u16, posture: Posture) -> Result<(Vec<u64>, RegionState), String> {
-    let c = postgres::connect(port, Duration::from_secs(3)).await?;
-    let (writes, kv, counters) = if posture.is_active_active() {
-        let counters = if posture == Posture::ActiveActiveLww {
-            "SELECT DISTINCT ON (key) key, value FROM (SELECT key, value, hlc, 'us' AS region FROM counter_us \
-             UNION ALL SELECT key, value, hlc, 'eu' FROM counter_eu) t ORDER BY key, hlc DESC, region DESC"
-        } else {
-            "SELECT key, SUM(p - n)::bigint FROM (SELECT key, p, n FROM counter_us UNION ALL SELECT key, p, n FROM counter_eu) t GROUP BY key"
-        };
-        (
-            "SELECT write_id FROM writes_us UNION SELECT write_id FROM writes_eu",
-            "SELECT DISTINCT ON (key) key, write_id FROM (SELECT key, write_id, hlc, region FROM kv_us \
-             UNION ALL SELECT key, write_id, hlc, region FROM kv_eu) t ORDER BY key, hlc DESC, region DESC",
-            counters,
-        )
-    } else {
-        (
-            "SELECT write_id FROM writes",
-            "SELECT key, write_id FROM kv",
-            "SELECT key, value FROM counters",
-        )
-    };
+    let c = postgres::connect(port, Duration::from_secs(3))
+        .await
+        .map_err(|e| e.to_string())?;
+    let [writes, kv, counters] = crate::app::final_state_queries(posture);
     let q = |sql: &'static str| {
         let c = &c;
         async move { c.query(sql, &[]).await.map_err(|e| format!("{sql}: {e}")) }

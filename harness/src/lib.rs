@@ -3,29 +3,37 @@
 //! # Layout
 //! - [`experiment`]: experiment files (TOML) → validated [`experiment::Experiment`].
 //! - [`posture`]: how the regions are wired and what each posture promises.
-//! - [`stack`]: the system under test — topology (regions, nodes, links) and backends.
+//! - [`stack`]: the system under test — the plan (nodes, links), the one bring-up recipe,
+//!   and the backends (native processes, Docker containers) behind one seam.
+//! - [`postgres`]: PostgreSQL as every part of the harness talks to it.
+//! - [`app`]: the app's contract as the harness relies on it (command line, `/admin/db`,
+//!   `/health`, final-state tables).
 //! - [`proxy`]: the fault proxy. A built-in server speaking Toxiproxy's HTTP API, one async
 //!   client for it and for a real Toxiproxy, and [`proxy::Link`], the cross-region link faults.
 //! - [`history`]: the append-only record of operations, events and probe samples.
 //! - [`fault`]: the faults, one file per kind, each with start and heal; [`schedule`] runs
 //!   them on time.
-//! - [`failover`]: the failover controller (part of the system under test).
+//! - [`failover`]: failover managers (part of the system under test) behind one seam; the
+//!   built-in controller is the first.
 //! - [`workload`]: the seeded operation plan and the simulated users that run it.
-//! - [`probe`]: replication lag (heartbeat, `pg_stat_replication`) sampled during the run.
+//! - [`probe`]: replication lag (heartbeat, `pg_stat_replication`) and in-region health,
+//!   sampled during the run.
 //! - [`record`]: the run's one clock and the recorder of operations and events.
-//! - [`history`]: the append-only record of operations, events and probe samples.
 //! - [`checker`]: pure functions of the history → findings, and the SLO verdict.
 //! - [`final_state`]: what the databases hold after heal, for the checkers.
-//! - [`run`]: one experiment end to end, and the run folder it writes.
+//! - [`run`]: one experiment end to end; [`run_folder`]: the folder it writes, which
+//!   reports read.
 //! - [`report`]: terminal, Markdown, HTML and JUnit reports, rendered from run folders.
 //! - [`progress`]: progress bars (or plain lines) for long work.
 
+pub mod app;
 pub mod checker;
 pub mod experiment;
 pub mod failover;
 pub mod fault;
 pub mod final_state;
 pub mod history;
+pub mod postgres;
 pub mod posture;
 pub mod probe;
 pub mod progress;
@@ -33,6 +41,7 @@ pub mod proxy;
 pub mod record;
 pub mod report;
 pub mod run;
+pub mod run_folder;
 pub mod schedule;
 pub mod stack;
 pub mod workload;

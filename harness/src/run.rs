@@ -1,41 +1,29 @@
 //! Running one experiment, end to end:
 //!
-//! 1. bring up the stack (backend), set the regions' round trip;
-//! 2. start the probes and the failover controller, then the workload and the fault
-//!    schedule together (fault offsets count from the workload's start);
+//! 1. bring up the stack (the experiment's plan over the chosen backend);
+//! 2. start the probes and the failover manager, then the workload and the fault schedule
+//!    together (fault offsets count from the workload's start);
 //! 3. when the workload ends: heal every fault, let the system settle, read the final state;
 //! 4. tear the stack down (on every path: success, error, cancellation);
-//! 5. check the history and probes, compare with the SLOs, write the run folder.
+//! 5. check the history and probes, compare with the SLOs, write the run folder
+//!    ([`crate::run_folder`]).
 
 use crate::checker::{self, Findings, Verdict};
 use crate::experiment::Experiment;
 use crate::failover;
 use crate::final_state;
 use crate::history::{EventKind, FinalState, History, Probes};
-use crate::probe::{heartbeat, replication_stat};
+use crate::probe::ProbeSet;
 use crate::record::{Clock, Recorder};
+use crate::run_folder::{Incomplete, Results, RunFolder, RunInfo, Timings, WriteError};
 use crate::schedule::Schedule;
-use crate::stack::docker::{self, engine::Engine, images::Images};
-use crate::stack::native::postgres;
-use crate::stack::{Stack, StackError, native};
+use crate::stack::docker::images::ImageChoice;
+use crate::stack::{BackendChoice, Stack, StackError};
 use crate::workload::{self, client::AppClient, plan::Plan};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// Which backend brings the stack up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum BackendChoice {
-    /// Docker when an engine answers, else native.
-    Auto,
-    /// Local processes.
-    Native,
-    /// Containers (testcontainers).
-    Docker,
-}
 
 /// A stage of a run, as reported to an [`Observer`] (progress display).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,7 +72,7 @@ pub struct RunOptions {
     /// Keep the stack's files (data directories, logs) after the run, for inspection.
     pub keep_stack_files: bool,
     /// Which container images the Docker backend runs.
-    pub images: crate::stack::docker::images::ImageChoice,
+    pub images: ImageChoice,
     /// Told of each stage (progress display); `None` for silence.
     pub observer: Option<Observer>,
 }
@@ -110,13 +98,8 @@ pub enum RunError {
         stage: String,
     },
     /// Writing the run folder failed.
-    #[error("writing {path}: {error}")]
-    Output {
-        /// The path.
-        path: String,
-        /// The error.
-        error: String,
-    },
+    #[error(transparent)]
+    Output(#[from] WriteError),
     /// The run stopped early; what it recorded up to then is in `dir`, marked incomplete.
     #[error("{error} (incomplete run folder: {})", dir.display())]
     Incomplete {
@@ -178,21 +161,6 @@ impl StageTracker {
     }
 }
 
-/// How long each stage of the harness took (for the overhead figures).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Timings {
-    /// Stack bring-up to ready, ms.
-    pub bring_up_ms: f64,
-    /// Workload, ms.
-    pub workload_ms: f64,
-    /// Heal and settle, ms.
-    pub heal_settle_ms: f64,
-    /// Teardown, ms.
-    pub teardown_ms: f64,
-    /// Checkers, ms.
-    pub check_ms: f64,
-}
-
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
@@ -234,22 +202,11 @@ pub async fn run(
     let run_id = run_id(&exp.name);
     let dir = opts.out.join(&run_id);
     let stages = StageTracker::new(cancel);
-    let docker = match opts.backend {
-        BackendChoice::Native => false,
-        BackendChoice::Docker => true,
-        BackendChoice::Auto => Engine::available().await,
-    };
-    let backend = if docker { "docker" } else { "native" };
     stages.enter(Stage::BringingUp, opts);
     let t = Instant::now();
     let up = async {
-        if docker {
-            let engine = Engine::connect().await?;
-            let local = engine.has_image(&Images::local().db).await;
-            docker::up(exp, &run_id, Images::resolve(opts.images, local)).await
-        } else {
-            native::up(exp, &run_id).await
-        }
+        let backend = opts.backend.backend(&run_id, opts.images).await?;
+        Stack::up(exp, backend).await
     };
     let stack = tokio::select! {
         _ = cancel.cancelled() => {
@@ -258,12 +215,12 @@ pub async fn run(
         s = up => Arc::new(s?),
     };
     let bring_up_ms = ms_since(t);
-    let fault_proxy = stack.fault_proxy();
+    let (backend, fault_proxy) = (stack.backend(), stack.fault_proxy());
     let (recorded, result) = drive(exp, &stack, cancel, opts, &stages).await;
     stages.enter(Stage::TearingDown, opts);
     let t = Instant::now();
     let stack_files = if opts.keep_stack_files {
-        stack.keep_files().await
+        stack.keep_files()
     } else {
         None
     };
@@ -285,13 +242,12 @@ pub async fn run(
     let t = Instant::now();
     let findings = checker::check(&recorded.history, &recorded.probes, Some(&final_state));
     let verdict = checker::verdict(&findings, &exp.slo);
-    let check_ms = ms_since(t);
     let timings = Timings {
         bring_up_ms,
         workload_ms,
         heal_settle_ms,
         teardown_ms,
-        check_ms,
+        check_ms: ms_since(t),
     };
     let output = RunOutput {
         run_id,
@@ -312,14 +268,13 @@ pub async fn run(
             history: output.history,
             probes: output.probes,
         };
-        return Err(incomplete(
-            &output.dir,
-            exp,
-            Some(&recorded),
-            stages.interrupted(),
-        ));
+        let error = stages.interrupted();
+        return Err(incomplete(&output.dir, exp, Some(&recorded), error));
     }
-    write_run_folder(&output)?;
+    let folder = RunFolder::create(&output.dir)?;
+    folder.experiment(exp)?;
+    folder.recorded(&output.history, &output.probes)?;
+    folder.complete(&output.final_state, &output.results())?;
     Ok(output)
 }
 
@@ -341,82 +296,28 @@ async fn drive(
     opts: &RunOptions,
     stages: &StageTracker,
 ) -> (Option<Recorded>, Result<Healed, RunError>) {
-    let primary = stack.routing.snapshot().primary;
-    let Some(primary_dsn) = stack.db_dsn(&primary) else {
-        return (
-            None,
-            Err(StackError::Other("no primary database".into()).into()),
-        );
-    };
-    let replica_region = crate::stack::topology::other_region(&primary).to_string();
-    let replica_dsn = stack.db_dsn(&replica_region);
-    let hb = match &replica_dsn {
-        Some(replica) => match heartbeat::HeartbeatProbe::setup(&primary_dsn, replica).await {
-            Ok(hb) => Some(hb),
-            Err(e) => return (None, Err(StackError::Other(e).into())),
-        },
-        None => None,
-    };
-    let plan = Arc::new(Plan::new(&exp.workload, exp.duration, exp.seed));
-    let client = AppClient::new(exp.workload.op_timeout);
-
     let clock = Clock::start();
+    let probes = match ProbeSet::start(stack, clock, cancel.child_token()).await {
+        Ok(p) => p,
+        Err(e) => return (None, Err(StackError::from(e).into())),
+    };
     let recorder = Recorder::new(clock);
-    let stop_probes = cancel.child_token();
-    let stop_controller = cancel.child_token();
-    let stats = Arc::new(Mutex::new(Vec::new()));
-    let mut background = tokio::task::JoinSet::new();
-    if let (Some(hb), Some(replica_dsn)) = (&hb, replica_dsn) {
-        let (h, dsn, region, routing, stop) = (
-            hb.clone(),
-            primary_dsn.clone(),
-            primary.clone(),
-            stack.routing.clone(),
-            stop_probes.clone(),
-        );
-        background.spawn(async move { h.write(dsn, region, routing, clock, stop).await });
-        let (h, stop) = (hb.clone(), stop_probes.clone());
-        background.spawn(async move { h.poll(replica_dsn, clock, stop).await });
-        // pg_stat_replication names a physical standby by its cluster_name, a logical
-        // subscriber by its subscription.
-        let walsender = if stack.posture.is_active_active() {
-            postgres::subscription_name(&primary)
-        } else {
-            replica_region.clone()
-        };
-        let (dsn, standby, out, stop) = (
-            primary_dsn.clone(),
-            walsender,
-            stats.clone(),
-            stop_probes.clone(),
-        );
-        background
-            .spawn(async move { replication_stat::sample(dsn, standby, clock, out, stop).await });
-    }
-    let controller = tokio::spawn(failover::run(
-        stack.clone(),
-        exp.failover.clone(),
-        recorder.clone(),
-        stop_controller.clone(),
-    ));
+    let stop_manager = cancel.child_token();
+    let manager = failover::for_experiment(exp);
+    let manager = tokio::spawn(manager.run(stack.clone(), recorder.clone(), stop_manager.clone()));
     let mut bg = Background {
-        controller: Some(controller),
-        probes: background,
-        stop_probes,
-        stop_controller,
+        manager: Some(manager),
+        stop_manager,
+        probes: Some(probes),
+        sampled: None,
     };
-    let result = run_and_heal(exp, stack, cancel, plan, client, &recorder, &mut bg, opts, stages).await;
+    let result = run_and_heal(exp, stack, cancel, &recorder, &mut bg, opts, stages).await;
     // Whatever happened, nothing of the run may still hold the stack when it is torn down.
-    bg.stop_controller().await;
+    bg.stop_manager().await;
     bg.stop_probes().await;
-    let probes = Probes {
-        heartbeat_poll_ms: heartbeat::POLL_INTERVAL.as_secs_f64() * 1e3,
-        heartbeats: hb.map(|h| h.heartbeats()).unwrap_or_default(),
-        replication: std::mem::take(&mut *stats.lock().expect("stats lock")),
-    };
     let recorded = Recorded {
         history: recorder.finish(),
-        probes,
+        probes: bg.sampled.take().unwrap_or_default(),
     };
     (Some(recorded), result)
 }
@@ -434,39 +335,36 @@ async fn teardown(mut stack: Arc<Stack>) {
     tracing::error!("the stack is still shared 5 s after the run; it is removed when dropped");
 }
 
-/// The run's background tasks: the failover controller and the probes.
+/// The run's background tasks: the failover manager and the probes.
 struct Background {
-    controller: Option<tokio::task::JoinHandle<()>>,
-    probes: tokio::task::JoinSet<()>,
-    stop_probes: CancellationToken,
-    stop_controller: CancellationToken,
+    manager: Option<tokio::task::JoinHandle<()>>,
+    stop_manager: CancellationToken,
+    probes: Option<ProbeSet>,
+    sampled: Option<Probes>,
 }
 
 impl Background {
-    /// Stops the controller and waits for it (a failover in progress finishes first).
-    async fn stop_controller(&mut self) {
-        self.stop_controller.cancel();
-        if let Some(c) = self.controller.take() {
-            let _ = c.await;
+    /// Stops the failover manager and waits for it (a failover in progress finishes first).
+    async fn stop_manager(&mut self) {
+        self.stop_manager.cancel();
+        if let Some(m) = self.manager.take() {
+            let _ = m.await;
         }
     }
 
-    /// Stops the probes and waits for them.
+    /// Stops the probes and keeps what they sampled.
     async fn stop_probes(&mut self) {
-        self.stop_probes.cancel();
-        while self.probes.join_next().await.is_some() {}
+        if let Some(p) = self.probes.take() {
+            self.sampled = Some(p.finish().await);
+        }
     }
 }
 
 /// The workload with the fault schedule, then heal, settle and read the final state.
-/// Returns the workload's and the heal's durations (ms) and the final state.
-#[allow(clippy::too_many_arguments)] // each is a distinct part of the run, used once
 async fn run_and_heal(
     exp: &Experiment,
     stack: &Arc<Stack>,
     cancel: &CancellationToken,
-    plan: Arc<Plan>,
-    client: AppClient,
     recorder: &Recorder,
     bg: &mut Background,
     opts: &RunOptions,
@@ -481,6 +379,8 @@ async fn run_and_heal(
     let t = Instant::now();
     recorder.event(EventKind::WorkloadStarted);
     let schedule = Schedule::new(exp.faults.clone());
+    let plan = Arc::new(Plan::new(&exp.workload, exp.duration, exp.seed));
+    let client = AppClient::new(exp.workload.op_timeout);
     let workload = workload::run(
         plan,
         stack.clone(),
@@ -498,7 +398,7 @@ async fn run_and_heal(
     }
     stages.enter(Stage::Healing, opts);
     let t = Instant::now();
-    bg.stop_controller().await;
+    bg.stop_manager().await;
     schedule.heal_remaining(stack, recorder).await?;
     stack.heal_links().await?;
     recorder.event(EventKind::Healed);
@@ -545,44 +445,11 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// `results.json`'s schema version.
-pub const RESULTS_SCHEMA: &str = "regiondrill.results/v1";
-
-/// `results.json`: everything a report needs, each finding under a stable dotted name.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Results {
-    /// [`RESULTS_SCHEMA`].
-    pub schema: String,
-    /// The run.
-    pub run: RunInfo,
-    /// The experiment as run.
-    pub experiment: Experiment,
-    /// What the checkers found.
-    pub findings: Findings,
-    /// SLO comparison: `slo.passed`, `slo.checks`.
-    pub slo: Verdict,
-}
-
-/// About the run itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunInfo {
-    /// Run id.
-    pub id: String,
-    /// Backend.
-    pub backend: String,
-    /// Fault proxy.
-    pub fault_proxy: String,
-    /// What a "lost write" can survive here.
-    pub durability: String,
-    /// Stage timings.
-    pub timings: Timings,
-}
-
 impl RunOutput {
     /// The `results.json` content.
     pub fn results(&self) -> Results {
         Results {
-            schema: RESULTS_SCHEMA.into(),
+            schema: crate::run_folder::RESULTS_SCHEMA.into(),
             run: RunInfo {
                 id: self.run_id.clone(),
                 backend: self.backend.clone(),
@@ -597,24 +464,14 @@ impl RunOutput {
     }
 }
 
-/// The file that marks a run folder incomplete (and says why); such a folder has no
-/// `results.json`.
-pub const INCOMPLETE_FILE: &str = "incomplete.json";
-
-/// `incomplete.json`: why a run stopped before its verdict.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Incomplete {
-    /// What stopped it, e.g. "interrupted while running the workload and faults for 20s".
-    pub reason: String,
-    /// Whether it was interrupted (Ctrl-C) rather than failing by itself.
-    pub interrupted: bool,
-    /// Whether `history.jsonl` and `probes.json` hold what was recorded up to then.
-    pub has_history: bool,
-}
-
 /// Writes what an early-stopped run has into its run folder, marked incomplete, and returns
 /// the error to report (naming the folder). When even that fails, the original error.
-fn incomplete(dir: &Path, exp: &Experiment, recorded: Option<&Recorded>, error: RunError) -> RunError {
+fn incomplete(
+    dir: &Path,
+    exp: &Experiment,
+    recorded: Option<&Recorded>,
+    error: RunError,
+) -> RunError {
     let marker = Incomplete {
         reason: error.to_string(),
         interrupted: error.is_interrupted(),
@@ -626,7 +483,7 @@ fn incomplete(dir: &Path, exp: &Experiment, recorded: Option<&Recorded>, error: 
         if let Some(r) = recorded {
             folder.recorded(&r.history, &r.probes)?;
         }
-        folder.write(INCOMPLETE_FILE, &serde_json::to_vec_pretty(&marker).expect("serializable"))
+        folder.incomplete(&marker)
     })();
     match written {
         Ok(()) => RunError::Incomplete {
@@ -638,68 +495,6 @@ fn incomplete(dir: &Path, exp: &Experiment, recorded: Option<&Recorded>, error: 
             error
         }
     }
-}
-
-/// A run folder being written.
-struct RunFolder<'a> {
-    dir: &'a Path,
-}
-
-impl<'a> RunFolder<'a> {
-    fn create(dir: &'a Path) -> Result<Self, RunError> {
-        std::fs::create_dir_all(dir).map_err(|e| output_error(dir, e))?;
-        Ok(RunFolder { dir })
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), RunError> {
-        let p = self.dir.join(name);
-        std::fs::write(&p, bytes).map_err(|e| output_error(&p, e))
-    }
-
-    /// `experiment.toml` (the file as written, when readable) and `experiment.json`.
-    fn experiment(&self, exp: &Experiment) -> Result<(), RunError> {
-        if let Ok(text) = std::fs::read(&exp.source) {
-            self.write("experiment.toml", &text)?;
-        }
-        self.write(
-            "experiment.json",
-            &serde_json::to_vec_pretty(exp).expect("serializable"),
-        )
-    }
-
-    /// `history.jsonl` and `probes.json`.
-    fn recorded(&self, history: &History, probes: &Probes) -> Result<(), RunError> {
-        let mut bytes = Vec::new();
-        history
-            .write_jsonl(&mut bytes)
-            .map_err(|e| output_error(&self.dir.join("history.jsonl"), e))?;
-        self.write("history.jsonl", &bytes)?;
-        self.write(
-            "probes.json",
-            &serde_json::to_vec_pretty(probes).expect("serializable"),
-        )
-    }
-}
-
-fn output_error(p: &Path, e: std::io::Error) -> RunError {
-    RunError::Output {
-        path: p.display().to_string(),
-        error: e.to_string(),
-    }
-}
-
-fn write_run_folder(out: &RunOutput) -> Result<(), RunError> {
-    let folder = RunFolder::create(&out.dir)?;
-    folder.experiment(&out.experiment)?;
-    folder.recorded(&out.history, &out.probes)?;
-    folder.write(
-        "final_state.json",
-        &serde_json::to_vec(&out.final_state).expect("serializable"),
-    )?;
-    folder.write(
-        "results.json",
-        &serde_json::to_vec_pretty(&out.results()).expect("serializable"),
-    )
 }
 
 #[cfg(test)]

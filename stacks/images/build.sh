@@ -2,8 +2,8 @@
 # Builds regiondrill's container images with no registry, from Debian's packages:
 #   regiondrill/base:<hash>  Debian bookworm (minbase) with PostgreSQL 15, Redis and libfaketime,
 #                            made by mmdebstrap and `docker import`;
-#   regiondrill/stack:<hash> the base plus the `regiondrill` and `regiondrill-app` binaries,
-#                            tagged regiondrill/postgres:15, regiondrill/redis:7,
+#   regiondrill/stack:<hash> the base plus the `regiondrill` and `regiondrill-app` binaries and
+#                            an empty PostgreSQL cluster (copied by database containers), tagged regiondrill/postgres:15, regiondrill/redis:7,
 #                            regiondrill/app:latest and regiondrill/toxiproxy:latest.
 # Each step is skipped when an image built from the same inputs exists (`--force` rebuilds).
 # Users with a registry can use the official postgres, redis and ghcr.io/shopify/toxiproxy
@@ -54,11 +54,15 @@ fi
 
 cargo build --release --quiet -p regiondrill -p regiondrill-app
 release="${CARGO_TARGET_DIR:-target}/release"
-stack_hash=$(cat "$release/regiondrill" "$release/regiondrill-app" | sha256sum | cut -c1-12)-$base_hash
+# stack recipe: an empty cluster made at build time (the drill's settings are appended when a
+# container first starts), so a database container copies it instead of running initdb.
+template_cmd='mkdir -p /var/lib/regiondrill && chown postgres:postgres /var/lib/regiondrill && runuser -u postgres -- initdb -D /var/lib/regiondrill/pg-template -U postgres --auth=trust --no-sync --encoding=UTF8 --locale=C >/dev/null'
+stack_hash=$( (cat "$release/regiondrill" "$release/regiondrill-app"; echo "$template_cmd") | sha256sum | cut -c1-12)-$base_hash
 stack=regiondrill/stack:$stack_hash
 if [ "$force" = --force ] || ! docker image inspect "$stack" >/dev/null 2>&1; then
-    ctr=$(docker create "$base" true)
+    ctr=$(docker create "$base" sh -c "$template_cmd")
     trap 'docker rm -f "$ctr" >/dev/null 2>&1 || true' EXIT
+    docker start -a "$ctr" >/dev/null
     docker cp "$release/regiondrill" "$ctr:/usr/local/bin/regiondrill"
     docker cp "$release/regiondrill-app" "$ctr:/usr/local/bin/regiondrill-app"
     docker commit --change "LABEL regiondrill.inputs=$stack_hash" "$ctr" "$stack" >/dev/null

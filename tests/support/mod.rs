@@ -229,7 +229,7 @@ pub async fn run_toml(
     keep_stack_files: bool,
 ) -> (regiondrill::run::RunOutput, TempDir) {
     run_toml_on(
-        regiondrill::run::BackendChoice::Native,
+        regiondrill::stack::BackendChoice::Native,
         name,
         toml,
         keep_stack_files,
@@ -248,7 +248,7 @@ pub async fn docker_or_skip(test: &str) -> bool {
 
 /// [`run_toml`] on a chosen backend.
 pub async fn run_toml_on(
-    backend: regiondrill::run::BackendChoice,
+    backend: regiondrill::stack::BackendChoice,
     name: &str,
     toml: &str,
     keep_stack_files: bool,

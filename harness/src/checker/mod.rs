@@ -398,6 +398,7 @@ mod tests {
                 replay_lag_ms: Some(1.5),
                 bytes_behind: Some(10),
             }],
+            ..Probes::default()
         };
         let final_state = FinalState {
             primary_region: Some("eu".into()),

@@ -86,6 +86,7 @@ mod tests {
                 stat(false, None, None),
                 stat(true, Some(4.0), None),
             ],
+            ..Probes::default()
         };
         assert_eq!(
             check(&probes),

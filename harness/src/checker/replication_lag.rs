@@ -98,6 +98,7 @@ mod tests {
                 hb(5, 500, Some(540)),
             ],
             replication: vec![],
+            ..Probes::default()
         };
         let lag = check(&probes);
         assert_eq!(lag.samples, 4);
@@ -139,6 +140,7 @@ mod tests {
                 visible_ns: Some(1_000_250_000),
             }],
             replication: vec![],
+            ..Probes::default()
         };
         assert_eq!(check(&probes).p50_ms, Some(0.25));
     }
@@ -149,6 +151,7 @@ mod tests {
             heartbeat_poll_ms: 1.0,
             heartbeats: vec![hb(1, 10, Some(9))],
             replication: vec![],
+            ..Probes::default()
         };
         assert_eq!(check(&probes).max_ms, Some(-1.0));
     }
@@ -159,6 +162,7 @@ mod tests {
             heartbeat_poll_ms: 10.0,
             heartbeats: vec![hb(1, 10, None), hb(2, 20, None)],
             replication: vec![],
+            ..Probes::default()
         };
         let lag = check(&probes);
         assert_eq!((lag.samples, lag.unreplicated), (0, 2));

@@ -9,7 +9,7 @@
 
 use crate::history::{Heartbeat, Nanos};
 use crate::record::Clock;
-use crate::stack::native::postgres;
+use crate::postgres;
 use crate::stack::routing::Routing;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,14 +39,17 @@ pub struct HeartbeatProbe {
 
 impl HeartbeatProbe {
     /// Creates the heartbeat table on the primary and connects to both ends.
-    pub async fn setup(primary_dsn: &str, replica_dsn: &str) -> Result<HeartbeatProbe, String> {
+    pub async fn setup(
+        primary_dsn: &str,
+        replica_dsn: &str,
+    ) -> Result<HeartbeatProbe, postgres::PgError> {
         let c = postgres::connect_dsn(primary_dsn, Duration::from_secs(5)).await?;
-        c.batch_execute(
-            "CREATE TABLE IF NOT EXISTS regiondrill_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL);
-             INSERT INTO regiondrill_heartbeat VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET seq = 0;",
+        postgres::execute(&c, postgres::HARNESS_SCHEMA).await?;
+        postgres::execute(
+            &c,
+            "INSERT INTO regiondrill_heartbeat VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET seq = 0",
         )
-        .await
-        .map_err(|e| format!("creating the heartbeat table: {e}"))?;
+        .await?;
         let replica = postgres::connect_dsn(replica_dsn, Duration::from_secs(5)).await?;
         Ok(HeartbeatProbe {
             state: Arc::default(),

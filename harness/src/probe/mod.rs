@@ -2,9 +2,109 @@
 //! - [`heartbeat`]: replication lag as the time from a write's commit on the primary to its
 //!   visibility on the replica.
 //! - [`replication_stat`]: PostgreSQL's own view (`pg_stat_replication`).
+//! - [`health`]: each region's database checked from inside its region.
 //!
 //! Probes connect to the databases directly (not through links): they measure, they are not
-//! part of the system under test.
+//! part of the system under test. [`ProbeSet`] starts them all for a stack and collects
+//! their samples.
 
+pub mod health;
 pub mod heartbeat;
 pub mod replication_stat;
+
+use crate::history::{HealthSample, Probes, ReplicationStat};
+use crate::postgres::PgError;
+use crate::record::Clock;
+use crate::stack::Stack;
+use crate::stack::topology::{NodeId, Role, other_region};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// Every probe of a run, sampling until [`ProbeSet::finish`].
+pub struct ProbeSet {
+    tasks: tokio::task::JoinSet<()>,
+    stop: CancellationToken,
+    heartbeat: Option<heartbeat::HeartbeatProbe>,
+    replication: Arc<Mutex<Vec<ReplicationStat>>>,
+    health: Arc<Mutex<Vec<HealthSample>>>,
+}
+
+impl ProbeSet {
+    /// Starts the probes of `stack` on `clock`: heartbeats and `pg_stat_replication` between
+    /// the primary and the other region's database (when there is one), and every region's
+    /// in-region health.
+    pub async fn start(stack: &Arc<Stack>, clock: Clock, stop: CancellationToken) -> Result<ProbeSet, PgError> {
+        let mut set = ProbeSet {
+            tasks: tokio::task::JoinSet::new(),
+            stop,
+            heartbeat: None,
+            replication: Arc::default(),
+            health: Arc::default(),
+        };
+        let primary = stack.routing.snapshot().primary;
+        let (Some(primary_dsn), replica) = (
+            stack.db_dsn(&primary),
+            stack.db_dsn(other_region(&primary)),
+        ) else {
+            return Ok(set);
+        };
+        if let Some(replica_dsn) = replica {
+            let hb = heartbeat::HeartbeatProbe::setup(&primary_dsn, &replica_dsn).await?;
+            let (h, dsn, region, routing, stop) = (
+                hb.clone(),
+                primary_dsn.clone(),
+                primary.clone(),
+                stack.routing.clone(),
+                set.stop.clone(),
+            );
+            set.tasks
+                .spawn(async move { h.write(dsn, region, routing, clock, stop).await });
+            let (h, stop) = (hb.clone(), set.stop.clone());
+            set.tasks
+                .spawn(async move { h.poll(replica_dsn, clock, stop).await });
+            set.heartbeat = Some(hb);
+            // pg_stat_replication names a physical standby by its cluster_name, a logical
+            // subscriber by its subscription.
+            let walsender = if stack.posture.is_active_active() {
+                crate::postgres::subscription_name(&primary)
+            } else {
+                other_region(&primary).to_string()
+            };
+            let (out, stop) = (set.replication.clone(), set.stop.clone());
+            set.tasks.spawn(replication_stat::sample(
+                primary_dsn,
+                walsender,
+                clock,
+                out,
+                stop,
+            ));
+        }
+        for node in stack.nodes().filter(|n| n.role == Role::Db) {
+            let NodeId { region, .. } = node.clone();
+            let Some(dsn) = stack.db_dsn(&region) else {
+                continue;
+            };
+            let (out, stop) = (set.health.clone(), set.stop.clone());
+            set.tasks
+                .spawn(health::watch(region, dsn, clock, out, stop));
+        }
+        Ok(set)
+    }
+
+    /// Stops every probe and returns what they sampled (health samples in time order).
+    pub async fn finish(mut self) -> Probes {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        let mut health = std::mem::take(&mut *self.health.lock().expect("health lock"));
+        health.sort_by_key(|s| s.at_ns);
+        Probes {
+            heartbeat_poll_ms: heartbeat::POLL_INTERVAL.as_secs_f64() * 1e3,
+            heartbeats: self
+                .heartbeat
+                .map(|h| h.heartbeats())
+                .unwrap_or_default(),
+            replication: std::mem::take(&mut *self.replication.lock().expect("stat lock")),
+            health,
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::history::ReplicationStat;
 use crate::record::Clock;
-use crate::stack::native::postgres;
+use crate::postgres;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -6,7 +6,7 @@
 use super::Entry;
 use crate::checker::Phase;
 use crate::posture::Posture;
-use crate::run::Results;
+use crate::run_folder::Results;
 
 /// One line of a run's findings.
 #[derive(Debug, Clone, PartialEq)]

@@ -45,7 +45,7 @@ pub use cells::{dur, short_posture};
 pub use matrix::{MATRIX_INDEX, MATRIX_SCHEMA, MatrixIndex, MatrixRun};
 
 use crate::history::{History, HistoryError, Probes};
-use crate::run::{RESULTS_SCHEMA, Results};
+use crate::run_folder::{RESULTS_SCHEMA, Results};
 use std::path::{Path, PathBuf};
 
 /// A report could not be rendered: names the file and what is wrong with it.
@@ -134,9 +134,9 @@ pub fn load_run(dir: &Path) -> Result<StoredRun, ReportError> {
 /// Reads only a run folder's `results.json`, checking its schema.
 pub fn load_results(dir: &Path) -> Result<Results, ReportError> {
     let path = dir.join(RESULTS_FILE);
-    let marker = dir.join(crate::run::INCOMPLETE_FILE);
+    let marker = dir.join(crate::run_folder::INCOMPLETE_FILE);
     if !path.is_file() && marker.is_file() {
-        let why: Option<crate::run::Incomplete> = std::fs::read(&marker)
+        let why: Option<crate::run_folder::Incomplete> = std::fs::read(&marker)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         return Err(ReportError::Read {

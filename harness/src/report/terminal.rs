@@ -6,7 +6,7 @@
 
 use super::cells::{self, COLUMNS, ComparisonRow, RowVerdict};
 use super::{Entry, MatrixIndex, ReportError, load_results};
-use crate::run::Results;
+use crate::run_folder::Results;
 use std::path::Path;
 use tabled::builder::Builder;
 use tabled::settings::object::{Columns, Segment};

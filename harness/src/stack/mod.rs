@@ -1,32 +1,49 @@
 //! Stacks: the system under test, as a backend brought it up.
 //!
-//! A [`Stack`] is what the rest of the harness sees: which nodes exist and where the harness
-//! reaches them, the cross-region links (proxies on the fault proxy), the routing table, and
-//! the node operations faults and the failover controller need (kill, restart, reconfigure an
-//! app). It never says which backend it runs on.
+//! # Layout
+//! - [`plan`]: the stack as data — nodes, what each runs, readiness, links — from the
+//!   experiment, once.
+//! - [`backend`]: the seam a place to run nodes implements (primitives only), with
+//!   [`native`] (local processes) and [`docker`] (containers) behind it.
+//! - [`recipe`]: the one bring-up recipe, any plan over any backend.
+//! - [`wiring`]: where nodes and links are reached, by the harness and by each other.
+//! - [`topology`]: regions, node ids and link names; [`routing`]: the stack's "DNS";
+//!   [`clock`]: libfaketime for skewed clocks; [`ports`]: ports on 127.0.0.1.
+//!
+//! A [`Stack`] is what the rest of the harness sees: which nodes exist and where they are
+//! reached, the links (proxies on the fault proxy), the routing table, and the node
+//! operations faults and failover managers need. It never says which backend it runs on.
 
+pub mod backend;
+pub mod clock;
 pub mod docker;
 pub mod native;
+pub mod plan;
 pub mod ports;
-pub mod process;
+pub mod recipe;
 pub mod routing;
-pub mod rundir;
 pub mod topology;
+pub mod wiring;
 
 use crate::experiment::{CacheMode, Experiment};
 use crate::posture::Posture;
 use crate::proxy::{ClientError, FaultProxy, Link, ToxiproxyClient};
+use backend::Backend;
+use plan::StackPlan;
 use routing::Routing;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use topology::{LinkPurpose, LinkSpec, NodeId, Role, link_name};
+use topology::{LinkSpec, NodeId, Role};
+use wiring::Wiring;
+
+pub use wiring::Endpoint;
 
 /// Why a stack could not be brought up or operated.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
-    /// A program the backend needs is not installed.
+    /// A program or image the backend needs is not installed.
     #[error("{what} not found (looked in {looked}); install with: {install}")]
     Missing {
         /// What is missing.
@@ -36,9 +53,19 @@ pub enum StackError {
         /// How to install it.
         install: String,
     },
-    /// A node or tool failed.
+    /// A node or tool process failed (native).
     #[error(transparent)]
-    Process(#[from] process::ProcessError),
+    Process(#[from] native::process::ProcessError),
+    /// A node did not become ready.
+    #[error("{node} {why}{}", tail(log_tail))]
+    NotReady {
+        /// The node.
+        node: String,
+        /// What happened.
+        why: String,
+        /// The end of its log.
+        log_tail: String,
+    },
     /// A file operation failed.
     #[error("{path}: {error}")]
     Io {
@@ -50,9 +77,29 @@ pub enum StackError {
     /// The fault proxy failed.
     #[error("fault proxy: {0}")]
     Proxy(String),
-    /// Something else about the stack.
+    /// The Docker engine refused an operation.
     #[error("{0}")]
-    Other(String),
+    Engine(String),
+    /// PostgreSQL refused a set-up step.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] crate::postgres::PgError),
+    /// An app could not be repointed.
+    #[error("app: {0}")]
+    App(#[from] crate::app::AppError),
+    /// A node or link the plan has was not placed by the backend (a backend bug).
+    #[error("{0} was not placed by the backend")]
+    NotPlaced(String),
+    /// An operation named a node that is not running (or not in this stack).
+    #[error("{0} is not running")]
+    NotRunning(String),
+}
+
+fn tail(log_tail: &str) -> String {
+    if log_tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("; last log lines:\n{log_tail}")
+    }
 }
 
 impl StackError {
@@ -71,6 +118,44 @@ impl From<ClientError> for StackError {
     }
 }
 
+/// Which backend brings the stack up.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// Docker when an engine answers, else native.
+    Auto,
+    /// Local processes.
+    Native,
+    /// Containers (testcontainers).
+    Docker,
+}
+
+impl BackendChoice {
+    /// The backend for the run `run_id` (`images`: which images a Docker backend runs).
+    pub async fn backend(
+        self,
+        run_id: &str,
+        images: docker::images::ImageChoice,
+    ) -> Result<Box<dyn Backend>, StackError> {
+        let docker = match self {
+            BackendChoice::Native => false,
+            BackendChoice::Docker => true,
+            BackendChoice::Auto => docker::engine::Engine::available().await,
+        };
+        if !docker {
+            return Ok(Box::new(native::NativeBackend::new(run_id)));
+        }
+        let engine = docker::engine::Engine::connect().await?;
+        let local = engine
+            .has_image(&docker::images::Images::local().db)
+            .await;
+        let images = docker::images::Images::resolve(images, local);
+        Ok(Box::new(docker::DockerBackend::new(engine, run_id, images)))
+    }
+}
+
 /// A cross-region link of a running stack.
 #[derive(Debug, Clone)]
 pub struct StackLink {
@@ -83,16 +168,6 @@ pub struct StackLink {
     pub inside: (String, u16),
     /// Fault handle.
     pub link: Link,
-}
-
-/// Where a node is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Port on 127.0.0.1 where the harness reaches it.
-    pub port: u16,
-    /// (host, port) where the stack's other nodes reach it: `127.0.0.1` natively, the
-    /// container's name on its region's network on Docker.
-    pub inside: (String, u16),
 }
 
 /// Knobs the apps get from the experiment.
@@ -136,73 +211,33 @@ impl AppTuning {
     }
 }
 
-/// Active-active replication (both primaries up and migrated): each region's tables flow to
-/// the other through the replication links — `us`'s through `replication` (the `eu`
-/// database connects to `us`), `eu`'s through `replication-to-us`.
-pub(crate) async fn replicate_both_ways(
-    endpoints: &BTreeMap<NodeId, Endpoint>,
-    links: &BTreeMap<String, StackLink>,
-) -> Result<(), StackError> {
-    use topology::{PRIMARY_REGION as US, STANDBY_REGION as EU};
-    let port = |r: &str| {
-        endpoints
-            .get(&NodeId::new(r, Role::Db))
-            .map(|e| e.port)
-            .ok_or_else(|| StackError::Other(format!("no {r} database")))
-    };
-    let via = |name: &str| {
-        links
-            .get(name)
-            .map(|l| native::postgres::dsn_at(&l.inside.0, l.inside.1))
-            .ok_or_else(|| StackError::Other(format!("no {name} link")))
-    };
-    for r in [US, EU] {
-        let c = native::postgres::connect(port(r)?, Duration::from_secs(3))
-            .await
-            .map_err(StackError::Other)?;
-        c.simple_query(native::postgres::HARNESS_SCHEMA)
-            .await
-            .map_err(|e| StackError::Other(format!("harness schema on {r}: {e}")))?;
-    }
-    native::postgres::replicate(US, port(US)?, port(EU)?, &via("replication")?, true)
-        .await
-        .map_err(StackError::Other)?;
-    native::postgres::replicate(EU, port(EU)?, port(US)?, &via("replication-to-us")?, false)
-        .await
-        .map_err(StackError::Other)?;
-    Ok(())
-}
-
-/// The nodes as a backend runs them (one per run, so the variants' sizes do not matter).
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Nodes {
-    Native(native::NativeNodes),
-    Docker(docker::DockerNodes),
-}
-
-/// A running two-region stack.
+/// A running stack.
 pub struct Stack {
     /// How it is wired.
     pub posture: Posture,
     /// The shared routing table.
     pub routing: Arc<Routing>,
+    plan: StackPlan,
+    wiring: Wiring,
     proxy: FaultProxy,
     links: BTreeMap<String, StackLink>,
-    endpoints: BTreeMap<NodeId, Endpoint>,
-    tuning: AppTuning,
-    nodes: tokio::sync::Mutex<Nodes>,
+    backend: Arc<dyn Backend>,
     http: reqwest::Client,
 }
 
 impl Stack {
+    /// Brings `exp`'s stack up on `backend` (see [`recipe`]).
+    pub async fn up(exp: &Experiment, backend: Box<dyn Backend>) -> Result<Stack, StackError> {
+        recipe::bring_up(StackPlan::new(exp), backend).await
+    }
+
     pub(crate) fn assemble(
-        posture: Posture,
+        plan: StackPlan,
+        wiring: Wiring,
+        routing: Arc<Routing>,
         proxy: FaultProxy,
         links: BTreeMap<String, StackLink>,
-        endpoints: BTreeMap<NodeId, Endpoint>,
-        tuning: AppTuning,
-        routing: Arc<Routing>,
-        nodes: Nodes,
+        backend: Arc<dyn Backend>,
     ) -> Stack {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -210,15 +245,20 @@ impl Stack {
             .build()
             .expect("static client");
         Stack {
-            posture,
+            posture: plan.posture,
             routing,
+            plan,
+            wiring,
             proxy,
             links,
-            endpoints,
-            tuning,
-            nodes: tokio::sync::Mutex::new(nodes),
+            backend,
             http,
         }
+    }
+
+    /// The plan it was brought up from.
+    pub fn plan(&self) -> &StackPlan {
+        &self.plan
     }
 
     /// Which fault proxy carries the links (built-in, spawned or external Toxiproxy).
@@ -233,17 +273,17 @@ impl Stack {
 
     /// The nodes this posture has.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeId> {
-        self.endpoints.keys()
+        self.plan.nodes.iter()
     }
 
     /// Whether the stack has `node`.
     pub fn has(&self, node: &NodeId) -> bool {
-        self.endpoints.contains_key(node)
+        self.plan.nodes.contains(node)
     }
 
     /// The harness-side port of a node (on 127.0.0.1).
     pub fn port(&self, node: &NodeId) -> Option<u16> {
-        self.endpoints.get(node).map(|e| e.port)
+        self.wiring.endpoint(node).map(|e| e.port)
     }
 
     /// A link by name.
@@ -256,195 +296,77 @@ impl Stack {
         self.links.values()
     }
 
-    /// DSN for the harness to reach a region's database directly.
+    /// DSN for the harness to reach a region's database directly (from inside its region).
     pub fn db_dsn(&self, region: &str) -> Option<String> {
-        self.port(&NodeId::new(region, Role::Db))
-            .map(native::postgres::dsn)
+        self.wiring.harness_db_dsn(region)
     }
 
     /// URL the harness uses to reach `serving`'s app on behalf of a user in `user_region`:
     /// directly within a region, through the users link across regions.
     pub fn app_url_for(&self, user_region: &str, serving: &str) -> Option<String> {
-        if user_region == serving {
-            return self
-                .port(&NodeId::new(serving, Role::App))
-                .map(|p| format!("http://127.0.0.1:{p}"));
-        }
-        self.link(&link_name(user_region, LinkPurpose::UsersToApp, serving))
-            .map(|l| format!("http://127.0.0.1:{}", l.port))
+        self.wiring.app_url_for(user_region, serving)
     }
 
-    /// The database `from`'s app uses to reach `to`'s: its own directly, the other through
-    /// the app-to-db link.
-    fn app_db_dsn(&self, from: &str, to: &str) -> Option<String> {
-        let (host, port) = if from == to {
-            &self.endpoints.get(&NodeId::new(to, Role::Db))?.inside
-        } else {
-            &self
-                .link(&link_name(from, LinkPurpose::AppToDb, to))?
-                .inside
-        };
-        Some(native::postgres::dsn_at(host, *port))
-    }
-
-    /// The databases an app in `region` should use under the current routing: writes to the
-    /// primary (through the app-to-db link when remote; in active-active its own region's);
-    /// reads from its own region's database unless that one was deposed or does not exist
-    /// (then from the primary too).
+    /// The databases an app in `region` should use under the current routing.
     pub fn app_dsns(&self, region: &str) -> Option<(String, String)> {
-        let state = self.routing.snapshot();
-        let inside_db = |r: &str| self.app_db_dsn(r, r);
-        let write = if self.posture.is_active_active() {
-            inside_db(region)?
-        } else {
-            self.app_db_dsn(region, &state.primary)?
-        };
-        let local_ok = self.has(&NodeId::new(region, Role::Db)) && !state.deposed.contains(region);
-        let read = if local_ok {
-            inside_db(region)?
-        } else {
-            write.clone()
-        };
-        Some((write, read))
+        self.wiring.app_dsns(region, &self.routing.snapshot())
     }
 
     /// The app tuning.
     pub fn tuning(&self) -> &AppTuning {
-        &self.tuning
-    }
-
-    /// The arguments of `regiondrill-app serve` for `region`'s app, all but `--listen`
-    /// (addresses as the stack's nodes see them, so every backend uses the same list).
-    pub fn app_args(&self, region: &str) -> Option<Vec<String>> {
-        let (write, read) = self.app_dsns(region)?;
-        let t = &self.tuning;
-        let redis = |node: &NodeId, via: Option<&StackLink>| {
-            let (host, port) = match via {
-                Some(l) => l.inside.clone(),
-                None => self.endpoints.get(node)?.inside.clone(),
-            };
-            Some(format!("redis://{host}:{port}"))
-        };
-        let mut args: Vec<String> = vec![
-            "--region".into(),
-            region.into(),
-            "--posture".into(),
-            self.posture.app_mode().into(),
-            "--write-db".into(),
-            write,
-            "--read-db".into(),
-            read,
-            "--redis".into(),
-            redis(&NodeId::new(region, Role::Cache), None)?,
-            "--cache-ttl-ms".into(),
-            t.cache_ttl.as_millis().to_string(),
-            "--request-timeout-ms".into(),
-            t.request_timeout.as_millis().to_string(),
-            "--cache-mode".into(),
-            t.cache_mode.name().into(),
-        ];
-        if !t.cache_ttl_jitter.is_zero() {
-            args.extend([
-                "--cache-ttl-jitter-ms".into(),
-                t.cache_ttl_jitter.as_millis().to_string(),
-            ]);
-        }
-        if t.single_flight {
-            args.push("--single-flight".into());
-        }
-        let other = topology::other_region(region);
-        if t.cache_mode != CacheMode::Ttl && self.posture.has_standby() {
-            let link = self.link(&link_name(region, LinkPurpose::AppToCache, other));
-            args.extend([
-                "--remote-redis".into(),
-                redis(&NodeId::new(other, Role::Cache), link)?,
-            ]);
-        }
-        if self.posture == Posture::ActiveActivePartitioned {
-            for r in topology::REGIONS {
-                args.extend([
-                    "--home-db".into(),
-                    format!("{r}={}", self.app_db_dsn(region, r)?),
-                ]);
-            }
-        }
-        Some(args)
+        &self.plan.tuning
     }
 
     /// SIGKILLs a node (no-op if it is already down).
     pub async fn kill(&self, node: &NodeId) -> Result<(), StackError> {
-        let mut nodes = self.nodes.lock().await;
-        match &mut *nodes {
-            Nodes::Native(n) => n.kill(node).await,
-            Nodes::Docker(d) => d.kill(node).await?,
-        }
-        Ok(())
+        self.backend.kill(std::slice::from_ref(node)).await
     }
 
-    /// SIGKILLs several nodes at once (a region), as one event: on Docker the kills are
-    /// issued together rather than one after another.
+    /// SIGKILLs several nodes at once (a region), as one event.
     pub async fn kill_all(&self, targets: &[NodeId]) -> Result<(), StackError> {
-        let mut nodes = self.nodes.lock().await;
-        match &mut *nodes {
-            Nodes::Native(n) => {
-                for node in targets {
-                    n.kill(node).await;
-                }
-                Ok(())
-            }
-            Nodes::Docker(d) => d.kill_all(targets).await,
-        }
+        self.backend.kill(targets).await
     }
 
     /// Freezes (`paused`) or resumes a node.
     pub async fn pause(&self, node: &NodeId, paused: bool) -> Result<(), StackError> {
-        let mut nodes = self.nodes.lock().await;
-        match &mut *nodes {
-            Nodes::Native(n) => n.pause(node, paused),
-            Nodes::Docker(d) => d.pause(node, paused).await,
-        }
+        self.backend.pause(node, paused).await
     }
 
     /// Shifts a node's wall clock (it must have been started under libfaketime, which the
-    /// backends do for every node an experiment's `clock_skew` faults name).
+    /// plan does for every node an experiment's `clock_skew` faults name).
     pub async fn set_clock_offset(&self, node: &NodeId, offset_ms: i64) -> Result<(), StackError> {
-        let mut nodes = self.nodes.lock().await;
-        match &mut *nodes {
-            Nodes::Native(n) => n.set_clock_offset(node, offset_ms),
-            Nodes::Docker(d) => d.set_clock_offset(node, offset_ms).await,
-        }
+        self.backend.set_clock(node, offset_ms).await
     }
 
-    /// Whether a node's process is running.
+    /// Whether a node's process or container is running.
     pub async fn is_running(&self, node: &NodeId) -> bool {
-        let mut nodes = self.nodes.lock().await;
-        match &mut *nodes {
-            Nodes::Native(n) => n.is_running(node),
-            Nodes::Docker(d) => d.is_running(node).await,
-        }
+        self.backend.status(node).await == backend::NodeStatus::Running
     }
 
-    /// Starts a node that is down again. A deposed primary is not restarted (it would be a
-    /// second primary; rejoining it is a manual operation): returns `Ok(false)` then.
+    /// Starts a node that is down again and waits until it is ready; an app is then pointed
+    /// at the databases the current routing names. A deposed primary is not restarted (it
+    /// would be a second primary; rejoining it is a manual operation): `Ok(false)` then.
     pub async fn restart(&self, node: &NodeId) -> Result<bool, StackError> {
         if node.role == Role::Db && self.routing.snapshot().deposed.contains(&node.region) {
             return Ok(false);
         }
-        let dsns = if node.role == Role::App {
-            self.app_dsns(&node.region)
-        } else {
-            None
-        };
-        let args = if node.role == Role::App {
-            self.app_args(&node.region)
-        } else {
-            None
-        };
-        let skewed = self.tuning.skewed.contains(node);
-        let mut nodes = self.nodes.lock().await;
-        match &mut *nodes {
-            Nodes::Native(n) => n.restart(node, args, skewed).await?,
-            Nodes::Docker(d) => d.restart(node, dsns).await?,
+        if self.is_running(node).await {
+            return Ok(true);
+        }
+        self.backend.restart(node).await?;
+        let spec = self
+            .plan
+            .specs(&self.wiring, &self.routing.snapshot())
+            .into_iter()
+            .find(|s| s.id == *node)
+            .ok_or_else(|| StackError::NotRunning(node.to_string()))?;
+        recipe::wait_ready(&*self.backend, &spec, &self.wiring).await?;
+        if node.role == Role::App {
+            let url = self.wiring.app_url_for(&node.region, &node.region);
+            if let Some(url) = url {
+                self.reconfigure_app(&node.region, &url, Duration::from_secs(3))
+                    .await?;
+            }
         }
         Ok(true)
     }
@@ -456,24 +378,12 @@ impl Stack {
         region: &str,
         url: &str,
         timeout: Duration,
-    ) -> Result<(), String> {
-        let (write, read) = self
-            .app_dsns(region)
-            .ok_or_else(|| format!("no databases for the {region} app"))?;
-        let body = serde_json::json!({ "write_db": write, "read_db": read });
-        let resp = self
-            .http
-            .post(format!("{url}/admin/db"))
-            .json(&body)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("{} from {url}/admin/db", resp.status()))
-        }
+    ) -> Result<(), crate::app::AppError> {
+        let (write, read) = self.app_dsns(region).ok_or_else(|| crate::app::AppError::Unreachable {
+            url: url.to_string(),
+            error: format!("no databases for the {region} app"),
+        })?;
+        crate::app::repoint(&self.http, url, &write, &read, timeout).await
     }
 
     /// Undoes every network fault on every link.
@@ -492,43 +402,20 @@ impl Stack {
         Ok(())
     }
 
-    /// Takes over a container started after the stack was assembled (the apps, which need
-    /// the stack's routing to know their databases).
-    pub(crate) async fn adopt_container(
-        &self,
-        node: &NodeId,
-        handle: testcontainers::ContainerAsync<testcontainers::GenericImage>,
-    ) {
-        if let Nodes::Docker(d) = &mut *self.nodes.lock().await {
-            d.adopt(node, handle);
-        }
-    }
-
     /// Which backend runs it.
-    pub async fn backend(&self) -> &'static str {
-        match &*self.nodes.lock().await {
-            Nodes::Native(_) => "native",
-            Nodes::Docker(_) => "docker",
-        }
+    pub fn backend(&self) -> &'static str {
+        self.backend.name()
     }
 
     /// Keeps the stack's files (data directories, logs) after teardown; returns where
     /// (native only: containers are always removed).
-    pub async fn keep_files(&self) -> Option<std::path::PathBuf> {
-        let mut nodes = self.nodes.lock().await;
-        match &mut *nodes {
-            Nodes::Native(n) => Some(n.keep_files()),
-            Nodes::Docker(_) => None,
-        }
+    pub fn keep_files(&self) -> Option<std::path::PathBuf> {
+        self.backend.keep_files()
     }
 
     /// Stops every node and the fault proxy, and removes the run's files (unless kept).
     pub async fn teardown(self) {
-        let nodes = self.nodes.into_inner();
-        match nodes {
-            Nodes::Native(n) => n.teardown().await,
-            Nodes::Docker(d) => d.teardown().await,
-        }
+        self.backend.remove().await;
         if let FaultProxy::BuiltIn(server) = self.proxy {
             server.shutdown().await;
         }

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const PRIMARY_REGION: &str = "us";
 /// The standby region.
 pub const STANDBY_REGION: &str = "eu";
+/// The link the standby region's database replicates through (from the primary region).
+pub const REPLICATION: &str = "replication";
+/// The reverse replication link active-active postures add.
+pub const REPLICATION_TO_US: &str = "replication-to-us";
 /// Both regions, primary first.
 pub const REGIONS: [&str; 2] = [PRIMARY_REGION, STANDBY_REGION];
 
@@ -100,13 +104,13 @@ pub struct LinkSpec {
 pub fn links() -> Vec<LinkSpec> {
     let mut v = vec![
         LinkSpec {
-            name: "replication".into(),
+            name: REPLICATION.into(),
             from: STANDBY_REGION.into(),
             to: PRIMARY_REGION.into(),
             target: NodeId::new(PRIMARY_REGION, Role::Db),
         },
         LinkSpec {
-            name: "replication-to-us".into(),
+            name: REPLICATION_TO_US.into(),
             from: PRIMARY_REGION.into(),
             to: STANDBY_REGION.into(),
             target: NodeId::new(STANDBY_REGION, Role::Db),
@@ -139,13 +143,13 @@ pub fn links() -> Vec<LinkSpec> {
 /// Whether a posture uses a link: `replication-to-us` exists only when both regions run a
 /// primary (links whose target a posture lacks are never created either).
 pub fn used_by(link: &LinkSpec, active_active: bool) -> bool {
-    link.name != "replication-to-us" || active_active
+    link.name != REPLICATION_TO_US || active_active
 }
 
 /// Name of the link `from` region uses to reach `target`.
 pub fn link_name(from: &str, purpose: LinkPurpose, to: &str) -> String {
     match purpose {
-        LinkPurpose::Replication => "replication".into(),
+        LinkPurpose::Replication => REPLICATION.into(),
         LinkPurpose::AppToDb => format!("{from}-app-to-{to}-db"),
         LinkPurpose::UsersToApp => format!("{from}-users-to-{to}-app"),
         LinkPurpose::MonitorToDb => format!("{from}-monitor-to-{to}-db"),

@@ -71,7 +71,7 @@ impl Engine {
             .create_network(req)
             .await
             .map(drop)
-            .map_err(|e| StackError::Other(format!("creating network {name}: {e}")))
+            .map_err(|e| StackError::Engine(format!("creating network {name}: {e}")))
     }
 
     /// Attaches a container to a further network.
@@ -83,7 +83,7 @@ impl Engine {
         self.docker
             .connect_network(network, req)
             .await
-            .map_err(|e| StackError::Other(format!("attaching {container} to {network}: {e}")))
+            .map_err(|e| StackError::Engine(format!("attaching {container} to {network}: {e}")))
     }
 
     /// SIGKILLs a container (no-op when it is not running).
@@ -94,7 +94,7 @@ impl Engine {
         match self.docker.kill_container(container, Some(opts)).await {
             Ok(()) => Ok(()),
             Err(e) if e.to_string().contains("is not running") => Ok(()),
-            Err(e) => Err(StackError::Other(format!("docker kill {container}: {e}"))),
+            Err(e) => Err(StackError::Engine(format!("docker kill {container}: {e}"))),
         }
     }
 
@@ -103,7 +103,7 @@ impl Engine {
         self.docker
             .start_container(container, None)
             .await
-            .map_err(|e| StackError::Other(format!("docker start {container}: {e}")))
+            .map_err(|e| StackError::Engine(format!("docker start {container}: {e}")))
     }
 
     /// Freezes (`docker pause`) or resumes a container.
@@ -114,7 +114,7 @@ impl Engine {
             self.docker.unpause_container(container).await
         };
         r.map_err(|e| {
-            StackError::Other(format!(
+            StackError::Engine(format!(
                 "docker {} {container}: {e}",
                 if paused { "pause" } else { "unpause" }
             ))
@@ -126,7 +126,7 @@ impl Engine {
         use futures::StreamExt;
         use testcontainers::bollard::exec::{CreateExecOptions, StartExecResults};
         let err = |e: String| {
-            StackError::Other(format!("docker exec {container} {}: {e}", cmd.join(" ")))
+            StackError::Engine(format!("docker exec {container} {}: {e}", cmd.join(" ")))
         };
         let opts = CreateExecOptions {
             cmd: Some(cmd.to_vec()),
@@ -181,6 +181,41 @@ impl Engine {
     pub async fn remove_run(&self, run_id: &str) {
         let filter = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
         self.remove_matching(filter).await;
+    }
+
+    /// Removes every container and network of `run_id`, again and again until nothing of
+    /// it has shown up for half a second (at most 5 s): when bring-up is interrupted, create
+    /// requests already sent still complete in the engine after a first removal.
+    pub async fn remove_run_until_gone(&self, run_id: &str) {
+        let filter = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
+        let mut quiet = 0;
+        for _ in 0..20 {
+            if self.count_matching(filter.clone()).await == 0 {
+                quiet += 1;
+                if quiet >= 2 {
+                    return;
+                }
+            } else {
+                quiet = 0;
+                self.remove_matching(filter.clone()).await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// How many containers and networks match a label filter.
+    async fn count_matching(&self, filters: HashMap<String, Vec<String>>) -> usize {
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters.clone()),
+            ..Default::default()
+        };
+        let containers = self.docker.list_containers(Some(opts)).await.unwrap_or_default();
+        let opts = ListNetworksOptions {
+            filters: Some(filters),
+        };
+        let networks = self.docker.list_networks(Some(opts)).await.unwrap_or_default();
+        containers.len() + networks.len()
     }
 
     /// Removes containers, then networks, matching a label filter.
@@ -273,7 +308,7 @@ impl Engine {
 }
 
 fn no_engine(detail: &str) -> StackError {
-    StackError::Other(format!(
+    StackError::Engine(format!(
         "no Docker engine answers ({detail}); start Docker, or run with --backend native"
     ))
 }
@@ -283,7 +318,7 @@ fn owner() -> String {
     let pid = std::process::id();
     format!(
         "{pid}:{}",
-        crate::stack::rundir::start_time(pid as i32).unwrap_or(0)
+        crate::stack::native::rundir::start_time(pid as i32).unwrap_or(0)
     )
 }
 
@@ -291,7 +326,7 @@ fn owner() -> String {
 fn owner_alive(owner: &str) -> bool {
     let mut parts = owner.split(':').map(|p| p.parse::<u64>().unwrap_or(0));
     let (pid, started) = (parts.next().unwrap_or(0) as i32, parts.next().unwrap_or(0));
-    pid > 0 && crate::stack::rundir::start_time(pid) == Some(started)
+    pid > 0 && crate::stack::native::rundir::start_time(pid) == Some(started)
 }
 
 fn hostname() -> String {

@@ -1,394 +1,285 @@
-//! The native backend: the whole stack as local processes on 127.0.0.1, in a temporary run
-//! directory, for machines without Docker (and for fast tests).
+//! The native backend: every node a local process on 127.0.0.1, in a temporary run
+//! directory, for machines without Docker (and for fast tests). PostgreSQL runs as an
+//! unprivileged user when the harness is root; its data directories are copies of a cached
+//! empty cluster ([`pg_template`]), a standby's too (see `stack::plan`).
 //!
-//! Bring-up: the `us` primary (initdb, start, the app's schema), the fault proxy's links, the
-//! `eu` replica (`pg_basebackup` through the `replication` link, so its WAL stream crosses the
-//! link), a Redis per region, then an app per region. PostgreSQL runs as an unprivileged user
-//! when the harness is root.
+//! Nothing outlives a run: every child dies with what started it ([`process`]), the run
+//! directory is removed after its processes ([`rundir`]), and the next start sweeps what a
+//! `kill -9`'d harness left.
 
-pub mod app;
+pub mod pg;
 pub mod pg_template;
-pub mod postgres;
-pub mod redis;
+pub mod process;
+pub mod programs;
+pub mod rundir;
 
-use super::process::{NodeProcess, RunAs};
-use super::routing::Routing;
-use super::rundir::RunDir;
-use super::topology::{self, NodeId, Role, STANDBY_REGION};
-use super::{AppTuning, Nodes, Stack, StackError, StackLink};
-use crate::experiment::Experiment;
-use crate::proxy::{FaultProxy, Link, ProxySpec};
-use postgres::{PgBinaries, PgSettings};
+use super::backend::{Backend, BoxFuture, NodeStatus};
+use super::plan::{NodeSpec, Program, StackPlan};
+use super::ports::PortAllocator;
+use super::topology::NodeId;
+use super::wiring::{Endpoint, LinkPlacement, Placement};
+use super::{StackError, clock};
+use crate::proxy::FaultProxy;
+use process::NodeProcess;
+use programs::Programs;
+use rundir::RunDir;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::Duration;
 
-pub use super::rundir::sweep;
+pub use rundir::sweep;
 
-/// The running processes and how to restart each.
-pub(crate) struct NativeNodes {
-    dir: RunDir,
-    pg: PgBinaries,
-    redis_bin: PathBuf,
-    app_bin: PathBuf,
-    run_as: Option<RunAs>,
+/// Local processes. Field order matters: the processes (in `state`) die before their run
+/// directory is removed (fields drop in declaration order; `Drop` below makes it explicit).
+pub struct NativeBackend {
+    run_id: String,
+    state: Mutex<State>,
+    programs: Option<Programs>,
+    dir: Option<RunDir>,
+}
+
+#[derive(Default)]
+struct State {
     procs: BTreeMap<NodeId, NodeProcess>,
-    pg_settings: BTreeMap<String, PgSettings>,
+    specs: BTreeMap<NodeId, NodeSpec>,
     ports: BTreeMap<NodeId, u16>,
-    /// libfaketime, when some node must run under it.
-    faketime: Option<PathBuf>,
 }
 
-/// Brings up the experiment's stack as local processes. Everything started is stopped again
-/// if a later step fails.
-pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
-    let t = Instant::now();
-    sweep();
-    let pg = PgBinaries::find()?;
-    let redis_bin = redis::find()?;
-    let app_bin = app::find()?;
-    let dir = RunDir::create(run_id).map_err(|e| StackError::io(&super::rundir::base_dir(), e))?;
-    std::fs::create_dir_all(dir.path().join("logs")).map_err(|e| StackError::io(dir.path(), e))?;
-    let posture = exp.posture;
-    let regions: Vec<&str> = if posture.has_standby() {
-        topology::REGIONS.to_vec()
-    } else {
-        vec![topology::PRIMARY_REGION]
-    };
-    let mut ports = BTreeMap::new();
-    let mut allocator = super::ports::PortAllocator::new();
-    for region in &regions {
-        for role in Role::ALL {
-            let port = allocator
-                .allocate()
-                .map_err(|e| StackError::Other(e.to_string()))?;
-            ports.insert(NodeId::new(region, role), port);
-        }
-    }
-    let mut nodes = NativeNodes {
-        dir,
-        pg,
-        redis_bin,
-        app_bin,
-        run_as: RunAs::for_postgres(),
-        procs: BTreeMap::new(),
-        pg_settings: BTreeMap::new(),
-        ports: ports.clone(),
-        faketime: None,
-    };
-    if exp
-        .faults
-        .iter()
-        .any(|f| matches!(f.fault, crate::experiment::FaultSpec::ClockSkew { .. }))
-    {
-        nodes.faketime = Some(app::libfaketime().ok_or_else(|| StackError::Missing {
-            what: "libfaketime (for clock_skew faults)".into(),
-            looked: "/usr/lib/*/faketime/libfaketime.so.1".into(),
-            install: "apt-get install libfaketime".into(),
-        })?);
-    }
-    let proxy = FaultProxy::start()
-        .await
-        .map_err(|e| StackError::Proxy(e.to_string()))?;
-
-    // Primary, its schema, and the caches (independent of each other).
-    let primary = NodeId::new(topology::PRIMARY_REGION, Role::Db);
-    let (commit, standby_names) = posture.commit_settings(STANDBY_REGION);
-    for region in &regions {
-        let settings = PgSettings {
-            port: ports[&NodeId::new(region, Role::Db)],
-            data_dir: nodes.dir.path().join(format!("{region}-db")),
-            cluster_name: region.to_string(),
-        };
-        nodes.pg_settings.insert(region.to_string(), settings);
-    }
-    let log = nodes.log(&primary);
-    let conf = postgres::cluster_conf();
-    pg_template::initdb(
-        &nodes.pg,
-        &nodes.pg_settings[topology::PRIMARY_REGION].data_dir,
-        nodes.dir.path(),
-        &log,
-        nodes.run_as,
-        &conf,
-    )
-    .await?;
-    nodes.start_db(&primary).await?;
-    app::migrate(
-        &nodes.app_bin,
-        &postgres::dsn(ports[&primary]),
-        &nodes.dir.path().join("logs/migrate.log"),
-    )
-    .await?;
-    for region in &regions {
-        nodes.start_cache(&NodeId::new(region, Role::Cache)).await?;
-    }
-
-    // Links: one proxy for each link whose target exists.
-    let client = proxy.client();
-    let mut links = BTreeMap::new();
-    for spec in topology::links().into_iter().filter(|l| {
-        ports.contains_key(&l.target) && topology::used_by(l, posture.is_active_active())
-    }) {
-        let info = client
-            .create_proxy(&ProxySpec {
-                name: spec.name.clone(),
-                listen: "127.0.0.1:0".into(),
-                upstream: format!("127.0.0.1:{}", ports[&spec.target]),
-                enabled: true,
-            })
-            .await?;
-        let port = info
-            .listen
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| StackError::Proxy(format!("bad listen address {}", info.listen)))?;
-        links.insert(
-            spec.name.clone(),
-            StackLink {
-                link: Link::new(client.clone(), &spec.name),
-                spec,
-                port,
-                inside: ("127.0.0.1".into(), port),
-            },
-        );
-    }
-
-    if posture.is_active_active() {
-        // A second primary, replicated both ways with the first.
-        let other = NodeId::new(STANDBY_REGION, Role::Db);
-        let conf = postgres::cluster_conf();
-        pg_template::initdb(
-            &nodes.pg,
-            &nodes.pg_settings[STANDBY_REGION].data_dir,
-            nodes.dir.path(),
-            &nodes.log(&other),
-            nodes.run_as,
-            &conf,
-        )
-        .await?;
-        nodes.start_db(&other).await?;
-        app::migrate(
-            &nodes.app_bin,
-            &postgres::dsn(ports[&other]),
-            &nodes.dir.path().join("logs/migrate-eu.log"),
-        )
-        .await?;
-        super::replicate_both_ways(&harness_endpoints(&ports), &links).await?;
-    } else if posture.has_standby() {
-        // The replica, made and fed through the replication link.
-        let replica = NodeId::new(STANDBY_REGION, Role::Db);
-        let repl_port = links["replication"].port;
-        postgres::basebackup(
-            &nodes.pg,
-            repl_port,
-            &nodes.pg_settings[STANDBY_REGION].data_dir,
-            &nodes.log(&replica),
-            nodes.run_as,
-        )
-        .await?;
-        nodes.start_db(&replica).await?;
-        postgres::require_standby(ports[&primary], commit, &standby_names, STANDBY_REGION)
-            .await
-            .map_err(StackError::Other)?;
-    }
-
-    let routing = Arc::new(Routing::new(posture));
-    let tuning = AppTuning::from_experiment(exp);
-    let endpoints = harness_endpoints(&ports);
-    let stack = Stack::assemble(
-        posture,
-        proxy,
-        links,
-        endpoints,
-        tuning,
-        routing,
-        Nodes::Native(nodes),
-    );
-    for region in &regions {
-        let node = NodeId::new(region, Role::App);
-        stack.restart(&node).await?;
-    }
-    stack.set_rtt(exp.network.rtt, exp.network.jitter).await?;
-    tracing::info!(
-        elapsed_ms = t.elapsed().as_millis() as u64,
-        "native stack up"
-    );
-    Ok(stack)
-}
-
-/// Natively the harness and the nodes reach a node at the same address.
-fn harness_endpoints(ports: &BTreeMap<NodeId, u16>) -> BTreeMap<NodeId, super::Endpoint> {
-    ports
-        .iter()
-        .map(|(n, p)| {
-            (
-                n.clone(),
-                super::Endpoint {
-                    port: *p,
-                    inside: ("127.0.0.1".into(), *p),
-                },
-            )
-        })
-        .collect()
-}
-
-impl Drop for NativeNodes {
-    /// The processes die (and stop writing) before their run directory is removed: fields
-    /// drop in declaration order, and the directory comes first.
-    fn drop(&mut self) {
-        self.procs.clear();
-    }
-}
-
-impl NativeNodes {
-    fn log(&self, node: &NodeId) -> PathBuf {
-        self.dir.path().join("logs").join(format!("{node}.log"))
-    }
-
-    fn track(&mut self, node: &NodeId, proc: NodeProcess) {
-        self.dir.record_pid(proc.pid());
-        self.procs.insert(node.clone(), proc);
-    }
-
-    async fn start_db(&mut self, node: &NodeId) -> Result<(), StackError> {
-        let settings = self.pg_settings[&node.region].clone();
-        let proc = postgres::start(
-            &node.to_string(),
-            &self.pg,
-            &settings,
-            &self.log(node),
-            self.run_as,
-        )
-        .await?;
-        self.track(node, proc);
-        Ok(())
-    }
-
-    async fn start_cache(&mut self, node: &NodeId) -> Result<(), StackError> {
-        let dir = self.dir.path().join(node.to_string());
-        let proc = redis::start(
-            &node.to_string(),
-            &self.redis_bin,
-            self.ports[node],
-            &dir,
-            &self.log(node),
-        )
-        .await?;
-        self.track(node, proc);
-        Ok(())
-    }
-
-    /// Kills a node (SIGKILL to its process group); no-op when it is not running.
-    pub(crate) async fn kill(&mut self, node: &NodeId) {
-        if let Some(mut p) = self.procs.remove(node) {
-            p.kill().await;
+impl NativeBackend {
+    /// A backend for the run `run_id` (nothing happens until [`Backend::prepare`]).
+    pub fn new(run_id: &str) -> NativeBackend {
+        NativeBackend {
+            run_id: run_id.to_string(),
+            state: Mutex::default(),
+            programs: None,
+            dir: None,
         }
     }
 
-    pub(crate) fn is_running(&mut self, node: &NodeId) -> bool {
-        self.procs
-            .get_mut(node)
-            .is_some_and(|p| p.exited().is_none())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("native backend lock")
     }
 
-    /// Starts a node that is down (an app with the given databases).
-    pub(crate) async fn restart(
-        &mut self,
-        node: &NodeId,
-        app_args: Option<Vec<String>>,
-        skewed: bool,
-    ) -> Result<(), StackError> {
-        if self.is_running(node) {
-            return Ok(());
+    fn parts(&self) -> Result<(&Programs, &RunDir), StackError> {
+        match (&self.programs, &self.dir) {
+            (Some(p), Some(d)) => Ok((p, d)),
+            _ => Err(StackError::NotPlaced("the native run directory".into())),
         }
-        self.procs.remove(node);
-        match node.role {
-            Role::Db => self.start_db(node).await,
-            Role::Cache => self.start_cache(node).await,
-            Role::App => {
-                let args = app_args
-                    .ok_or_else(|| StackError::Other(format!("no settings to give {node}")))?;
-                let env = if skewed {
-                    let lib = self
-                        .faketime
-                        .clone()
-                        .ok_or_else(|| StackError::Other("libfaketime missing".into()))?;
-                    let file = self.clock_file(node);
-                    if !file.exists() {
-                        std::fs::write(&file, crate::fault::faketime_offset(0))
-                            .map_err(|e| StackError::io(&file, e))?;
-                    }
-                    app::faketime_env(&lib, &file)
-                } else {
-                    Vec::new()
-                };
-                let proc = app::start(
-                    &node.to_string(),
-                    &self.app_bin,
-                    self.ports[node],
-                    &args,
-                    &env,
-                    &self.log(node),
-                )
+    }
+
+    fn path(&self, node: &NodeId, suffix: &str) -> Result<PathBuf, StackError> {
+        Ok(self.parts()?.1.path().join(format!("{node}{suffix}")))
+    }
+
+    fn log(&self, node: &NodeId, what: &str) -> Result<PathBuf, StackError> {
+        Ok(self.parts()?.1.path().join("logs").join(format!("{node}{what}.log")))
+    }
+
+    /// Makes a node's data (a database's cluster, a cache's directory, a skewed node's
+    /// clock file) unless it exists from an earlier start.
+    async fn make_data(&self, node: &NodeSpec) -> Result<PathBuf, StackError> {
+        let (programs, dir) = self.parts()?;
+        let data = self.path(&node.id, "")?;
+        if let Program::Postgres { standby_of, .. } = &node.program
+            && !data.exists()
+        {
+            let conf = crate::postgres::cluster_conf();
+            let log = self.log(&node.id, "")?;
+            pg_template::initdb(&programs.pg, &data, dir.path(), &log, programs.run_as, &conf)
                 .await?;
-                self.track(node, proc);
-                Ok(())
+            if let Some((host, port)) = standby_of {
+                pg::make_standby(&data, host, *port, programs.run_as)?;
             }
         }
-    }
-
-    /// The file holding a node's clock offset.
-    fn clock_file(&self, node: &NodeId) -> PathBuf {
-        self.dir.path().join(format!("{node}.faketime"))
-    }
-
-    /// Shifts a node's clock (it runs under libfaketime).
-    pub(crate) fn set_clock_offset(
-        &mut self,
-        node: &NodeId,
-        offset_ms: i64,
-    ) -> Result<(), StackError> {
-        let file = self.clock_file(node);
-        if !file.exists() {
-            return Err(StackError::Other(format!(
-                "{node} does not run under libfaketime"
-            )));
+        if node.program == Program::Redis {
+            std::fs::create_dir_all(&data).map_err(|e| StackError::io(&data, e))?;
         }
-        // Written beside and renamed, so the app never reads a half-written offset.
-        let tmp = file.with_extension("tmp");
-        std::fs::write(&tmp, crate::fault::faketime_offset(offset_ms))
-            .map_err(|e| StackError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &file).map_err(|e| StackError::io(&file, e))
+        let clock = self.path(&node.id, ".faketime")?;
+        if node.skewed && !clock.exists() {
+            std::fs::write(&clock, clock::faketime_offset(0)).map_err(|e| StackError::io(&clock, e))?;
+        }
+        Ok(data)
     }
 
-    /// Freezes or resumes a node's whole process tree.
-    pub(crate) fn pause(&mut self, node: &NodeId, paused: bool) -> Result<(), StackError> {
-        let pid = self
-            .procs
-            .get(node)
-            .map(|p| p.pid())
-            .ok_or_else(|| StackError::Other(format!("{node} is not running")))?;
-        crate::stack::process::signal_tree(pid, if paused { libc::SIGSTOP } else { libc::SIGCONT });
+    async fn spawn(&self, node: &NodeSpec) -> Result<(), StackError> {
+        let data = self.make_data(node).await?;
+        let (programs, dir) = self.parts()?;
+        let port = self.state().ports.get(&node.id).copied();
+        let port = port.ok_or_else(|| StackError::NotPlaced(node.id.to_string()))?;
+        let log = self.log(&node.id, "")?;
+        let clock = self.path(&node.id, ".faketime")?;
+        let cmd = programs.command(node, port, &data, &clock, &log)?;
+        let proc = NodeProcess::spawn(&node.id.to_string(), cmd, &log)?;
+        dir.record_pid(proc.pid());
+        let mut state = self.state();
+        state.specs.insert(node.id.clone(), node.clone());
+        state.procs.insert(node.id.clone(), proc);
         Ok(())
     }
+}
 
-    /// Keeps the run directory after teardown; returns it.
-    pub(crate) fn keep_files(&mut self) -> PathBuf {
-        self.dir.keep();
-        self.dir.path().to_path_buf()
+impl Drop for NativeBackend {
+    /// The processes die (and stop writing) before their run directory is removed.
+    fn drop(&mut self) {
+        self.state().procs.clear();
+        self.dir.take();
+    }
+}
+
+impl Backend for NativeBackend {
+    fn name(&self) -> &'static str {
+        "native"
     }
 
-    /// Kills everything; the run directory goes with `self` unless kept.
-    pub(crate) async fn teardown(mut self) {
-        let procs = std::mem::take(&mut self.procs);
-        futures::future::join_all(
-            procs
-                .into_values()
-                .map(|mut p| async move { p.kill().await }),
-        )
-        .await;
+    fn prepare<'a>(
+        &'a mut self,
+        plan: &'a StackPlan,
+    ) -> BoxFuture<'a, Result<Placement, StackError>> {
+        Box::pin(async move {
+            sweep();
+            self.programs = Some(Programs::find(!plan.tuning.skewed.is_empty())?);
+            let dir = RunDir::create(&self.run_id)
+                .map_err(|e| StackError::io(&rundir::base_dir(), e))?;
+            let logs = dir.path().join("logs");
+            std::fs::create_dir_all(&logs).map_err(|e| StackError::io(&logs, e))?;
+            self.dir = Some(dir);
+            let mut ports = PortAllocator::new();
+            let mut next = || ports.allocate().map_err(|e| StackError::io(std::path::Path::new("ports"), e));
+            let mut placement = Placement::default();
+            for node in &plan.nodes {
+                let port = next()?;
+                self.state().ports.insert(node.clone(), port);
+                let inside = ("127.0.0.1".to_string(), port);
+                placement.nodes.insert(node.clone(), Endpoint { port, inside });
+            }
+            for link in &plan.links {
+                let port = next()?;
+                let endpoint = Endpoint {
+                    port,
+                    inside: ("127.0.0.1".to_string(), port),
+                };
+                let listen = format!("127.0.0.1:{port}");
+                placement.links.insert(link.name.clone(), LinkPlacement { endpoint, listen });
+            }
+            Ok(placement)
+        })
+    }
+
+    fn start_proxy(&self) -> BoxFuture<'_, Result<FaultProxy, StackError>> {
+        Box::pin(async {
+            FaultProxy::start()
+                .await
+                .map_err(|e| StackError::Proxy(e.to_string()))
+        })
+    }
+
+    fn start<'a>(&'a self, node: &'a NodeSpec) -> BoxFuture<'a, Result<(), StackError>> {
+        Box::pin(self.spawn(node))
+    }
+
+    fn run_tool<'a>(
+        &'a self,
+        node: &'a NodeId,
+        argv: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StackError>> {
+        Box::pin(async move {
+            let (programs, _) = self.parts()?;
+            let Some((name, args)) = argv.split_first() else {
+                return Ok(());
+            };
+            let (program, run_as) = programs.tool(name);
+            let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+            let log = self.log(node, "-tools")?;
+            let what = format!("{name} (beside {node})");
+            process::run_tool(&what, &program, &args, &log, run_as, Duration::from_secs(60)).await?;
+            Ok(())
+        })
+    }
+
+    fn kill<'a>(&'a self, nodes: &'a [NodeId]) -> BoxFuture<'a, Result<(), StackError>> {
+        Box::pin(async move {
+            let taken: Vec<NodeProcess> = {
+                let mut state = self.state();
+                nodes.iter().filter_map(|n| state.procs.remove(n)).collect()
+            };
+            futures::future::join_all(taken.into_iter().map(|mut p| async move { p.kill().await }))
+                .await;
+            Ok(())
+        })
+    }
+
+    fn pause<'a>(
+        &'a self,
+        node: &'a NodeId,
+        paused: bool,
+    ) -> BoxFuture<'a, Result<(), StackError>> {
+        Box::pin(async move {
+            let pid = self.state().procs.get(node).map(|p| p.pid());
+            let pid = pid.ok_or_else(|| StackError::NotRunning(node.to_string()))?;
+            let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+            process::signal_tree(pid, signal);
+            Ok(())
+        })
+    }
+
+    fn restart<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, Result<(), StackError>> {
+        Box::pin(async move {
+            let spec = {
+                let mut state = self.state();
+                state.procs.remove(node);
+                state.specs.get(node).cloned()
+            };
+            let spec = spec.ok_or_else(|| StackError::NotRunning(node.to_string()))?;
+            self.spawn(&spec).await
+        })
+    }
+
+    fn set_clock<'a>(
+        &'a self,
+        node: &'a NodeId,
+        offset_ms: i64,
+    ) -> BoxFuture<'a, Result<(), StackError>> {
+        Box::pin(async move {
+            let file = self.path(node, ".faketime")?;
+            if !file.exists() {
+                return Err(StackError::NotRunning(format!("{node} under libfaketime")));
+            }
+            // Written beside and renamed, so the node never reads a half-written offset.
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, clock::faketime_offset(offset_ms))
+                .map_err(|e| StackError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &file).map_err(|e| StackError::io(&file, e))
+        })
+    }
+
+    fn status<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, NodeStatus> {
+        Box::pin(async move {
+            let mut state = self.state();
+            match state.procs.get_mut(node) {
+                None => NodeStatus::Down,
+                Some(p) => match p.exited() {
+                    None => NodeStatus::Running,
+                    Some(status) => NodeStatus::Exited {
+                        status: status.to_string(),
+                        log_tail: p.log_tail(15),
+                    },
+                },
+            }
+        })
+    }
+
+    fn keep_files(&self) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        dir.keep();
+        Some(dir.path().to_path_buf())
+    }
+
+    fn remove(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let procs = std::mem::take(&mut self.state().procs);
+            futures::future::join_all(procs.into_values().map(|mut p| async move { p.kill().await }))
+                .await;
+        })
     }
 }

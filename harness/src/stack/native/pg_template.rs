@@ -13,9 +13,9 @@
 //! of the race removes its copy). A copy is `cp -a`, which keeps the owner and the 0700 mode
 //! PostgreSQL insists on.
 
-use super::postgres::{self, PgBinaries};
+use super::pg::{self, PgBinaries};
 use crate::stack::StackError;
-use crate::stack::process::RunAs;
+use super::process::RunAs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,7 @@ fn key(bins: &PgBinaries, run_as: Option<RunAs>, conf: &[(String, String)]) -> S
     let mut key = format!(
         "initdb {} ({stamp}) {}\n",
         initdb.display(),
-        postgres::INITDB_FLAGS.join(" ")
+        crate::postgres::INITDB_FLAGS.join(" ")
     );
     key.push_str(&format!(
         "user {}\n",
@@ -86,7 +86,7 @@ async fn initdb_cached(
     conf: &[(String, String)],
 ) -> Result<(), StackError> {
     let Some(cache) = cache.filter(|c| std::fs::create_dir_all(c).is_ok()) else {
-        return postgres::initdb(bins, data_dir, log, run_as, conf).await;
+        return pg::initdb(bins, data_dir, log, run_as, conf).await;
     };
     let key = key(bins, run_as, conf);
     let mut h = std::hash::DefaultHasher::new();
@@ -116,7 +116,7 @@ async fn build(
     let fresh = scratch.join(format!("pg-template-{n}"));
     // A build interrupted at any point (Ctrl-C drops this future) leaves no staging copy.
     let _staging_guard = RemoveOnDrop(staging.clone());
-    postgres::initdb(bins, &fresh, log, run_as, conf).await?;
+    pg::initdb(bins, &fresh, log, run_as, conf).await?;
     let _ = std::fs::remove_dir_all(&staging);
     copy_tree(&fresh, &staging, log).await?;
     let _ = std::fs::remove_dir_all(&fresh);
@@ -126,10 +126,10 @@ async fn build(
         // Another harness put the same template in place first.
         let _ = std::fs::remove_dir_all(&staging);
         if !template.join("PG_VERSION").is_file() {
-            return Err(StackError::Other(format!(
-                "could not put the PostgreSQL template in place at {}",
-                template.display()
-            )));
+            return Err(StackError::io(
+                template,
+                "could not put the PostgreSQL template in place",
+            ));
         }
     }
     Ok(())
@@ -153,7 +153,7 @@ async fn copy_tree(from: &Path, to: &Path, log: &Path) -> Result<(), StackError>
         from.as_os_str(),
         to.as_os_str(),
     ];
-    crate::stack::process::run_tool(
+    super::process::run_tool(
         "cp",
         Path::new("cp"),
         &args,
@@ -187,7 +187,7 @@ mod tests {
         };
         traversable_dir(&root);
         let cache = root.join("cache");
-        let conf = postgres::cluster_conf();
+        let conf = crate::postgres::cluster_conf();
         let go = |name: &'static str| {
             let (bins, root, cache, conf) =
                 (bins.clone(), root.clone(), cache.clone(), conf.clone());

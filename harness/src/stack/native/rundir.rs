@@ -16,7 +16,7 @@ pub const TMP_ENV: &str = "REGIONDRILL_TMP";
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
-    keep: bool,
+    keep: std::sync::atomic::AtomicBool,
 }
 
 impl RunDir {
@@ -35,7 +35,10 @@ impl RunDir {
             std::process::id(),
             start_time(std::process::id() as i32).unwrap_or(0)
         )?;
-        Ok(RunDir { path, keep: false })
+        Ok(RunDir {
+            path,
+            keep: false.into(),
+        })
     }
 
     /// The directory.
@@ -44,8 +47,8 @@ impl RunDir {
     }
 
     /// Keep the directory after the run (for inspection).
-    pub fn keep(&mut self) {
-        self.keep = true;
+    pub fn keep(&self) {
+        self.keep.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records a process group started for this run.
@@ -65,7 +68,7 @@ impl Drop for RunDir {
     /// them created in the instant before it died (`remove_dir_all` then finds a directory
     /// not empty).
     fn drop(&mut self) {
-        if self.keep {
+        if self.keep.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         for _ in 0..20 {

@@ -5,7 +5,7 @@
 //!    error, panic unwinding, Ctrl-C handled by the CLI).
 //! 2. Each child asks the kernel for SIGKILL when the harness dies (`PR_SET_PDEATHSIG`, set
 //!    after any change of user so it survives `exec`), which covers `kill -9` of the harness.
-//! 3. Run directories record their owner; [`super::native::sweep`] removes those of dead
+//! 3. Run directories record their owner; [`super::sweep`] removes those of dead
 //!    owners (see `rundir.rs`).
 //!
 //! A "kill node" takes the server and every process under it down at once, as a crashed

@@ -1,4 +1,4 @@
-//! The failover controller — part of the system under test, not of the measurement.
+//! The built-in failover controller: regiondrill's own, and the default manager.
 //!
 //! It lives in the standby region and watches the primary through the monitor link (so a
 //! partition between the regions looks to it exactly like a dead primary — which is why
@@ -18,24 +18,48 @@
 //! In active-active postures both regions have a primary: a region declared down has its
 //! users moved to the other region (after the DNS TTL), and nothing is promoted.
 
+use super::FailoverManager;
 use crate::experiment::{Failover, FailoverMode};
 use crate::history::EventKind;
+use crate::postgres;
 use crate::record::Recorder;
 use crate::stack::Stack;
-use crate::stack::native::postgres;
+use crate::stack::backend::BoxFuture;
 use crate::stack::topology::{LinkPurpose, NodeId, Role, link_name, other_region};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// The built-in controller with the experiment's `[failover]` settings.
+pub struct Builtin {
+    settings: Failover,
+}
+
+impl Builtin {
+    /// A controller with these settings.
+    pub fn new(settings: Failover) -> Builtin {
+        Builtin { settings }
+    }
+}
+
+impl FailoverManager for Builtin {
+    fn name(&self) -> &'static str {
+        "builtin"
+    }
+
+    fn run(
+        &self,
+        stack: Arc<Stack>,
+        recorder: Recorder,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(run(stack, self.settings.clone(), recorder, stop))
+    }
+}
+
 /// Runs the controller until it has failed over once or `cancel` fires. Does nothing in
 /// manual mode or without a standby.
-pub async fn run(
-    stack: Arc<Stack>,
-    settings: Failover,
-    recorder: Recorder,
-    cancel: CancellationToken,
-) {
+async fn run(stack: Arc<Stack>, settings: Failover, recorder: Recorder, cancel: CancellationToken) {
     if settings.mode == FailoverMode::Manual || !stack.posture.has_standby() {
         return;
     }
@@ -45,7 +69,7 @@ pub async fn run(
         tracing::warn!("no monitor link: failover controller idle");
         return;
     };
-    let monitor_dsn = postgres::dsn(monitor.port);
+    let monitor_port = monitor.port;
     let mut ticker = tokio::time::interval(settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut misses = 0u32;
@@ -54,7 +78,7 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if check(&monitor_dsn, settings.interval).await {
+        if check(monitor_port, settings.interval).await {
             misses = 0;
             continue;
         }
@@ -82,12 +106,8 @@ pub async fn run(
 }
 
 /// One health check: connect through the monitor link and `SELECT 1`, within `timeout`.
-async fn check(dsn: &str, timeout: Duration) -> bool {
-    let probe = async {
-        let c = postgres::connect_dsn(dsn, timeout).await.ok()?;
-        c.simple_query("SELECT 1").await.ok()
-    };
-    matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(_)))
+async fn check(port: u16, timeout: Duration) -> bool {
+    postgres::answers(port, timeout).await
 }
 
 async fn fail_over(
@@ -109,7 +129,9 @@ async fn fail_over(
     let port = stack
         .port(&NodeId::new(new, Role::Db))
         .ok_or("no replica to promote")?;
-    postgres::promote(port).await?;
+    postgres::promote(port)
+        .await
+        .map_err(|e| format!("promoting {new}: {e}"))?;
     recorder.event(EventKind::Promoted {
         region: new.to_string(),
     });

@@ -1,0 +1,213 @@
+//! What each node's container runs. The harness runs its own commands in every container
+//! rather than relying on an image's entrypoint, so the official images and the offline ones
+//! `just images` builds behave the same; the offline database image also holds an empty
+//! cluster made at build time ([`PG_TEMPLATE`]), copied on first start instead of `initdb`.
+
+use super::images::Images;
+use crate::stack::clock;
+use crate::stack::plan::{NodeSpec, Program};
+use crate::stack::topology::Role;
+
+/// Port PostgreSQL listens on inside its container.
+pub const PG_PORT: u16 = 5432;
+/// Port Redis listens on inside its container.
+pub const REDIS_PORT: u16 = 6379;
+/// Port the app listens on inside its container.
+pub const APP_PORT: u16 = 8080;
+/// The fault proxy's API port inside its container.
+pub const PROXY_API_PORT: u16 = 8474;
+/// First listen port of the links inside the proxy's container.
+pub const LINK_PORT_BASE: u16 = 10_000;
+/// Where PostgreSQL keeps its files inside its container (writable by any user).
+const PGDATA: &str = "/tmp/pgdata";
+/// The empty cluster the offline image holds (see `stacks/images/build.sh`); absent from
+/// the official image, where the start script runs `initdb` (or, for a standby,
+/// `pg_basebackup`) instead.
+pub const PG_TEMPLATE: &str = "/var/lib/regiondrill/pg-template";
+/// The clock offset file of a skewed node, inside its container.
+pub const CLOCK_FILE: &str = "/tmp/regiondrill-faketime";
+
+/// The port a node's program listens on inside its container.
+pub fn listen_port(role: Role) -> u16 {
+    match role {
+        Role::Db => PG_PORT,
+        Role::Cache => REDIS_PORT,
+        Role::App => APP_PORT,
+    }
+}
+
+/// One container: image, command, user, and environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    /// Image.
+    pub image: String,
+    /// Entrypoint.
+    pub entrypoint: String,
+    /// Arguments.
+    pub cmd: Vec<String>,
+    /// User to run as.
+    pub user: Option<String>,
+    /// Environment.
+    pub env: Vec<(String, String)>,
+    /// The port its program listens on.
+    pub port: u16,
+}
+
+/// The container of a node.
+pub fn container(node: &NodeSpec, images: &Images) -> Container {
+    let c = match &node.program {
+        Program::Postgres {
+            cluster_name,
+            standby_of,
+        } => Container {
+            image: images.db.clone(),
+            entrypoint: "sh".into(),
+            cmd: vec!["-c".into(), postgres_script(cluster_name, standby_of.as_ref())],
+            user: Some("postgres".into()),
+            env: Vec::new(),
+            port: PG_PORT,
+        },
+        Program::Redis => Container {
+            image: images.cache.clone(),
+            entrypoint: "redis-server".into(),
+            cmd: [
+                "--bind", "0.0.0.0", "--port", "6379", "--save", "", "--appendonly", "no",
+                "--protected-mode", "no", "--set-proc-title", "no",
+            ]
+            .map(String::from)
+            .to_vec(),
+            user: None,
+            env: Vec::new(),
+            port: REDIS_PORT,
+        },
+        Program::App { args } => Container {
+            image: images.app.clone(),
+            entrypoint: crate::app::PROGRAM.into(),
+            cmd: ["serve".to_string(), "--listen".into(), format!("0.0.0.0:{APP_PORT}")]
+                .into_iter()
+                .chain(args.iter().cloned())
+                .collect(),
+            user: None,
+            env: Vec::new(),
+            port: APP_PORT,
+        },
+    };
+    if node.skewed { under_faketime(c) } else { c }
+}
+
+/// Runs a container's program under libfaketime: the offset file must exist before the
+/// program first reads the clock, so a shell writes it and then `exec`s the program.
+fn under_faketime(c: Container) -> Container {
+    let script = format!(
+        "printf '%s' '{}' > {CLOCK_FILE} && exec \"$@\"",
+        clock::faketime_offset(0)
+    );
+    let cmd = ["-c".to_string(), script, "sh".into(), c.entrypoint.clone()]
+        .into_iter()
+        .chain(c.cmd)
+        .collect();
+    let env = clock::faketime_env(
+        std::path::Path::new(clock::DEBIAN_LIBFAKETIME),
+        std::path::Path::new(CLOCK_FILE),
+    );
+    Container {
+        entrypoint: "sh".into(),
+        cmd,
+        env,
+        ..c
+    }
+}
+
+/// The shell command that rewrites a skewed node's clock offset.
+pub fn set_clock_script(offset_ms: i64) -> String {
+    format!(
+        "printf '%s' '{}' > {CLOCK_FILE}.tmp && mv {CLOCK_FILE}.tmp {CLOCK_FILE}",
+        clock::faketime_offset(offset_ms)
+    )
+}
+
+/// A database's command: on first start, a cluster — the image's template when it has one,
+/// else `initdb` (a standby: the template too, set to stream from its primary; else
+/// `pg_basebackup` through the replication link) — with the drill's settings and trust for
+/// the stack's networks; then PostgreSQL in the foreground. A restart keeps the cluster.
+fn postgres_script(cluster_name: &str, standby_of: Option<&(String, u16)>) -> String {
+    let conf = crate::stack::native::pg::conf_text(&crate::postgres::cluster_conf());
+    let flags = crate::postgres::INITDB_FLAGS.join(" ");
+    let init = match standby_of {
+        None => format!(
+            r#"if [ -d {PG_TEMPLATE} ]; then cp -a {PG_TEMPLATE} "$PGDATA"; else initdb -D "$PGDATA" {flags} >/dev/null; fi"#
+        ),
+        Some((host, port)) => {
+            let conninfo = crate::postgres::primary_conninfo(host, *port);
+            format!(
+                r#"if [ -d {PG_TEMPLATE} ]; then
+    cp -a {PG_TEMPLATE} "$PGDATA" && touch "$PGDATA/standby.signal"
+    printf '%s' "{conninfo}" >> "$PGDATA/postgresql.auto.conf"
+  else
+    n=0
+    until pg_basebackup -h {host} -p {port} -U postgres -D "$PGDATA" -X stream -R -c fast --no-sync; do
+      n=$((n + 1)); [ "$n" -ge 100 ] && exit 1
+      rm -rf "$PGDATA"; sleep 0.2
+    done
+  fi"#
+            )
+        }
+    };
+    format!(
+        r#"set -e
+export PGDATA={PGDATA}
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  {init}
+  cat >> "$PGDATA/postgresql.conf" <<'CONF'
+{conf}CONF
+  printf 'host all all 0.0.0.0/0 trust\nhost replication all 0.0.0.0/0 trust\n' >> "$PGDATA/pg_hba.conf"
+fi
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c port={PG_PORT} -c unix_socket_directories=/tmp -c cluster_name={cluster_name}
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::plan::Readiness;
+    use crate::stack::topology::NodeId;
+
+    fn spec(program: Program, skewed: bool) -> NodeSpec {
+        NodeSpec {
+            id: NodeId::new("eu", Role::App),
+            program,
+            ready: Readiness::Sql,
+            skewed,
+        }
+    }
+
+    #[test]
+    fn a_standby_streams_from_its_primary_through_the_link() {
+        let c = container(
+            &spec(
+                Program::Postgres {
+                    cluster_name: "eu".into(),
+                    standby_of: Some(("rd-x-proxy".into(), 10_000)),
+                },
+                false,
+            ),
+            &Images::local(),
+        );
+        let script = &c.cmd[1];
+        assert!(script.contains("standby.signal"), "{script}");
+        assert!(script.contains("host=rd-x-proxy port=10000"), "{script}");
+        assert!(script.contains("pg_basebackup -h rd-x-proxy -p 10000"), "{script}");
+        assert!(script.contains("cluster_name=eu"), "{script}");
+        assert_eq!(c.user.as_deref(), Some("postgres"));
+    }
+
+    #[test]
+    fn a_skewed_app_starts_under_libfaketime_with_its_offset_file_written_first() {
+        let c = container(&spec(Program::App { args: vec!["--region".into(), "eu".into()] }, true), &Images::local());
+        assert_eq!(c.entrypoint, "sh");
+        assert!(c.cmd[1].starts_with("printf '%s' '+0.000' > /tmp/regiondrill-faketime"));
+        assert_eq!(&c.cmd[2..5], ["sh", "regiondrill-app", "serve"]);
+        assert!(c.env.iter().any(|(k, v)| k == "LD_PRELOAD" && v.ends_with("libfaketime.so.1")));
+    }
+}

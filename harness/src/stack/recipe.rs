@@ -1,0 +1,223 @@
+//! The one bring-up recipe: any [`StackPlan`] over any [`Backend`].
+//!
+//! 1. The backend places the plan (ports, networks).
+//! 2. At once: the fault proxy and every node (see [`super::plan`] for why nothing waits
+//!    for anything at start), then the links once the proxy answers.
+//! 3. Every node's readiness, checked in parallel from the harness; a node that exits
+//!    meanwhile fails the bring-up at once, with the end of its log.
+//! 4. The posture's set-up, which needs ready nodes: the app's schema on each primary, then
+//!    the commit mode once the standby streams (active-passive), or logical replication
+//!    both ways (active-active).
+//! 5. The regions' round trip on every link.
+//!
+//! A failure at any step drops the backend, which removes what it started.
+
+use super::backend::{Backend, NodeStatus};
+use super::plan::{NodeSpec, Readiness, StackPlan};
+use super::routing::Routing;
+use super::topology::{NodeId, Role, STANDBY_REGION};
+use super::wiring::Wiring;
+use super::{Stack, StackError, StackLink};
+use crate::proxy::{FaultProxy, Link, ProxySpec};
+use futures::future::try_join_all;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a node may take to become ready (a container may have to start from cold).
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// Brings `plan` up on `backend`.
+pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<Stack, StackError> {
+    let t = std::time::Instant::now();
+    let placement = backend.prepare(&plan).await?;
+    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "placed");
+    let wiring = Wiring::new(plan.posture, placement);
+    let routing = Arc::new(Routing::new(plan.posture));
+    let specs = plan.specs(&wiring, &routing.snapshot());
+    let backend: Arc<dyn Backend> = Arc::from(backend);
+    let starts = try_join_all(specs.iter().map(|s| backend.start(s)));
+    let (proxy, started) = tokio::join!(backend.start_proxy(), starts);
+    let proxy = proxy?;
+    started?;
+    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "nodes and proxy started");
+    let (links, ready) = tokio::join!(
+        create_links(&proxy, &plan, &wiring),
+        try_join_all(specs.iter().map(|s| wait_ready(&*backend, s, &wiring)))
+    );
+    let links = links?;
+    ready?;
+    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "links created, nodes ready");
+    set_up_posture(&plan, &wiring, &*backend, &links).await?;
+    let stack = Stack::assemble(plan, wiring, routing, proxy, links, backend);
+    let (rtt, jitter) = stack.plan().rtt;
+    stack.set_rtt(rtt, jitter).await?;
+    tracing::info!(
+        backend = stack.backend(),
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "stack up"
+    );
+    Ok(stack)
+}
+
+/// One proxy per link, listening where the placement says, forwarding to its target.
+async fn create_links(
+    proxy: &FaultProxy,
+    plan: &StackPlan,
+    wiring: &Wiring,
+) -> Result<BTreeMap<String, StackLink>, StackError> {
+    let client = proxy.client();
+    let create = plan.links.iter().map(|spec| {
+        let client = client.clone();
+        async move {
+            let placed = wiring
+                .link(&spec.name)
+                .ok_or_else(|| StackError::NotPlaced(spec.name.clone()))?;
+            let target = wiring
+                .endpoint(&spec.target)
+                .ok_or_else(|| StackError::NotPlaced(spec.target.to_string()))?;
+            client
+                .create_proxy(&ProxySpec {
+                    name: spec.name.clone(),
+                    listen: placed.listen.clone(),
+                    upstream: format!("{}:{}", target.inside.0, target.inside.1),
+                    enabled: true,
+                })
+                .await?;
+            Ok::<_, StackError>((
+                spec.name.clone(),
+                StackLink {
+                    spec: spec.clone(),
+                    port: placed.endpoint.port,
+                    inside: placed.endpoint.inside.clone(),
+                    link: Link::new(client, &spec.name),
+                },
+            ))
+        }
+    });
+    Ok(try_join_all(create).await?.into_iter().collect())
+}
+
+/// Waits until `node` is ready (checked on its harness port every 10 ms), or fails with the
+/// backend's diagnosis when it exits or time runs out.
+pub(super) async fn wait_ready(
+    backend: &dyn Backend,
+    node: &NodeSpec,
+    wiring: &Wiring,
+) -> Result<(), StackError> {
+    let port = wiring
+        .endpoint(&node.id)
+        .ok_or_else(|| StackError::NotPlaced(node.id.to_string()))?
+        .port;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("static client");
+    let deadline = tokio::time::Instant::now() + READY_WITHIN;
+    loop {
+        let ready = match node.ready {
+            Readiness::Sql => crate::postgres::answers(port, Duration::from_millis(500)).await,
+            Readiness::RedisPing => redis_pings(port).await,
+            Readiness::Http(_) => crate::app::answers(&http, port).await,
+        };
+        if ready {
+            return Ok(());
+        }
+        let status = backend.status(&node.id).await;
+        let late = tokio::time::Instant::now() > deadline;
+        if let NodeStatus::Exited { status, log_tail } = status {
+            return Err(StackError::NotReady {
+                node: node.id.to_string(),
+                why: format!("exited during start-up ({status})"),
+                log_tail,
+            });
+        }
+        if late {
+            return Err(StackError::NotReady {
+                node: node.id.to_string(),
+                why: format!("not ready after {READY_WITHIN:?}"),
+                log_tail: String::new(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether Redis on `127.0.0.1:port` answers PING within 500 ms.
+pub(crate) async fn redis_pings(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"PING\r\n").await.ok()?;
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).await.ok()?;
+        (&buf == b"+PONG\r\n").then_some(())
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), attempt).await,
+        Ok(Some(()))
+    )
+}
+
+/// What the posture needs once every node is ready.
+async fn set_up_posture(
+    plan: &StackPlan,
+    wiring: &Wiring,
+    backend: &dyn Backend,
+    links: &BTreeMap<String, StackLink>,
+) -> Result<(), StackError> {
+    let primaries = plan.primary_regions();
+    // The app's schema, by the app itself, beside each primary region's app.
+    try_join_all(primaries.iter().map(|region| async move {
+        let dsn = wiring
+            .inside_db_dsn(region)
+            .ok_or_else(|| StackError::NotPlaced(format!("{region}-db")))?;
+        let argv = crate::app::migrate_command(&dsn);
+        backend.run_tool(&NodeId::new(region, Role::App), &argv).await
+    }))
+    .await?;
+    if plan.posture.is_active_active() {
+        replicate_both_ways(wiring, links).await
+    } else if plan.posture.has_standby() {
+        let port = db_port(wiring, &primaries[0])?;
+        let (commit, standby_names) = plan.posture.commit_settings(STANDBY_REGION);
+        crate::postgres::require_standby(port, commit, &standby_names, STANDBY_REGION)
+            .await
+            .map_err(StackError::from)
+    } else {
+        Ok(())
+    }
+}
+
+fn db_port(wiring: &Wiring, region: &str) -> Result<u16, StackError> {
+    wiring
+        .endpoint(&NodeId::new(region, Role::Db))
+        .map(|e| e.port)
+        .ok_or_else(|| StackError::NotPlaced(format!("{region}-db")))
+}
+
+/// Active-active replication (both primaries up and migrated): each region's tables flow to
+/// the other through the replication links — `us`'s through `replication` (the `eu`
+/// database connects to `us`), `eu`'s through `replication-to-us`.
+async fn replicate_both_ways(
+    wiring: &Wiring,
+    links: &BTreeMap<String, StackLink>,
+) -> Result<(), StackError> {
+    use super::topology::{PRIMARY_REGION as US, REPLICATION, REPLICATION_TO_US, STANDBY_REGION as EU};
+    let via = |name: &str| {
+        links
+            .get(name)
+            .map(|l| crate::postgres::dsn_at(&l.inside.0, l.inside.1))
+            .ok_or_else(|| StackError::NotPlaced(name.to_string()))
+    };
+    for r in [US, EU] {
+        let c = crate::postgres::connect(db_port(wiring, r)?, Duration::from_secs(3)).await?;
+        crate::postgres::execute(&c, crate::postgres::HARNESS_SCHEMA).await?;
+    }
+    let (us, eu) = (db_port(wiring, US)?, db_port(wiring, EU)?);
+    crate::postgres::replicate(US, us, eu, &via(REPLICATION)?, true).await?;
+    crate::postgres::replicate(EU, eu, us, &via(REPLICATION_TO_US)?, false).await?;
+    Ok(())
+}
