@@ -292,5 +292,6 @@ fn synthetic_probes() -> Probes {
         heartbeat_poll_ms: 5.0,
         heartbeats,
         replication,
+        health: Vec::new(),
     }
 }

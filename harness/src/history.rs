@@ -206,6 +206,21 @@ pub struct ReplicationStat {
     pub bytes_behind: Option<u64>,
 }
 
+/// One in-region health check of a region's database: `SELECT 1` sent from inside that
+/// region, straight to its own database (never through a cross-region link), so a partition
+/// between the regions cannot fail it — only a database that is down, paused or not
+/// answering can. Every region with a database is checked every 100 ms; a check gives up
+/// after 250 ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthSample {
+    /// When the check was sent.
+    pub at_ns: Nanos,
+    /// The region whose database was checked (from inside that region).
+    pub region: String,
+    /// Whether `SELECT 1` answered within 250 ms (false: it failed or timed out).
+    pub ok: bool,
+}
+
 /// Everything the probes sampled during the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Probes {
@@ -215,6 +230,11 @@ pub struct Probes {
     pub heartbeats: Vec<Heartbeat>,
     /// `pg_stat_replication` samples.
     pub replication: Vec<ReplicationStat>,
+    /// In-region health checks of every region's database ([`HealthSample`]), in time
+    /// order. Empty when the stack had no such probe (and in `probes.json` written before
+    /// it existed): then a primary's health is "not measured", never made up.
+    #[serde(default)]
+    pub health: Vec<HealthSample>,
 }
 
 /// The state read after faults were healed and the system settled.

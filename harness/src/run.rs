@@ -319,6 +319,8 @@ async fn drive(
         heartbeat_poll_ms: heartbeat::POLL_INTERVAL.as_secs_f64() * 1e3,
         heartbeats: hb.map(|h| h.heartbeats()).unwrap_or_default(),
         replication: std::mem::take(&mut *stats.lock().expect("stats lock")),
+        // Filled by the in-region health probe (run side, not yet in this checkout).
+        health: Vec::new(),
     };
     Ok(Driven {
         history: recorder.finish(),

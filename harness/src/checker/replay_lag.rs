@@ -15,6 +15,7 @@
 //! feedback messages; the heartbeat measurement ([`super::replication_lag`]) is the exact one.
 
 use super::quantiles;
+use super::rows::{FindingRow, RowContext, bytes, dur};
 use crate::history::Probes;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,22 @@ pub fn check(probes: &Probes) -> ReplayLag {
     }
 }
 
+/// PostgreSQL's own figures, as a detail of the replication lag row (postures with a
+/// standby).
+pub fn rows(p: &ReplayLag, cx: &RowContext) -> Vec<FindingRow> {
+    if !cx.posture.has_standby() {
+        return Vec::new();
+    }
+    vec![FindingRow::sub(
+        "PostgreSQL replay_lag p99, max behind",
+        format!(
+            "{}, {}",
+            dur(p.p99_ms),
+            p.max_bytes_behind.map_or("—".into(), bytes)
+        ),
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +103,7 @@ mod tests {
                 stat(false, None, None),
                 stat(true, Some(4.0), None),
             ],
+            ..Probes::default()
         };
         assert_eq!(
             check(&probes),

@@ -12,6 +12,7 @@
 //! A heartbeat never seen on the replica within the run is counted as `unreplicated` and is
 //! not a sample: its lag is unknown (at least the rest of the run), not infinite or zero.
 
+use super::rows::{FindingRow, RowContext, dur};
 use super::{ms_between, quantiles};
 use crate::history::{Probes, ms};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,27 @@ pub fn check(probes: &Probes) -> ReplicationLag {
     }
 }
 
+/// The heartbeat lag row, in postures with a standby.
+pub fn rows(l: &ReplicationLag, cx: &RowContext) -> Vec<FindingRow> {
+    if !cx.posture.has_standby() {
+        return Vec::new();
+    }
+    let unreplicated = if l.unreplicated > 0 {
+        format!(" ({} never replicated)", l.unreplicated)
+    } else {
+        String::new()
+    };
+    vec![FindingRow::info(
+        "replication lag p50 / p99 / max",
+        format!(
+            "{} / {} / {}{unreplicated}",
+            dur(l.p50_ms),
+            dur(l.p99_ms),
+            dur(l.max_ms)
+        ),
+    )]
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::MS;
@@ -98,6 +120,7 @@ mod tests {
                 hb(5, 500, Some(540)),
             ],
             replication: vec![],
+            ..Probes::default()
         };
         let lag = check(&probes);
         assert_eq!(lag.samples, 4);
@@ -139,6 +162,7 @@ mod tests {
                 visible_ns: Some(1_000_250_000),
             }],
             replication: vec![],
+            ..Probes::default()
         };
         assert_eq!(check(&probes).p50_ms, Some(0.25));
     }
@@ -149,6 +173,7 @@ mod tests {
             heartbeat_poll_ms: 1.0,
             heartbeats: vec![hb(1, 10, Some(9))],
             replication: vec![],
+            ..Probes::default()
         };
         assert_eq!(check(&probes).max_ms, Some(-1.0));
     }
@@ -159,6 +184,7 @@ mod tests {
             heartbeat_poll_ms: 10.0,
             heartbeats: vec![hb(1, 10, None), hb(2, 20, None)],
             replication: vec![],
+            ..Probes::default()
         };
         let lag = check(&probes);
         assert_eq!((lag.samples, lag.unreplicated), (0, 2));
