@@ -6,8 +6,8 @@ use crate::support::TempDir;
 use regiondrill::checker::{self, Findings};
 use regiondrill::experiment::{self, Experiment};
 use regiondrill::history::{
-    Event, EventKind, FinalState, Heartbeat, History, Nanos, OpKind, Operation, Outcome, Probes,
-    ReplicationStat, Source,
+    Event, EventKind, FinalState, HealthSample, Heartbeat, History, Nanos, OpKind, Operation,
+    Outcome, Probes, ReplicationStat, Source,
 };
 use regiondrill::posture::Posture;
 use regiondrill::report::{self, Entry, MatrixIndex, MatrixRun, terminal};
@@ -928,4 +928,195 @@ fn the_html_report_lays_out_in_chromium() {
     println!("chromium laid out: {value}");
     assert!(count("tables") >= 2, "{value}");
     assert!(count("charts") >= 3, "{value}");
+}
+
+/// The sample run, but what the controller reacted to at 5 s was a cut monitor link, not a
+/// kill, and us answered every in-region health check (every 100 ms) throughout: its
+/// declaration at 6.5 s is a false failover.
+fn write_false_failover_run(dir: &Path, exp: &Experiment) -> Results {
+    let (mut history, mut probes, final_state) = sample_history();
+    for e in &mut history.events {
+        if let EventKind::FaultStarted {
+            index: 1, fault, ..
+        } = &mut e.kind
+        {
+            *fault = "partition eu-monitor-to-us-db (black hole, both ways)".into();
+        }
+    }
+    probes.health = (0..=100u64)
+        .map(|n| HealthSample {
+            at_ns: n * 100 * MS,
+            region: "us".into(),
+            ok: true,
+        })
+        .collect();
+    let findings = checker::check(&history, &probes, Some(&final_state));
+    let r = results(
+        exp,
+        &findings,
+        &format!("20260115-093012-{}-1f2e", exp.name),
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_vec_pretty(&r).unwrap(),
+    )
+    .unwrap();
+    r
+}
+
+/// The observed text of the terminal report's row `finding`, its wrapped lines joined.
+fn observed_of(txt: &str, finding: &str) -> String {
+    let cells = |l: &str| -> Vec<String> { l.split('│').map(|c| c.trim().to_string()).collect() };
+    let mut lines = txt.lines().skip_while(|l| !l.contains(finding));
+    let mut parts = vec![cells(lines.next().unwrap_or_else(|| panic!("{txt}")))[2].clone()];
+    for l in lines {
+        let c = cells(l);
+        if c.len() < 3 || !c[1].is_empty() {
+            break;
+        }
+        parts.push(c[2].clone());
+    }
+    parts.join(" ")
+}
+
+#[test]
+fn false_failovers_are_shown_and_judged() {
+    let tmp = TempDir::new("report-false-failover");
+    // Not stated: the limit is 0, so the run misses it.
+    let dir = tmp.0.join("run");
+    let r = write_false_failover_run(&dir, &sample_experiment());
+    assert_eq!(r.findings.false_failovers.count, 1);
+    report::render_run(&dir).unwrap();
+    let txt = read(&dir.join("report.txt"));
+    let row = txt
+        .lines()
+        .find(|l| l.contains("failovers (false / failed)"))
+        .unwrap_or_else(|| panic!("{txt}"));
+    assert!(
+        row.contains("1 (1 false / 0 failed)")
+            && row.contains("0 (default)")
+            && row.contains("MISSED"),
+        "{row}"
+    );
+    // The episode in words, wrapped onto more lines of its row (at most 80 columns).
+    assert_eq!(
+        observed_of(&txt, "6.50 s: us declared down"),
+        "fault in effect: partition eu-monitor-to-us-db (black hole, both ways); primary \
+         healthy in us (false failover); promoted eu at 6.70 s; rerouted to eu at 7.00 s; \
+         cost until 10.50 s: 42 operations failed or unknown, 0 split-brain writes"
+    );
+    assert!(
+        txt.lines()
+            .all(|l| l.split('│').nth(2).is_none_or(|c| c.chars().count() <= 82)),
+        "{txt}"
+    );
+    // The rows sit right after the RTO's.
+    let order: Vec<usize> = ["read RTO", "failovers (false / failed)", "RPO (acked"]
+        .iter()
+        .map(|f| txt.find(f).unwrap())
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{txt}");
+    let md = read(&dir.join("report.md"));
+    assert!(
+        md.contains(
+            "- **false failovers**: stated 0 (default), observed 1 false of 1 failover — ❌ MISSED"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| &emsp;6.50 s: us declared down |"), "{md}");
+    let xml = read(&dir.join("junit.xml"));
+    check_xml(&xml).unwrap();
+    assert!(
+        xml.contains("tests=\"4\" failures=\"2\"")
+            && xml.contains(
+                "<failure message=\"stated 0 (default), observed 1 false of 1 failover\""
+            ),
+        "{xml}"
+    );
+    let html = read(&dir.join("report.html"));
+    assert!(
+        html.contains("<tr class=\"detail\"><td>6.50 s: us declared down</td>"),
+        "{html}"
+    );
+
+    // Stated: one is expected.
+    let dir = tmp.0.join("expected");
+    let exp = experiment(
+        "expected",
+        "active-passive-async",
+        "rto = \"6s\"\nrpo = \"0s\"\nmax_false_failovers = 1",
+    );
+    assert_eq!(exp.slo.max_false_failovers, Some(1));
+    let r = write_false_failover_run(&dir, &exp);
+    let check = r
+        .slo
+        .checks
+        .iter()
+        .find(|c| c.name == "false_failovers")
+        .unwrap();
+    assert_eq!(
+        (check.stated.as_str(), check.observed.as_str(), check.passed),
+        ("1", "1 false of 1 failover", true)
+    );
+    report::render_run(&dir).unwrap();
+    let xml = read(&dir.join("junit.xml"));
+    assert!(
+        xml.contains(
+            "<testcase name=\"false_failovers\" classname=\"expected/active-passive-async\" \
+             time=\"0\"/>"
+        ),
+        "{xml}"
+    );
+
+    // The sample run (a kill, health not measured): the rows say so, and nothing is judged.
+    let (history, probes, final_state) = sample_history();
+    let f = checker::check(&history, &probes, Some(&final_state));
+    let r = results(&sample_experiment(), &f, "20260115-093012-x-0000");
+    assert!(r.slo.checks.iter().all(|c| c.name != "false_failovers"));
+    let txt = terminal::run_report(&r);
+    assert!(
+        txt.contains("1 (0 false / 0 failed), health not measured for 1"),
+        "{txt}"
+    );
+    assert!(
+        observed_of(&txt, "6.50 s: us declared down")
+            .starts_with("fault in effect: kill region us; primary health in us not measured;"),
+        "{txt}"
+    );
+}
+
+#[test]
+fn max_false_failovers_is_a_whole_number() {
+    for (value, expected) in [
+        (
+            "-1",
+            "slo.max_false_failovers: invalid value: integer `-1`, expected u32",
+        ),
+        (
+            "1.5",
+            "slo.max_false_failovers: invalid type: floating point `1.5`, expected u32",
+        ),
+    ] {
+        let toml = format!(
+            "posture = \"active-passive-async\"\nduration = \"5s\"\n[slo]\nmax_false_failovers = {value}\n"
+        );
+        let e = experiment::parse(&toml, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:4:") && e.ends_with(expected), "{e}");
+    }
+    let toml =
+        "posture = \"active-passive-async\"\nduration = \"5s\"\n[slo]\nmax_false_failovers = 0\n";
+    let e = experiment::parse(toml, Path::new("x.toml")).unwrap();
+    assert_eq!(e.slo.max_false_failovers, Some(0));
+    // Unstated: not written into the experiment as run, as before the key existed.
+    let e = experiment::parse(
+        "posture = \"single-region\"\nduration = \"5s\"\n",
+        Path::new("x.toml"),
+    )
+    .unwrap();
+    assert_eq!(e.slo.max_false_failovers, None);
+    let json = serde_json::to_value(&e).unwrap();
+    assert!(json["slo"].get("max_false_failovers").is_none(), "{json}");
 }

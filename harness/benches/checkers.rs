@@ -5,25 +5,26 @@
 //! travelling users), one region kill with the failover controller's events, ~1 % unknown
 //! outcomes, a final state missing ~0.5 % of the acknowledged writes (with the surviving
 //! region's view: each key's latest surviving write, each counter missing ~0.5 % of its
-//! increments), and 1,000,000 heartbeats. Each checker is timed twice and the faster run is
+//! increments), 1,000,000 heartbeats, and in-region health checks of both regions every
+//! 100 ms (us failing from the kill). Each checker is timed twice and the faster run is
 //! reported.
 //!
 //! - lost writes: operations/s (target ≥ 1,000,000 ops/s)
 //! - replication lag: heartbeats/s (target ≥ 1,000,000 /s)
-//! - stale reads, read-your-writes, LWW, counters, split brain, conflicts, and the whole
-//!   `check` (every checker): operations/s (no target)
+//! - stale reads, read-your-writes, LWW, counters, split brain, conflicts, false failovers,
+//!   and the whole `check` (every checker): operations/s (no target)
 //!
 //! Run with `just bench` or `cargo bench --bench checkers`.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use regiondrill::checker::{
-    self, conflicts, counters, lost_writes, lww, read_your_writes, replication_lag, split_brain,
-    stale_reads,
+    self, conflicts, counters, false_failovers, lost_writes, lww, read_your_writes,
+    replication_lag, split_brain, stale_reads,
 };
 use regiondrill::history::{
-    Event, EventKind, FinalState, Heartbeat, History, Nanos, OpKind, Operation, Outcome, Probes,
-    RegionState, ReplicationStat, Source,
+    Event, EventKind, FinalState, HealthSample, Heartbeat, History, Nanos, OpKind, Operation,
+    Outcome, Probes, RegionState, ReplicationStat, Source,
 };
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -169,6 +170,21 @@ fn main() {
             fmt_time(t),
             cf.conflicting_keys,
             cf.travel_writes.p99_ms.unwrap_or(f64::NAN)
+        ),
+        None,
+        true,
+    );
+
+    let t = fastest_of_two(|| false_failovers::check(&history, &probes));
+    let ff = false_failovers::check(&history, &probes);
+    report(
+        "false failovers",
+        format!(
+            "{} ops/s ({}; {} failovers, {} false)",
+            fmt_rate(OPS as f64 / t.as_secs_f64()),
+            fmt_time(t),
+            ff.failovers,
+            ff.count
         ),
         None,
         true,
@@ -411,7 +427,8 @@ fn event(at_ns: Nanos, kind: EventKind) -> Event {
 }
 
 /// Heartbeats every 100 µs with 0.5–30 ms of lag, 0.1 % never seen; a
-/// `pg_stat_replication` sample every 10 ms.
+/// `pg_stat_replication` sample every 10 ms; an in-region health check of each region every
+/// 100 ms, us failing from the kill.
 fn synthetic_probes(seed: u64) -> Probes {
     let mut rng = StdRng::seed_from_u64(seed);
     let heartbeats = (0..HEARTBEATS)
@@ -434,10 +451,22 @@ fn synthetic_probes(seed: u64) -> Probes {
             bytes_behind: Some(rng.random_range(0..1 << 20)),
         })
         .collect();
+    let end = OPS as Nanos * OP_EVERY;
+    let health = (0..end / (100 * MS))
+        .flat_map(|i| {
+            let at_ns = i * 100 * MS;
+            ["eu", "us"].map(|region| HealthSample {
+                at_ns,
+                region: region.into(),
+                ok: region == "eu" || at_ns < KILL,
+            })
+        })
+        .collect();
     Probes {
         heartbeat_poll_ms: 0.1,
         heartbeats,
         replication,
+        health,
         ..Probes::default()
     }
 }

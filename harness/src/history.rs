@@ -221,6 +221,18 @@ pub struct HealthSample {
     pub ok: bool,
 }
 
+/// The harness host's health over one window of the run (see `probe::host`): whether it
+/// could keep time while it emulated every region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSample {
+    /// End of the window.
+    pub at_ns: Nanos,
+    /// The worst oversleep of a 10 ms sleep on the harness's runtime in the window.
+    pub timer_lag_ns: u64,
+    /// Share of the available CPU time used in the window, in [0, 1] (None: unreadable).
+    pub cpu_busy: Option<f64>,
+}
+
 /// Everything the probes sampled during the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Probes {
@@ -235,6 +247,10 @@ pub struct Probes {
     /// it existed): then a primary's health is "not measured", never made up.
     #[serde(default)]
     pub health: Vec<HealthSample>,
+    /// The harness host's health, every 250 ms ([`HostSample`]). Empty in `probes.json`
+    /// written before it existed.
+    #[serde(default)]
+    pub host: Vec<HostSample>,
 }
 
 /// The state read after faults were healed and the system settled.

@@ -23,8 +23,10 @@
 //!
 //! [`OpKind::Write`]: crate::history::OpKind::Write
 
+use super::rows::{FindingRow, RowContext, dur};
 use super::{FastMap, LatencySummary};
 use crate::history::{History, OpKind, Outcome, ms};
+use crate::posture::Posture;
 use serde::{Deserialize, Serialize};
 
 /// Conflict and traveller findings (`conflicts.*` in results.json).
@@ -82,6 +84,27 @@ pub fn check(history: &History) -> Conflicts {
         travel_writes: LatencySummary::of(&mut travel),
         home_writes: LatencySummary::of(&mut home),
     }
+}
+
+/// The conflicting-keys and travelling-users rows, in the partitioned posture, when checked.
+pub fn rows(c: &Conflicts, cx: &RowContext) -> Vec<FindingRow> {
+    if cx.posture != Posture::ActiveActivePartitioned || !c.checked {
+        return Vec::new();
+    }
+    vec![
+        FindingRow::info(
+            "conflicting keys (written in both regions)",
+            format!("{} of {}", c.conflicting_keys, c.keys_written),
+        ),
+        FindingRow::info(
+            "travelling / home users: write p50",
+            format!(
+                "{} / {}",
+                dur(c.travel_writes.p50_ms),
+                dur(c.home_writes.p50_ms)
+            ),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //!   a lost acknowledged one. Totals are sums over keys (`final_total` is Σ final).
 
 use super::FastMap;
+use super::rows::{FindingRow, RowContext};
 use crate::history::{FinalState, History, OpKind, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -113,6 +114,23 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> Counters {
         out.by_key.insert(key.to_owned(), c);
     }
     out
+}
+
+/// The counters row, when some counter was incremented.
+pub fn rows(c: &Counters, _cx: &RowContext) -> Vec<FindingRow> {
+    if c.keys == 0 {
+        return Vec::new();
+    }
+    let total = c
+        .final_total
+        .map_or("not checked".to_string(), |t| t.to_string());
+    vec![FindingRow::info(
+        "counters: acked / converged / lost",
+        format!(
+            "{} / {total} / {} lost ({} unknown)",
+            c.acked, c.lost, c.unknown
+        ),
+    )]
 }
 
 #[cfg(test)]

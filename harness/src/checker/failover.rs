@@ -61,6 +61,7 @@
 //!
 //! [`Operation::region`]: crate::history::Operation::region
 
+use super::rows::{FindingRow, RowContext, dur};
 use super::{FastMap, ms_between};
 use crate::history::{EventKind, History, Nanos, OpKind, ms};
 use serde::{Deserialize, Serialize};
@@ -304,6 +305,47 @@ pub fn check(history: &History) -> FailoverFindings {
         affected_users: by_region.values().map(|r| r.affected_users).sum(),
         by_region,
     }
+}
+
+/// The RTO row (judged by the `rto` check) and, when a fault hit the primary, its details:
+/// each home region's RTO, the breakdown, the read RTO.
+pub fn rows(f: &FailoverFindings, cx: &RowContext) -> Vec<FindingRow> {
+    let rto = if f.failure_at_ms.is_none() {
+        "no failure".to_string()
+    } else if !f.recovered {
+        "not recovered".to_string()
+    } else {
+        cx.shown("rto", dur(f.rto_ms))
+    };
+    let mut rows = vec![cx.judged("RTO (every region writing again)", rto, "rto")];
+    if f.failure_at_ms.is_some() {
+        let per_region: Vec<String> = f
+            .by_region
+            .iter()
+            .map(|(region, r)| {
+                let t = if r.recovered {
+                    dur(r.rto_ms)
+                } else {
+                    "never".into()
+                };
+                format!("{region} {t}")
+            })
+            .collect();
+        if !per_region.is_empty() {
+            rows.push(FindingRow::sub("by home region", per_region.join(", ")));
+        }
+        rows.push(FindingRow::sub(
+            "detect / promote / redirect",
+            format!(
+                "{} / {} / {}",
+                dur(f.detect_ms),
+                dur(f.promote_ms),
+                dur(f.redirect_ms)
+            ),
+        ));
+        rows.push(FindingRow::sub("read RTO", dur(f.read_rto_ms)));
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -7,10 +7,14 @@
 //! its users invoked an operation; a kind with no `ok` operation has count 0 and null figures.
 //! Kinds: `write` (`PUT /kv`), `read` (`GET /kv`), `incr` (`POST /counters/{key}/incr`).
 
+use super::rows::{FindingRow, RowContext, dur};
 use super::{FastMap, quantiles};
 use crate::history::{History, OpKind, ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// Latency findings (`latency.<region>.*` in results.json): per home region.
+pub type Latency = BTreeMap<String, RegionLatency>;
 
 /// Latency of one region's successful operations (`latency.<region>.*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,7 +56,7 @@ impl LatencySummary {
 }
 
 /// Summarises latency per home region.
-pub fn check(history: &History) -> BTreeMap<String, RegionLatency> {
+pub fn check(history: &History) -> Latency {
     // (writes, reads, increments) latencies in ms, per region.
     let mut by_region: FastMap<&str, [Vec<f64>; 3]> = FastMap::default();
     for op in &history.ops {
@@ -76,6 +80,25 @@ pub fn check(history: &History) -> BTreeMap<String, RegionLatency> {
                     read: LatencySummary::of(&mut reads),
                     incr: LatencySummary::of(&mut incrs),
                 },
+            )
+        })
+        .collect()
+}
+
+/// One row per home region: write and read p50, p99.
+pub fn rows(latency: &Latency, _cx: &RowContext) -> Vec<FindingRow> {
+    latency
+        .iter()
+        .map(|(region, lat)| {
+            FindingRow::info(
+                format!("{region} users: write / read p50, p99"),
+                format!(
+                    "{} / {}, {} / {}",
+                    dur(lat.write.p50_ms),
+                    dur(lat.read.p50_ms),
+                    dur(lat.write.p99_ms),
+                    dur(lat.read.p99_ms)
+                ),
             )
         })
         .collect()

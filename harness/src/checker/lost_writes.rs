@@ -24,6 +24,7 @@
 //!   - it is None only when not checked.
 
 use super::failover;
+use super::rows::{FindingRow, RowContext, dur};
 use super::{FastSet, ms_between};
 use crate::history::{EventKind, FinalState, History, Nanos, OpKind, Outcome, ms};
 use serde::{Deserialize, Serialize};
@@ -105,6 +106,23 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> LostWrites 
         failure_at_ms: failure.map(ms),
         rpo_ms,
     }
+}
+
+/// The RPO row (judged by the `rpo` check) and the unknown-outcome writes when there are any.
+pub fn rows(l: &LostWrites, cx: &RowContext) -> Vec<FindingRow> {
+    let lost = if l.checked {
+        format!("{} ({} lost)", cx.shown("rpo", dur(l.rpo_ms)), l.count)
+    } else {
+        "not checked".into()
+    };
+    let mut rows = vec![cx.judged("RPO (acked writes lost)", lost, "rpo")];
+    if l.unknown_absent + l.unknown_present > 0 {
+        rows.push(FindingRow::sub(
+            "unknown-outcome writes absent/present",
+            format!("{} / {}", l.unknown_absent, l.unknown_present),
+        ));
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -34,7 +34,9 @@
 //! [`OpKind::Write`]: crate::history::OpKind::Write
 
 use super::FastMap;
+use super::rows::{FindingRow, RowContext};
 use crate::history::{FinalState, History, Nanos, OpKind, Outcome};
+use crate::posture::Posture;
 use serde::{Deserialize, Serialize};
 
 /// LWW findings (`lww.*` in results.json).
@@ -152,6 +154,24 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> Lww {
     out.dropped_ids.sort_unstable();
     out.dropped_writes = out.dropped_ids.len();
     out
+}
+
+/// The LWW row, in the postures that resolve conflicts by timestamp, when checked.
+pub fn rows(l: &Lww, cx: &RowContext) -> Vec<FindingRow> {
+    if !matches!(
+        cx.posture,
+        Posture::ActiveActiveLww | Posture::ActiveActiveCrdt
+    ) || !l.checked
+    {
+        return Vec::new();
+    }
+    vec![FindingRow::info(
+        "LWW wrong winners / dropped writes",
+        format!(
+            "{} of {} keys / {} writes, {} diverged",
+            l.wrong_winners, l.keys, l.dropped_writes, l.diverged_keys
+        ),
+    )]
 }
 
 #[cfg(test)]

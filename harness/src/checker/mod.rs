@@ -5,13 +5,18 @@
 //! to the order of every list (ids are sorted, maps are `BTreeMap`s).
 //!
 //! # Layout
-//! One file per measurement, each with its definition in its doc comment and its
-//! known-answer tests beside it:
+//! One file per measurement, each with its definition in its doc comment, its findings type,
+//! its `check` function, its `rows` function (how the reports show its findings, see
+//! [`rows`]) and its known-answer tests beside it; every checker is registered on one line of
+//! the registry below (`checkers!`), which makes [`Findings`], [`check`] and
+//! [`Findings::rows`] out of them:
 //! - [`ops`]: how many operations, by outcome and kind.
 //! - [`replication_lag`]: heartbeat commit on the primary → visible on the replica.
 //! - [`replay_lag`]: PostgreSQL's own `replay_lag` and bytes behind, as sampled.
 //! - [`lost_writes`]: acknowledged writes absent from the final state; RPO observed.
 //! - [`failover`]: the failure, detect / promote / redirect, RTO observed, affected users.
+//! - [`false_failovers`]: every failover episode, its cause, and the false ones — a primary
+//!   declared down while it was healthy in its own region — with what they cost.
 //! - [`unavailability`]: share of operations that failed, per region and phase.
 //! - [`latency`]: latency of successful operations, per region and kind.
 //! - [`stale_reads`]: reads that returned data older than what had been acknowledged.
@@ -21,7 +26,9 @@
 //! - [`split_brain`]: writes the old primary acknowledged after the new one was promoted.
 //! - [`counters`]: acknowledged increments lost (or invented) in the final counter values.
 //! - [`conflicts`]: keys committed by both regions; travelling users' write latency.
-//! - [`slo`]: the verdict — findings against the experiment's stated RTO / RPO / stale rate.
+//! - [`slo`]: the verdict — findings against the experiment's stated RTO / RPO / stale rate /
+//!   false failovers.
+//! - [`rows`]: [`FindingRow`], the context a `rows` function gets, and the number formats.
 //!
 //! # Conventions
 //! - Every time is in milliseconds as `f64`, converted from the history's nanoseconds at the
@@ -36,6 +43,7 @@
 pub mod conflicts;
 pub mod counters;
 pub mod failover;
+pub mod false_failovers;
 pub mod latency;
 pub mod lost_writes;
 pub mod lww;
@@ -43,6 +51,7 @@ pub mod ops;
 pub mod read_your_writes;
 pub mod replay_lag;
 pub mod replication_lag;
+pub mod rows;
 pub mod slo;
 pub mod split_brain;
 pub mod stale_reads;
@@ -53,85 +62,105 @@ pub(crate) mod testkit;
 
 use crate::history::{FinalState, History, Operation, Probes};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 pub use conflicts::Conflicts;
 pub use counters::{CounterKey, Counters};
 pub use failover::{FailoverFindings, failure_at};
-pub use latency::{LatencySummary, RegionLatency};
+pub use latency::{Latency, LatencySummary, RegionLatency};
 pub use lost_writes::LostWrites;
 pub use lww::Lww;
 pub use ops::OpCounts;
 pub use read_your_writes::{ReadYourWrites, RywGroup};
 pub use replay_lag::ReplayLag;
 pub use replication_lag::{LagPoint, ReplicationLag};
+pub use rows::{FindingRow, RowContext};
 pub use slo::{SloCheck, Verdict, verdict};
 pub use split_brain::SplitBrain;
 pub use stale_reads::{StaleGroup, StaleReads};
-pub use unavailability::{Phase, PhaseCounts, phase_bounds};
+pub use unavailability::{Phase, PhaseCounts, Unavailability, phase_bounds};
 
-/// Everything the checkers found in one run. Each leaf has a stable dotted name in
-/// `results.json`, e.g. `lost_writes.count`, `failover.rto_ms`, `replication_lag.p99_ms`,
-/// `unavailability.us.fault.rate`, `latency.eu.write.p99_ms`.
-///
-/// The checkers added with the active-active postures (`read_your_writes`, `lww`,
-/// `split_brain`, `counters`, `conflicts`) default when absent, so a `results.json` written
-/// before them still reads — as "not checked", never as a clean 0 that was measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Findings {
-    /// Operation counts by outcome and kind.
-    pub ops: OpCounts,
-    /// Heartbeat replication lag (commit on the primary → visible on the replica).
-    pub replication_lag: ReplicationLag,
-    /// PostgreSQL's `replay_lag` and bytes behind, from `pg_stat_replication` samples.
-    pub replay_lag: ReplayLag,
-    /// Acknowledged writes missing from the final state, and the RPO they show.
-    pub lost_writes: LostWrites,
-    /// The failure of the primary and how long clients took to get going again.
-    pub failover: FailoverFindings,
-    /// Per home region, per phase (`before` / `fault` / `after`): share of failed operations.
-    /// Phases without operations are left out.
-    pub unavailability: BTreeMap<String, BTreeMap<Phase, PhaseCounts>>,
-    /// Per home region: latency of successful writes, reads and increments.
-    pub latency: BTreeMap<String, RegionLatency>,
-    /// Reads that returned data older than what had been acknowledged before them.
-    pub stale_reads: StaleReads,
-    /// Reads that did not reflect the reader's own acknowledged write.
-    #[serde(default)]
-    pub read_your_writes: ReadYourWrites,
-    /// Last-write-wins: wrong winners, silently dropped writes, diverged keys.
-    #[serde(default)]
-    pub lww: Lww,
-    /// Writes acknowledged by the old primary after the new one was promoted.
-    #[serde(default)]
-    pub split_brain: SplitBrain,
-    /// Counter increments lost or invented (the CRDT convergence check).
-    #[serde(default)]
-    pub counters: Counters,
-    /// Keys committed by more than one region; travelling users' write latency.
-    #[serde(default)]
-    pub conflicts: Conflicts,
+/// Declares the registry (see [`Findings`]): for every line `name: Type = (inputs…);` a
+/// field `name: Type` of [`Findings`] (with the line's attributes), a call
+/// `name::check(inputs…)` in [`check`], and `name::rows` in [`Findings::rows`], all in
+/// the order of the lines; [`CHECKERS`] lists the names. The first line names `check`'s
+/// three parameters, which the lines pass on as their inputs.
+macro_rules! checkers {
+    (
+        fn check($history:ident, $probes:ident, $final_state:ident);
+        $( $(#[$attr:meta])* $name:ident: $ty:ty = ($($input:ident),*); )+
+    ) => {
+        /// Everything the checkers found in one run: one field per checker of the registry,
+        /// each with a stable dotted name in `results.json` (`findings.<checker>.*`), e.g.
+        /// `lost_writes.count`, `failover.rto_ms`, `replication_lag.p99_ms`,
+        /// `unavailability.us.fault.rate`, `latency.eu.write.p99_ms`. What each field means
+        /// is documented on its checker's module and type.
+        ///
+        /// The checkers added after the first results were written (`read_your_writes`,
+        /// `lww`, `split_brain`, `counters`, `conflicts`, `false_failovers`) default when
+        /// absent, so an older `results.json` still reads — as "not checked", never as a
+        /// clean 0 that was measured.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        pub struct Findings {
+            $(
+                #[doc = concat!("`findings.", stringify!($name), ".*`: see [`", stringify!($name), "`].")]
+                $(#[$attr])*
+                pub $name: $ty,
+            )+
+        }
+
+        /// Runs every checker of the registry. `final_state` is `None` when it could not be
+        /// read (then lost writes, LWW and counters are reported as not checked, never as
+        /// zero).
+        pub fn check(
+            $history: &History,
+            $probes: &Probes,
+            $final_state: Option<&FinalState>,
+        ) -> Findings {
+            Findings {
+                $( $name: $name::check($($input),*), )+
+            }
+        }
+
+        impl Findings {
+            /// The rows of the findings tables (terminal, Markdown, HTML): every checker's
+            /// own rows (its `rows` function), in registry order.
+            pub fn rows(&self, cx: &RowContext) -> Vec<FindingRow> {
+                let mut rows = Vec::new();
+                $( rows.extend($name::rows(&self.$name, cx)); )+
+                rows
+            }
+        }
+
+        /// The checkers' names (their `results.json` keys), in registry order.
+        pub const CHECKERS: &[&str] = &[$(stringify!($name)),+];
+    };
 }
 
-/// Runs every checker. `final_state` is `None` when it could not be read (then lost writes,
-/// LWW and counters are reported as not checked, never as zero).
-pub fn check(history: &History, probes: &Probes, final_state: Option<&FinalState>) -> Findings {
-    Findings {
-        ops: ops::check(history),
-        replication_lag: replication_lag::check(probes),
-        replay_lag: replay_lag::check(probes),
-        lost_writes: lost_writes::check(history, final_state),
-        failover: failover::check(history),
-        unavailability: unavailability::check(history),
-        latency: latency::check(history),
-        stale_reads: stale_reads::check(history),
-        read_your_writes: read_your_writes::check(history),
-        lww: lww::check(history, final_state),
-        split_brain: split_brain::check(history),
-        counters: counters::check(history, final_state),
-        conflicts: conflicts::check(history),
-    }
+// The registry: one line per checker, in the order its rows appear in the reports (also
+// the order of `findings.*` in results.json; the names are what readers rely on). A checker
+// is a module `name` with `check(inputs…) -> Type` and
+// `rows(&Type, &RowContext) -> Vec<FindingRow>`; its findings serialize as
+// `findings.<name>`. Adding one: its file, its `pub mod` line above (kept out of the macro
+// because `cargo fmt` does not see modules a macro declares), a line in Layout, and one
+// line here with `#[serde(default)]`, so results written before it still read.
+checkers! {
+    fn check(history, probes, final_state);
+    failover: FailoverFindings = (history);
+    #[serde(default)] false_failovers: false_failovers::FalseFailovers = (history, probes);
+    lost_writes: LostWrites = (history, final_state);
+    stale_reads: StaleReads = (history);
+    replication_lag: ReplicationLag = (probes);
+    replay_lag: ReplayLag = (probes);
+    #[serde(default)] read_your_writes: ReadYourWrites = (history);
+    #[serde(default)] split_brain: SplitBrain = (history);
+    #[serde(default)] lww: Lww = (history, final_state);
+    #[serde(default)] counters: Counters = (history, final_state);
+    #[serde(default)] conflicts: Conflicts = (history);
+    latency: latency::Latency = (history);
+    unavailability: unavailability::Unavailability = (history);
+    ops: OpCounts = (history);
 }
 
 /// The `q`-quantile of `values` by the nearest-rank method, on exact values: with the `n`
@@ -426,6 +455,12 @@ mod tests {
         assert_eq!(json["counters"]["checked"], false);
         assert_eq!(json["conflicts"]["home_writes"]["count"], 1);
         assert_eq!(json["latency"]["us"]["incr"]["count"], 0);
+        assert_eq!(json["false_failovers"]["failovers"], 1);
+        assert_eq!(json["false_failovers"]["not_measured"], 1);
+        assert_eq!(
+            json["false_failovers"]["episodes"][0]["causes"][0]["index"],
+            0
+        );
         let back: Findings = serde_json::from_value(json).unwrap();
         assert_eq!(back, f);
     }
@@ -476,12 +511,89 @@ mod tests {
             "split_brain",
             "counters",
             "conflicts",
+            "false_failovers",
         ] {
             assert!(obj.remove(name).is_some(), "{name}");
         }
         let back: Findings = serde_json::from_value(json).unwrap();
         assert!(!back.lww.checked && !back.counters.checked && !back.split_brain.checked);
         assert_eq!(back.read_your_writes.rate, None);
+        assert_eq!(
+            back.false_failovers,
+            false_failovers::FalseFailovers::default()
+        );
+    }
+
+    #[test]
+    fn the_registry_names_every_field_in_row_order() {
+        let (h, p) = (History::default(), Probes::default());
+        let f = check(&h, &p, None);
+        let json = serde_json::to_value(&f).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut names = CHECKERS.to_vec();
+        keys.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(keys, names);
+        // Serialized in registry order.
+        let text = serde_json::to_string(&f).unwrap();
+        let at = |name: &str| text.find(&format!("\"{name}\":")).unwrap();
+        assert!(CHECKERS.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+        assert_eq!(CHECKERS.len(), 14);
+        assert_eq!(CHECKERS[..2], ["failover", "false_failovers"]);
+        assert_eq!(CHECKERS.last(), Some(&"ops"));
+    }
+
+    #[test]
+    fn rows_come_from_every_checker_in_registry_order() {
+        use crate::posture::Posture;
+        // A declaration at 150 with no health samples: the false-failover rows follow the
+        // RTO rows; ops are last.
+        let h = history(
+            vec![w(1, "a", 0, 10), w(2, "a", 160, 170).fail()],
+            vec![
+                fault(100, 0, true),
+                ev(
+                    150,
+                    EventKind::PrimaryDeclaredDown {
+                        region: "us".into(),
+                    },
+                ),
+            ],
+        );
+        let f = check(&h, &Probes::default(), None);
+        let slo = slo::verdict(&f, &crate::experiment::Slo::default());
+        let rows = f.rows(&RowContext {
+            posture: Posture::ActivePassiveAsync,
+            slo: &slo,
+        });
+        let names: Vec<&str> = rows.iter().map(|r| r.finding.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "RTO (every region writing again)",
+                "by home region",
+                "detect / promote / redirect",
+                "read RTO",
+                "failovers (false / failed)",
+                "150 ms: us declared down",
+                "RPO (acked writes lost)",
+                "stale reads",
+                "replication lag p50 / p99 / max",
+                "PostgreSQL replay_lag p99, max behind",
+                "us users: write / read p50, p99",
+                "us users: failed ops",
+                "operations ok / fail / unknown",
+            ]
+        );
+        assert_eq!(
+            rows[5].observed,
+            "fault in effect: fault 0; primary health in us not measured"
+        );
     }
 
     #[test]
@@ -501,5 +613,9 @@ mod tests {
         assert!(!f.lww.checked && !f.split_brain.checked && !f.counters.checked);
         assert!(!f.conflicts.checked);
         assert_eq!(f.counters.final_total, None);
+        assert_eq!(
+            f.false_failovers,
+            false_failovers::FalseFailovers::default()
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Operation counts: how many operations the workload invoked, by outcome and by kind. The
 //! denominators every other figure should be read against.
 
+use super::rows::{FindingRow, RowContext};
 use crate::history::{History, OpKind, Outcome};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,14 @@ pub fn check(history: &History) -> OpCounts {
         }
     }
     c
+}
+
+/// The operation counts row.
+pub fn rows(o: &OpCounts, _cx: &RowContext) -> Vec<FindingRow> {
+    vec![FindingRow::info(
+        "operations ok / fail / unknown",
+        format!("{} / {} / {} of {}", o.ok, o.fail, o.unknown, o.total),
+    )]
 }
 
 #[cfg(test)]

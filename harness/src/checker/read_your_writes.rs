@@ -32,6 +32,7 @@
 //! - `by_region`: the same by the reader's home region; a region appears when one of its
 //!   users had a checked read. A travelling user is counted with its home region.
 
+use super::rows::{FindingRow, RowContext, pct};
 use super::{FastMap, OpsById, ms_between};
 use crate::history::{History, Nanos, OpKind, Outcome};
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,17 @@ pub fn check(history: &History) -> ReadYourWrites {
             })
             .collect(),
     }
+}
+
+/// The violations row, when some read could be checked.
+pub fn rows(ryw: &ReadYourWrites, _cx: &RowContext) -> Vec<FindingRow> {
+    if ryw.reads_checked == 0 {
+        return Vec::new();
+    }
+    vec![FindingRow::info(
+        "read-your-writes violations",
+        format!("{} ({} of {})", pct(ryw.rate), ryw.count, ryw.reads_checked),
+    )]
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! feedback messages; the heartbeat measurement ([`super::replication_lag`]) is the exact one.
 
 use super::quantiles;
+use super::rows::{FindingRow, RowContext, bytes, dur};
 use crate::history::Probes;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,22 @@ pub fn check(probes: &Probes) -> ReplayLag {
             .max(),
         disconnected_samples: probes.replication.iter().filter(|s| !s.connected).count(),
     }
+}
+
+/// PostgreSQL's own figures, as a detail of the replication lag row (postures with a
+/// standby).
+pub fn rows(p: &ReplayLag, cx: &RowContext) -> Vec<FindingRow> {
+    if !cx.posture.has_standby() {
+        return Vec::new();
+    }
+    vec![FindingRow::sub(
+        "PostgreSQL replay_lag p99, max behind",
+        format!(
+            "{}, {}",
+            dur(p.p99_ms),
+            p.max_bytes_behind.map_or("—".into(), bytes)
+        ),
+    )]
 }
 
 #[cfg(test)]

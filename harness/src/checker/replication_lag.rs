@@ -12,6 +12,7 @@
 //! A heartbeat never seen on the replica within the run is counted as `unreplicated` and is
 //! not a sample: its lag is unknown (at least the rest of the run), not infinite or zero.
 
+use super::rows::{FindingRow, RowContext, dur};
 use super::{ms_between, quantiles};
 use crate::history::{Probes, ms};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,27 @@ pub fn check(probes: &Probes) -> ReplicationLag {
         poll_ms: probes.heartbeat_poll_ms,
         series,
     }
+}
+
+/// The heartbeat lag row, in postures with a standby.
+pub fn rows(l: &ReplicationLag, cx: &RowContext) -> Vec<FindingRow> {
+    if !cx.posture.has_standby() {
+        return Vec::new();
+    }
+    let unreplicated = if l.unreplicated > 0 {
+        format!(" ({} never replicated)", l.unreplicated)
+    } else {
+        String::new()
+    };
+    vec![FindingRow::info(
+        "replication lag p50 / p99 / max",
+        format!(
+            "{} / {} / {}{unreplicated}",
+            dur(l.p50_ms),
+            dur(l.p99_ms),
+            dur(l.max_ms)
+        ),
+    )]
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! as `slo.passed` and `slo.checks[..]`, and what CI fails the job on.
 //!
 //! # Rules
-//! One check per stated objective, in the order rto, rpo, stale_read_rate; an objective the
-//! experiment does not state produces no check. `passed` is true when every check passed
-//! (so also when there is none).
+//! One check per stated objective, in the order rto, rpo, stale_read_rate,
+//! false_failovers; an objective the experiment does not state produces no check — except
+//! false_failovers, whose unstated limit is 0 and which is judged whenever it fails (below).
+//! `passed` is true when every check passed (so also when there is none).
 //! - **rto**: passes when `failover.rto_ms` was measured and is ≤ the stated RTO. That is the
 //!   headline RTO: the time until every home region's affected users wrote successfully again
 //!   (the slowest region), not the first region to recover — users stuck behind a DNS TTL
@@ -16,9 +17,20 @@
 //!   Fails with "not checked" when there was no final state to check against.
 //! - **stale_read_rate**: passes when `stale_reads.rate` ≤ the stated maximum; passes with
 //!   "no reads" when no read succeeded (nothing to be stale).
+//! - **false_failovers** (`max_false_failovers`): passes when `false_failovers.count` (the
+//!   failovers made while the primary was healthy in its own region; those whose health was
+//!   not measured do not count) is ≤ the stated maximum — 0 when not stated — and no
+//!   failover step failed: a failed step (`failover_failed`) always fails it, with its error
+//!   in `observed`. Observed: "1 false of 2 failovers", with "(1 not measured)" and
+//!   "; failover failed: `error`" appended as they apply. Stated: the maximum, or
+//!   "0 (default)". The check is there when the key is stated, or when it fails (a false
+//!   failover over the default 0, or a failed step); a run whose failovers were all
+//!   justified, or that made none, and that does not state the key, has no such check — as
+//!   before the check existed.
 //!
 //! Comparisons use the exact figures; the strings are only for people.
 
+use super::false_failovers::{self, StepKind};
 use super::{FailoverFindings, Findings};
 use crate::experiment::Slo;
 use serde::{Deserialize, Serialize};
@@ -35,7 +47,7 @@ pub struct Verdict {
 /// One objective, stated and observed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SloCheck {
-    /// `rto`, `rpo` or `stale_read_rate`.
+    /// `rto`, `rpo`, `stale_read_rate` or `false_failovers`.
     pub name: String,
     /// What the experiment promised, e.g. "6s", "0s", "5.0%".
     pub stated: String,
@@ -87,6 +99,36 @@ pub fn verdict(findings: &Findings, slo: &Slo) -> Verdict {
             stated: fmt_pct(max),
             observed,
             passed,
+        });
+    }
+    let ff = &findings.false_failovers;
+    let errors: Vec<&str> = ff
+        .episodes
+        .iter()
+        .flat_map(|e| &e.steps)
+        .filter(|s| s.step == StepKind::Failed)
+        .map(|s| s.error.as_deref().unwrap_or("(no error given)"))
+        .collect();
+    let limit = slo.max_false_failovers;
+    let over = ff.count > limit.unwrap_or(0) as usize;
+    if limit.is_some() || over || !errors.is_empty() {
+        let mut observed = format!(
+            "{} false of {} failover{}",
+            ff.count,
+            ff.failovers,
+            if ff.failovers == 1 { "" } else { "s" }
+        );
+        if ff.not_measured > 0 {
+            observed.push_str(&format!(" ({} not measured)", ff.not_measured));
+        }
+        for error in &errors {
+            observed.push_str(&format!("; failover failed: {error}"));
+        }
+        checks.push(SloCheck {
+            name: false_failovers::CHECK.into(),
+            stated: limit.map_or("0 (default)".to_owned(), |l| l.to_string()),
+            observed,
+            passed: !over && errors.is_empty(),
         });
     }
     Verdict {
@@ -154,6 +196,7 @@ mod tests {
             rto: rto_ms.map(Duration::from_millis),
             rpo: rpo_ms.map(Duration::from_millis),
             max_stale_read_rate: stale,
+            max_false_failovers: None,
         }
     }
 
@@ -300,6 +343,147 @@ mod tests {
                 checks: vec![]
             }
         );
+    }
+
+    /// us declared down at 2500 with its own checks all ok in [1500, 2500] (a false
+    /// failover) when `healthy`, failing otherwise; eu promoted at 2600; with `fail_step`,
+    /// rerouting failed at 2700.
+    fn failover(healthy: bool, fail_step: bool) -> Findings {
+        use crate::history::{EventKind, HealthSample};
+        let mut events = vec![
+            ev(
+                2500,
+                EventKind::PrimaryDeclaredDown {
+                    region: "us".into(),
+                },
+            ),
+            ev(
+                2600,
+                EventKind::Promoted {
+                    region: "eu".into(),
+                },
+            ),
+        ];
+        if fail_step {
+            events.push(ev(
+                2700,
+                EventKind::FailoverFailed {
+                    error: "reconfiguring the eu app: refused".into(),
+                },
+            ));
+        }
+        let probes = Probes {
+            health: (15..=25)
+                .map(|i| HealthSample {
+                    at_ns: i * 100 * MS,
+                    region: "us".into(),
+                    ok: healthy,
+                })
+                .collect(),
+            ..Probes::default()
+        };
+        check(&history(vec![], events), &probes, None)
+    }
+
+    fn max_false(n: Option<u32>) -> Slo {
+        Slo {
+            max_false_failovers: n,
+            ..Slo::default()
+        }
+    }
+
+    #[test]
+    fn a_false_failover_fails_unless_expected() {
+        let f = failover(true, false);
+        assert_eq!(f.false_failovers.count, 1);
+        // Not stated: the limit is 0, and the check appears because it fails.
+        let v = verdict(&f, &max_false(None));
+        assert!(!v.passed);
+        assert_eq!(
+            check_of(&v, "false_failovers"),
+            ("0 (default)".into(), "1 false of 1 failover".into(), false)
+        );
+        // Stated: expected.
+        let v = verdict(&f, &max_false(Some(1)));
+        assert!(v.passed);
+        assert_eq!(
+            check_of(&v, "false_failovers"),
+            ("1".into(), "1 false of 1 failover".into(), true)
+        );
+        assert_eq!(v.checks.len(), 1);
+    }
+
+    #[test]
+    fn justified_or_no_failovers_add_no_check_unless_stated() {
+        for f in [failover(false, false), findings(false, true)] {
+            let v = verdict(&f, &max_false(None));
+            assert!(v.passed && v.checks.is_empty(), "{v:?}");
+        }
+        let v = verdict(&failover(false, false), &max_false(Some(0)));
+        assert_eq!(
+            check_of(&v, "false_failovers"),
+            ("0".into(), "0 false of 1 failover".into(), true)
+        );
+        let v = verdict(&findings(false, true), &max_false(Some(0)));
+        assert_eq!(
+            check_of(&v, "false_failovers"),
+            ("0".into(), "0 false of 0 failovers".into(), true)
+        );
+        // Not measured (no health samples): not counted, said.
+        let mut f = failover(true, false);
+        f.false_failovers = super::super::false_failovers::check(
+            &history(
+                vec![],
+                vec![ev(
+                    2500,
+                    crate::history::EventKind::PrimaryDeclaredDown {
+                        region: "us".into(),
+                    },
+                )],
+            ),
+            &Probes::default(),
+        );
+        let v = verdict(&f, &max_false(Some(0)));
+        assert_eq!(
+            check_of(&v, "false_failovers"),
+            (
+                "0".into(),
+                "0 false of 1 failover (1 not measured)".into(),
+                true
+            )
+        );
+    }
+
+    #[test]
+    fn a_failed_step_always_fails_with_its_error() {
+        let v = verdict(&failover(false, true), &max_false(None));
+        assert!(!v.passed);
+        assert_eq!(
+            check_of(&v, "false_failovers"),
+            (
+                "0 (default)".into(),
+                "0 false of 1 failover; failover failed: reconfiguring the eu app: refused".into(),
+                false
+            )
+        );
+        // However many false failovers are expected.
+        let v = verdict(&failover(true, true), &max_false(Some(5)));
+        assert_eq!(
+            check_of(&v, "false_failovers"),
+            (
+                "5".into(),
+                "1 false of 1 failover; failover failed: reconfiguring the eu app: refused".into(),
+                false
+            )
+        );
+        // Last in order, after the stated objectives.
+        let stated = Slo {
+            rto: Some(Duration::from_secs(6)),
+            ..max_false(Some(5))
+        };
+        let v = verdict(&failover(true, true), &stated);
+        let names: Vec<&str> = v.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["rto", "false_failovers"]);
     }
 
     #[test]

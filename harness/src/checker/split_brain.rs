@@ -24,7 +24,8 @@
 //! [`OpKind::Write`]: crate::history::OpKind::Write
 
 use super::ms_between;
-use crate::history::{EventKind, History, OpKind, Outcome, ms};
+use super::rows::{FindingRow, RowContext, dur};
+use crate::history::{EventKind, History, Nanos, OpKind, Outcome, ms};
 use serde::{Deserialize, Serialize};
 
 /// Split-brain findings (`split_brain.*` in results.json).
@@ -72,8 +73,39 @@ pub fn check(history: &History) -> SplitBrain {
     let Some(promoted_at) = promoted_at else {
         return out;
     };
-    let mut attributed = false;
-    let mut last_ack = None;
+    let w = old_primary_writes(history, old, promoted_at, None);
+    out.checked = w.attributed;
+    out.count = w.ids.len();
+    out.ids = w.ids;
+    out.increments = w.increments;
+    out.window_ms = w.last_ack.map(|ack| ms_between(ack, promoted_at));
+    out
+}
+
+/// What the old primary acknowledged after a promotion (see [`old_primary_writes`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct OldPrimaryWrites {
+    /// Whether any `ok` write or increment in the history says which database committed it
+    /// (without that, nothing can be attributed).
+    pub attributed: bool,
+    /// Split-brain writes' ids, ascending.
+    pub ids: Vec<u64>,
+    /// Split-brain increments.
+    pub increments: usize,
+    /// The last split-brain write's acknowledgement.
+    pub last_ack: Option<Nanos>,
+}
+
+/// The split-brain writes and increments as defined in the module docs: `ok`, committed by
+/// `old`, invoked strictly after `promoted_at` — and strictly before `until` when given (so a
+/// caller can count them within an episode).
+pub(crate) fn old_primary_writes(
+    history: &History,
+    old: &str,
+    promoted_at: Nanos,
+    until: Option<Nanos>,
+) -> OldPrimaryWrites {
+    let mut out = OldPrimaryWrites::default();
     for op in &history.ops {
         if op.kind == OpKind::Read {
             continue;
@@ -85,22 +117,33 @@ pub fn check(history: &History) -> SplitBrain {
         else {
             continue;
         };
-        attributed = true;
-        if by != old || op.invoke_ns <= promoted_at {
+        out.attributed = true;
+        if by != old || op.invoke_ns <= promoted_at || until.is_some_and(|u| op.invoke_ns >= u) {
             continue;
         }
         if op.kind == OpKind::Incr {
             out.increments += 1;
         } else {
             out.ids.push(op.id);
-            last_ack = last_ack.max(Some(op.complete_ns));
+            out.last_ack = out.last_ack.max(Some(op.complete_ns));
         }
     }
-    out.checked = attributed;
     out.ids.sort_unstable();
-    out.count = out.ids.len();
-    out.window_ms = last_ack.map(|ack| ms_between(ack, promoted_at));
     out
+}
+
+/// The split-brain row, when it was checked.
+pub fn rows(sb: &SplitBrain, _cx: &RowContext) -> Vec<FindingRow> {
+    if !sb.checked {
+        return Vec::new();
+    }
+    let window = sb
+        .window_ms
+        .map_or(String::new(), |w| format!(", over {}", dur(Some(w))));
+    vec![FindingRow::info(
+        "split-brain writes (old primary, after promotion)",
+        format!("{}{window}", sb.count),
+    )]
 }
 
 #[cfg(test)]

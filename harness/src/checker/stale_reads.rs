@@ -33,6 +33,7 @@
 //! Grouped by the reader's home region (`by_region`) and by where the answer came from
 //! (`by_source`: `cache` or `db`; a read that does not say is counted in neither group).
 
+use super::rows::{FindingRow, RowContext, dur, pct};
 use super::{FastMap, ms_between, quantiles};
 use crate::history::{History, Nanos, OpKind, Outcome, Source};
 use serde::{Deserialize, Serialize};
@@ -203,6 +204,21 @@ pub fn check(history: &History) -> StaleReads {
             .collect(),
         by_source,
     }
+}
+
+/// The stale-read row, judged by the `stale_read_rate` check.
+pub fn rows(s: &StaleReads, cx: &RowContext) -> Vec<FindingRow> {
+    vec![cx.judged(
+        "stale reads",
+        format!(
+            "{} ({} of {}), max age {}",
+            cx.shown("stale_read_rate", pct(s.rate)),
+            s.count,
+            s.reads,
+            dur(s.max_age_ms)
+        ),
+        "stale_read_rate",
+    )]
 }
 
 #[cfg(test)]

@@ -161,6 +161,19 @@ pub fn fault(at_ms: u64, index: usize, hits_primary: bool) -> Event {
     )
 }
 
+/// Fault `index`, described as the harness does (e.g. "kill region us"), starts at
+/// `at_ms`.
+pub fn fault_described(at_ms: u64, index: usize, description: &str, hits_primary: bool) -> Event {
+    ev(
+        at_ms,
+        EventKind::FaultStarted {
+            index,
+            fault: description.into(),
+            hits_primary,
+        },
+    )
+}
+
 /// Fault `index` heals at `at_ms`.
 pub fn heal(at_ms: u64, index: usize) -> Event {
     ev(

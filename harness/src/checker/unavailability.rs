@@ -14,6 +14,7 @@
 //!   an answer. Phases with no operations are left out (no made-up 0 %).
 
 use super::FastMap;
+use super::rows::{FindingRow, RowContext, pct};
 use crate::history::{EventKind, History, Nanos, Outcome};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,7 +41,20 @@ impl Phase {
             (Some(_), _) => Phase::Fault,
         }
     }
+
+    /// "before", "fault", "after" (as in results.json).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::Fault => "fault",
+            Phase::After => "after",
+        }
+    }
 }
+
+/// Unavailability findings (`unavailability.<region>.<phase>.*` in results.json): per home
+/// region, per phase; phases without operations are left out.
+pub type Unavailability = BTreeMap<String, BTreeMap<Phase, PhaseCounts>>;
 
 /// Operations of one region in one phase (`unavailability.<region>.<phase>.*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,7 +113,7 @@ pub fn phase_bounds(history: &History) -> (Option<Nanos>, Option<Nanos>) {
 }
 
 /// Counts unavailability per home region and phase.
-pub fn check(history: &History) -> BTreeMap<String, BTreeMap<Phase, PhaseCounts>> {
+pub fn check(history: &History) -> Unavailability {
     let bounds = phase_bounds(history);
     // [ops, failed, unknown] per phase, per region; regions borrowed until the end.
     let mut counts: FastMap<&str, [[usize; 3]; 3]> = FastMap::default();
@@ -134,6 +148,23 @@ pub fn check(history: &History) -> BTreeMap<String, BTreeMap<Phase, PhaseCounts>
                 })
                 .collect();
             (region.to_owned(), phases)
+        })
+        .collect()
+}
+
+/// One row per home region: the failed share in each phase that had operations.
+pub fn rows(u: &Unavailability, _cx: &RowContext) -> Vec<FindingRow> {
+    u.iter()
+        .map(|(region, phases)| {
+            let cells: Vec<String> = [Phase::Before, Phase::Fault, Phase::After]
+                .iter()
+                .filter_map(|p| {
+                    phases
+                        .get(p)
+                        .map(|c| format!("{} {}", p.name(), pct(Some(c.rate))))
+                })
+                .collect();
+            FindingRow::info(format!("{region} users: failed ops"), cells.join(", "))
         })
         .collect()
 }

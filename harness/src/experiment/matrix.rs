@@ -959,6 +959,7 @@ at = "3s"
                 rto: (scenario == "region-loss").then_some(rto),
                 rpo: Some(rpo),
                 max_stale_read_rate: None,
+                max_false_failovers: None,
             };
             assert_eq!(cell.slo, slo, "{}", cell.name);
 
@@ -1271,7 +1272,7 @@ at = "3s"
         assert_eq!(
             err(&in_table),
             "m.toml:21:1: slo.single-region.rtoo: unknown field `rtoo`, expected one of `rto`, \
-             `rpo`, `max_stale_read_rate`"
+             `rpo`, `max_stale_read_rate`, `max_false_failovers`"
         );
     }
 

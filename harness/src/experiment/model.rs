@@ -270,4 +270,8 @@ pub struct Slo {
     /// Highest acceptable share of reads that were stale.
     #[serde(default)]
     pub max_stale_read_rate: Option<f64>,
+    /// Most false failovers acceptable (None: not stated, and 0 is the limit; see
+    /// `checker::slo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_false_failovers: Option<u32>,
 }

@@ -249,4 +249,8 @@ pub struct SloSpec {
     pub rpo: Option<Spanned<DurationText>>,
     /// `max_stale_read_rate`: highest acceptable share of reads that were stale, in [0, 1].
     pub max_stale_read_rate: Option<Spanned<f64>>,
+    /// `max_false_failovers`: most failovers acceptable while the primary was healthy in its
+    /// own region, an integer ≥ 0 (absent: 0, judged only when a failover was false or
+    /// failed).
+    pub max_false_failovers: Option<Spanned<u32>>,
 }

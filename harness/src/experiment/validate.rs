@@ -596,6 +596,9 @@ impl Checker {
             rto: rto?,
             rpo: rpo?,
             max_stale_read_rate: max_stale_read_rate?,
+            // An integer ≥ 0 by its type: a negative or fractional value is refused while
+            // the file is read, with its line and column.
+            max_false_failovers: s.max_false_failovers.as_ref().map(|v| *v.get_ref()),
         })
     }
 

@@ -3,6 +3,7 @@
 //!   visibility on the replica.
 //! - [`replication_stat`]: PostgreSQL's own view (`pg_stat_replication`).
 //! - [`health`]: each region's database checked from inside its region.
+//! - [`host`]: the harness host's own health (timer lag, CPU).
 //!
 //! Probes connect to the databases directly (not through links): they measure, they are not
 //! part of the system under test. [`ProbeSet`] starts them all for a stack and collects
@@ -10,9 +11,10 @@
 
 pub mod health;
 pub mod heartbeat;
+pub mod host;
 pub mod replication_stat;
 
-use crate::history::{HealthSample, Probes, ReplicationStat};
+use crate::history::{HealthSample, HostSample, Probes, ReplicationStat};
 use crate::postgres::PgError;
 use crate::record::Clock;
 use crate::stack::Stack;
@@ -27,6 +29,7 @@ pub struct ProbeSet {
     heartbeat: Option<heartbeat::HeartbeatProbe>,
     replication: Arc<Mutex<Vec<ReplicationStat>>>,
     health: Arc<Mutex<Vec<HealthSample>>>,
+    host: Arc<Mutex<Vec<HostSample>>>,
 }
 
 impl ProbeSet {
@@ -40,7 +43,10 @@ impl ProbeSet {
             heartbeat: None,
             replication: Arc::default(),
             health: Arc::default(),
+            host: Arc::default(),
         };
+        let (out, stop) = (set.host.clone(), set.stop.clone());
+        set.tasks.spawn(host::watch(clock, out, stop));
         let primary = stack.routing.snapshot().primary;
         let (Some(primary_dsn), replica) = (
             stack.db_dsn(&primary),
@@ -105,6 +111,7 @@ impl ProbeSet {
                 .unwrap_or_default(),
             replication: std::mem::take(&mut *self.replication.lock().expect("stat lock")),
             health,
+            host: std::mem::take(&mut *self.host.lock().expect("host lock")),
         }
     }
 }

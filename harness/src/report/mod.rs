@@ -30,7 +30,8 @@
 //! - this file: loading run folders ([`load_run`]) and rendering them ([`render_run`],
 //!   [`render_matrix`]); [`Entry`], one experiment of a comparison.
 //! - [`matrix`]: `matrix.json`, the index of a matrix folder.
-//! - `cells`: the text of every finding row and comparison cell, shared by all formats.
+//! - `cells`: the text of every comparison cell, and the finding rows — which each checker
+//!   writes itself ([`crate::checker::Findings::rows`]) — shared by all formats.
 //! - [`terminal`], [`markdown`], [`html`] (with [`timeline`]), [`junit`]: one per format.
 
 mod cells;

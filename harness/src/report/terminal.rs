@@ -19,6 +19,10 @@ pub use super::cells::dur;
 /// The widest a comparison table may be.
 pub const MAX_WIDTH: usize = 100;
 
+/// The widest an observed cell of a run's table may be: longer text (a failover episode told
+/// in words, an error) wraps between words onto more lines of the same row.
+pub const OBSERVED_WIDTH: usize = 80;
+
 #[derive(Tabled)]
 struct Row {
     #[tabled(rename = "finding")]
@@ -32,7 +36,7 @@ struct Row {
 }
 
 /// The report of one run: a header line (name, posture, duration, seed, verdict) and the
-/// table of findings.
+/// table of findings, observed cells wrapped at [`OBSERVED_WIDTH`].
 pub fn run_report(r: &Results) -> String {
     let e = &r.experiment;
     let rows = cells::finding_rows(r).into_iter().map(|row| Row {
@@ -41,7 +45,7 @@ pub fn run_report(r: &Results) -> String {
         } else {
             row.finding
         },
-        observed: row.observed,
+        observed: wrap_words(&row.observed, OBSERVED_WIDTH),
         stated: row.stated,
         verdict: match row.passed {
             Some(true) => "pass".into(),
@@ -195,6 +199,35 @@ fn wrap_name(name: &str, width: usize) -> String {
     lines.join("\n")
 }
 
+/// `s` on lines of at most `width` characters, broken between words (a word longer than
+/// that gets a line of its own); its own line breaks are kept. Text that fits is unchanged.
+fn wrap_words(s: &str, width: usize) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if line.chars().count() <= width {
+            out.push_str(line);
+            continue;
+        }
+        let mut len = 0;
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            let n = word.chars().count();
+            if len > 0 && len + 1 + n > width {
+                out.push('\n');
+                len = 0;
+            } else if len > 0 {
+                out.push(' ');
+                len += 1;
+            }
+            out.push_str(word);
+            len += n;
+        }
+    }
+    out
+}
+
 /// An error message on one line.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -274,6 +307,14 @@ mod tests {
         );
         assert_eq!(wrap_name("short", 20), "short");
         assert_eq!(wrap_name("abcdefghij", 4), "abcd\nefgh\nij");
+    }
+
+    #[test]
+    fn long_observed_cells_wrap_between_words() {
+        assert_eq!(wrap_words("short one", 80), "short one");
+        assert_eq!(wrap_words("aaa bbb ccc ddd", 7), "aaa bbb\nccc ddd");
+        assert_eq!(wrap_words("aaa bbbbbbbbbb c", 5), "aaa\nbbbbbbbbbb\nc");
+        assert_eq!(wrap_words("one\ntwo three", 5), "one\ntwo\nthree");
     }
 
     #[test]
