@@ -142,6 +142,7 @@ fn sample_history() -> (History, Probes, FinalState) {
             kind: if write { OpKind::Write } else { OpKind::Read },
             key,
             invoke_ns: t,
+            planned_ns: None,
             complete_ns: t + latency,
             outcome,
         });

@@ -363,6 +363,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
             kind,
             key,
             invoke_ns,
+            planned_ns: None,
             complete_ns,
             outcome,
         });

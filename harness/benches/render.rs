@@ -208,6 +208,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
             kind: if write { OpKind::Write } else { OpKind::Read },
             key: format!("k{k}"),
             invoke_ns: t,
+            planned_ns: None,
             complete_ns: t + latency,
             outcome,
         });

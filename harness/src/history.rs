@@ -105,6 +105,11 @@ pub struct Operation {
     pub key: String,
     /// When the client sent it.
     pub invoke_ns: Nanos,
+    /// When the plan said to send it (None in histories written before it was recorded).
+    /// `invoke_ns − planned_ns` is how late the open-loop generator was: a host too busy to
+    /// keep the plan's time shows here first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_ns: Option<Nanos>,
     /// When the client saw the outcome.
     pub complete_ns: Nanos,
     /// What came back.
@@ -307,6 +312,9 @@ pub enum Line {
         kind: OpKind,
         /// Key.
         key: String,
+        /// When the plan said to send it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        planned_ns: Option<Nanos>,
     },
     /// A client saw an operation's outcome.
     Complete {
@@ -339,6 +347,7 @@ impl History {
                     from: op.from.clone(),
                     kind: op.kind,
                     key: op.key.clone(),
+                    planned_ns: op.planned_ns,
                 },
             ));
             lines.push((
@@ -387,6 +396,7 @@ impl History {
                     from,
                     kind,
                     key,
+                    planned_ns,
                 } => {
                     last = last.max(at_ns);
                     index.insert(id, ops.len());
@@ -398,6 +408,7 @@ impl History {
                         kind,
                         key,
                         invoke_ns: at_ns,
+                        planned_ns,
                         complete_ns: u64::MAX,
                         outcome: Outcome::Unknown {
                             error: "no completion recorded".into(),
@@ -470,6 +481,7 @@ mod tests {
             kind,
             key: "k".into(),
             invoke_ns: invoke,
+            planned_ns: None,
             complete_ns: complete,
             outcome,
         }

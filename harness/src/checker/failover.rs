@@ -16,8 +16,15 @@
 //!   that did (a fault can make the primary unusable indirectly: with synchronous
 //!   replication cut, stuck commits exhaust its connections and its health checks fail). If
 //!   the controller never declared the primary down, or declared it before any fault (a
-//!   false alarm), the first `FaultStarted` with `hits_primary`. None when there is none of these: nothing to recover from, the RTO fields
-//!   are None, `by_region` is empty and `recovered` is true.
+//!   false alarm), the first `FaultStarted` with `hits_primary`.
+//! - **A failure nobody injected**: when none of these exists but the controller declared the
+//!   primary down anyway (it failed over by itself: an overloaded host timing its checks out,
+//!   a flapping link), the failure is that failover's **first affected operation** — the
+//!   first operation invoked at or after the declaration that did not end `ok` — or the
+//!   declaration itself when none failed; `failure_injected` is then false and the report
+//!   says so. Otherwise (an injected fault, or nothing) `failure_injected` is true.
+//! - None when there is no failure at all: nothing to recover from, the RTO fields are None,
+//!   `by_region` is empty and `recovered` is true.
 //! - **Controller steps**: `detected_at`, `promoted_at`, `rerouted_at` are the first
 //!   `PrimaryDeclaredDown`, `Promoted` and `Rerouted` events at or after the failure.
 //! - **Region**: an operation's region is its user's home region ([`Operation::region`]),
@@ -102,6 +109,14 @@ pub struct FailoverFindings {
     /// Per home region with at least one affected user.
     #[serde(default)]
     pub by_region: BTreeMap<String, RegionRecovery>,
+    /// Whether the failure was an injected fault (false: the system failed over by itself,
+    /// and the RTO counts from that failover's first affected operation).
+    #[serde(default = "injected")]
+    pub failure_injected: bool,
+}
+
+fn injected() -> bool {
+    true
 }
 
 /// How one home region's users got going again (`failover.by_region.<region>.*`).
@@ -119,6 +134,11 @@ pub struct RegionRecovery {
 
 /// The failure of the primary, as defined in this module's docs.
 pub fn failure_at(history: &History) -> Option<Nanos> {
+    failure(history).map(|(at, _)| at)
+}
+
+/// The failure and whether it was injected, as defined in this module's docs.
+pub fn failure(history: &History) -> Option<(Nanos, bool)> {
     let declared = first_at(history, 0, |k| {
         matches!(k, EventKind::PrimaryDeclaredDown { .. })
     });
@@ -138,14 +158,25 @@ pub fn failure_at(history: &History) -> Option<Nanos> {
             .map(|e| e.at_ns)
             .max()
     };
-    match declared {
+    let injected = match declared {
         Some(d) => primary_faults()
             .filter(|&t| t <= d)
             .max()
             .or_else(|| any_fault_before(d))
             .or_else(|| primary_faults().min()),
         None => primary_faults().min(),
+    };
+    if let Some(at) = injected {
+        return Some((at, true));
     }
+    let d = declared?;
+    let first_affected = history
+        .ops
+        .iter()
+        .filter(|o| o.invoke_ns >= d && !o.outcome.is_ok())
+        .map(|o| o.invoke_ns)
+        .min();
+    Some((first_affected.unwrap_or(d), false))
 }
 
 /// The time of the first event matching `f` at or after `from`.
@@ -188,7 +219,7 @@ fn last_of(backs: impl Iterator<Item = Option<Nanos>>) -> Option<Nanos> {
 
 /// Measures the failover.
 pub fn check(history: &History) -> FailoverFindings {
-    let Some(failure) = failure_at(history) else {
+    let Some((failure, injected)) = failure(history) else {
         return FailoverFindings {
             failure_at_ms: None,
             detected_at_ms: None,
@@ -203,15 +234,21 @@ pub fn check(history: &History) -> FailoverFindings {
             recovered: true,
             affected_users: 0,
             by_region: BTreeMap::new(),
+            failure_injected: true,
         };
     };
-    let detected = first_at(history, failure, |k| {
-        matches!(k, EventKind::PrimaryDeclaredDown { .. })
-    });
-    let promoted = first_at(history, failure, |k| {
+    // A failure nobody injected starts after its own declaration: its steps count from there.
+    let declared = |k: &EventKind| matches!(k, EventKind::PrimaryDeclaredDown { .. });
+    let steps_from = if injected {
+        failure
+    } else {
+        first_at(history, 0, declared).unwrap_or(failure)
+    };
+    let detected = first_at(history, steps_from, declared);
+    let promoted = first_at(history, steps_from, |k| {
         matches!(k, EventKind::Promoted { .. })
     });
-    let rerouted = first_at(history, failure, |k| {
+    let rerouted = first_at(history, steps_from, |k| {
         matches!(k, EventKind::Rerouted { .. })
     });
 
@@ -295,7 +332,12 @@ pub fn check(history: &History) -> FailoverFindings {
         detected_at_ms: detected.map(ms),
         promoted_at_ms: promoted.map(ms),
         rerouted_at_ms: rerouted.map(ms),
-        detect_ms: between(detected, Some(failure)),
+        // Nothing injected: nothing was detected, the system acted first.
+        detect_ms: if injected {
+            between(detected, Some(failure))
+        } else {
+            None
+        },
         promote_ms: between(promoted, detected),
         redirect_ms: between(write_back, promoted),
         rto_ms,
@@ -304,6 +346,21 @@ pub fn check(history: &History) -> FailoverFindings {
         recovered,
         affected_users: by_region.values().map(|r| r.affected_users).sum(),
         by_region,
+        failure_injected: injected,
+    }
+}
+
+/// A failure nobody injected, said first: the RTO above counts from the system's own
+/// failover, not from a fault of the experiment.
+pub fn alerts(f: &FailoverFindings, _cx: &RowContext) -> Vec<String> {
+    match (f.failure_injected, f.failure_at_ms, f.detected_at_ms) {
+        (false, Some(at), Some(declared)) => vec![format!(
+            "the failure was not injected: the system failed over by itself (primary declared \
+             down at {}); RTO counts from that failover's first affected operation, at {}",
+            dur(Some(declared)),
+            dur(Some(at))
+        )],
+        _ => Vec::new(),
     }
 }
 
@@ -318,6 +375,16 @@ pub fn rows(f: &FailoverFindings, cx: &RowContext) -> Vec<FindingRow> {
         cx.shown("rto", dur(f.rto_ms))
     };
     let mut rows = vec![cx.judged("RTO (every region writing again)", rto, "rto")];
+    if let (false, Some(at)) = (f.failure_injected, f.failure_at_ms) {
+        rows.push(FindingRow::sub(
+            "failure",
+            format!(
+                "not injected: the system failed over by itself; counted from its first \
+                 affected operation at {}",
+                dur(Some(at))
+            ),
+        ));
+    }
     if f.failure_at_ms.is_some() {
         let per_region: Vec<String> = f
             .by_region
@@ -414,6 +481,7 @@ mod tests {
                     ("eu", region(1, Some(650.0), Some(480.0))),
                     ("us", region(1, Some(620.0), Some(705.0))),
                 ]),
+                failure_injected: true,
             }
         );
     }
@@ -472,6 +540,7 @@ mod tests {
                     ("eu", region(2, Some(1100.0), Some(1160.0))),
                     ("us", region(2, Some(2100.0), Some(2050.0))),
                 ]),
+                failure_injected: true,
             }
         );
     }
@@ -725,6 +794,39 @@ mod tests {
             ],
         );
         assert_eq!(failure_at(&h), Some(300 * MS));
+    }
+
+    #[test]
+    fn a_failover_nobody_injected_counts_from_its_first_affected_operation() {
+        // No fault at all. Declared down at 3670 (an overloaded host timed its checks out),
+        // promoted at 5830. The first operation failing at or after the declaration was
+        // invoked at 3700; the user wrote again at 6000 → 6010. Nothing detected: no
+        // injected failure to detect.
+        let mut events = failover_steps(3670, 5830, 5840);
+        events.push(ev(7850, EventKind::FailoverFailed { error: "reconfiguring".into() }));
+        let h = history(
+            vec![
+                w(1, "a", 3000, 3010).fail(),
+                w(2, "a", 3700, 3710).fail(),
+                w(3, "a", 6000, 6010),
+            ],
+            events,
+        );
+        let f = check(&h);
+        assert!(!f.failure_injected);
+        assert_eq!(f.failure_at_ms, Some(3700.0));
+        assert_eq!(f.detected_at_ms, Some(3670.0));
+        assert_eq!(f.promoted_at_ms, Some(5830.0));
+        assert_eq!(f.detect_ms, None);
+        assert_eq!(f.rto_ms, Some(2310.0));
+        let alerts = alerts(&f, &cx());
+        assert_eq!(alerts.len(), 1);
+        assert!(alerts[0].contains("not injected") && alerts[0].contains("3.67 s"), "{alerts:?}");
+        let rows = rows(&f, &cx());
+        assert!(rows.iter().any(|r| r.finding == "failure" && r.observed.contains("3.70 s")));
+        // An injected failure says nothing of the kind.
+        let injected = check(&history(vec![], vec![fault(100, 0, true)]));
+        assert!(injected.failure_injected && super::alerts(&injected, &cx()).is_empty());
     }
 
     #[test]

@@ -404,6 +404,24 @@ pub fn rows(f: &FalseFailovers, cx: &RowContext) -> Vec<FindingRow> {
     rows
 }
 
+/// What a reader must know first: each false failover, each failover nobody injected a fault
+/// for, and each failed failover step, with its time, in plain words.
+pub fn alerts(f: &FalseFailovers, cx: &RowContext) -> Vec<String> {
+    f.episodes
+        .iter()
+        .filter(|e| e.false_failover == Some(true) || e.unprovoked || e.failed)
+        .map(|e| {
+            let what = match (e.false_failover, e.unprovoked) {
+                (Some(true), _) => "false failover",
+                (_, true) => "failover with no fault injected",
+                _ => "failover",
+            };
+            let region = e.region.as_deref().map_or(String::new(), |r| format!(" ({r})"));
+            format!("{what} at {}{region}: {}", dur(Some(e.at_ms)), episode_text(e, cx))
+        })
+        .collect()
+}
+
 /// An episode in plain words: cause; health; steps; cost (false failovers).
 fn episode_text(e: &Episode, cx: &RowContext) -> String {
     let mut parts = Vec::new();

@@ -8,8 +8,8 @@
 //! One file per measurement, each with its definition in its doc comment, its findings type,
 //! its `check` function, its `rows` function (how the reports show its findings, see
 //! [`rows`]) and its known-answer tests beside it; every checker is registered on one line of
-//! the registry below (`checkers!`), which makes [`Findings`], [`check`] and
-//! [`Findings::rows`] out of them:
+//! the registry below (`checkers!`), which makes [`Findings`], [`check`],
+//! [`Findings::rows`] and [`Findings::alerts`] (what every report says first) out of them:
 //! - [`ops`]: how many operations, by outcome and kind.
 //! - [`replication_lag`]: heartbeat commit on the primary → visible on the replica.
 //! - [`replay_lag`]: PostgreSQL's own `replay_lag` and bytes behind, as sampled.
@@ -26,6 +26,8 @@
 //! - [`split_brain`]: writes the old primary acknowledged after the new one was promoted.
 //! - [`counters`]: acknowledged increments lost (or invented) in the final counter values.
 //! - [`conflicts`]: keys committed by both regions; travelling users' write latency.
+//! - [`host`]: whether the one host emulating every region kept time (schedule lag, timer
+//!   lag, CPU): a saturated run's timings measure the host, not the posture.
 //! - [`slo`]: the verdict — findings against the experiment's stated RTO / RPO / stale rate /
 //!   false failovers.
 //! - [`rows`]: [`FindingRow`], the context a `rows` function gets, and the number formats.
@@ -44,6 +46,7 @@ pub mod conflicts;
 pub mod counters;
 pub mod failover;
 pub mod false_failovers;
+pub mod host;
 pub mod latency;
 pub mod lost_writes;
 pub mod lww;
@@ -89,7 +92,7 @@ pub use unavailability::{Phase, PhaseCounts, Unavailability, phase_bounds};
 macro_rules! checkers {
     (
         fn check($history:ident, $probes:ident, $final_state:ident);
-        $( $(#[$attr:meta])* $name:ident: $ty:ty = ($($input:ident),*); )+
+        $( $(#[$attr:meta])* $name:ident: $ty:ty = ($($input:ident),*) $(+ $alerts:ident)?; )+
     ) => {
         /// Everything the checkers found in one run: one field per checker of the registry,
         /// each with a stable dotted name in `results.json` (`findings.<checker>.*`), e.g.
@@ -133,6 +136,18 @@ macro_rules! checkers {
             }
         }
 
+        impl Findings {
+            /// What a reader must know before any figure (a saturated host, a false or failed
+            /// failover, a failure nobody injected), in plain words: every checker's `alerts`,
+            /// for those the registry marks `+ alerts`, in registry order. Every format shows
+            /// these first.
+            pub fn alerts(&self, cx: &RowContext) -> Vec<String> {
+                let mut alerts = Vec::new();
+                $( $( alerts.extend($name::$alerts(&self.$name, cx)); )? )+
+                alerts
+            }
+        }
+
         /// The checkers' names (their `results.json` keys), in registry order.
         pub const CHECKERS: &[&str] = &[$(stringify!($name)),+];
     };
@@ -142,13 +157,14 @@ macro_rules! checkers {
 // the order of `findings.*` in results.json; the names are what readers rely on). A checker
 // is a module `name` with `check(inputs…) -> Type` and
 // `rows(&Type, &RowContext) -> Vec<FindingRow>`; its findings serialize as
-// `findings.<name>`. Adding one: its file, its `pub mod` line above (kept out of the macro
+// `findings.<name>`. A checker whose findings a reader must know before any figure also has
+// `alerts(&Type, &RowContext) -> Vec<String>` and `+ alerts` after its inputs. Adding one: its file, its `pub mod` line above (kept out of the macro
 // because `cargo fmt` does not see modules a macro declares), a line in Layout, and one
 // line here with `#[serde(default)]`, so results written before it still read.
 checkers! {
     fn check(history, probes, final_state);
-    failover: FailoverFindings = (history);
-    #[serde(default)] false_failovers: false_failovers::FalseFailovers = (history, probes);
+    failover: FailoverFindings = (history) + alerts;
+    #[serde(default)] false_failovers: false_failovers::FalseFailovers = (history, probes) + alerts;
     lost_writes: LostWrites = (history, final_state);
     stale_reads: StaleReads = (history);
     replication_lag: ReplicationLag = (probes);
@@ -161,6 +177,7 @@ checkers! {
     latency: latency::Latency = (history);
     unavailability: unavailability::Unavailability = (history);
     ops: OpCounts = (history);
+    #[serde(default)] host: host::HostHealth = (history, probes) + alerts;
 }
 
 /// The `q`-quantile of `values` by the nearest-rank method, on exact values: with the `n`
@@ -543,9 +560,9 @@ mod tests {
         let text = serde_json::to_string(&f).unwrap();
         let at = |name: &str| text.find(&format!("\"{name}\":")).unwrap();
         assert!(CHECKERS.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
-        assert_eq!(CHECKERS.len(), 14);
+        assert_eq!(CHECKERS.len(), 15);
         assert_eq!(CHECKERS[..2], ["failover", "false_failovers"]);
-        assert_eq!(CHECKERS.last(), Some(&"ops"));
+        assert_eq!(CHECKERS[CHECKERS.len() - 2..], ["ops", "host"]);
     }
 
     #[test]

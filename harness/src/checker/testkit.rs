@@ -21,6 +21,7 @@ pub fn w(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
         kind: OpKind::Write,
         key: key.into(),
         invoke_ns: invoke_ms * MS,
+        planned_ns: None,
         complete_ns: complete_ms * MS,
         outcome: Outcome::Ok {
             served_by: "us".into(),
@@ -43,6 +44,7 @@ pub fn r(id: u64, key: &str, invoke_ms: u64, complete_ms: u64, returned: Option<
         kind: OpKind::Read,
         key: key.into(),
         invoke_ns: invoke_ms * MS,
+        planned_ns: None,
         complete_ns: complete_ms * MS,
         outcome: Outcome::Ok {
             served_by: "us".into(),
@@ -66,6 +68,7 @@ pub fn inc(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
         kind: OpKind::Incr,
         key: key.into(),
         invoke_ns: invoke_ms * MS,
+        planned_ns: None,
         complete_ns: complete_ms * MS,
         outcome: Outcome::Ok {
             served_by: "us".into(),
@@ -121,6 +124,12 @@ impl B {
         self.0.outcome = Outcome::Unknown {
             error: "timeout".into(),
         };
+        self
+    }
+
+    /// Planned (by the open-loop generator) for `at_ms`.
+    pub fn planned(mut self, at_ms: u64) -> B {
+        self.0.planned_ns = Some(at_ms * MS);
         self
     }
 
@@ -285,4 +294,16 @@ pub fn random_history(seed: u64, n: usize, keys: usize, users: u32) -> History {
         ops.push(b);
     }
     history(ops, vec![])
+}
+
+/// A row context for an active-passive async run with no SLO checks.
+pub fn cx() -> super::RowContext<'static> {
+    let slo: &'static super::Verdict = Box::leak(Box::new(super::Verdict {
+        passed: true,
+        checks: Vec::new(),
+    }));
+    super::RowContext {
+        posture: crate::posture::Posture::ActivePassiveAsync,
+        slo,
+    }
 }

@@ -83,6 +83,7 @@ pub async fn run(
                 kind: op.kind,
                 key,
                 invoke_ns,
+                planned_ns: Some(op.at_ns),
                 complete_ns,
                 outcome,
             });
