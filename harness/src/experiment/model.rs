@@ -2,10 +2,12 @@
 //! defaults filled in. Built from the TOML by [`super::load`].
 
 use crate::posture::Posture;
-use crate::stack::topology::NodeId;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::fault::FaultSpec;
+pub use crate::fault::partition::{CutDirection, PartitionMode};
 
 /// An experiment, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,11 +171,11 @@ pub struct ScheduledFault {
     /// Offset at which it heals; None: it lasts until the end (healed before final reads).
     #[serde(with = "humantime_serde", default)]
     pub heal_at: Option<Duration>,
-    /// What it does.
+    /// What it does (each kind has its own file under `fault/`).
     pub fault: FaultSpec,
 }
 
-/// Which links a network fault acts on.
+/// Which links a network fault acts on (`links` or `between` in the file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkSelector {
@@ -181,80 +183,6 @@ pub enum LinkSelector {
     Named(Vec<String>),
     /// Every link between the two regions, both ways.
     Between(String, String),
-}
-
-/// How a partition shows itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartitionMode {
-    /// Bytes vanish; connections stall.
-    BlackHole,
-    /// Connections are closed and refused.
-    Refuse,
-}
-
-/// Which way a partition cuts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CutDirection {
-    /// Both ways.
-    Both,
-    /// Only bytes flowing from the first region to the second.
-    OneWay {
-        /// Region the dropped bytes come from.
-        from: String,
-        /// Region they were going to.
-        to: String,
-    },
-}
-
-/// What a fault does (each kind has its own file under `fault/`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FaultSpec {
-    /// Adds a round trip (± jitter) on links, on top of the network's baseline.
-    Latency {
-        /// The links.
-        links: LinkSelector,
-        /// Added round trip.
-        #[serde(with = "humantime_serde")]
-        rtt: Duration,
-        /// Jitter on it.
-        #[serde(with = "humantime_serde")]
-        jitter: Duration,
-    },
-    /// Cuts links.
-    Partition {
-        /// The links.
-        links: LinkSelector,
-        /// Black hole or refuse.
-        mode: PartitionMode,
-        /// Both ways or one way (black hole only).
-        direction: CutDirection,
-    },
-    /// SIGKILLs one node.
-    KillNode {
-        /// The node.
-        node: NodeId,
-    },
-    /// SIGKILLs every node of a region.
-    KillRegion {
-        /// The region.
-        region: String,
-    },
-    /// Freezes one node (SIGSTOP / `docker pause`): connections stay open and time out.
-    PauseNode {
-        /// The node.
-        node: NodeId,
-    },
-    /// Shifts an app's wall clock (libfaketime), changeable while it runs; monotonic time
-    /// is left alone so its timers keep working.
-    ClockSkew {
-        /// The node (an app).
-        node: NodeId,
-        /// Shift in milliseconds (negative: behind).
-        offset_ms: i64,
-    },
 }
 
 /// What the posture promises; each stated figure becomes a pass/fail line of the verdict.

@@ -120,10 +120,7 @@ impl AppTuning {
         let skewed = exp
             .faults
             .iter()
-            .filter_map(|f| match &f.fault {
-                crate::experiment::FaultSpec::ClockSkew { node, .. } => Some(node.clone()),
-                _ => None,
-            })
+            .filter_map(|f| f.fault.skewed_node().cloned())
             .collect();
         AppTuning {
             cache_ttl: exp.cache.ttl,

@@ -80,7 +80,7 @@ pub async fn up(exp: &Experiment, run_id: &str) -> Result<Stack, StackError> {
     if exp
         .faults
         .iter()
-        .any(|f| matches!(f.fault, crate::experiment::FaultSpec::ClockSkew { .. }))
+        .any(|f| f.fault.skewed_node().is_some())
     {
         nodes.faketime = Some(app::libfaketime().ok_or_else(|| StackError::Missing {
             what: "libfaketime (for clock_skew faults)".into(),
