@@ -11,6 +11,8 @@ mod cli;
 mod docker;
 /// Real experiments on the native backend with answers known from physics.
 mod experiments;
+/// The `link_flap` fault's task on real bytes through the fault proxy: down, up, heal.
+mod link_flap;
 /// Active-active postures, cache coherence and split brain: each failure mode where the
 /// posture allows it, and not where it prevents it.
 mod postures;

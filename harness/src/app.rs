@@ -4,7 +4,6 @@
 //! A user's own app that honours these can take the sample app's place.
 
 use crate::posture::Posture;
-use crate::stack::AppTuning;
 use std::time::Duration;
 
 /// The app's program name (natively found beside the harness or on `PATH`; on `PATH` in
@@ -13,6 +12,23 @@ pub const PROGRAM: &str = "regiondrill-app";
 
 /// The path readiness checks `GET`: any answer will do.
 pub const HEALTH_PATH: &str = "/health";
+
+/// Knobs the apps get from the experiment.
+#[derive(Debug, Clone)]
+pub struct AppTuning {
+    /// Cache TTL.
+    pub cache_ttl: Duration,
+    /// Cache TTL jitter.
+    pub cache_ttl_jitter: Duration,
+    /// How writes reach the other region's cache.
+    pub cache_mode: crate::posture::CacheMode,
+    /// Concurrent misses of one key share one database read.
+    pub single_flight: bool,
+    /// Per-request deadline inside the app (kept below the clients' timeout).
+    pub request_timeout: Duration,
+    /// Nodes started under libfaketime (those the experiment's `clock_skew` faults name).
+    pub skewed: std::collections::BTreeSet<crate::stack::topology::NodeId>,
+}
 
 /// `regiondrill-app serve`'s settings, all but `--listen` (each backend decides where an
 /// app listens).

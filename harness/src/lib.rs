@@ -11,8 +11,10 @@
 //! - [`proxy`]: the fault proxy. A built-in server speaking Toxiproxy's HTTP API, one async
 //!   client for it and for a real Toxiproxy, and [`proxy::Link`], the cross-region link faults.
 //! - [`history`]: the append-only record of operations, events and probe samples.
-//! - [`fault`]: the faults, one file per kind, each with start and heal; [`schedule`] runs
-//!   them on time.
+//! - [`fault`]: the faults, one file per kind (its keys, their validation, start and heal),
+//!   one registry; [`schedule`] runs them on time.
+//! - [`fields`]: the fields of experiment files and their checks, shared by [`experiment`]
+//!   and every fault kind.
 //! - [`failover`]: failover managers (part of the system under test) behind one seam; the
 //!   built-in controller is the first.
 //! - [`workload`]: the seeded operation plan and the simulated users that run it.
@@ -31,6 +33,7 @@ pub mod checker;
 pub mod experiment;
 pub mod failover;
 pub mod fault;
+pub mod fields;
 pub mod final_state;
 pub mod history;
 pub mod postgres;

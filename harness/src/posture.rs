@@ -1,4 +1,5 @@
-//! Postures: how the two regions are wired, and what each promises.
+//! Postures: how the two regions are wired, and what each promises; and how a write reaches
+//! the regions' caches ([`CacheMode`]), which is part of the wiring.
 //!
 //! - `single-region`: everything in `us`; `eu` users cross the link to reach it. A region
 //!   loss is a total outage.
@@ -104,6 +105,33 @@ impl Posture {
             | Posture::ActiveActiveCrdt => ("on", String::new()),
             Posture::ActivePassiveSemiSync => ("remote_write", standby_name.to_string()),
             Posture::ActivePassiveSync => ("remote_apply", standby_name.to_string()),
+        }
+    }
+}
+
+/// How a write reaches the caches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheMode {
+    /// The writing region drops its own cached copy; the other region's expires with its TTL.
+    #[default]
+    Ttl,
+    /// The writing region also publishes an invalidation event; the other region's app,
+    /// subscribed across the link, drops its copy when the event arrives (partitions and
+    /// latency delay or lose it).
+    Invalidate,
+    /// The writing region puts the new value into both regions' caches (the remote one
+    /// across the link).
+    WriteThrough,
+}
+
+impl CacheMode {
+    /// The name in experiment files and on the app's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheMode::Ttl => "ttl",
+            CacheMode::Invalidate => "invalidate",
+            CacheMode::WriteThrough => "write-through",
         }
     }
 }

@@ -206,7 +206,7 @@ pub async fn run(
     let t = Instant::now();
     let up = async {
         let backend = opts.backend.backend(&run_id, opts.images).await?;
-        Stack::up(exp, backend).await
+        Stack::up(exp.stack_plan(), backend).await
     };
     let stack = tokio::select! {
         _ = cancel.cancelled() => {

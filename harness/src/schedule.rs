@@ -1,13 +1,15 @@
 //! The schedule: when each fault of the experiment starts and heals, as offsets from the
 //! start of the workload. Faults still in effect when the workload ends are healed by
-//! [`Schedule::heal_remaining`] before the final state is read.
+//! [`Schedule::heal_remaining`] before the final state is read. What a started fault leaves
+//! running ([`fault::Running`], e.g. a link flap's task) is held here until it heals, and
+//! stopped if the schedule is dropped first.
 
 use crate::experiment::ScheduledFault;
 use crate::fault;
 use crate::history::EventKind;
 use crate::record::Recorder;
 use crate::stack::{Stack, StackError};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -19,11 +21,11 @@ enum Step {
     Start,
 }
 
-/// The experiment's faults and which of them are in effect.
+/// The experiment's faults and which of them are in effect (with what each left running).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     faults: Arc<Vec<ScheduledFault>>,
-    active: Arc<Mutex<BTreeSet<usize>>>,
+    active: Arc<Mutex<BTreeMap<usize, fault::Running>>>,
 }
 
 impl Schedule {
@@ -72,8 +74,11 @@ impl Schedule {
         // The fault is stamped when its action begins: a kill takes effect on the first node
         // while the others are still being killed.
         let at = recorder.clock().now();
-        fault::start(spec, stack).await?;
-        self.active.lock().expect("schedule lock").insert(i);
+        let running = fault::start(spec, stack).await?;
+        self.active
+            .lock()
+            .expect("schedule lock")
+            .insert(i, running);
         recorder.event_at(
             at,
             EventKind::FaultStarted {
@@ -86,12 +91,12 @@ impl Schedule {
     }
 
     async fn heal(&self, i: usize, stack: &Stack, recorder: &Recorder) -> Result<(), StackError> {
-        if !self.active.lock().expect("schedule lock").remove(&i) {
+        let Some(running) = self.active.lock().expect("schedule lock").remove(&i) else {
             return Ok(());
-        }
+        };
         let spec = &self.faults[i].fault;
         let at = recorder.clock().now();
-        let note = fault::heal(spec, stack).await?;
+        let note = fault::heal(spec, stack, running).await?;
         let mut description = fault::describe(spec);
         if let Some(n) = note {
             description = format!("{description} ({n})");
@@ -116,7 +121,7 @@ impl Schedule {
             .active
             .lock()
             .expect("schedule lock")
-            .iter()
+            .keys()
             .rev()
             .copied()
             .collect();

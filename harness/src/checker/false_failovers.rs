@@ -483,7 +483,7 @@ fn episode_text(e: &Episode, cx: &RowContext) -> String {
 mod tests {
     use super::super::testkit::*;
     use super::*;
-    use crate::checker::slo::{SloCheck, Verdict};
+    use crate::checker::verdict::{SloCheck, Verdict};
     use crate::history::HealthSample;
     use crate::posture::Posture;
 

@@ -30,6 +30,7 @@
 //!   lag, CPU): a saturated run's timings measure the host, not the posture.
 //! - [`slo`]: the verdict — findings against the experiment's stated RTO / RPO / stale rate /
 //!   false failovers.
+//! - [`verdict`]: the verdict's types (`slo.*` in results.json).
 //! - [`rows`]: [`FindingRow`], the context a `rows` function gets, and the number formats.
 //!
 //! # Conventions
@@ -59,6 +60,7 @@ pub mod slo;
 pub mod split_brain;
 pub mod stale_reads;
 pub mod unavailability;
+pub mod verdict;
 
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -79,7 +81,8 @@ pub use read_your_writes::{ReadYourWrites, RywGroup};
 pub use replay_lag::ReplayLag;
 pub use replication_lag::{LagPoint, ReplicationLag};
 pub use rows::{FindingRow, RowContext};
-pub use slo::{SloCheck, Verdict, verdict};
+pub use slo::verdict;
+pub use verdict::{SloCheck, Verdict};
 pub use split_brain::SplitBrain;
 pub use stale_reads::{StaleGroup, StaleReads};
 pub use unavailability::{Phase, PhaseCounts, Unavailability, phase_bounds};

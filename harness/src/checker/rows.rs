@@ -21,7 +21,7 @@
 //! stated and whether it passed ([`RowContext::judged`]) — the verdict itself is computed
 //! once, in [`slo`](super::slo), never again while rendering.
 
-use super::slo::{SloCheck, Verdict};
+use super::verdict::{SloCheck, Verdict};
 use crate::posture::Posture;
 
 /// One line of a run's findings.

@@ -32,30 +32,8 @@
 
 use super::false_failovers::{self, StepKind};
 use super::{FailoverFindings, Findings};
+pub use super::verdict::{SloCheck, Verdict};
 use crate::experiment::Slo;
-use serde::{Deserialize, Serialize};
-
-/// Pass/fail against the SLO (`slo.*` in results.json).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
-    /// Whether every check passed (true when the SLO states nothing).
-    pub passed: bool,
-    /// One line per stated objective.
-    pub checks: Vec<SloCheck>,
-}
-
-/// One objective, stated and observed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SloCheck {
-    /// `rto`, `rpo`, `stale_read_rate` or `false_failovers`.
-    pub name: String,
-    /// What the experiment promised, e.g. "6s", "0s", "5.0%".
-    pub stated: String,
-    /// What the run showed, e.g. "4.2s", "not recovered (us)", "not checked", "no reads".
-    pub observed: String,
-    /// Whether the observation meets the promise.
-    pub passed: bool,
-}
 
 /// Compares findings with the experiment's SLO.
 pub fn verdict(findings: &Findings, slo: &Slo) -> Verdict {

@@ -168,17 +168,35 @@ fn in_table_header(text: &str, offset: usize) -> bool {
 /// errors the end of a span counts too (an unterminated string is reported just past it).
 fn field_at(text: &str, span: &Range<usize>, syntax: bool) -> Option<String> {
     let (tree, _) = DeTable::parse_recoverable(text);
+    let places = places(tree.get_ref());
+    field_of(&places, span, syntax).or_else(|| key_under_header(text, &places, span))
+}
+
+/// Dotted path of the most specific key or value of `doc` whose span holds `span.start` (a
+/// document assembled from pieces of a file, spans kept: a matrix's cell).
+pub(crate) fn field_in(doc: &DeTable<'_>, span: &Range<usize>) -> Option<String> {
+    field_of(&places(doc), span, false)
+}
+
+fn places(doc: &DeTable<'_>) -> Vec<(Range<usize>, String)> {
     let mut places = Vec::new();
-    collect_table(tree.get_ref(), "", &mut places);
+    collect_table(doc, "", &mut places);
+    places
+}
+
+fn field_of(
+    places: &[(Range<usize>, String)],
+    span: &Range<usize>,
+    syntax: bool,
+) -> Option<String> {
     let at = span.start;
-    let inside = places
+    places
         .iter()
         .filter(|(s, _)| s.start <= at && (at < s.end || (at == s.end && (syntax || s.is_empty()))))
         // Narrowest span first; among equals (an `[[faults]]` header is the span of both the
         // array and its element) the longer path.
         .min_by_key(|(s, path)| (s.end - s.start, usize::MAX - path.len()))
-        .map(|(_, path)| path.clone());
-    inside.or_else(|| key_under_header(text, &places, span))
+        .map(|(_, path)| path.clone())
 }
 
 /// For a syntax error on a key that is not in the document (a duplicate key): that key, under

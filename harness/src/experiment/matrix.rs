@@ -30,15 +30,16 @@
 //! ```
 //!
 //! # Expansion
-//! Each cell is written as an experiment TOML document and validated by the experiment loader
-//! ([`super::parse`]), so a cell is exactly what the same experiment file would give: the
-//! `[base]` tables, `posture`, the matrix's `seed`, the scenario's `[[faults]]`, the merged
-//! `[slo]` (defaults, then the posture's table key by key, then only the scenario's
+//! Each cell is an experiment document assembled from the matrix's own pieces, spans kept:
+//! the `[base]` tables, `posture`, the matrix's `seed`, the scenario's `[[faults]]`, the
+//! merged `[slo]` (defaults, then the posture's table key by key, then only the scenario's
 //! `objectives`), `name = "<scenario>-<short>"` ([`short_name`]: `single`, `ap-async`,
 //! `ap-semi`, `ap-sync`, `aa-part`, `aa-lww`, `aa-crdt`) and a description made of the
-//! scenario's and the posture's. Cells come scenario-major in file order, postures in the
-//! order listed; each has [`Experiment::scenario`] set and [`Experiment::source`] = the
-//! matrix file.
+//! scenario's and the posture's. It is validated as an experiment file's document is, so a
+//! cell is exactly what the same experiment file would give, and every problem is already
+//! placed in the matrix file. Cells come scenario-major in file order, postures in the order
+//! listed; each has [`Experiment::scenario`] set and [`Experiment::source`] = the matrix
+//! file.
 //!
 //! Posture adjustments, so that one `[base]` suits every posture:
 //! - `single-region`: the failover controller runs in manual mode (there is nothing to fail
@@ -62,25 +63,28 @@
 //! matrix file. In order: TOML syntax, wrong types and unknown keys of the matrix's own
 //! tables, matrix-level checks (postures, scenario names, objectives, `[slo]` keys, keys
 //! `[base]` may not hold) — the first in file order —, then `[base]` and `[slo]` as validated
-//! for each posture, then each cell. A cell's error is mapped back from the cell's field to
-//! the matrix: a fault's field to the scenario's `[[scenarios.faults]]` entry, anything else
-//! to `[base]` or `[slo]` (the posture's table when it holds the key). The field names the
-//! cell, and the posture only when the problem is not the same for every posture:
+//! for each posture, then each cell, whose first problem in the matrix file's order is
+//! reported. A cell's problem is at its place in the matrix (a missing experiment key at
+//! `[base]`); its field is named from the matrix: a fault's field in the scenario's
+//! `[[scenarios.faults]]` entry, anything else in `[base]` or `[slo]` (the posture's table
+//! when it holds the key). The field names the cell, and the posture only when the problem is
+//! not the same for every posture:
 //! - `scenarios[1] (partition) × single-region: faults[0].links[0]: link "replication" does
 //!   not exist in single-region (…)`
 //! - `scenarios[1] (partition): faults[0].at: starts at 15s, not before the end …`
 //! - `postures[0] (single-region): base.workload.travel_fraction: travellers call …`
 //! - `base.duration: required: how long the workload runs, e.g. "20s"`
 
-use super::error::ExperimentError;
-use super::{Experiment, MATRIX_FILE};
+use crate::fields::{Checker, Invalid, Problem};
+use super::error::{ExperimentError, field_in};
+use super::{Experiment, MATRIX_FILE, validate};
 use crate::posture::Posture;
-use std::collections::{BTreeMap, HashMap};
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
-
+use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 /// A matrix file, expanded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matrix {
@@ -190,639 +194,512 @@ pub fn load(path: &Path) -> Result<Matrix, ExperimentError> {
 /// Validates and expands the text of a matrix file; `path` names it in errors, is every
 /// cell's [`Experiment::source`], and gives the default name (its stem).
 pub fn parse(text: &str, path: &Path) -> Result<Matrix, ExperimentError> {
-    let (_, syntax_errors) = DeTable::parse_recoverable(text);
+    let (doc, syntax_errors) = DeTable::parse_recoverable(text);
     if let Some(first) = syntax_errors
         .iter()
         .min_by_key(|e| e.span().map_or(0, |s| s.start))
     {
         return Err(ExperimentError::from_toml(path, text, first, true));
     }
-    let spec: MatrixSpec =
-        toml::from_str(text).map_err(|e| ExperimentError::from_toml(path, text, &e, false))?;
-    let raw: toml::Table =
-        toml::from_str(text).map_err(|e| ExperimentError::from_toml(path, text, &e, false))?;
-    let file = File {
-        path,
-        text,
-        spans: Spans::new(text),
-    };
-    let checked = file.check(&spec, &raw)?;
-    let cells = file.expand(&checked)?;
+    let whole = Spanned::new(0..text.len(), DeValue::Table(doc.get_ref().clone()));
+    let spec = MatrixSpec::deserialize(ValueDeserializer::from(whole))
+        .map_err(|e| ExperimentError::from_toml(path, text, &e, false))?;
+    let error = |p: Problem| ExperimentError::at(path, text, p.span.start, p.field, p.message);
+    let m = check(&spec, doc.get_ref(), path).map_err(error)?;
+    // `[base]` and `[slo]` for each posture first, then every cell.
+    m.cells(None).map_err(error)?;
+    let mut cells = Vec::new();
+    for scenario in &m.scenarios {
+        cells.extend(m.cells(Some(scenario)).map_err(error)?);
+    }
     Ok(Matrix {
-        name: checked.name,
-        description: spec.description.clone().unwrap_or_default(),
+        name: m.name,
+        description: spec.description.unwrap_or_default(),
         source: path.to_path_buf(),
-        seed: checked.seed,
+        seed: m.seed,
         cells,
     })
 }
 
-/// What the file says (the matrix's own keys; `[base]`, `[slo]` and faults stay raw and
-/// are checked by the experiment validator, cell by cell).
-#[derive(Debug, serde::Deserialize)]
+/// What the file says (the matrix's own keys; `[base]`, `[slo]` and faults are taken from the
+/// document as written and checked by the experiment validator, cell by cell).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MatrixSpec {
     name: Option<Spanned<String>>,
     description: Option<String>,
     seed: Option<u64>,
     postures: Option<Spanned<Vec<Spanned<String>>>>,
-    base: Option<toml::Table>,
-    slo: Option<toml::Table>,
+    /// Read only to refuse a `base` that is not a table.
+    #[serde(rename = "base")]
+    _base: Option<toml::Table>,
+    /// Read only to refuse an `slo` that is not a table.
+    #[serde(rename = "slo")]
+    _slo: Option<toml::Table>,
     scenarios: Option<Spanned<Vec<Spanned<ScenarioSpec>>>>,
 }
 
 /// One `[[scenarios]]` entry.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioSpec {
     name: Option<Spanned<String>>,
     description: Option<String>,
     objectives: Option<Spanned<Vec<Spanned<String>>>>,
-    /// An experiment's `[[faults]]`: taken raw from the document and checked in each cell.
+    /// An experiment's `[[faults]]`: taken from the document and checked in each cell.
     #[serde(rename = "faults")]
     _faults: Option<serde::de::IgnoredAny>,
 }
 
-/// The matrix after its own checks: what the cells are built from.
-struct Checked {
+/// The matrix after its own checks: the document the cells are assembled from.
+struct Checked<'d, 'i> {
+    doc: &'d DeTable<'i>,
+    path: &'d Path,
     name: String,
     seed: u64,
-    /// Each posture with its index in `postures`.
-    postures: Vec<(usize, Posture)>,
-    base: toml::Table,
-    /// `[slo]`'s own keys (the defaults).
-    slo_defaults: toml::Table,
-    /// `[slo.<posture>]` tables.
-    slo_of: BTreeMap<String, toml::Table>,
+    /// Each posture with its index in `postures` and where it is written there.
+    postures: Vec<(usize, Posture, Range<usize>)>,
     scenarios: Vec<Scenario>,
 }
 
 struct Scenario {
     index: usize,
-    name: String,
+    name: Spanned<String>,
     description: String,
     /// None: every objective.
     objectives: Option<Vec<String>>,
-    faults: Option<toml::Value>,
 }
 
-/// A problem found in the matrix's own keys.
-struct Problem {
-    span: Range<usize>,
-    field: String,
-    message: String,
-}
-
-/// A cell's error, mapped back to the matrix.
-#[derive(PartialEq)]
-struct Mapped {
-    /// Dotted path in the matrix file, e.g. `scenarios[1].faults[0].links[0]`.
-    path: String,
-    /// Whether the cell's error is on the key (an unknown key) rather than on its value.
-    at_key: bool,
-    message: String,
-}
-
-struct File<'a> {
-    path: &'a Path,
-    text: &'a str,
-    spans: Spans,
-}
-
-impl File<'_> {
-    fn error(&self, span: Range<usize>, field: String, message: String) -> ExperimentError {
-        ExperimentError::at(self.path, self.text, span.start, field, message)
+/// The table `doc[key]`, with its span, if it is one.
+fn table<'d, 'i>(doc: &'d DeTable<'i>, key: &str) -> Option<(Range<usize>, &'d DeTable<'i>)> {
+    let value = doc.get(key)?;
+    match value.get_ref() {
+        DeValue::Table(t) => Some((value.span(), t)),
+        _ => None,
     }
+}
 
-    /// The matrix's own checks; the first problem in file order.
-    fn check(&self, spec: &MatrixSpec, raw: &toml::Table) -> Result<Checked, ExperimentError> {
-        let mut problems = Vec::new();
-        let mut report = |span: Range<usize>, field: String, message: String| {
-            problems.push(Problem {
-                span,
-                field,
-                message,
-            })
-        };
-
-        let name = match &spec.name {
-            None => self
-                .path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "matrix".into()),
-            Some(n) => {
-                let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-                if n.get_ref().is_empty() || !n.get_ref().chars().all(ok) {
-                    report(
-                        n.span(),
-                        "name".into(),
-                        format!(
-                            "\"{}\" is not a usable name: use letters, digits, '-', '_' or '.' \
-                             (it names the matrix's run folder)",
-                            n.get_ref()
-                        ),
-                    );
-                }
-                n.get_ref().clone()
+/// The matrix's own checks; the first problem in file order.
+fn check<'d, 'i>(
+    spec: &MatrixSpec,
+    doc: &'d DeTable<'i>,
+    path: &'d Path,
+) -> Result<Checked<'d, 'i>, Problem> {
+    let mut c = Checker::default();
+    let name = match &spec.name {
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "matrix".into()),
+        Some(n) => {
+            let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+            if n.get_ref().is_empty() || !n.get_ref().chars().all(ok) {
+                c.report(
+                    n.span(),
+                    "name",
+                    format!(
+                        "\"{}\" is not a usable name: use letters, digits, '-', '_' or '.' (it \
+                         names the matrix's run folder)",
+                        n.get_ref()
+                    ),
+                );
             }
-        };
+            n.get_ref().clone()
+        }
+    };
 
-        let all = Posture::ALL
-            .iter()
-            .map(|p| p.name())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut postures: Vec<(usize, Posture)> = Vec::new();
-        match &spec.postures {
-            None => report(
-                0..0,
-                "postures".into(),
-                format!(
-                    "required: the postures to compare, e.g. [\"single-region\", \"active-passive-async\"]; known: {all}"
-                ),
+    let all = Posture::ALL
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut postures: Vec<(usize, Posture, Range<usize>)> = Vec::new();
+    match &spec.postures {
+        None => c.report(
+            0..0,
+            "postures",
+            format!(
+                "required: the postures to compare, e.g. [\"single-region\", \
+                 \"active-passive-async\"]; known: {all}"
             ),
-            Some(list) if list.get_ref().is_empty() => report(
-                list.span(),
-                "postures".into(),
-                format!("empty: list at least one posture; known: {all}"),
-            ),
-            Some(list) => {
-                for (j, entry) in list.get_ref().iter().enumerate() {
-                    let field = format!("postures[{j}]");
-                    let text = entry.get_ref().trim();
-                    match Posture::parse(text) {
-                        None => report(
+        ),
+        Some(list) if list.get_ref().is_empty() => c.report(
+            list.span(),
+            "postures",
+            format!("empty: list at least one posture; known: {all}"),
+        ),
+        Some(list) => {
+            for (j, entry) in list.get_ref().iter().enumerate() {
+                let field = format!("postures[{j}]");
+                match Posture::parse(entry.get_ref().trim()) {
+                    None => c.report(
+                        entry.span(),
+                        field,
+                        format!("unknown posture \"{}\"; one of {all}", entry.get_ref()),
+                    ),
+                    Some(p) => match postures.iter().find(|(_, q, _)| *q == p) {
+                        Some((k, _, _)) => c.report(
                             entry.span(),
                             field,
-                            format!("unknown posture \"{}\"; one of {all}", entry.get_ref()),
+                            format!("\"{p}\" is listed twice (also postures[{k}])"),
                         ),
-                        Some(p) => {
-                            if let Some((k, _)) = postures.iter().find(|(_, q)| *q == p) {
-                                report(
-                                    entry.span(),
-                                    field,
-                                    format!("\"{p}\" is listed twice (also postures[{k}])"),
-                                );
-                            } else {
-                                postures.push((j, p));
-                            }
-                        }
-                    }
+                        None => postures.push((j, p, entry.span())),
+                    },
                 }
             }
         }
+    }
 
-        let base = spec.base.clone().unwrap_or_default();
+    if let Some((_, base)) = table(doc, "base") {
         for (key, why) in NOT_BASE {
-            if base.contains_key(key) {
-                let field = format!("base.{key}");
-                report(
-                    self.spans.key(&field),
-                    field,
+            if let Some((k, _)) = base.get_key_value(key) {
+                c.report(
+                    k.span(),
+                    format!("base.{key}"),
                     format!("not a [base] key: {why}"),
                 );
             }
         }
-
-        let mut slo_defaults = toml::Table::new();
-        let mut slo_of = BTreeMap::new();
-        for (key, value) in spec.slo.iter().flatten() {
-            let field = format!("slo.{key}");
-            if OBJECTIVES.contains(&key.as_str()) {
-                slo_defaults.insert(key.clone(), value.clone());
-            } else if Posture::parse(key).is_some() {
-                match value.as_table() {
-                    Some(t) => {
-                        slo_of.insert(key.clone(), t.clone());
-                    }
-                    None => report(
-                        self.spans.of(&field),
-                        field,
-                        format!(
-                            "must be a table ([slo.{key}]) of what {key} promises: {}",
-                            OBJECTIVES.join(", ")
-                        ),
-                    ),
-                }
-            } else {
-                report(
-                    self.spans.key(&field),
-                    field,
-                    format!(
-                        "unknown key: [slo] takes {} (defaults) and one table per posture \
-                         ([slo.<posture>], postures: {all})",
-                        OBJECTIVES.join(", ")
-                    ),
-                );
-            }
+    }
+    for (key, value) in table(doc, "slo")
+        .map(|(_, slo)| slo.iter())
+        .into_iter()
+        .flatten()
+    {
+        let key_name: &str = key.get_ref();
+        let field = format!("slo.{key_name}");
+        let is_table = matches!(value.get_ref(), DeValue::Table(_));
+        if Posture::parse(key_name).is_some() && !is_table {
+            c.report(
+                value.span(),
+                field,
+                format!(
+                    "must be a table ([slo.{key_name}]) of what {key_name} promises: {}",
+                    OBJECTIVES.join(", ")
+                ),
+            );
+        } else if Posture::parse(key_name).is_none() && !OBJECTIVES.contains(&key_name) {
+            c.report(
+                key.span(),
+                field,
+                format!(
+                    "unknown key: [slo] takes {} (defaults) and one table per posture \
+                     ([slo.<posture>], postures: {all})",
+                    OBJECTIVES.join(", ")
+                ),
+            );
         }
+    }
 
-        let raw_scenarios = raw.get("scenarios").and_then(toml::Value::as_array);
-        let mut scenarios: Vec<Scenario> = Vec::new();
-        match &spec.scenarios {
-            None => report(
-                0..0,
-                "scenarios".into(),
-                "required: at least one [[scenarios]] with a name and its [[scenarios.faults]]"
-                    .into(),
-            ),
-            Some(list) if list.get_ref().is_empty() => report(
-                list.span(),
-                "scenarios".into(),
-                "empty: define at least one [[scenarios]]".into(),
-            ),
-            Some(list) => {
-                for (i, entry) in list.get_ref().iter().enumerate() {
-                    let s = entry.get_ref();
-                    let p = |key: &str| format!("scenarios[{i}].{key}");
-                    let name = match &s.name {
-                        None => {
-                            report(
-                                self.spans.of(&format!("scenarios[{i}]")),
-                                p("name"),
-                                "required: a name of lowercase letters, digits and '-', e.g. \
-                                 \"region-loss\" (it starts the cells' names)"
-                                    .into(),
-                            );
-                            None
-                        }
-                        Some(n) => {
-                            let text = n.get_ref();
-                            let ok =
-                                |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
-                            if text.is_empty() || !text.chars().all(ok) {
-                                report(
-                                    n.span(),
-                                    p("name"),
-                                    format!(
-                                        "\"{text}\" is not a usable scenario name: use \
-                                         lowercase letters, digits and '-' (it starts the \
-                                         cells' names)"
-                                    ),
-                                );
-                                None
-                            } else if let Some(other) = scenarios.iter().find(|o| o.name == *text) {
-                                report(
-                                    n.span(),
-                                    p("name"),
-                                    format!(
-                                        "scenario \"{text}\" is defined twice (also \
-                                         scenarios[{}])",
-                                        other.index
-                                    ),
-                                );
-                                None
-                            } else {
-                                Some(text.clone())
-                            }
-                        }
-                    };
-                    let objectives = match &s.objectives {
-                        None => Some(None),
-                        Some(list) => {
-                            let mut out: Vec<String> = Vec::new();
-                            let mut ok = true;
-                            for (k, o) in list.get_ref().iter().enumerate() {
-                                let field = p(&format!("objectives[{k}]"));
-                                let text = o.get_ref().trim();
-                                if !OBJECTIVES.contains(&text) {
-                                    report(
-                                        o.span(),
-                                        field,
-                                        format!(
-                                            "unknown objective \"{}\"; one of {}",
-                                            o.get_ref(),
-                                            OBJECTIVES.join(", ")
-                                        ),
-                                    );
-                                    ok = false;
-                                } else if out.iter().any(|x| x == text) {
-                                    report(o.span(), field, format!("\"{text}\" is listed twice"));
-                                    ok = false;
-                                } else {
-                                    out.push(text.to_string());
-                                }
-                            }
-                            ok.then_some(Some(out))
-                        }
-                    };
-                    let faults = raw_scenarios
-                        .and_then(|a| a.get(i))
-                        .and_then(toml::Value::as_table)
-                        .and_then(|t| t.get("faults"))
-                        .cloned();
-                    if let (Some(name), Some(objectives)) = (name, objectives) {
-                        scenarios.push(Scenario {
-                            index: i,
-                            name,
-                            description: s.description.clone().unwrap_or_default(),
-                            objectives,
-                            faults,
-                        });
-                    }
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    match &spec.scenarios {
+        None => c.report(
+            0..0,
+            "scenarios",
+            "required: at least one [[scenarios]] with a name and its [[scenarios.faults]]",
+        ),
+        Some(list) if list.get_ref().is_empty() => c.report(
+            list.span(),
+            "scenarios",
+            "empty: define at least one [[scenarios]]",
+        ),
+        Some(list) => {
+            for (i, entry) in list.get_ref().iter().enumerate() {
+                let name = scenario_name(&mut c, i, entry, &scenarios);
+                let objectives = objectives(&mut c, i, entry.get_ref().objectives.as_ref());
+                if let (Some(name), Some(objectives)) = (name, objectives) {
+                    scenarios.push(Scenario {
+                        index: i,
+                        name,
+                        description: entry.get_ref().description.clone().unwrap_or_default(),
+                        objectives,
+                    });
                 }
             }
         }
+    }
 
-        // A stable sort: for problems at the same place, the first found.
-        problems.sort_by_key(|p| p.span.start);
-        if let Some(p) = problems.into_iter().next() {
-            return Err(self.error(p.span, p.field, p.message));
-        }
-        Ok(Checked {
+    match c.first_problem() {
+        Some(problem) => Err(problem),
+        None => Ok(Checked {
+            doc,
+            path,
             name,
             seed: spec.seed.unwrap_or(1),
             postures,
-            base,
-            slo_defaults,
-            slo_of,
             scenarios,
-        })
+        }),
     }
+}
 
-    /// `[base]` and `[slo]` for each posture, then every cell.
-    fn expand(&self, m: &Checked) -> Result<Vec<Experiment>, ExperimentError> {
-        self.first_error(m, None)?;
-        let mut cells = Vec::new();
-        for scenario in &m.scenarios {
-            cells.extend(self.first_error(m, Some(scenario))?);
+/// Scenario `i`'s name: lowercase letters, digits and '-', not another scenario's.
+fn scenario_name(
+    c: &mut Checker,
+    i: usize,
+    entry: &Spanned<ScenarioSpec>,
+    before: &[Scenario],
+) -> Option<Spanned<String>> {
+    let field = format!("scenarios[{i}].name");
+    let Some(n) = &entry.get_ref().name else {
+        c.report(
+            entry.span(),
+            field,
+            "required: a name of lowercase letters, digits and '-', e.g. \"region-loss\" (it \
+             starts the cells' names)",
+        );
+        return None;
+    };
+    let text = n.get_ref();
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if text.is_empty() || !text.chars().all(ok) {
+        c.report(
+            n.span(),
+            field,
+            format!(
+                "\"{text}\" is not a usable scenario name: use lowercase letters, digits and \
+                 '-' (it starts the cells' names)"
+            ),
+        );
+        return None;
+    }
+    if let Some(other) = before.iter().find(|o| o.name.get_ref() == text) {
+        c.report(
+            n.span(),
+            field,
+            format!(
+                "scenario \"{text}\" is defined twice (also scenarios[{}])",
+                other.index
+            ),
+        );
+        return None;
+    }
+    Some(n.clone())
+}
+
+/// Scenario `i`'s objectives: known SLO keys, each once (`Some(None)`: every objective).
+fn objectives(
+    c: &mut Checker,
+    i: usize,
+    list: Option<&Spanned<Vec<Spanned<String>>>>,
+) -> Option<Option<Vec<String>>> {
+    let Some(list) = list else {
+        return Some(None);
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (k, o) in list.get_ref().iter().enumerate() {
+        let field = format!("scenarios[{i}].objectives[{k}]");
+        let text = o.get_ref().trim();
+        if !OBJECTIVES.contains(&text) {
+            c.report(
+                o.span(),
+                field,
+                format!(
+                    "unknown objective \"{}\"; one of {}",
+                    o.get_ref(),
+                    OBJECTIVES.join(", ")
+                ),
+            );
+            ok = false;
+        } else if out.iter().any(|x| x == text) {
+            c.report(o.span(), field, format!("\"{text}\" is listed twice"));
+            ok = false;
+        } else {
+            out.push(text.to_string());
         }
-        Ok(cells)
     }
+    ok.then_some(Some(out))
+}
 
+impl<'i> Checked<'_, 'i> {
     /// Validates `scenario` (None: no faults, whole SLO) with every posture; the experiments,
-    /// or the first posture's error (labelled with the posture unless every posture fails
-    /// the same way).
-    fn first_error(
-        &self,
-        m: &Checked,
-        scenario: Option<&Scenario>,
-    ) -> Result<Vec<Experiment>, ExperimentError> {
-        let results: Vec<Result<Experiment, Mapped>> = m
+    /// or the first posture's problem, its field labelled with the cell: with the posture
+    /// unless every posture has that same problem.
+    fn cells(&self, scenario: Option<&Scenario>) -> Result<Vec<Experiment>, Problem> {
+        let results: Vec<Result<Experiment, Problem>> = self
             .postures
             .iter()
-            .map(|&(j, posture)| self.cell(m, j, posture, scenario))
+            .map(|(j, posture, at)| self.cell(*j, *posture, at, scenario))
             .collect();
-        let errors: Vec<(usize, Posture, &Mapped)> = m
+        let errors: Vec<(usize, Posture, &Problem)> = self
             .postures
             .iter()
             .zip(&results)
-            .filter_map(|(&(j, p), r)| r.as_ref().err().map(|e| (j, p, e)))
+            .filter_map(|((j, p, _), r)| r.as_ref().err().map(|e| (*j, *p, e)))
             .collect();
         let Some(&(j, posture, first)) = errors.first() else {
-            return Ok(results
-                .into_iter()
-                .map(|r| r.ok().expect("no error"))
-                .collect());
+            return Ok(results.into_iter().flatten().collect());
         };
         let same_everywhere = errors.len() == results.len() && errors.iter().all(|e| e.2 == first);
-        let posture_label = (!same_everywhere).then_some((j, posture));
-        Err(self.report(first, scenario, posture_label))
-    }
-
-    /// The error of a cell as a matrix error: position of the matrix key, field labelled with
-    /// the cell.
-    fn report(
-        &self,
-        e: &Mapped,
-        scenario: Option<&Scenario>,
-        posture: Option<(usize, Posture)>,
-    ) -> ExperimentError {
-        let span = self.spans.find(&e.path, e.at_key);
         let field = match scenario {
             Some(s) => {
                 let prefix = format!("scenarios[{}].", s.index);
-                let local = e.path.strip_prefix(&prefix).unwrap_or(&e.path);
-                match posture {
-                    Some((_, p)) => format!("scenarios[{}] ({}) × {p}: {local}", s.index, s.name),
-                    None => format!("scenarios[{}] ({}): {local}", s.index, s.name),
+                let local = first.field.strip_prefix(&prefix).unwrap_or(&first.field);
+                let cell = format!("scenarios[{}] ({})", s.index, s.name.get_ref());
+                match same_everywhere {
+                    true => format!("{cell}: {local}"),
+                    false => format!("{cell} × {posture}: {local}"),
                 }
             }
-            None => match posture {
-                Some((j, p)) if !e.path.starts_with(&format!("slo.{p}")) => {
-                    format!("postures[{j}] ({p}): {}", e.path)
-                }
-                _ => e.path.clone(),
-            },
+            None if !same_everywhere && !first.field.starts_with(&format!("slo.{posture}")) => {
+                format!("postures[{j}] ({posture}): {}", first.field)
+            }
+            None => first.field.clone(),
         };
-        self.error(span, field, e.message.clone())
+        Err(Problem {
+            span: first.span.clone(),
+            field,
+            message: first.message.clone(),
+        })
     }
 
-    /// Builds and validates one cell (`scenario` None: `[base]` and the whole `[slo]` only).
+    /// Builds and validates one cell (`scenario` None: `[base]` and the whole `[slo]` only);
+    /// a problem's field is the matrix's.
     fn cell(
         &self,
-        m: &Checked,
+        j: usize,
+        posture: Posture,
+        posture_at: &Range<usize>,
+        scenario: Option<&Scenario>,
+    ) -> Result<Experiment, Problem> {
+        let doc = self.document(posture, posture_at, scenario);
+        let (span, field, message) = match validate::validate(doc, self.path) {
+            Ok(mut experiment) => {
+                experiment.scenario = scenario.map(|s| s.name.get_ref().clone());
+                return Ok(experiment);
+            }
+            Err(Invalid::Problem(p)) => (p.span, p.field, p.message),
+            Err(Invalid::Type(e)) => {
+                // Named after the cell's key or value there (the document is built again:
+                // validating took it).
+                let span = e.span().unwrap_or(0..0);
+                let doc = self.document(posture, posture_at, scenario);
+                let field = field_in(doc.get_ref(), &span).unwrap_or_else(|| "syntax".into());
+                (span, field, e.message().trim().to_string())
+            }
+        };
+        let field = self.matrix_path(&field, j, posture, scenario);
+        let top_of_base = field
+            .strip_prefix("base.")
+            .is_some_and(|k| !k.contains(['.', '[']));
+        let message = if top_of_base && message.starts_with("unknown field") {
+            base_keys_only(&message)
+        } else {
+            message
+        };
+        Err(Problem {
+            span,
+            field,
+            message,
+        })
+    }
+
+    /// The experiment document of a cell, assembled from the matrix's pieces where they are
+    /// written (`scenario` None: `[base]` and the whole `[slo]` only). A missing key of the
+    /// experiment is reported at `[base]`.
+    fn document(
+        &self,
+        posture: Posture,
+        posture_at: &Range<usize>,
+        scenario: Option<&Scenario>,
+    ) -> Spanned<DeTable<'i>> {
+        let key = |name: &'static str, at: &Range<usize>| Spanned::new(at.clone(), name.into());
+        let text = |value: Cow<'i, str>, at: &Range<usize>| {
+            Spanned::new(at.clone(), DeValue::String(value))
+        };
+        let (root, mut cell) =
+            table(self.doc, "base").map_or((0..0, DeTable::new()), |(at, base)| (at, base.clone()));
+        if let Some(failover) = cell.get_mut("failover") {
+            let at = failover.span();
+            if let DeValue::Table(failover) = failover.get_mut() {
+                if !posture.has_standby() {
+                    let at = failover.get("mode").map_or(at, Spanned::span);
+                    failover.insert(key("mode", &at), text("manual".into(), &at));
+                    failover.remove("fencing");
+                }
+                if posture.is_active_active() {
+                    failover.remove("fencing");
+                }
+            }
+        }
+        cell.insert(
+            key("posture", posture_at),
+            text(posture.name().into(), posture_at),
+        );
+        if let Some((k, v)) = self.doc.get_key_value("seed") {
+            cell.insert(k.clone(), v.clone());
+        }
+        // Defaults, then the posture's table key by key, then only the scenario's objectives.
+        let (slo_at, slo) = table(self.doc, "slo").map_or((0..0, None), |(at, t)| (at, Some(t)));
+        let mut merged: Vec<(Spanned<DeString<'i>>, Spanned<DeValue<'i>>)> = slo
+            .into_iter()
+            .flat_map(|slo| slo.iter())
+            .filter(|(k, _)| OBJECTIVES.contains(&k.get_ref().as_ref()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some((_, own)) = slo.and_then(|slo| table(slo, posture.name())) {
+            merged.retain(|(k, _)| !own.contains_key(k.get_ref().as_ref()));
+            merged.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        if let Some(s) = scenario {
+            let at = s.name.span();
+            let name = format!("{}-{}", s.name.get_ref(), short_name(posture));
+            cell.insert(key("name", &at), text(name.into(), &at));
+            let what = match s.description.trim() {
+                "" => format!("Scenario {}.", s.name.get_ref()),
+                d => d.to_string(),
+            };
+            let description = format!("{what} Posture {posture}: {}.", posture_blurb(posture));
+            cell.insert(key("description", &at), text(description.into(), &at));
+            let written = match self.doc.get("scenarios").map(Spanned::get_ref) {
+                Some(DeValue::Array(a)) => a.get(s.index).map(Spanned::get_ref),
+                _ => None,
+            };
+            if let Some(DeValue::Table(t)) = written
+                && let Some((k, v)) = t.get_key_value("faults")
+            {
+                cell.insert(k.clone(), v.clone());
+            }
+            if let Some(objectives) = &s.objectives {
+                merged.retain(|(k, _)| objectives.iter().any(|o| **o == **k.get_ref()));
+            }
+        }
+        if !merged.is_empty() {
+            let merged = DeValue::Table(merged.into_iter().collect());
+            cell.insert(key("slo", &slo_at), Spanned::new(slo_at.clone(), merged));
+        }
+        Spanned::new(root, cell)
+    }
+
+    /// Where the cell's `field` is in the matrix file.
+    fn matrix_path(
+        &self,
+        field: &str,
         j: usize,
         posture: Posture,
         scenario: Option<&Scenario>,
-    ) -> Result<Experiment, Mapped> {
-        let doc = document(m, posture, scenario);
-        let text = toml::to_string(&doc).map_err(|e| Mapped {
-            path: scenario.map_or("base".into(), |s| format!("scenarios[{}]", s.index)),
-            at_key: false,
-            message: format!("cannot be written as an experiment: {e}"),
-        })?;
-        match super::parse(&text, self.path) {
-            Ok(mut experiment) => {
-                experiment.scenario = scenario.map(|s| s.name.clone());
-                Ok(experiment)
+    ) -> String {
+        match field.split(['.', '[']).next().unwrap_or("") {
+            "faults" | "name" | "description" => match scenario {
+                Some(s) => format!("scenarios[{}].{field}", s.index),
+                None => field.to_string(),
+            },
+            "posture" => format!("postures[{j}]"),
+            "seed" => "seed".into(),
+            "slo" => {
+                let rest = field.strip_prefix("slo.").unwrap_or("");
+                let key = rest.split(['.', '[']).next().unwrap_or("");
+                let own = table(self.doc, "slo")
+                    .and_then(|(_, slo)| table(slo, posture.name()))
+                    .is_some_and(|(_, t)| t.contains_key(key));
+                match own {
+                    true => format!("slo.{posture}.{rest}"),
+                    false => field.to_string(),
+                }
             }
-            Err(e) => {
-                let path = matrix_path(&e.field, j, posture, scenario, m);
-                let at_key = Spans::new(&text).on_key(&e.field, offset_of(&text, e.line, e.column));
-                let top_of_base = path
-                    .strip_prefix("base.")
-                    .is_some_and(|k| !k.contains(['.', '[']));
-                let message = if at_key && top_of_base {
-                    base_keys_only(&e.message)
-                } else {
-                    e.message
-                };
-                Err(Mapped {
-                    path,
-                    at_key,
-                    message,
-                })
-            }
+            _ => format!("base.{field}"),
         }
     }
-}
-
-/// The experiment document of a cell.
-fn document(m: &Checked, posture: Posture, scenario: Option<&Scenario>) -> toml::Table {
-    use toml::Value;
-    let mut doc = m.base.clone();
-    if let Some(Value::Table(failover)) = doc.get_mut("failover") {
-        if !posture.has_standby() {
-            failover.insert("mode".into(), Value::String("manual".into()));
-            failover.remove("fencing");
-        }
-        if posture.is_active_active() {
-            failover.remove("fencing");
-        }
-    }
-    doc.insert("posture".into(), Value::String(posture.name().into()));
-    doc.insert("seed".into(), Value::Integer(m.seed as i64));
-    let mut slo = m.slo_defaults.clone();
-    if let Some(own) = m.slo_of.get(posture.name()) {
-        slo.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    if let Some(s) = scenario {
-        doc.insert(
-            "name".into(),
-            Value::String(format!("{}-{}", s.name, short_name(posture))),
-        );
-        let what = match s.description.trim() {
-            "" => format!("Scenario {}.", s.name),
-            d => d.to_string(),
-        };
-        doc.insert(
-            "description".into(),
-            Value::String(format!(
-                "{what} Posture {posture}: {}.",
-                posture_blurb(posture)
-            )),
-        );
-        if let Some(faults) = &s.faults {
-            doc.insert("faults".into(), faults.clone());
-        }
-        if let Some(objectives) = &s.objectives {
-            slo.retain(|k, _| objectives.iter().any(|o| o == k));
-        }
-    }
-    if !slo.is_empty() {
-        doc.insert("slo".into(), Value::Table(slo));
-    }
-    doc
-}
-
-/// Where the cell's `field` comes from in the matrix file.
-fn matrix_path(
-    field: &str,
-    j: usize,
-    posture: Posture,
-    scenario: Option<&Scenario>,
-    m: &Checked,
-) -> String {
-    let head = field.split(['.', '[']).next().unwrap_or("");
-    match head {
-        "faults" | "name" | "description" => match scenario {
-            Some(s) => format!("scenarios[{}].{field}", s.index),
-            None => field.to_string(),
-        },
-        "posture" => format!("postures[{j}]"),
-        "seed" => "seed".into(),
-        "slo" => {
-            let rest = field.strip_prefix("slo.").unwrap_or("");
-            let key = rest.split(['.', '[']).next().unwrap_or("");
-            let own = m
-                .slo_of
-                .get(posture.name())
-                .is_some_and(|t| t.contains_key(key));
-            if own {
-                format!("slo.{posture}.{rest}")
-            } else {
-                field.to_string()
-            }
-        }
-        _ => format!("base.{field}"),
-    }
-}
-
-/// The spans of every key and value of a TOML document, by dotted path (`base.network.rtt`,
-/// `scenarios[1].faults[0].links[0]`).
-struct Spans {
-    /// Path → (span of the key, span of the value). An array element has no key: both are
-    /// the element's span. A table's or an array of tables' value span is its header.
-    by_path: HashMap<String, (Range<usize>, Range<usize>)>,
-}
-
-impl Spans {
-    fn new(text: &str) -> Spans {
-        let (tree, _) = DeTable::parse_recoverable(text);
-        let mut by_path = HashMap::new();
-        collect_table(tree.get_ref(), "", &mut by_path);
-        Spans { by_path }
-    }
-
-    /// The span of the value at `path` (of its key when `key`), or of the value of its
-    /// nearest enclosing key that the document has (a missing key is reported at its table);
-    /// 0..0 when none.
-    fn find(&self, path: &str, key: bool) -> Range<usize> {
-        if let Some((k, v)) = self.by_path.get(path) {
-            return if key || v.is_empty() { k } else { v }.clone();
-        }
-        let mut p = path;
-        while let Some(i) = p.rfind(['.', '[']) {
-            p = &p[..i];
-            if let Some((k, v)) = self.by_path.get(p) {
-                return if v.is_empty() { k } else { v }.clone();
-            }
-        }
-        0..0
-    }
-
-    /// The span of the value at `path` (see [`Spans::find`]).
-    fn of(&self, path: &str) -> Range<usize> {
-        self.find(path, false)
-    }
-
-    /// The span of the key at `path` (see [`Spans::find`]).
-    fn key(&self, path: &str) -> Range<usize> {
-        self.find(path, true)
-    }
-
-    /// Whether byte `offset` lies on the key of `path` rather than on its value.
-    fn on_key(&self, path: &str, offset: usize) -> bool {
-        self.by_path
-            .get(path)
-            .is_some_and(|(k, v)| k != v && k.contains(&offset))
-    }
-}
-
-type SpanMap = HashMap<String, (Range<usize>, Range<usize>)>;
-
-fn collect_table(table: &DeTable<'_>, prefix: &str, out: &mut SpanMap) {
-    for (key, value) in table.iter() {
-        let path = if prefix.is_empty() {
-            key.get_ref().to_string()
-        } else {
-            format!("{prefix}.{}", key.get_ref())
-        };
-        out.entry(path.clone())
-            .or_insert((key.span(), value.span()));
-        collect_value(value, &path, out);
-    }
-}
-
-fn collect_value(value: &Spanned<DeValue<'_>>, path: &str, out: &mut SpanMap) {
-    match value.get_ref() {
-        DeValue::Table(t) => collect_table(t, path, out),
-        DeValue::Array(a) => {
-            for (i, item) in a.iter().enumerate() {
-                let p = format!("{path}[{i}]");
-                out.entry(p.clone()).or_insert((item.span(), item.span()));
-                collect_value(item, &p, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Byte offset of 1-based `line` and `column` (in characters) in `text`.
-fn offset_of(text: &str, line: usize, column: usize) -> usize {
-    let start: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(str::len)
-        .sum();
-    let rest = &text[start.min(text.len())..];
-    start
-        + rest
-            .char_indices()
-            .nth(column.saturating_sub(1))
-            .map_or(rest.len(), |(i, _)| i)
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b`" for a key of `[base]`, with the keys
@@ -845,6 +722,7 @@ mod tests {
 
     use super::*;
     use crate::experiment::{FailoverMode, FaultSpec, LinkSelector, PartitionMode, Slo};
+    use crate::fault::{KillRegion, Latency, Partition};
     use crate::workload::plan::Plan;
     use std::time::Duration;
 
@@ -971,16 +849,16 @@ at = "3s"
                     assert_eq!((fault.at, fault.heal_at), (s(4), Some(s(8))));
                     assert_eq!(
                         fault.fault,
-                        FaultSpec::KillRegion {
+                        FaultSpec::KillRegion(KillRegion {
                             region: "us".into()
-                        }
+                        })
                     );
                 }
                 "partition" => {
                     assert_eq!((fault.at, fault.heal_at), (s(3), Some(s(7))));
                     assert!(matches!(
                         &fault.fault,
-                        FaultSpec::Partition { links, mode: PartitionMode::BlackHole, .. }
+                        FaultSpec::Partition(Partition { links, mode: PartitionMode::BlackHole, .. })
                             if *links == between
                     ));
                 }
@@ -988,11 +866,11 @@ at = "3s"
                     assert_eq!((fault.at, fault.heal_at), (s(2), Some(s(8))));
                     assert_eq!(
                         fault.fault,
-                        FaultSpec::Latency {
+                        FaultSpec::Latency(Latency {
                             links: between,
                             rtt: Duration::from_millis(120),
                             jitter: Duration::from_millis(20),
-                        }
+                        })
                     );
                 }
             }
@@ -1219,16 +1097,29 @@ at = "3s"
         let no_kind = SMALL.replace("kind = \"kill_region\"\n", "");
         assert_eq!(
             err(&no_kind),
-            "m.toml:8:1: scenarios[0] (region-loss): faults[0].kind: required: one of latency, \
-             partition, kill_node, kill_region, pause_node, clock_skew"
+            format!(
+                "m.toml:8:1: scenarios[0] (region-loss): faults[0].kind: required: one of {}",
+                crate::fault::KINDS.join(", ")
+            )
         );
         let typo = SMALL.replace(r#"at = "4s""#, "at = \"4s\"\nheal = \"5s\"");
+        // serde's list: the common keys, then every kind's own (see `fault::keys`).
+        let keys = crate::fault::keys()
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         assert_eq!(
             err(&typo),
-            "m.toml:12:1: scenarios[0] (region-loss): faults[0].heal: unknown field `heal`, \
-             expected one of `kind`, `at`, `heal_at`, `duration`, `region`, `node`, `links`, \
-             `between`, `mode`, `direction`, `rtt`, `jitter`, `offset`"
+            format!(
+                "m.toml:12:1: scenarios[0] (region-loss): faults[0].heal: unknown field `heal`, \
+                 expected one of {keys}"
+            )
         );
+        assert!(keys.starts_with(
+            "`kind`, `at`, `heal_at`, `duration`, `links`, `between`, `rtt`, `jitter`, `mode`, \
+             `direction`, `node`, `region`, `offset`"
+        ));
     }
 
     #[test]

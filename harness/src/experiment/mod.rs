@@ -5,8 +5,10 @@
 //!
 //! # Layout
 //! - `spec`: the raw file format; every key, its default and unit, documented on its field.
-//! - `validate`: spec → experiment (defaults, durations, names checked against the posture's
-//!   topology, fault times against the workload's duration).
+//! - `validate`: document → experiment (defaults, durations, names checked against the
+//!   posture's topology, fault times against the workload's duration); each fault's own keys
+//!   are its kind's file's to read and check (`crate::fault`).
+//! - `check`: the checks both are made of (durations, link selectors, node ids, regions).
 //! - `model`: the validated types the rest of the harness uses.
 //! - `error`: [`ExperimentError`] and the mapping of byte offsets to line, column and field.
 //!
@@ -40,17 +42,21 @@ pub fn load(path: &Path) -> Result<Experiment, ExperimentError> {
 /// Validates the text of an experiment file; `path` names it in errors, is recorded as
 /// [`Experiment::source`], and gives the default name (its stem).
 pub fn parse(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
-    let (_, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
+    let (doc, syntax_errors) = toml::de::DeTable::parse_recoverable(text);
     if let Some(first) = syntax_errors
         .iter()
         .min_by_key(|e| e.span().map_or(0, |s| s.start))
     {
         return Err(ExperimentError::from_toml(path, text, first, true));
     }
-    let spec: spec::ExperimentSpec =
-        toml::from_str(text).map_err(|e| ExperimentError::from_toml(path, text, &e, false))?;
-    validate::validate(&spec, path)
-        .map_err(|p| ExperimentError::at(path, text, p.span.start, p.field, p.message))
+    // The whole file: a missing top-level key is reported at its start (1:1).
+    let doc = toml::Spanned::new(0..text.len(), doc.into_inner());
+    validate::validate(doc, path).map_err(|e| match e {
+        crate::fields::Invalid::Type(e) => ExperimentError::from_toml(path, text, &e, false),
+        crate::fields::Invalid::Problem(p) => {
+            ExperimentError::at(path, text, p.span.start, p.field, p.message)
+        }
+    })
 }
 
 /// Loads every `*.toml` in `dir` except [`MATRIX_FILE`], sorted by file name. Stops at the

@@ -1,11 +1,14 @@
 //! The validated, ready-to-run form of an experiment: durations resolved, names checked,
 //! defaults filled in. Built from the TOML by [`super::load`].
 
+pub use crate::posture::CacheMode;
 use crate::posture::Posture;
-use crate::stack::topology::NodeId;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use crate::fault::FaultSpec;
+pub use crate::fault::partition::{CutDirection, PartitionMode};
 
 /// An experiment, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +45,41 @@ pub struct Experiment {
     /// The scenario's name when a matrix generated this experiment (posture × scenario).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
+}
+
+impl Experiment {
+    /// What the apps get from the experiment: its cache settings, the nodes its `clock_skew`
+    /// faults name (started under libfaketime), and a request deadline slightly below the
+    /// clients' timeout, so a client hears the app's own verdict (fail or unknown) rather than
+    /// a bare timeout.
+    pub fn app_tuning(&self) -> crate::app::AppTuning {
+        let skewed = self
+            .faults
+            .iter()
+            .filter_map(|f| f.fault.skewed_node().cloned())
+            .collect();
+        crate::app::AppTuning {
+            cache_ttl: self.cache.ttl,
+            cache_ttl_jitter: self.cache.ttl_jitter,
+            cache_mode: self.cache.mode,
+            single_flight: self.cache.single_flight,
+            request_timeout: self
+                .workload
+                .op_timeout
+                .mul_f64(0.8)
+                .max(Duration::from_millis(50)),
+            skewed,
+        }
+    }
+
+    /// The plan of this experiment's stack.
+    pub fn stack_plan(&self) -> crate::stack::plan::StackPlan {
+        crate::stack::plan::StackPlan::new(
+            self.posture,
+            (self.network.rtt, self.network.jitter),
+            self.app_tuning(),
+        )
+    }
 }
 
 /// The network between the regions.
@@ -106,32 +144,6 @@ pub struct Cache {
     pub single_flight: bool,
 }
 
-/// How a write reaches the caches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CacheMode {
-    /// The writing region drops its own cached copy; the other region's expires with its TTL.
-    #[default]
-    Ttl,
-    /// The writing region also publishes an invalidation event; the other region's app,
-    /// subscribed across the link, drops its copy when the event arrives (partitions and
-    /// latency delay or lose it).
-    Invalidate,
-    /// The writing region puts the new value into both regions' caches (the remote one
-    /// across the link).
-    WriteThrough,
-}
-
-impl CacheMode {
-    /// The name in experiment files and on the app's command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            CacheMode::Ttl => "ttl",
-            CacheMode::Invalidate => "invalidate",
-            CacheMode::WriteThrough => "write-through",
-        }
-    }
-}
 
 /// Whether the failover controller acts by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,93 +181,11 @@ pub struct ScheduledFault {
     /// Offset at which it heals; None: it lasts until the end (healed before final reads).
     #[serde(with = "humantime_serde", default)]
     pub heal_at: Option<Duration>,
-    /// What it does.
+    /// What it does (each kind has its own file under `fault/`).
     pub fault: FaultSpec,
 }
 
-/// Which links a network fault acts on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkSelector {
-    /// These links, by name.
-    Named(Vec<String>),
-    /// Every link between the two regions, both ways.
-    Between(String, String),
-}
-
-/// How a partition shows itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartitionMode {
-    /// Bytes vanish; connections stall.
-    BlackHole,
-    /// Connections are closed and refused.
-    Refuse,
-}
-
-/// Which way a partition cuts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CutDirection {
-    /// Both ways.
-    Both,
-    /// Only bytes flowing from the first region to the second.
-    OneWay {
-        /// Region the dropped bytes come from.
-        from: String,
-        /// Region they were going to.
-        to: String,
-    },
-}
-
-/// What a fault does (each kind has its own file under `fault/`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FaultSpec {
-    /// Adds a round trip (± jitter) on links, on top of the network's baseline.
-    Latency {
-        /// The links.
-        links: LinkSelector,
-        /// Added round trip.
-        #[serde(with = "humantime_serde")]
-        rtt: Duration,
-        /// Jitter on it.
-        #[serde(with = "humantime_serde")]
-        jitter: Duration,
-    },
-    /// Cuts links.
-    Partition {
-        /// The links.
-        links: LinkSelector,
-        /// Black hole or refuse.
-        mode: PartitionMode,
-        /// Both ways or one way (black hole only).
-        direction: CutDirection,
-    },
-    /// SIGKILLs one node.
-    KillNode {
-        /// The node.
-        node: NodeId,
-    },
-    /// SIGKILLs every node of a region.
-    KillRegion {
-        /// The region.
-        region: String,
-    },
-    /// Freezes one node (SIGSTOP / `docker pause`): connections stay open and time out.
-    PauseNode {
-        /// The node.
-        node: NodeId,
-    },
-    /// Shifts an app's wall clock (libfaketime), changeable while it runs; monotonic time
-    /// is left alone so its timers keep working.
-    ClockSkew {
-        /// The node (an app).
-        node: NodeId,
-        /// Shift in milliseconds (negative: behind).
-        offset_ms: i64,
-    },
-}
+pub use crate::fields::LinkSelector;
 
 /// What the posture promises; each stated figure becomes a pass/fail line of the verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

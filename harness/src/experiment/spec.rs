@@ -10,56 +10,18 @@
 //! text ([`DurationText`]) and parsed during validation, so a malformed one is reported in
 //! file order together with every other semantic problem.
 //!
-//! A fault is one flat table of every key any kind may have ([`FaultEntry`]) rather than a
-//! serde enum tagged by `kind`: an internally tagged enum buffers its content, which loses the
-//! spans, turns an unknown kind into an opaque message, and cannot say "`region` is not a key
-//! of a `partition` fault". Validation checks the keys against the kind instead.
+//! A fault's keys are read twice. Here, with the whole file: the keys every kind has
+//! ([`FaultEntry`]), and any other key only checked to be some kind's. Then, during
+//! validation, by its kind's file under `crate::fault`, as that kind's own serde struct with
+//! spans (its `Spec`). Not a serde enum tagged by `kind`: an internally tagged enum buffers
+//! its content, which loses the spans, turns an unknown kind into an opaque message, and
+//! cannot say "`region` is not a key of a `partition` fault".
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use std::fmt;
 use toml::Spanned;
 
-/// A duration exactly as written, e.g. `"80ms"`, `"1.5s"`, `"2m"`, `"1h30m"` (humantime
-/// syntax). Only strings are accepted: a bare number has no unit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DurationText(pub String);
-
-impl<'de> Deserialize<'de> for DurationText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl Visitor<'_> for Text {
-            type Value = DurationText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#"a duration in quotes, such as "80ms", "1.5s" or "2m""#)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationText, E> {
-                Ok(DurationText(v.to_string()))
-            }
-        }
-        deserializer.deserialize_str(Text)
-    }
-}
-
-/// A signed duration exactly as written, e.g. `"-500ms"` (behind), `"+1.5s"` or `"250ms"`
-/// (ahead): an optional `+` or `-`, then humantime syntax. Only strings are accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedDurationText(pub String);
-
-impl<'de> Deserialize<'de> for SignedDurationText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl Visitor<'_> for Text {
-            type Value = SignedDurationText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#"a signed duration in quotes, such as "-500ms", "+1.5s" or "250ms""#)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<SignedDurationText, E> {
-                Ok(SignedDurationText(v.to_string()))
-            }
-        }
-        deserializer.deserialize_str(Text)
-    }
-}
+pub use crate::fields::DurationText;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -184,21 +146,18 @@ pub struct FailoverSpec {
     pub fencing: Option<Spanned<bool>>,
 }
 
-/// One `[[faults]]` entry. Which keys are allowed depends on `kind`:
-///
-/// | kind          | keys besides `kind`, `at`, `heal_at`, `duration`        |
-/// |---------------|---------------------------------------------------------|
-/// | `latency`     | `links` or `between`, `rtt` (required), `jitter`         |
-/// | `partition`   | `links` or `between`, `mode`, `direction`                |
-/// | `kill_node`   | `node` (required)                                        |
-/// | `kill_region` | `region` (required)                                      |
-/// | `pause_node`  | `node` (required)                                        |
-/// | `clock_skew`  | `node` (required, an app), `offset` (required)           |
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+pub use crate::fault::COMMON_FAULT_KEYS;
+
+/// One `[[faults]]` entry, as the whole file is read: the keys every kind has. Any other key
+/// must be a key of some kind (else it is refused here, as an unknown key: a typo), and its
+/// value of the type that kind reads (the first kind in the registry that takes it). Whether
+/// it is a key of this entry's kind, and its value, are checked by the kind's file during
+/// validation, which reads the same table as its own serde struct, spans kept
+/// (`crate::fault::Fault::Spec`).
+#[derive(Debug, Clone, Default)]
 pub struct FaultEntry {
-    /// `kind` (required): `latency`, `partition`, `kill_node`, `kill_region`, `pause_node` or
-    /// `clock_skew`.
+    /// `kind` (required): one of [`crate::fault::KINDS`], e.g. `latency`, `partition`,
+    /// `kill_node`, `kill_region`, `pause_node`, `clock_skew`.
     pub kind: Option<Spanned<String>>,
     /// `at` (required): when the fault starts, as an offset from the start of the workload;
     /// before the experiment's `duration`.
@@ -208,34 +167,68 @@ pub struct FaultEntry {
     pub heal_at: Option<Spanned<DurationText>>,
     /// `duration`: how long it lasts (`heal_at = at + duration`); instead of `heal_at`.
     pub duration: Option<Spanned<DurationText>>,
-    /// `region` (kill_region): the region whose every node is killed; it must have nodes in
-    /// the posture (`single-region`: only `us`).
-    pub region: Option<Spanned<String>>,
-    /// `node` (kill_node, pause_node, clock_skew): a node id such as `us-db`, `eu-cache`,
-    /// `eu-app`; it must exist in the posture. For `clock_skew` it must be an app (`us-app`,
-    /// `eu-app`): only the apps' clocks are shifted.
-    pub node: Option<Spanned<String>>,
-    /// `links` (latency, partition): link names, e.g. `["replication", "eu-app-to-us-db"]`;
-    /// each must exist in the posture.
-    pub links: Option<Spanned<Vec<Spanned<String>>>>,
-    /// `between` (latency, partition): two distinct regions, e.g. `["us", "eu"]`: every link
-    /// between them that exists in the posture, both ways.
-    pub between: Option<Spanned<Vec<Spanned<String>>>>,
-    /// `mode` (partition): `black_hole` (bytes vanish, connections stall; default) or
-    /// `refuse` (connections are closed and refused).
-    pub mode: Option<Spanned<String>>,
-    /// `direction` (partition): `both` (default), or one way such as `"us->eu"` (only bytes
-    /// flowing from `us` to `eu` are dropped; black_hole only).
-    pub direction: Option<Spanned<String>>,
-    /// `rtt` (latency, required): added round trip, more than 0 and at most the experiment's
-    /// `duration` (longer than `workload.op_timeout` is allowed: every crossing times out).
-    pub rtt: Option<Spanned<DurationText>>,
-    /// `jitter` (latency): ± this much on the added round trip; at most `rtt`. Default `"0ms"`.
-    pub jitter: Option<Spanned<DurationText>>,
-    /// `offset` (clock_skew, required): how far the app's wall clock is shifted, signed:
-    /// `"-500ms"` puts it behind, `"+1.5s"` (or `"1.5s"`) ahead. Whole milliseconds, not 0,
-    /// at most 1 hour either way. Monotonic time is left alone.
-    pub offset: Option<Spanned<SignedDurationText>>,
+}
+
+impl<'de> Deserialize<'de> for FaultEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// A key of the entry: one of the common keys, or some kind's.
+        enum Key {
+            Kind,
+            At,
+            HealAt,
+            Duration,
+            /// A key some kind takes (known to [`crate::fault::keys`]).
+            OfAKind(&'static str),
+        }
+        struct KeySeed;
+        impl<'de> de::DeserializeSeed<'de> for KeySeed {
+            type Value = Key;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+                d.deserialize_identifier(self)
+            }
+        }
+        impl Visitor<'_> for KeySeed {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key of a fault")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "kind" => Key::Kind,
+                    "at" => Key::At,
+                    "heal_at" => Key::HealAt,
+                    "duration" => Key::Duration,
+                    // Raised while the key is read, so that it is placed on the key.
+                    other => match crate::fault::keys().iter().find(|k| **k == other) {
+                        Some(key) => Key::OfAKind(key),
+                        None => return Err(E::unknown_field(other, crate::fault::keys())),
+                    },
+                })
+            }
+        }
+        struct Entry;
+        impl<'de> Visitor<'de> for Entry {
+            type Value = FaultEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct FaultEntry")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<FaultEntry, A::Error> {
+                let mut entry = FaultEntry::default();
+                while let Some(key) = map.next_key_seed(KeySeed)? {
+                    match key {
+                        Key::Kind => entry.kind = Some(map.next_value()?),
+                        Key::At => entry.at = Some(map.next_value()?),
+                        Key::HealAt => entry.heal_at = Some(map.next_value()?),
+                        Key::Duration => entry.duration = Some(map.next_value()?),
+                        // Its type checked now, in file order with every other value.
+                        Key::OfAKind(key) => map.next_value_seed(crate::fault::KeyType(key))?,
+                    }
+                }
+                Ok(entry)
+            }
+        }
+        deserializer.deserialize_struct("FaultEntry", &COMMON_FAULT_KEYS, Entry)
+    }
 }
 
 /// `[slo]`. Every key is optional; an absent one is not judged.

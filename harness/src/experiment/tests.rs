@@ -3,6 +3,7 @@
 //! message` line (the line number is the point: it must be where the mistake is).
 
 use super::*;
+use crate::fault::{ClockSkew, KillNode, KillRegion, Latency, Partition, PauseNode};
 use crate::posture::Posture;
 use crate::stack::topology::{NodeId, Role};
 use std::time::Duration;
@@ -54,6 +55,7 @@ fn every_shipped_experiment_loads() {
             "aa-lww-clock-skew",
             "aa-lww-no-skew",
             "aa-partitioned-users-partition",
+            "ap-async-flapping-link",
             "ap-async-partition-then-region-loss",
             "ap-async-region-loss",
             "ap-semisync-region-loss",
@@ -104,9 +106,9 @@ fn the_single_region_loss_heals() {
         [ScheduledFault {
             at: s(4),
             heal_at: Some(s(9)),
-            fault: FaultSpec::KillRegion {
+            fault: FaultSpec::KillRegion(KillRegion {
                 region: "us".into()
-            },
+            }),
         }]
     );
     assert_eq!((e.slo.rto, e.slo.rpo), (Some(s(10)), Some(s(0))));
@@ -125,22 +127,56 @@ fn the_partition_then_region_loss_is_scheduled_in_order() {
             ScheduledFault {
                 at: s(3),
                 heal_at: None,
-                fault: FaultSpec::Partition {
+                fault: FaultSpec::Partition(Partition {
                     links: LinkSelector::Named(vec!["replication".into()]),
                     mode: PartitionMode::BlackHole,
                     direction: CutDirection::Both,
-                },
+                }),
             },
             ScheduledFault {
                 at: s(8),
                 heal_at: None,
-                fault: FaultSpec::KillRegion {
+                fault: FaultSpec::KillRegion(KillRegion {
                     region: "us".into()
-                },
+                }),
             },
         ]
     );
     assert_eq!((e.slo.rto, e.slo.rpo), (Some(s(6)), Some(s(1))));
+}
+
+#[test]
+fn the_flapping_link_blips_then_fails_over_falsely() {
+    let e = load(&experiments_dir().join("ap-async-flapping-link.toml")).unwrap();
+    assert_eq!(e.posture, Posture::ActivePassiveAsync);
+    let f = &e.failover;
+    assert_eq!(
+        (f.mode, f.interval, f.threshold, f.fencing),
+        (FailoverMode::Auto, ms(500), 3, false)
+    );
+    let flaps: Vec<&crate::fault::LinkFlap> = e
+        .faults
+        .iter()
+        .map(|s| match &s.fault {
+            FaultSpec::LinkFlap(flap) => flap,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let monitor = LinkSelector::Named(vec!["eu-monitor-to-us-db".into()]);
+    assert!(
+        flaps
+            .iter()
+            .all(|f| f.links == monitor && f.mode == PartitionMode::BlackHole)
+    );
+    // A check hangs up to one interval: a down shorter than that costs at most two misses in
+    // a row (threshold 3), and every up outlasts a check; the second down outlasts three.
+    let (blip, outage) = (flaps[0], flaps[1]);
+    assert!(blip.down <= f.interval && blip.up >= 2 * f.interval);
+    assert!(outage.down > f.interval * (f.threshold + 1));
+    assert_eq!(e.faults[0].heal_at, Some(s(8)));
+    assert!(e.faults[1].at > s(8));
+    assert_eq!(e.slo.max_false_failovers, Some(1));
+    assert_eq!(e.slo.rpo, Some(s(1)));
 }
 
 #[test]
@@ -342,37 +378,37 @@ at = "1s"
     );
     assert_eq!(
         e.faults[0].fault,
-        FaultSpec::Partition {
+        FaultSpec::Partition(Partition {
             links: LinkSelector::Between("us".into(), "eu".into()),
             mode: PartitionMode::Refuse,
             direction: CutDirection::Both,
-        }
+        })
     );
     assert_eq!(
         e.faults[1].fault,
-        FaultSpec::Latency {
+        FaultSpec::Latency(Latency {
             links: LinkSelector::Between("eu".into(), "us".into()),
             rtt: ms(40),
             jitter: ms(10),
-        }
+        })
     );
     // Same start: file order kept.
     assert_eq!(
         e.faults[2].fault,
-        FaultSpec::KillNode {
+        FaultSpec::KillNode(KillNode {
             node: NodeId::new("eu", Role::Cache)
-        }
+        })
     );
     assert_eq!(
         e.faults[3].fault,
-        FaultSpec::Partition {
+        FaultSpec::Partition(Partition {
             links: LinkSelector::Named(vec!["eu-app-to-us-db".into(), "eu-users-to-us-app".into()]),
             mode: PartitionMode::BlackHole,
             direction: CutDirection::OneWay {
                 from: "eu".into(),
                 to: "us".into()
             },
-        }
+        })
     );
 }
 
@@ -475,8 +511,16 @@ fn unknown_fault_kind() {
         err(&format!(
             "{AP}[[faults]]\nkind = \"disk_full\"\nat = \"1s\"\n"
         )),
-        "x.toml:4:8: faults[0].kind: unknown fault kind \"disk_full\"; \
-         one of latency, partition, kill_node, kill_region, pause_node, clock_skew"
+        format!(
+            "x.toml:4:8: faults[0].kind: unknown fault kind \"disk_full\"; one of {}",
+            crate::fault::KINDS.join(", ")
+        )
+    );
+    // The kinds as registered, in order (a new kind is added at the end).
+    assert!(
+        crate::fault::KINDS
+            .join(", ")
+            .starts_with("latency, partition, kill_node, kill_region, pause_node, clock_skew")
     );
 }
 
@@ -706,7 +750,7 @@ fn active_active_postures_load_with_their_own_links() {
         assert_eq!(e.workload.travel_fraction, 0.3);
         assert_eq!(
             e.faults[0].fault,
-            FaultSpec::Partition {
+            FaultSpec::Partition(Partition {
                 links: LinkSelector::Named(vec![
                     "replication".into(),
                     "replication-to-us".into(),
@@ -714,7 +758,7 @@ fn active_active_postures_load_with_their_own_links() {
                 ]),
                 mode: PartitionMode::BlackHole,
                 direction: CutDirection::Both,
-            }
+            })
         );
     }
     // Failover defaults to auto there too (it moves users, it promotes nothing).
@@ -769,15 +813,17 @@ fn pause_and_clock_skew_faults_are_mapped() {
         ScheduledFault {
             at: s(1),
             heal_at: Some(s(3)),
-            fault: FaultSpec::PauseNode {
+            fault: FaultSpec::PauseNode(PauseNode {
                 node: NodeId::new("eu", Role::Db)
-            },
+            }),
         }
     );
     let skews: Vec<_> = e.faults[1..]
         .iter()
         .map(|f| match &f.fault {
-            FaultSpec::ClockSkew { node, offset_ms } => (node.to_string(), *offset_ms, f.heal_at),
+            FaultSpec::ClockSkew(ClockSkew { node, offset_ms }) => {
+                (node.to_string(), *offset_ms, f.heal_at)
+            }
             other => panic!("{other:?}"),
         })
         .collect();
@@ -1272,7 +1318,7 @@ fn latency_fault_rtt_80mins_longer_than_the_duration_is_refused() {
     // Longer than the operation timeout is a legitimate drill: every crossing times out.
     let e = ok(&latency("5s"));
     assert!(e.workload.op_timeout < s(5));
-    assert!(matches!(e.faults[0].fault, FaultSpec::Latency { rtt, .. } if rtt == s(5)));
+    assert!(matches!(e.faults[0].fault, FaultSpec::Latency(Latency { rtt, .. }) if rtt == s(5)));
 }
 
 #[test]

@@ -1,27 +1,65 @@
 //! Kill region: every node of a region killed at once. Heal brings the region back: database
 //! first (unless it is a deposed primary), then cache, then app.
 
+use super::{Fault, Running};
+use crate::fields::FaultCheck;
 use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
 
-pub(super) async fn start(stack: &Stack, region: &str) -> Result<(), StackError> {
-    let nodes: Vec<NodeId> = stack
-        .nodes()
-        .filter(|n| n.region == region)
-        .cloned()
-        .collect();
-    stack.kill_all(&nodes).await
+/// `kind = "kill_region"`: its keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// `region` (required): the region whose every node is killed; it must have nodes in the
+    /// posture (`single-region`: only `us`).
+    region: Option<Spanned<String>>,
 }
 
-pub(super) async fn heal(stack: &Stack, region: &str) -> Result<Option<String>, StackError> {
-    let mut note = None;
-    for role in [Role::Db, Role::Cache, Role::App] {
-        let node = NodeId::new(region, role);
-        if stack.has(&node) && !stack.restart(&node).await? {
-            note = Some(format!(
-                "{node} left down: it was a primary and has been deposed by a failover"
-            ));
-        }
+/// SIGKILLs every node of a region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KillRegion {
+    /// The region.
+    pub region: String,
+}
+
+impl Fault for KillRegion {
+    type Spec = Spec;
+
+    fn validate(spec: Spec, cx: &mut FaultCheck<'_>) -> Option<KillRegion> {
+        let region = cx.region(spec.region.as_ref())?;
+        Some(KillRegion { region })
     }
-    Ok(note)
+
+    async fn start(&self, stack: &Stack) -> Result<Running, StackError> {
+        let nodes: Vec<NodeId> = stack
+            .nodes()
+            .filter(|n| n.region == self.region)
+            .cloned()
+            .collect();
+        stack.kill_all(&nodes).await?;
+        Ok(Running::nothing())
+    }
+
+    async fn heal(&self, stack: &Stack) -> Result<Option<String>, StackError> {
+        let mut note = None;
+        for role in [Role::Db, Role::Cache, Role::App] {
+            let node = NodeId::new(&self.region, role);
+            if stack.has(&node) && !stack.restart(&node).await? {
+                note = Some(format!(
+                    "{node} left down: it was a primary and has been deposed by a failover"
+                ));
+            }
+        }
+        Ok(note)
+    }
+
+    fn describe(&self) -> String {
+        format!("kill region {}", self.region)
+    }
+
+    fn hits_primary(&self, stack: &Stack) -> bool {
+        self.region == stack.routing.snapshot().primary
+    }
 }

@@ -25,13 +25,12 @@ pub mod routing;
 pub mod topology;
 pub mod wiring;
 
-use crate::experiment::{CacheMode, Experiment};
 use crate::posture::Posture;
 use crate::proxy::{ClientError, FaultProxy, Link, ToxiproxyClient};
 use backend::Backend;
 use plan::StackPlan;
 use routing::Routing;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +88,9 @@ pub enum StackError {
     /// A node or link the plan has was not placed by the backend (a backend bug).
     #[error("{0} was not placed by the backend")]
     NotPlaced(String),
+    /// A background task (a fault's, e.g. a link flapping) failed or panicked.
+    #[error("a background task failed: {0}")]
+    Task(String),
     /// An operation named a node that is not running (or not in this stack).
     #[error("{0} is not running")]
     NotRunning(String),
@@ -170,47 +172,6 @@ pub struct StackLink {
     pub link: Link,
 }
 
-/// Knobs the apps get from the experiment.
-#[derive(Debug, Clone)]
-pub struct AppTuning {
-    /// Cache TTL.
-    pub cache_ttl: Duration,
-    /// Cache TTL jitter.
-    pub cache_ttl_jitter: Duration,
-    /// How writes reach the other region's cache.
-    pub cache_mode: CacheMode,
-    /// Concurrent misses of one key share one database read.
-    pub single_flight: bool,
-    /// Per-request deadline inside the app (kept below the clients' timeout).
-    pub request_timeout: Duration,
-    /// Nodes started under libfaketime (those the experiment's `clock_skew` faults name).
-    pub skewed: BTreeSet<NodeId>,
-}
-
-impl AppTuning {
-    /// From an experiment: the app gives up slightly before the client does, so the client
-    /// hears the app's own verdict (fail or unknown) rather than a bare timeout.
-    pub fn from_experiment(exp: &Experiment) -> AppTuning {
-        let client = exp.workload.op_timeout;
-        let skewed = exp
-            .faults
-            .iter()
-            .filter_map(|f| match &f.fault {
-                crate::experiment::FaultSpec::ClockSkew { node, .. } => Some(node.clone()),
-                _ => None,
-            })
-            .collect();
-        AppTuning {
-            cache_ttl: exp.cache.ttl,
-            cache_ttl_jitter: exp.cache.ttl_jitter,
-            cache_mode: exp.cache.mode,
-            single_flight: exp.cache.single_flight,
-            request_timeout: client.mul_f64(0.8).max(Duration::from_millis(50)),
-            skewed,
-        }
-    }
-}
-
 /// A running stack.
 pub struct Stack {
     /// How it is wired.
@@ -226,9 +187,9 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Brings `exp`'s stack up on `backend` (see [`recipe`]).
-    pub async fn up(exp: &Experiment, backend: Box<dyn Backend>) -> Result<Stack, StackError> {
-        recipe::bring_up(StackPlan::new(exp), backend).await
+    /// Brings `plan` up on `backend` (see [`recipe`]).
+    pub async fn up(plan: StackPlan, backend: Box<dyn Backend>) -> Result<Stack, StackError> {
+        recipe::bring_up(plan, backend).await
     }
 
     pub(crate) fn assemble(
@@ -313,7 +274,7 @@ impl Stack {
     }
 
     /// The app tuning.
-    pub fn tuning(&self) -> &AppTuning {
+    pub fn tuning(&self) -> &crate::app::AppTuning {
         &self.plan.tuning
     }
 

@@ -11,9 +11,9 @@
 //! every node is ready.
 
 use super::topology::{self, LinkSpec, NodeId, Role};
+use super::routing::RoutingState;
 use super::wiring::Wiring;
-use super::{AppTuning, routing::RoutingState};
-use crate::experiment::Experiment;
+use crate::app::AppTuning;
 use crate::posture::Posture;
 use std::time::Duration;
 
@@ -80,10 +80,10 @@ pub struct NodeSpec {
 }
 
 impl StackPlan {
-    /// The plan of `exp`'s stack: every role in each region the posture has nodes in, and
-    /// the links whose two ends exist.
-    pub fn new(exp: &Experiment) -> StackPlan {
-        let posture = exp.posture;
+    /// The plan of a stack in `posture` (`rtt`: the links' baseline round trip and its
+    /// jitter): every role in each region the posture has nodes in, and the links whose two
+    /// ends exist.
+    pub fn new(posture: Posture, rtt: (Duration, Duration), tuning: AppTuning) -> StackPlan {
         let regions: Vec<String> = if posture.has_standby() {
             topology::REGIONS.iter().map(|r| r.to_string()).collect()
         } else {
@@ -102,8 +102,8 @@ impl StackPlan {
             regions,
             nodes,
             links,
-            tuning: AppTuning::from_experiment(exp),
-            rtt: (exp.network.rtt, exp.network.jitter),
+            tuning,
+            rtt,
         }
     }
 

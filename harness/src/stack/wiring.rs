@@ -4,10 +4,10 @@
 //! every node and link on `127.0.0.1`; the stack's own nodes reach each other "inside" (the
 //! same address natively, a container's name on its region's network on Docker).
 
-use super::AppTuning;
 use super::routing::RoutingState;
+use crate::app::AppTuning;
 use super::topology::{LinkPurpose, NodeId, REGIONS, Role, link_name, other_region};
-use crate::experiment::CacheMode;
+use crate::posture::CacheMode;
 use crate::posture::Posture;
 use std::collections::BTreeMap;
 
