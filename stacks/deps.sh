@@ -98,6 +98,8 @@ fi
 if [ ${#pip_missing[@]} -gt 0 ]; then
     echo "deps: installing ${pip_missing[*]} (pip)"
     pip install --quiet "${pip_missing[@]}"
+    # pyenv finds new programs only through shims made by a rehash.
+    if has pyenv; then pyenv rehash; fi
 fi
 hash -r
 # Say so now if an install did not give what was asked for, rather than after the build.

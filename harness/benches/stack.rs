@@ -7,6 +7,8 @@
 //! - harness overhead per experiment: bring-up + checks + teardown + rendering (and
 //!   everything else that is not the stated workload and settle) as a share of the stated
 //!   duration of a 12 s + 2 s experiment (target ≤ 10 % natively, ≤ 25 % on Docker)
+//! - `regiondrill calibrate` on `experiments/ap-async-region-loss.toml`: the highest rate this
+//!   machine sustains for it (no target: the figure users size their experiments by)
 //! - when a Docker engine answers: the offline image build from Debian packages (forced, so
 //!   it is measured, not skipped)
 //!
@@ -56,6 +58,7 @@ async fn main() {
     }
 
     overhead(&out, BackendChoice::Native, 10.0).await;
+    calibration(BackendChoice::Native).await;
 
     if regiondrill::stack::docker::engine::Engine::available().await {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -175,6 +178,39 @@ async fn overhead(out: &PathBuf, backend: BackendChoice, target_pct: f64) {
         ),
         &format!("≤ {target_pct} %"),
         share <= target_pct,
+    );
+}
+
+/// The calibration figure of the shipped region-loss experiment.
+async fn calibration(backend: BackendChoice) {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let exp =
+        regiondrill::experiment::load(&repo.join("experiments/ap-async-region-loss.toml")).unwrap();
+    let opts = RunOptions {
+        backend,
+        out: std::env::temp_dir(),
+        keep_stack_files: false,
+        images: regiondrill::stack::docker::images::ImageChoice::Auto,
+        observer: None,
+    };
+    let c = regiondrill::calibrate::calibrate(
+        &exp,
+        &opts,
+        &regiondrill::calibrate::CalibrateOptions::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("calibrate");
+    report(
+        &format!("{backend:?} sustainable rate, ap-async-region-loss"),
+        format!(
+            "{} ops/s (p99 bound {:.0} ms, {} steps)",
+            c.sustainable_rate_per_s.map_or("none".into(), |r| format!("{r:.0}")),
+            c.p99_bound_ms,
+            c.steps.len()
+        ),
+        "—",
+        true,
     );
 }
 

@@ -25,10 +25,12 @@
 //! - [`final_state`]: what the databases hold after heal, for the checkers.
 //! - [`run`]: one experiment end to end; [`run_folder`]: the folder it writes, which
 //!   reports read.
+//! - [`calibrate`]: the highest rate this machine and a stack sustain.
 //! - [`report`]: terminal, Markdown, HTML and JUnit reports, rendered from run folders.
 //! - [`progress`]: progress bars (or plain lines) for long work.
 
 pub mod app;
+pub mod calibrate;
 pub mod checker;
 pub mod experiment;
 pub mod failover;

@@ -76,6 +76,29 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Find the highest rate this machine and the experiment's stack sustain: the stack
+    /// comes up with no faults and the workload ramps (doubling, then bisecting) until the
+    /// p99 latency, the generator's or the runtime's timing, errors or a failover say it is
+    /// too much. Run it once per machine and keep experiments below the figure.
+    Calibrate {
+        /// The experiment whose stack and workload mix are calibrated (its faults are not
+        /// injected).
+        file: PathBuf,
+        #[command(flatten)]
+        args: RunArgs,
+        /// How long each rate runs.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        step: std::time::Duration,
+        /// The first rate, operations per second.
+        #[arg(long, default_value_t = 50.0)]
+        start_rate: f64,
+        /// The highest rate tried, operations per second.
+        #[arg(long, default_value_t = 20_000.0)]
+        max_rate: f64,
+        /// p99 latency bound in ms (default: twice the first step's p99 plus 20 ms).
+        #[arg(long)]
+        p99_bound_ms: Option<f64>,
+    },
     /// Serve the fault proxy's Toxiproxy-compatible HTTP API until Ctrl-C.
     Proxy {
         /// Address the API binds to. Proxies created through it bind where their `listen` says.
@@ -101,6 +124,22 @@ async fn main() -> ExitCode {
         Command::Run { files, args, keep } => run(files, args, keep, &cancel_on_signals()).await,
         Command::Matrix { inputs, args } => run_matrix(inputs, args, &cancel_on_signals()).await,
         Command::Report { dirs } => rerender(dirs),
+        Command::Calibrate {
+            file,
+            args,
+            step,
+            start_rate,
+            max_rate,
+            p99_bound_ms,
+        } => {
+            let opts = regiondrill::calibrate::CalibrateOptions {
+                step,
+                start_rate,
+                max_rate,
+                p99_bound: p99_bound_ms,
+            };
+            calibrate(file, args, opts, &cancel_on_signals()).await
+        }
         Command::Proxy { host, port } => proxy(host, port).await.map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {
@@ -362,6 +401,66 @@ fn rerender(dirs: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn calibrate(
+    file: PathBuf,
+    args: RunArgs,
+    opts: regiondrill::calibrate::CalibrateOptions,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let exp = experiment::load(&file)?;
+    let run = RunOptions {
+        backend: args.backend,
+        out: args.out.clone(),
+        keep_stack_files: false,
+        images: args.images,
+        observer: None,
+    };
+    eprintln!(
+        "calibrating {} ({} s per step, from {} ops/s)",
+        exp.name,
+        opts.step.as_secs_f64(),
+        opts.start_rate
+    );
+    let c = regiondrill::calibrate::calibrate(&exp, &run, &opts, cancel).await?;
+    if cancel.is_cancelled() {
+        anyhow::bail!("interrupted");
+    }
+    println!(
+        "{:>8}  {:>8}  {:>9}  {:>10}  {:>10}  {:>6}  verdict",
+        "rate/s", "ok/s", "p99", "sched p99", "timer p99", "not ok"
+    );
+    let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1} ms"));
+    for s in &c.steps {
+        println!(
+            "{:>8.0}  {:>8.0}  {:>9}  {:>10}  {:>10}  {:>5.1}%  {}",
+            s.rate_per_s,
+            s.ok_per_s,
+            ms(s.p99_ms),
+            ms(s.schedule_lag_p99_ms),
+            ms(s.timer_lag_p99_ms),
+            s.not_ok * 100.0,
+            if s.sustained() {
+                "sustained".to_string()
+            } else {
+                format!("not sustained: {}", s.why_not.join(", "))
+            }
+        );
+    }
+    match c.sustainable_rate_per_s {
+        Some(rate) => {
+            println!(
+                "highest sustained rate: {rate:.0} operations/s ({} backend, p99 bound {:.0} ms)",
+                c.backend, c.p99_bound_ms
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!("not even {:.0} operations/s was sustained", opts.start_rate);
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 async fn proxy(host: IpAddr, port: u16) -> anyhow::Result<()> {

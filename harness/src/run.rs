@@ -296,11 +296,13 @@ async fn drive(
     opts: &RunOptions,
     stages: &StageTracker,
 ) -> (Option<Recorded>, Result<Healed, RunError>) {
-    let clock = Clock::start();
-    let probes = match ProbeSet::start(stack, clock, cancel.child_token()).await {
-        Ok(p) => p,
+    let heartbeat = match ProbeSet::prepare(stack).await {
+        Ok(h) => h,
         Err(e) => return (None, Err(StackError::from(e).into())),
     };
+    // The run's clock starts with the workload: plan and fault times count from here.
+    let clock = Clock::start();
+    let probes = ProbeSet::start(stack, heartbeat, clock, cancel.child_token());
     let recorder = Recorder::new(clock);
     let stop_manager = cancel.child_token();
     let manager = failover::for_experiment(exp);

@@ -6,34 +6,41 @@
 //! # Definitions
 //! - **Schedule lag** of an operation: `invoke_ns − planned_ns`, how late the open-loop
 //!   generator sent it against the seeded plan (operations recorded without a planned time
-//!   are left out). p99 and max over the run.
+//!   are left out). Reported: p99 and max; judged: the share of operations sent at least
+//!   [`LATE_MS`] late.
 //! - **Timer lag**: from the host probe (`probe::host`), the worst oversleep of a 10 ms sleep
-//!   on the harness's runtime in each 250 ms window; p99 and max over the windows.
-//! - **CPU busy**: the share of the CPU time available to the harness used in each window;
-//!   the **busy share** is the share of windows at [`CPU_BUSY`] or above.
-//! - **Saturated** when any of these is at or above its threshold:
-//!   schedule lag p99 ≥ [`SCHEDULE_LAG_P99_MS`], timer lag p99 ≥ [`TIMER_LAG_P99_MS`], or the
-//!   busy share ≥ [`BUSY_SHARE`]. Each crossed threshold is a reason, with its figure.
+//!   on the harness's runtime in each 250 ms window. Reported: p99 and max over the windows;
+//!   judged: the share of windows at least [`LATE_MS`] late.
+//! - **CPU busy**: the share of the CPU time available to the harness used in each window.
+//!   Reported: the median; judged: the share of windows at least [`CPU_BUSY`] busy.
+//! - **Saturated** when any judged share reaches its limit: operations late in
+//!   [`LATE_SHARE`] of the run or more, timers late in [`LATE_SHARE`] of the windows or more,
+//!   the CPU busy in [`BUSY_SHARE`] of the windows or more. Each is a reason, with its figure.
 //! - **Checked** when the run recorded host samples or planned times (older runs: not
 //!   checked, never "not saturated").
 //!
 //! # Where the thresholds come from
-//! Measured on the 2-core machines this project runs on (`just bench` prints the figures):
-//! every shipped experiment at its shipped rate stays far below each threshold, and
-//! `ap-async-region-loss` at 2,500 operations/s with 400 users (the overload users reported:
-//! it made the controller fail over from a healthy primary) crosses all of them. The
-//! thresholds sit between, closer to the healthy side only where a figure already distorts
-//! results (a 25 ms late operation is a 25 ms wrong latency).
+//! Measured natively on the 2-core machines this project runs on. Shares, not peaks: a
+//! healthy host stalls briefly when a fault kills a region (the kernel tearing down a
+//! database and its shared memory stalled the harness's runtime 100–130 ms once per kill),
+//! which shows in one window and in the operations due then — under 2 % of the operations
+//! and of the windows of every shipped experiment at its shipped rate (200 operations/s,
+//! 14–20 s). Overloaded — `ap-async-region-loss` at 2,500 operations/s with 400 users, which
+//! made the controller fail over from a healthy primary at 5.9 s — the schedule lag p99 was
+//! 2.27 s and the timer lag p99 2.12 s: most operations and windows late. 25 ms late is a
+//! latency error most findings cannot absorb; 5 % of a run late is well above the healthy
+//! runs and far below the overloaded one.
 
 use super::rows::{FindingRow, RowContext, dur, pct};
 use super::percentile;
 use crate::history::{History, Probes};
 use serde::{Deserialize, Serialize};
 
-/// Schedule lag p99 at or above which the host is saturated, ms.
-pub const SCHEDULE_LAG_P99_MS: f64 = 25.0;
-/// Timer lag p99 at or above which the host is saturated, ms.
-pub const TIMER_LAG_P99_MS: f64 = 25.0;
+/// An operation sent, or a timer woken, this late or later is late, ms.
+pub const LATE_MS: f64 = 25.0;
+/// Share of late operations, or of windows with late timers, at or above which the host is
+/// saturated.
+pub const LATE_SHARE: f64 = 0.05;
 /// A window at or above this CPU busy share counts as busy.
 pub const CPU_BUSY: f64 = 0.97;
 /// Share of busy windows at or above which the host is saturated.
@@ -52,6 +59,10 @@ pub struct HostHealth {
     pub timer_lag_p99_ms: Option<f64>,
     /// Timer lag max, ms.
     pub timer_lag_max_ms: Option<f64>,
+    /// Share of operations sent at least [`LATE_MS`] late.
+    pub late_ops_share: Option<f64>,
+    /// Share of windows whose timers woke at least [`LATE_MS`] late.
+    pub late_timer_share: Option<f64>,
     /// Median CPU busy share over the windows.
     pub cpu_busy_p50: Option<f64>,
     /// Share of windows at or above [`CPU_BUSY`].
@@ -72,24 +83,34 @@ pub fn check(history: &History, probes: &Probes) -> HostHealth {
     let mut timer: Vec<f64> = probes.host.iter().map(|s| s.timer_lag_ns as f64 / 1e6).collect();
     let mut cpu: Vec<f64> = probes.host.iter().filter_map(|s| s.cpu_busy).collect();
     let max = |v: &[f64]| v.iter().copied().max_by(f64::total_cmp);
+    let share = |v: &[f64], at_least: f64| {
+        (!v.is_empty()).then(|| v.iter().filter(|x| **x >= at_least).count() as f64 / v.len() as f64)
+    };
     let mut h = HostHealth {
         checked: !lags.is_empty() || !timer.is_empty(),
         schedule_lag_max_ms: max(&lags),
+        late_ops_share: share(&lags, LATE_MS),
         schedule_lag_p99_ms: percentile(&mut lags, 0.99),
         timer_lag_max_ms: max(&timer),
+        late_timer_share: share(&timer, LATE_MS),
         timer_lag_p99_ms: percentile(&mut timer, 0.99),
-        busy_share: (!cpu.is_empty())
-            .then(|| cpu.iter().filter(|b| **b >= CPU_BUSY).count() as f64 / cpu.len() as f64),
+        busy_share: share(&cpu, CPU_BUSY),
         cpu_busy_p50: percentile(&mut cpu, 0.5),
         ..HostHealth::default()
     };
-    let crossed = [
-        (h.schedule_lag_p99_ms, SCHEDULE_LAG_P99_MS, "operations were sent late: schedule lag p99"),
-        (h.timer_lag_p99_ms, TIMER_LAG_P99_MS, "the harness's timers woke late: timer lag p99"),
+    let late = [
+        (h.late_ops_share, "of the operations were sent", h.schedule_lag_p99_ms, "schedule"),
+        (h.late_timer_share, "of the windows had the harness's timers wake", h.timer_lag_p99_ms, "timer"),
     ];
-    for (figure, limit, what) in crossed {
-        if let Some(v) = figure.filter(|v| *v >= limit) {
-            h.reasons.push(format!("{what} {} (threshold {})", dur(Some(v)), dur(Some(limit))));
+    for (share, what, p99, lag) in late {
+        if let Some(v) = share.filter(|v| *v >= LATE_SHARE) {
+            h.reasons.push(format!(
+                "{} {what} {} late or more ({lag} lag p99 {}; threshold {})",
+                pct(Some(v)),
+                dur(Some(LATE_MS)),
+                dur(p99),
+                pct(Some(LATE_SHARE))
+            ));
         }
     }
     if let Some(share) = h.busy_share.filter(|s| *s >= BUSY_SHARE) {
@@ -179,11 +200,22 @@ mod tests {
 
     #[test]
     fn late_operations_late_timers_or_a_busy_cpu_each_saturate_and_say_why() {
-        let late = check(&planned(&[0; 50].iter().chain(&[40; 2]).copied().collect::<Vec<_>>()), &Probes::default());
+        // 3 of 50 operations 40 ms late: 6 %.
+        let lags: Vec<u64> = [0; 47].iter().chain(&[40; 3]).copied().collect();
+        let late = check(&planned(&lags), &Probes::default());
         assert!(late.saturated, "{late:?}");
         assert_eq!(late.schedule_lag_p99_ms, Some(40.0));
-        assert!(late.reasons[0].contains("schedule lag p99 40 ms"), "{:?}", late.reasons);
-        let timers = check(&History::default(), &host(&[(30, 0.5); 10]));
+        assert_eq!(late.late_ops_share, Some(0.06));
+        assert!(
+            late.reasons[0].starts_with("6.0 % of the operations were sent 25 ms late or more"),
+            "{:?}",
+            late.reasons
+        );
+        // One stall in 40 windows (a region kill) is not saturation; three are.
+        let one: Vec<(u64, f64)> = [(1, 0.5); 39].iter().chain(&[(120, 0.8)]).copied().collect();
+        assert!(!check(&History::default(), &host(&one)).saturated);
+        let three: Vec<(u64, f64)> = [(1, 0.5); 37].iter().chain(&[(30, 0.8); 3]).copied().collect();
+        let timers = check(&History::default(), &host(&three));
         assert!(timers.saturated && timers.reasons[0].contains("timer lag p99 30 ms"), "{timers:?}");
         let busy = check(&History::default(), &host(&[(1, 0.99), (1, 0.98), (1, 0.5)]));
         assert!(busy.saturated, "{busy:?}");
@@ -201,9 +233,10 @@ mod tests {
 
     #[test]
     fn thresholds_are_exactly_at_the_limit() {
-        let h = check(&History::default(), &host(&[(25, 0.5); 4]));
-        assert!(h.saturated, "25 ms is at the threshold: {h:?}");
-        let h = check(&History::default(), &host(&[(24, 0.5); 4]));
-        assert!(!h.saturated, "{h:?}");
+        // 1 of 20 windows at 25 ms: 5 %, at both limits.
+        let at: Vec<(u64, f64)> = [(1, 0.5); 19].iter().chain(&[(25, 0.5)]).copied().collect();
+        assert!(check(&History::default(), &host(&at)).saturated);
+        let below: Vec<(u64, f64)> = [(1, 0.5); 19].iter().chain(&[(24, 0.5)]).copied().collect();
+        assert!(!check(&History::default(), &host(&below)).saturated);
     }
 }

@@ -493,7 +493,10 @@ mod tests {
         // What the task failed with is what stopping it returns.
         let failed = Running::spawn(|_| async { Err(StackError::Task("boom".into())) });
         settle().await;
-        assert_eq!(failed.stop().await.unwrap_err().to_string(), "boom");
+        assert_eq!(
+            failed.stop().await.unwrap_err().to_string(),
+            "a background task failed: boom"
+        );
         Running::nothing().stop().await.unwrap();
     }
 }

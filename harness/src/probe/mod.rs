@@ -33,10 +33,28 @@ pub struct ProbeSet {
 }
 
 impl ProbeSet {
-    /// Starts the probes of `stack` on `clock`: heartbeats and `pg_stat_replication` between
-    /// the primary and the other region's database (when there is one), and every region's
-    /// in-region health.
-    pub async fn start(stack: &Arc<Stack>, clock: Clock, stop: CancellationToken) -> Result<ProbeSet, PgError> {
+    /// Prepares the heartbeat probe (its table and connections) before the run's clock
+    /// starts, so that the workload's first operations are not late by its set-up.
+    pub async fn prepare(stack: &Stack) -> Result<Option<heartbeat::HeartbeatProbe>, PgError> {
+        let primary = stack.routing.snapshot().primary;
+        match (stack.db_dsn(&primary), stack.db_dsn(other_region(&primary))) {
+            (Some(primary), Some(replica)) => {
+                heartbeat::HeartbeatProbe::setup(&primary, &replica).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Starts the probes of `stack` on `clock`: heartbeats (prepared by
+    /// [`ProbeSet::prepare`]) and `pg_stat_replication` between the primary and the other
+    /// region's database (when there is one), every region's in-region health, and the
+    /// host's.
+    pub fn start(
+        stack: &Arc<Stack>,
+        heartbeat: Option<heartbeat::HeartbeatProbe>,
+        clock: Clock,
+        stop: CancellationToken,
+    ) -> ProbeSet {
         let mut set = ProbeSet {
             tasks: tokio::task::JoinSet::new(),
             stop,
@@ -52,10 +70,9 @@ impl ProbeSet {
             stack.db_dsn(&primary),
             stack.db_dsn(other_region(&primary)),
         ) else {
-            return Ok(set);
+            return set;
         };
-        if let Some(replica_dsn) = replica {
-            let hb = heartbeat::HeartbeatProbe::setup(&primary_dsn, &replica_dsn).await?;
+        if let (Some(replica_dsn), Some(hb)) = (replica, heartbeat) {
             let (h, dsn, region, routing, stop) = (
                 hb.clone(),
                 primary_dsn.clone(),
@@ -94,7 +111,7 @@ impl ProbeSet {
             set.tasks
                 .spawn(health::watch(region, dsn, clock, out, stop));
         }
-        Ok(set)
+        set
     }
 
     /// Stops every probe and returns what they sampled (health samples in time order).

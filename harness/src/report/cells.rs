@@ -73,6 +73,15 @@ pub(crate) fn finding_rows(r: &Results) -> Vec<FindingRow> {
     })
 }
 
+/// What a reader must know before any figure of one run (a saturated host, a false or failed
+/// failover, a failure nobody injected): every format shows these first.
+pub(crate) fn alerts(r: &Results) -> Vec<String> {
+    r.findings.alerts(&RowContext {
+        posture: r.experiment.posture,
+        slo: &r.slo,
+    })
+}
+
 /// How an experiment of a comparison ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RowVerdict {
@@ -108,6 +117,8 @@ pub(crate) struct ComparisonRow {
     pub error: Option<String>,
     /// How it ended.
     pub verdict: RowVerdict,
+    /// What its report says first ([`alerts`]); shown under the comparison.
+    pub alerts: Vec<String>,
 }
 
 /// The comparison's metric columns (between posture and verdict): (one-line header, the
@@ -136,6 +147,7 @@ pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
             metrics: None,
             error: Some(error.to_string()),
             verdict: RowVerdict::CouldNotRun,
+            alerts: Vec::new(),
         },
         Entry::Ran(r) => {
             let f = &r.findings;
@@ -189,9 +201,21 @@ pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
                 } else {
                     RowVerdict::Missed
                 },
+                alerts: alerts(r),
             }
         }
     }
+}
+
+/// The alerts of a comparison's rows, one line each: "<experiment> (<posture>): <alert>".
+pub(crate) fn comparison_alerts(rows: &[ComparisonRow]) -> Vec<String> {
+    rows.iter()
+        .flat_map(|r| {
+            r.alerts
+                .iter()
+                .map(move |a| format!("{} ({}): {a}", r.experiment, r.posture))
+        })
+        .collect()
 }
 
 /// "21 experiments: 18 met their SLOs, 2 missed, 1 could not run".

@@ -29,6 +29,7 @@ td.nowrap { white-space: nowrap; }
 tr.detail td:first-child { padding-left: 1.8rem; color: #59636e; }
 .pass { color: #1a7f37; font-weight: 600; }
 .missed { color: #d1242f; font-weight: 600; }
+.alert { border-left: 4px solid #d1242f; background: #fff1f0; padding: .4rem .7rem; margin: .5rem 0; }
 .error { color: #9a6700; font-weight: 600; }
 .badge { font-size: .85rem; padding: .1rem .5rem; border-radius: 1rem; border: 1px solid currentColor; margin-left: .5rem; }
 figure { margin: 1.2rem 0; }
@@ -200,6 +201,9 @@ fn comparison(rows: &[ComparisonRow]) -> String {
         );
     }
     html.push_str("</tbody>\n</table>\n");
+    for a in cells::comparison_alerts(rows) {
+        let _ = writeln!(html, "<p class=\"alert\">⚠ {}</p>", escape(&a));
+    }
     html
 }
 
@@ -223,6 +227,9 @@ fn section(i: usize, entry: &Entry, row: &ComparisonRow, charts: &str) -> String
         }
         Entry::Ran(r) => {
             let e = &r.experiment;
+            for alert in cells::alerts(r) {
+                let _ = writeln!(html, "<p class=\"alert\">⚠ {}</p>", escape(&alert));
+            }
             if !e.description.trim().is_empty() {
                 let _ = writeln!(html, "<p>{}</p>", escape(e.description.trim()));
             }

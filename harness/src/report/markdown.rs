@@ -54,6 +54,9 @@ fn comparison(rows: &[ComparisonRow]) -> String {
         }
         let _ = writeln!(md, " {} |", badge(r.verdict));
     }
+    for a in cells::comparison_alerts(rows) {
+        let _ = writeln!(md, "\n> [!WARNING]\n> {}", escape(&a));
+    }
     md
 }
 
@@ -91,6 +94,9 @@ fn section(entry: &Entry, row: &ComparisonRow) -> String {
                 "<details{open}><summary><b>{name}</b> · {posture} · {mark} {}</summary>\n",
                 cells::verdict_line(r.slo.passed)
             );
+            for alert in cells::alerts(r) {
+                let _ = writeln!(md, "> [!WARNING]\n> {}\n", escape(&alert));
+            }
             if !r.experiment.description.trim().is_empty() {
                 let _ = writeln!(md, "{}\n", escape(r.experiment.description.trim()));
             }

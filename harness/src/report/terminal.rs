@@ -65,7 +65,11 @@ pub fn run_report(r: &Results) -> String {
         e.seed,
         cells::verdict_line(r.slo.passed)
     );
-    format!("{header}\n{table}\n")
+    let alerts: String = cells::alerts(r)
+        .iter()
+        .map(|a| format!("{}\n", wrap_words(&format!("WARNING: {a}"), MAX_WIDTH)))
+        .collect();
+    format!("{header}\n{alerts}{table}\n")
 }
 
 /// One comparison table: a row per experiment (posture × scenario in a matrix, or each run
@@ -177,6 +181,10 @@ fn comparison_table(rows: &[ComparisonRow], color: bool) -> String {
     }
     for f in footnotes {
         out.push_str(&f);
+        out.push('\n');
+    }
+    for a in cells::comparison_alerts(rows) {
+        out.push_str(&cut(&format!("WARNING: {a}"), MAX_WIDTH));
         out.push('\n');
     }
     out

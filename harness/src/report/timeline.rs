@@ -63,6 +63,8 @@ pub enum MarkKind {
     Promoted,
     /// Routing moved to the new primary.
     Rerouted,
+    /// A failover step failed.
+    Failed,
 }
 
 impl MarkKind {
@@ -73,6 +75,7 @@ impl MarkKind {
             MarkKind::Fenced => "fenced",
             MarkKind::Promoted => "promoted",
             MarkKind::Rerouted => "rerouted",
+            MarkKind::Failed => "failover failed",
         }
     }
 
@@ -82,6 +85,7 @@ impl MarkKind {
             MarkKind::Fenced => RGBColor(140, 86, 75),
             MarkKind::Promoted => RGBColor(128, 60, 190),
             MarkKind::Rerouted => RGBColor(30, 140, 60),
+            MarkKind::Failed => RGBColor(209, 36, 47),
         }
     }
 }
@@ -169,6 +173,9 @@ impl Timeline {
                     EventKind::Fenced { .. } => marks.push((s(e.at_ns), MarkKind::Fenced)),
                     EventKind::Promoted { .. } => marks.push((s(e.at_ns), MarkKind::Promoted)),
                     EventKind::Rerouted { .. } => marks.push((s(e.at_ns), MarkKind::Rerouted)),
+                    EventKind::FailoverFailed { .. } => {
+                        marks.push((s(e.at_ns), MarkKind::Failed))
+                    }
                     _ => {}
                 }
             }

@@ -47,6 +47,9 @@ pub struct Plan {
     duration: Duration,
     /// Seed of the operations' draw.
     seed: u64,
+    /// The first operation's id (1 unless several plans run against one stack, as the
+    /// calibration's steps do: write ids must not repeat).
+    first_id: u64,
 }
 
 impl Plan {
@@ -70,7 +73,14 @@ impl Plan {
             workload: w.clone(),
             duration,
             seed,
+            first_id: 1,
         }
+    }
+
+    /// The same plan with operation ids counted from `first_id`.
+    pub fn with_first_id(mut self, first_id: u64) -> Plan {
+        self.first_id = first_id;
+        self
     }
 
     /// The operations in time order, drawn lazily from the seed: each call starts over and
@@ -83,7 +93,7 @@ impl Plan {
             t: 0.0,
             end: self.duration.as_nanos() as f64,
             mean_gap: 1e9 / w.rate_per_s,
-            next_id: 1,
+            next_id: self.first_id,
             incr_fraction: w.incr_fraction,
             read_fraction: w.read_fraction,
             users: w.users,

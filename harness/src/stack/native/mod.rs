@@ -218,7 +218,8 @@ impl Backend for NativeBackend {
             let pid = self.state().procs.get(node).map(|p| p.pid());
             let pid = pid.ok_or_else(|| StackError::NotRunning(node.to_string()))?;
             let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
-            process::signal_tree(pid, signal);
+            // It scans /proc: off the runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || process::signal_tree(pid, signal)).await;
             Ok(())
         })
     }

@@ -111,6 +111,8 @@ pub struct NodeProcess {
     pid: i32,
     /// Where its output goes.
     pub log: PathBuf,
+    /// Killed by [`NodeProcess::kill`] and waited for: nothing left for `Drop` to do.
+    dead: bool,
 }
 
 impl NodeProcess {
@@ -130,6 +132,7 @@ impl NodeProcess {
             child,
             pid,
             log: log.to_path_buf(),
+            dead: false,
         })
     }
 
@@ -144,28 +147,20 @@ impl NodeProcess {
     }
 
     /// Kills the process and all its descendants at once, and waits for it to be reaped.
+    /// The tree is found and signalled on a blocking thread (it scans `/proc`), so a region
+    /// kill does not stall the harness's runtime — whose timers every measurement shares.
     pub async fn kill(&mut self) {
-        let killed = kill_tree(self.pid);
+        let pid = self.pid;
+        let killed = tokio::task::spawn_blocking(move || kill_tree(pid))
+            .await
+            .unwrap_or_else(|_| kill_tree(pid));
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
         // PostgreSQL's backends leave the postmaster's group: wait for them too.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         while killed.iter().any(|&p| is_running(p)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-    }
-
-    /// Sends SIGTERM to the group, waits up to `grace`, then SIGKILLs.
-    pub async fn stop(&mut self, grace: Duration) {
-        if self.pid > 0 {
-            // SAFETY: signalling our own child's process group.
-            unsafe { libc::killpg(self.pid, libc::SIGTERM) };
-        }
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            self.kill().await;
-        }
+        self.dead = true;
     }
 
     /// The last `n` lines of its log, for error messages.
@@ -179,6 +174,9 @@ impl Drop for NodeProcess {
     /// node (Ctrl-C during bring-up, an error, a panic) may remove the directory the node was
     /// writing into right after, and a process still finishing a write would make that fail.
     fn drop(&mut self) {
+        if self.dead {
+            return;
+        }
         let killed = kill_tree(self.pid);
         wait_stopped(&killed, Duration::from_secs(2));
     }
