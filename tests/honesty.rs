@@ -185,3 +185,24 @@ rate_per_s = 4000
     let h = &shipped.findings.host;
     assert!(h.checked && !h.saturated, "{h:#?}");
 }
+
+/// The shipped flapping experiment: monitor-link blips shorter than the controller's
+/// detection (interval × threshold) cause no failover; the long outage from 10 s causes one,
+/// reported as a false failover (us stayed healthy) caused by the flap, with its cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_monitor_flaps_fail_nothing_over_and_a_long_one_is_a_false_failover() {
+    let (out, _dir) = run_shipped("experiments/ap-async-flapping-link.toml").await;
+    let f = &out.findings.false_failovers;
+    assert_eq!(f.failovers, 1, "only the long flap fails over: {f:#?}");
+    let e = &f.episodes[0];
+    // The long flap starts at 10 s: declared after detection (2-3 checks 500 ms apart).
+    assert!(
+        (10_900.0..=12_500.0).contains(&e.at_ms),
+        "declared at {} ms",
+        e.at_ms
+    );
+    assert_eq!(e.false_failover, Some(true), "us was healthy: {e:#?}");
+    assert!(!e.unprovoked && e.causes[0].fault.starts_with("link flap eu-monitor-to-us-db"));
+    assert!(e.split_brain_writes.is_some(), "its cost is counted: {e:#?}");
+    assert!(out.verdict.passed, "the experiment expects this one false failover");
+}
