@@ -54,9 +54,9 @@ fi
 
 cargo build --release --quiet -p regiondrill -p regiondrill-app
 release="${CARGO_TARGET_DIR:-target}/release"
-# stack recipe: an empty cluster made at build time (the drill's settings are appended when a
+# stack recipe (initdb flags: harness/src/postgres.rs INITDB_FLAGS): an empty cluster made at build time (the drill's settings are appended when a
 # container first starts), so a database container copies it instead of running initdb.
-template_cmd='mkdir -p /var/lib/regiondrill && chown postgres:postgres /var/lib/regiondrill && runuser -u postgres -- initdb -D /var/lib/regiondrill/pg-template -U postgres --auth=trust --no-sync --encoding=UTF8 --locale=C >/dev/null'
+template_cmd='mkdir -p /var/lib/regiondrill && chown postgres:postgres /var/lib/regiondrill && runuser -u postgres -- initdb -D /var/lib/regiondrill/pg-template -U postgres --auth=trust --no-sync --encoding=UTF8 --locale=C --wal-segsize=1 >/dev/null'
 stack_hash=$( (cat "$release/regiondrill" "$release/regiondrill-app"; echo "$template_cmd") | sha256sum | cut -c1-12)-$base_hash
 stack=regiondrill/stack:$stack_hash
 if [ "$force" = --force ] || ! docker image inspect "$stack" >/dev/null 2>&1; then

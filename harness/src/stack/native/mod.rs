@@ -103,7 +103,9 @@ impl NativeBackend {
     }
 
     async fn spawn(&self, node: &NodeSpec) -> Result<(), StackError> {
+        let t = std::time::Instant::now();
         let data = self.make_data(node).await?;
+        tracing::debug!(node = %node.id, elapsed_ms = t.elapsed().as_millis() as u64, "data ready");
         let (programs, dir) = self.parts()?;
         let port = self.state().ports.get(&node.id).copied();
         let port = port.ok_or_else(|| StackError::NotPlaced(node.id.to_string()))?;
@@ -111,6 +113,7 @@ impl NativeBackend {
         let clock = self.path(&node.id, ".faketime")?;
         let cmd = programs.command(node, port, &data, &clock, &log)?;
         let proc = NodeProcess::spawn(&node.id.to_string(), cmd, &log)?;
+        tracing::debug!(node = %node.id, elapsed_ms = t.elapsed().as_millis() as u64, "spawned");
         dir.record_pid(proc.pid());
         let mut state = self.state();
         state.specs.insert(node.id.clone(), node.clone());

@@ -160,6 +160,7 @@ impl NodeProcess {
         while killed.iter().any(|&p| is_running(p)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        remove_faketime_segments(self.pid);
         self.dead = true;
     }
 
@@ -179,6 +180,18 @@ impl Drop for NodeProcess {
         }
         let killed = kill_tree(self.pid);
         wait_stopped(&killed, Duration::from_secs(2));
+        remove_faketime_segments(self.pid);
+    }
+}
+
+/// Removes the shared-memory segment and semaphore libfaketime makes for a process it is
+/// preloaded in (named after its pid; version 0.9.10 has no setting to do without them). A
+/// process that exits removes them itself; a SIGKILLed one cannot, and they would stay in
+/// /dev/shm until reboot.
+pub fn remove_faketime_segments(pid: i32) {
+    if pid > 0 {
+        let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+        let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
     }
 }
 
