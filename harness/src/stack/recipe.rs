@@ -49,6 +49,7 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     ready?;
     tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "links created, nodes ready");
     set_up_posture(&plan, &wiring, &*backend, &links).await?;
+    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "posture set up");
     let stack = Stack::assemble(plan, wiring, routing, proxy, links, backend);
     let (rtt, jitter) = stack.plan().rtt;
     stack.set_rtt(rtt, jitter).await?;
@@ -121,6 +122,7 @@ pub(super) async fn wait_ready(
             Readiness::Http(_) => crate::app::answers(&http, port).await,
         };
         if ready {
+            tracing::debug!(node = %node.id, "ready");
             return Ok(());
         }
         let status = backend.status(&node.id).await;
@@ -178,6 +180,7 @@ async fn set_up_posture(
         backend.run_tool(&NodeId::new(region, Role::App), &argv).await
     }))
     .await?;
+    tracing::debug!("migrated");
     if plan.posture.is_active_active() {
         replicate_both_ways(wiring, links).await
     } else if plan.posture.has_standby() {

@@ -3,7 +3,9 @@
 //! One user-defined network per region; the fault proxy's container is attached to every
 //! region's network, and is the only thing that is, so every byte between the regions
 //! crosses a link. The harness reaches containers through ports published on 127.0.0.1 only.
-//! What each container runs is in [`containers`].
+//! What each container runs is in [`containers`]. Containers are created and started through
+//! the engine's API (testcontainers' bollard client) with two calls each, all at once, and
+//! removed by the run's label.
 //!
 //! Faults map to the engine: kill = `docker kill` (SIGKILL, every container of a region at
 //! once), pause = `docker pause`, restart = `docker start` (the database keeps its files).
@@ -24,12 +26,10 @@ use crate::proxy::FaultProxy;
 use containers::{Container, LINK_PORT_BASE, PROXY_API_PORT};
 use engine::Engine;
 use images::Images;
-use std::collections::BTreeMap;
+use engine::RunSpec;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use testcontainers::core::IntoContainerPort;
-use testcontainers::runners::AsyncRunner;
-use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::Mutex;
 
 /// Containers and networks of one run.
@@ -46,8 +46,8 @@ pub struct DockerBackend {
     /// The networks, the first one the proxy's, and the proxy's published ports.
     networks: Vec<String>,
     proxy_ports: Vec<(u16, u16)>,
-    nodes: Mutex<BTreeMap<NodeId, ContainerAsync<GenericImage>>>,
-    proxy: Mutex<Option<ContainerAsync<GenericImage>>>,
+    /// The nodes whose containers exist.
+    nodes: Mutex<BTreeSet<NodeId>>,
     removed: std::sync::atomic::AtomicBool,
 }
 
@@ -64,7 +64,6 @@ impl DockerBackend {
             networks: Vec::new(),
             proxy_ports: Vec::new(),
             nodes: Mutex::default(),
-            proxy: Mutex::default(),
             removed: false.into(),
         }
     }
@@ -80,14 +79,18 @@ impl DockerBackend {
             .cloned()
             .ok_or_else(|| StackError::NotPlaced(node.id.to_string()))?;
         let c = containers::container(node, &self.images);
-        let inside = c.port;
-        let handle = run(&self.name_of(&node.id.to_string()), c, &network, &[(port, inside)], &self.run_id).await?;
-        self.nodes.lock().await.insert(node.id.clone(), handle);
+        let name = self.name_of(&node.id.to_string());
+        let (networks, ports) = ([network], [(port, c.port)]);
+        let spec = run_spec(&c, &networks, &ports, &self.run_id);
+        let t = Instant::now();
+        self.engine.run_container(&name, &spec).await?;
+        tracing::debug!(%name, elapsed_ms = t.elapsed().as_millis() as u64, "container started");
+        self.nodes.lock().await.insert(node.id.clone());
         Ok(())
     }
 
     async fn container_name(&self, node: &NodeId) -> Result<String, StackError> {
-        if self.nodes.lock().await.contains_key(node) {
+        if self.nodes.lock().await.contains(node) {
             Ok(self.name_of(&node.to_string()))
         } else {
             Err(StackError::NotRunning(node.to_string()))
@@ -152,11 +155,10 @@ impl Backend for DockerBackend {
                 env: Vec::new(),
                 port: PROXY_API_PORT,
             };
-            let first = self.networks.first().cloned().unwrap_or_default();
-            let handle = run(&name, c, &first, &self.proxy_ports, &self.run_id).await?;
-            for network in self.networks.iter().skip(1) {
-                self.engine.connect_network(network, &name).await?;
-            }
+            let spec = run_spec(&c, &self.networks, &self.proxy_ports, &self.run_id);
+            let t = Instant::now();
+            self.engine.run_container(&name, &spec).await?;
+            tracing::debug!(%name, elapsed_ms = t.elapsed().as_millis() as u64, "proxy container started");
             let proxy = FaultProxy::Container {
                 url: format!("http://127.0.0.1:{}", self.proxy_ports[0].0),
                 image: self.images.proxy.clone(),
@@ -164,16 +166,16 @@ impl Backend for DockerBackend {
             let client = proxy.client();
             let deadline = Instant::now() + Duration::from_secs(60);
             while client.version().await.is_err() {
-                if !handle.is_running().await.unwrap_or(false) || Instant::now() > deadline {
+                if !self.engine.is_running(&name).await || Instant::now() > deadline {
                     return Err(StackError::NotReady {
+                        log_tail: self.engine.log_tail(&name, 15).await,
                         node: name,
                         why: "the fault proxy API did not answer".into(),
-                        log_tail: logs(&handle).await,
                     });
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            *self.proxy.lock().await = Some(handle);
+            tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "proxy API answers");
             Ok(proxy)
         })
     }
@@ -200,7 +202,7 @@ impl Backend for DockerBackend {
                 let running = self.nodes.lock().await;
                 nodes
                     .iter()
-                    .filter(|n| running.contains_key(*n))
+                    .filter(|n| running.contains(*n))
                     .map(|n| self.name_of(&n.to_string()))
                     .collect()
             };
@@ -241,7 +243,7 @@ impl Backend for DockerBackend {
 
     fn status<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, NodeStatus> {
         Box::pin(async move {
-            if !self.nodes.lock().await.contains_key(node) {
+            if !self.nodes.lock().await.contains(node) {
                 return NodeStatus::Down;
             }
             let name = self.name_of(&node.to_string());
@@ -251,17 +253,10 @@ impl Backend for DockerBackend {
             match self.engine.exit_code(&name).await {
                 // 137: SIGKILLed (by a fault); a crash exits otherwise.
                 Some(137) | None => NodeStatus::Down,
-                Some(code) => {
-                    let nodes = self.nodes.lock().await;
-                    let log_tail = match nodes.get(node) {
-                        Some(handle) => logs(handle).await,
-                        None => String::new(),
-                    };
-                    NodeStatus::Exited {
-                        status: format!("exit code {code}"),
-                        log_tail,
-                    }
-                }
+                Some(code) => NodeStatus::Exited {
+                    status: format!("exit code {code}"),
+                    log_tail: self.engine.log_tail(&name, 15).await,
+                },
             }
         })
     }
@@ -272,18 +267,8 @@ impl Backend for DockerBackend {
 
     fn remove(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let mut handles: Vec<_> = std::mem::take(&mut *self.nodes.lock().await)
-                .into_values()
-                .collect();
-            handles.extend(self.proxy.lock().await.take());
-            let mut removals = tokio::task::JoinSet::new();
-            for handle in handles {
-                removals.spawn(async move {
-                    let _ = handle.rm().await;
-                });
-            }
-            while removals.join_next().await.is_some() {}
-            // Networks, and anything started outside the handles.
+            self.nodes.lock().await.clear();
+            // Every container and network of the run, by its label.
             self.engine.remove_run(&self.run_id).await;
             self.removed.store(true, std::sync::atomic::Ordering::Relaxed);
         })
@@ -294,17 +279,8 @@ impl Drop for DockerBackend {
     /// Removes the run's containers and networks when the backend goes without `remove`: a
     /// failed bring-up, a panic, Ctrl-C.
     fn drop(&mut self) {
-        if self.removed.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
-        remove_blocking(self.engine.clone(), self.run_id.clone());
-        // The containers are gone: dropping their handles would only have testcontainers log
-        // that it cannot find them.
-        for handle in std::mem::take(self.nodes.get_mut()).into_values() {
-            std::mem::forget(handle);
-        }
-        if let Some(handle) = self.proxy.get_mut().take() {
-            std::mem::forget(handle);
+        if !self.removed.load(std::sync::atomic::Ordering::Relaxed) {
+            remove_blocking(self.engine.clone(), self.run_id.clone());
         }
     }
 }
@@ -353,61 +329,23 @@ fn short_tag(run_id: &str) -> String {
     format!("{:012x}", h >> 16)
 }
 
-/// Starts one container with the run's labels on `network`, its ports (127.0.0.1 port,
-/// container port) published on 127.0.0.1 only: the stack trusts every connection.
-async fn run(
-    name: &str,
-    c: Container,
-    network: &str,
-    ports: &[(u16, u16)],
-    run_id: &str,
-) -> Result<ContainerAsync<GenericImage>, StackError> {
-    let (repo, tag) = images::split(&c.image);
-    let mut image = GenericImage::new(repo, tag);
-    if !c.entrypoint.is_empty() {
-        image = image.with_entrypoint(&c.entrypoint);
+/// What the engine needs to start `c` on `networks` with `ports` published.
+fn run_spec<'a>(
+    c: &'a Container,
+    networks: &'a [String],
+    ports: &'a [(u16, u16)],
+    run_id: &'a str,
+) -> RunSpec<'a> {
+    RunSpec {
+        image: &c.image,
+        entrypoint: &c.entrypoint,
+        cmd: &c.cmd,
+        user: c.user.as_deref(),
+        env: &c.env,
+        networks,
+        ports,
+        run_id,
     }
-    let mut req = image
-        .with_container_name(name)
-        .with_network(network)
-        .with_cmd(c.cmd.clone())
-        .with_startup_timeout(Duration::from_secs(120));
-    for (k, v) in Engine::labels(run_id) {
-        req = req.with_label(k, v);
-    }
-    if let Some(u) = &c.user {
-        req = req.with_user(u);
-    }
-    for (host, inside) in ports {
-        req = req.with_mapped_port(*host, inside.tcp());
-    }
-    for (k, v) in &c.env {
-        req = req.with_env_var(k, v);
-    }
-    let req = req.with_host_config_modifier(|hc| {
-        if let Some(bindings) = hc.port_bindings.as_mut() {
-            for b in bindings.values_mut().flatten().flatten() {
-                b.host_ip = Some("127.0.0.1".into());
-            }
-        }
-    });
-    req.start().await.map_err(|e| {
-        let hint = if c.image.starts_with("regiondrill/") {
-            ""
-        } else {
-            " (pull it, or use the offline images: just images)"
-        };
-        StackError::Engine(format!("starting container {name} from {}{hint}: {e}", c.image))
-    })
-}
-
-/// A container's last log lines.
-async fn logs(handle: &ContainerAsync<GenericImage>) -> String {
-    let mut log = handle.stdout_to_vec().await.unwrap_or_default();
-    log.extend(handle.stderr_to_vec().await.unwrap_or_default());
-    let text = String::from_utf8_lossy(&log);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 #[cfg(test)]
