@@ -11,6 +11,9 @@ mod cli;
 mod docker;
 /// Real experiments on the native backend with answers known from physics.
 mod experiments;
+/// Failback: rejoin (rewind, or re-clone when the rewind fails), divergent writes, switchover
+/// back — the shipped experiments, natively and in containers.
+mod failback;
 /// Honest under overload: false and failed failovers and a saturated host, said first.
 mod honesty;
 /// The `link_flap` fault's task on real bytes through the fault proxy: down, up, heal.

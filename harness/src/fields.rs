@@ -551,14 +551,16 @@ pub(crate) fn regions(posture: Posture) -> Vec<&'static str> {
 }
 
 /// Why `link` carries nothing in `posture`, or None when it exists there. A link exists when
-/// the posture uses it at all (`replication-to-us`: only active-active, see [`used_by`]) and
+/// the posture uses it at all (`replication-to-us`: only with a database in each region, see [`used_by`]) and
 /// both its ends exist: the node it reaches, and whatever connects (the replica for
 /// `replication`, the failover controller for `*-monitor-*`, the app for `*-app-to-*`; users
 /// live in both regions whatever the posture).
 pub(crate) fn absent(posture: Posture, link: &LinkSpec) -> Option<String> {
-    if !used_by(link, posture.is_active_active()) {
+    if !used_by(link, posture.has_standby()) {
         return Some(
-            "it exists only in the active-active postures, where both regions run a primary".into(),
+            "it exists only where both regions have a database: active-active replication, or \
+             a rejoined us standby streaming from eu"
+                .into(),
         );
     }
     let nodes = nodes(posture);

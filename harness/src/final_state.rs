@@ -6,7 +6,7 @@
 //! A database that cannot be read is left out; with none readable, lost writes are "not
 //! checked" rather than zero.
 
-use crate::history::{FinalState, RegionState};
+use crate::history::{FinalState, RegionState, StandbyState};
 use crate::posture::Posture;
 use crate::stack::Stack;
 use crate::postgres;
@@ -39,7 +39,51 @@ pub async fn read(stack: &Stack) -> FinalState {
         }
     }
     state.write_ids = ids.into_iter().collect();
+    if stack.posture.has_standby() && !stack.posture.is_active_active() {
+        let topology = tokio::time::timeout(Duration::from_secs(10), roles(stack)).await;
+        if let Ok((primaries, standbys)) = topology {
+            state.primaries = primaries;
+            state.standbys = standbys;
+        }
+    }
     state
+}
+
+/// Which regions' databases answer as primaries, and the routed primary's standbys.
+async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
+    let mut primaries = Vec::new();
+    for region in REGIONS {
+        let Some(port) = stack.port(&NodeId::new(region, Role::Db)) else {
+            continue;
+        };
+        let Ok(c) = postgres::connect(port, Duration::from_secs(2)).await else {
+            continue;
+        };
+        if matches!(postgres::in_recovery(&c).await, Ok(false)) {
+            primaries.push(region.to_string());
+        }
+    }
+    let primary = stack.routing.snapshot().primary;
+    let mut standbys = Vec::new();
+    if let Some(port) = stack.port(&NodeId::new(&primary, Role::Db))
+        && let Ok(c) = postgres::connect(port, Duration::from_secs(2)).await
+    {
+        let sql = "SELECT application_name, state, sync_state, \
+                   pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint \
+                   FROM pg_stat_replication ORDER BY application_name";
+        if let Ok(rows) = postgres::query(&c, sql).await {
+            standbys = rows
+                .iter()
+                .map(|r| StandbyState {
+                    region: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                    state: r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    sync_state: r.get::<_, Option<String>>(2).unwrap_or_default(),
+                    bytes_behind: r.get(3),
+                })
+                .collect();
+        }
+    }
+    (primaries, standbys)
 }
 
 async fn read_region(port: u16, posture: Posture) -> Result<(Vec<u64>, RegionState), String> {

@@ -185,6 +185,104 @@ pub enum EventKind {
     },
     /// All faults were healed before the final state was read.
     Healed,
+    /// A scheduled operation (`[[operations]]`: rejoin, switchover) began.
+    OperationStarted {
+        /// Index of the operation in the experiment's schedule.
+        index: usize,
+        /// Human description, e.g. "switchover to us (writes stopped)".
+        operation: String,
+    },
+    /// A scheduled operation finished.
+    OperationDone {
+        /// Index of the operation in the experiment's schedule.
+        index: usize,
+    },
+    /// A scheduled operation could not complete.
+    OperationFailed {
+        /// Index of the operation in the experiment's schedule.
+        index: usize,
+        /// What went wrong.
+        error: String,
+    },
+    /// A deposed primary is being made a standby of the current primary.
+    RejoinStarted {
+        /// The deposed primary's region.
+        region: String,
+        /// The primary it will follow.
+        primary: String,
+    },
+    /// The writes the deposed primary holds and the current primary lacks (committed on the
+    /// old timeline after the fork), read from it before it was rewound or re-cloned.
+    DivergentWrites {
+        /// The deposed primary's region.
+        region: String,
+        /// The writes, by write id.
+        writes: Vec<DivergentWrite>,
+    },
+    /// The deposed primary runs again, as a standby of the current primary.
+    Rejoined {
+        /// Its region.
+        region: String,
+        /// `rewind` (pg_rewind) or `re-clone` (pg_basebackup, after pg_rewind failed).
+        method: String,
+        /// Why it was re-cloned: pg_rewind's error.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+        /// Where the timelines forked, as pg_rewind said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fork: Option<String>,
+        /// How long the rewind (or the failed rewind and the re-clone) took, in ms.
+        data_ms: f64,
+    },
+    /// The rejoined standby streams and has replayed everything the primary had written
+    /// when it began streaming.
+    CaughtUp {
+        /// The standby's region.
+        region: String,
+    },
+    /// A planned switchover began.
+    SwitchoverStarted {
+        /// The primary it moves away from.
+        from: String,
+        /// The standby it promotes.
+        to: String,
+        /// Whether writes are stopped (the primary made read-only) before the switch.
+        stop_writes: bool,
+    },
+    /// The switchover's old primary refuses writes (read-only) and has no write
+    /// transaction left in progress.
+    WritesStopped {
+        /// Its region.
+        region: String,
+    },
+    /// The switchover's new primary accepts writes and apps and routing point at it.
+    SwitchedOver {
+        /// The old primary's region.
+        from: String,
+        /// The new primary's region.
+        to: String,
+    },
+}
+
+/// One write a deposed primary held that the new primary did not: enough to replay it
+/// through the app (`PUT /kv/{key}` with its value and write id; a write already present is
+/// refused with 409, so a replay is idempotent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DivergentWrite {
+    /// Its write id (the operation's id).
+    pub write_id: u64,
+    /// The key.
+    pub key: String,
+    /// The value written.
+    pub value: String,
+    /// The version it made on the old primary.
+    pub version: i64,
+    /// The user, when recorded.
+    pub user: Option<i64>,
+    /// The region of the app that served it.
+    pub region: String,
+    /// When the old primary committed it (its clock).
+    pub committed_at: String,
 }
 
 /// One heartbeat: written on the primary, watched for on the replica.
@@ -271,6 +369,26 @@ pub struct FinalState {
     /// read both; active-passive only the primary).
     #[serde(default)]
     pub regions: std::collections::BTreeMap<String, RegionState>,
+    /// Active-passive: the regions whose database answered as a primary (not in recovery).
+    /// Empty in `final_state.json` written before it was read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primaries: Vec<String>,
+    /// Active-passive: the primary's standbys, as its `pg_stat_replication` showed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standbys: Vec<StandbyState>,
+}
+
+/// A standby as the primary saw it when the final state was read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StandbyState {
+    /// Its region (its `application_name`).
+    pub region: String,
+    /// `state`, e.g. `streaming`.
+    pub state: String,
+    /// `sync_state`: `async` or `sync`.
+    pub sync_state: String,
+    /// Bytes of WAL the primary has written that it has not replayed (None: unknown).
+    pub bytes_behind: Option<i64>,
 }
 
 /// One database's final view.

@@ -38,6 +38,7 @@ pub mod fault;
 pub mod fields;
 pub mod final_state;
 pub mod history;
+pub mod operation;
 pub mod postgres;
 pub mod posture;
 pub mod probe;

@@ -258,3 +258,194 @@ pub async fn answers(port: u16, timeout: Duration) -> bool {
     };
     matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(_)))
 }
+
+/// The shell script that makes a deposed primary's data directory a standby of the server
+/// at `source` (host, port as the node reaches it): `pg_rewind` to the point where the
+/// timelines forked; when that fails (no `wal_log_hints` nor checksums, WAL gone, …) a fresh
+/// copy with `pg_basebackup`. Then `standby.signal` and `primary_conninfo` pointing at
+/// `source` (and never a switchover's read-only setting). Run by a backend on the stopped node's data (`$PGDATA`, as its user, with
+/// PostgreSQL's programs on `PATH`); what it prints is read by [`RejoinOutput::parse`].
+pub fn rejoin_script(source: &(String, u16)) -> String {
+    let (host, port) = source;
+    let src = dsn_at(host, *port);
+    let conninfo = primary_conninfo(host, *port);
+    format!(
+        r#"set -u
+if out=$(pg_rewind --target-pgdata="$PGDATA" --source-server='{src}' --no-sync 2>&1); then
+  echo "regiondrill-method: rewind"
+  printf '%s\n' "$out" | sed 's/^/pg_rewind: /'
+else
+  echo "regiondrill-method: re-clone"
+  printf '%s\n' "$out" | sed 's/^/pg_rewind: /'
+  find "$PGDATA" -mindepth 1 -delete
+  if ! out=$(pg_basebackup -h {host} -p {port} -U {SUPERUSER} -D "$PGDATA" -X stream -c fast --no-sync 2>&1); then
+    printf '%s\n' "$out" | sed 's/^/pg_basebackup: /'
+    exit 1
+  fi
+fi
+touch "$PGDATA/standby.signal"
+printf '%s' "{conninfo}" >> "$PGDATA/postgresql.auto.conf"
+echo "default_transaction_read_only = off" >> "$PGDATA/postgresql.auto.conf"
+"#
+    )
+}
+
+/// What [`rejoin_script`] printed, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejoinOutput {
+    /// Rewound (true) or re-cloned (false).
+    pub rewound: bool,
+    /// Why it was re-cloned: `pg_rewind`'s own last words (its `error:`/`fatal:` lines).
+    pub why: Option<String>,
+    /// Where the timelines forked, as `pg_rewind` said ("servers diverged at WAL location
+    /// … on timeline …"), when it did.
+    pub fork: Option<String>,
+}
+
+impl RejoinOutput {
+    /// Reads the script's output; None when it does not say which method it used.
+    pub fn parse(output: &str) -> Option<RejoinOutput> {
+        let method = output
+            .lines()
+            .find_map(|l| l.strip_prefix("regiondrill-method: "))?;
+        let rewind: Vec<&str> = output
+            .lines()
+            .filter_map(|l| l.strip_prefix("pg_rewind: "))
+            .collect();
+        let fork = rewind
+            .iter()
+            .find_map(|l| l.split_once("servers diverged at ").map(|(_, r)| r.trim().to_string()));
+        let rewound = method.trim() == "rewind";
+        let why = (!rewound).then(|| {
+            let errors: Vec<&str> = rewind
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| l.contains("error:") || l.contains("fatal:"))
+                .collect();
+            let lines = if errors.is_empty() { rewind.clone() } else { errors };
+            lines
+                .iter()
+                .map(|l| l.trim_start_matches("pg_rewind: "))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        Some(RejoinOutput { rewound, why, fork })
+    }
+}
+
+/// One query's rows, naming the statement in the error.
+pub async fn query(
+    c: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<tokio_postgres::Row>, PgError> {
+    c.query(sql, &[]).await.map_err(|e| PgError::Query {
+        sql: sql.to_string(),
+        error: e.to_string(),
+    })
+}
+
+/// Whether the server is a standby (`pg_is_in_recovery()`).
+pub async fn in_recovery(c: &tokio_postgres::Client) -> Result<bool, PgError> {
+    Ok(query(c, "SELECT pg_is_in_recovery()").await?[0].get(0))
+}
+
+/// The primary's current WAL position, in bytes.
+pub async fn current_lsn(c: &tokio_postgres::Client) -> Result<i64, PgError> {
+    let sql = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint";
+    Ok(query(c, sql).await?[0].get(0))
+}
+
+/// The standby named `standby` as the primary sees it: (state, replayed position in bytes).
+pub async fn standby_state(
+    c: &tokio_postgres::Client,
+    standby: &str,
+) -> Result<Option<(String, Option<i64>)>, PgError> {
+    let sql = "SELECT state, pg_wal_lsn_diff(replay_lsn, '0/0')::bigint FROM pg_stat_replication \
+               WHERE application_name = $1";
+    let rows = c.query(sql, &[&standby]).await.map_err(|e| PgError::Query {
+        sql: sql.into(),
+        error: e.to_string(),
+    })?;
+    Ok(rows
+        .first()
+        .map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1))))
+}
+
+/// Waits until the standby `standby` streams from the primary on `port` and has replayed
+/// `lsn` (bytes; None: whatever the primary had written when it first streamed). Returns
+/// when it first streamed.
+pub async fn wait_caught_up(
+    port: u16,
+    standby: &str,
+    lsn: Option<i64>,
+    within: Duration,
+) -> Result<(), PgError> {
+    let c = connect(port, Duration::from_secs(2)).await?;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut target = lsn;
+    loop {
+        if let Some((state, replayed)) = standby_state(&c, standby).await?
+            && state == "streaming"
+        {
+            let want = match target {
+                Some(t) => t,
+                None => {
+                    let t = current_lsn(&c).await?;
+                    target = Some(t);
+                    t
+                }
+            };
+            if replayed.is_some_and(|r| r >= want) {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(PgError::Timeout(format!(
+                "standby {standby} not streaming and caught up after {within:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Makes every new transaction on the server read-only (`default_transaction_read_only`,
+/// reloaded): writes are refused from the next transaction on, reads go on.
+pub async fn set_read_only(c: &tokio_postgres::Client, on: bool) -> Result<(), PgError> {
+    let value = if on { "on" } else { "off" };
+    execute(
+        c,
+        &format!("ALTER SYSTEM SET default_transaction_read_only = {value}"),
+    )
+    .await?;
+    execute(c, "SELECT pg_reload_conf()").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejoin_says_how_it_went() {
+        let rewound = "regiondrill-method: rewind\npg_rewind: pg_rewind: servers diverged at WAL location 0/3000100 on timeline 1\npg_rewind: pg_rewind: Done!\n";
+        assert_eq!(
+            RejoinOutput::parse(rewound),
+            Some(RejoinOutput {
+                rewound: true,
+                why: None,
+                fork: Some("WAL location 0/3000100 on timeline 1".into()),
+            })
+        );
+        let recloned = "regiondrill-method: re-clone\npg_rewind: pg_rewind: error: target server needs to use either data checksums or \"wal_log_hints = on\"\n";
+        let out = RejoinOutput::parse(recloned).unwrap();
+        assert!(!out.rewound);
+        assert_eq!(
+            out.why.as_deref(),
+            Some("pg_rewind: error: target server needs to use either data checksums or \"wal_log_hints = on\"")
+        );
+        assert_eq!(RejoinOutput::parse("sh: 1: pg_rewind: not found\n"), None);
+        let script = rejoin_script(&("rd-x-proxy".into(), 10_001));
+        assert!(script.contains("--source-server='host=rd-x-proxy port=10001"), "{script}");
+        assert!(script.contains("pg_basebackup -h rd-x-proxy -p 10001"), "{script}");
+        assert!(script.contains("standby.signal"), "{script}");
+    }
+}

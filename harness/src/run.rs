@@ -380,7 +380,7 @@ async fn run_and_heal(
     );
     let t = Instant::now();
     recorder.event(EventKind::WorkloadStarted);
-    let schedule = Schedule::new(exp.faults.clone());
+    let schedule = Schedule::new(exp.faults.clone(), exp.operations.clone());
     let plan = Arc::new(Plan::new(&exp.workload, exp.duration, exp.seed));
     let client = AppClient::new(exp.workload.op_timeout);
     let workload = workload::run(

@@ -9,6 +9,7 @@
 //! | `final_state.json` | what the databases held after heal |
 //! | `results.json` | findings and verdict ([`Results`]) |
 //! | `incomplete.json` | only in a run that stopped before its verdict ([`Incomplete`]) |
+//! | `divergent-writes-<region>.jsonl` | only after a rejoin: the writes only the deposed primary held ([`divergent_lines`]) |
 
 use crate::checker::{Findings, Verdict};
 use crate::experiment::Experiment;
@@ -27,6 +28,39 @@ pub const FINAL_STATE_FILE: &str = "final_state.json";
 /// The file that marks a run folder incomplete (and says why); such a folder has no
 /// `results.json`.
 pub const INCOMPLETE_FILE: &str = "incomplete.json";
+
+/// The file of a rejoined region's divergent writes.
+pub fn divergent_file(region: &str) -> String {
+    format!("divergent-writes-{region}.jsonl")
+}
+
+/// The lines of a divergent-writes file: one JSON object per write the deposed primary held
+/// and the new primary lacked — its write id, key, value, version, user, serving region and
+/// commit time on the old primary — with `replay`, the request that puts it back through the
+/// app (`PUT /kv/{key}` with its value and write id; a write already present is refused with
+/// 409, so replaying the whole file twice changes nothing).
+pub fn divergent_lines(writes: &[crate::history::DivergentWrite]) -> String {
+    let mut text = String::new();
+    for w in writes {
+        let mut body = serde_json::json!({"value": w.value, "write_id": w.write_id});
+        if let Some(user) = w.user {
+            body["user"] = user.into();
+        }
+        let line = serde_json::json!({
+            "write_id": w.write_id,
+            "key": w.key,
+            "value": w.value,
+            "version": w.version,
+            "user": w.user,
+            "region": w.region,
+            "committed_at": w.committed_at,
+            "replay": {"method": "PUT", "path": format!("/kv/{}", w.key), "body": body},
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    text
+}
 
 /// `results.json`'s schema version.
 pub const RESULTS_SCHEMA: &str = "regiondrill.results/v1";
@@ -133,6 +167,11 @@ impl<'a> RunFolder<'a> {
             .write_jsonl(&mut bytes)
             .map_err(|e| write_error(&self.dir.join(HISTORY_FILE), e))?;
         self.write(HISTORY_FILE, &bytes)?;
+        for e in &history.events {
+            if let crate::history::EventKind::DivergentWrites { region, writes } = &e.kind {
+                self.write(&divergent_file(region), divergent_lines(writes).as_bytes())?;
+            }
+        }
         self.json(PROBES_FILE, probes)
     }
 

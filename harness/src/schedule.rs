@@ -2,9 +2,13 @@
 //! start of the workload. Faults still in effect when the workload ends are healed by
 //! [`Schedule::heal_remaining`] before the final state is read. What a started fault leaves
 //! running ([`fault::Running`], e.g. a link flap's task) is held here until it heals, and
-//! stopped if the schedule is dropped first.
+//! stopped if the schedule is dropped first. Operations (`crate::operation`: rejoin,
+//! switchover) sit on the same timeline, after the faults' heals and starts of the same
+//! instant; each runs to its end before the next item (a failed one is recorded, and the
+//! run goes on).
 
 use crate::experiment::ScheduledFault;
+use crate::operation::ScheduledOperation;
 use crate::fault;
 use crate::history::EventKind;
 use crate::record::Recorder;
@@ -19,20 +23,23 @@ use tokio_util::sync::CancellationToken;
 enum Step {
     Heal,
     Start,
+    Operate,
 }
 
 /// The experiment's faults and which of them are in effect (with what each left running).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     faults: Arc<Vec<ScheduledFault>>,
+    operations: Arc<Vec<ScheduledOperation>>,
     active: Arc<Mutex<BTreeMap<usize, fault::Running>>>,
 }
 
 impl Schedule {
-    /// The schedule of `faults`.
-    pub fn new(faults: Vec<ScheduledFault>) -> Schedule {
+    /// The schedule of `faults` and `operations`.
+    pub fn new(faults: Vec<ScheduledFault>, operations: Vec<ScheduledOperation>) -> Schedule {
         Schedule {
             faults: Arc::new(faults),
+            operations: Arc::new(operations),
             active: Arc::default(),
         }
     }
@@ -52,6 +59,9 @@ impl Schedule {
                 timeline.push((h, Step::Heal, i));
             }
         }
+        for (i, o) in self.operations.iter().enumerate() {
+            timeline.push((o.at, Step::Operate, i));
+        }
         timeline.sort();
         let clock = recorder.clock();
         for (at, step, i) in timeline {
@@ -63,6 +73,12 @@ impl Schedule {
             match step {
                 Step::Start => self.start(i, stack, recorder).await?,
                 Step::Heal => self.heal(i, stack, recorder).await?,
+                Step::Operate => {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = self.operate(i, stack, recorder) => {}
+                    }
+                }
             }
         }
         Ok(())
@@ -88,6 +104,23 @@ impl Schedule {
             },
         );
         Ok(())
+    }
+
+    /// Runs operation `i` to its end; a failure is recorded, not raised: the drill goes on
+    /// and the report says what did not happen.
+    async fn operate(&self, i: usize, stack: &Stack, recorder: &Recorder) {
+        let operation = &self.operations[i].operation;
+        recorder.event(EventKind::OperationStarted {
+            index: i,
+            operation: operation.describe(),
+        });
+        match operation.run(stack, recorder).await {
+            Ok(()) => recorder.event(EventKind::OperationDone { index: i }),
+            Err(error) => {
+                tracing::warn!(%error, "operation {i} failed");
+                recorder.event(EventKind::OperationFailed { index: i, error });
+            }
+        }
     }
 
     async fn heal(&self, i: usize, stack: &Stack, recorder: &Recorder) -> Result<(), StackError> {

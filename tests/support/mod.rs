@@ -269,3 +269,27 @@ pub async fn run_toml_on(
         .unwrap_or_else(|e| panic!("{name} could not run: {e}"));
     (output, out)
 }
+
+/// Runs a shipped experiment file (`experiments/…`, from the repository's root) as it is, on
+/// `backend`, its run folder in a temporary directory.
+pub async fn run_shipped_on(
+    backend: regiondrill::stack::BackendChoice,
+    file: &str,
+) -> (regiondrill::run::RunOutput, TempDir) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(file);
+    let exp = regiondrill::experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let out = TempDir::new("shipped");
+    let opts = regiondrill::run::RunOptions {
+        backend,
+        out: out.0.clone(),
+        keep_stack_files: false,
+        images: regiondrill::stack::docker::images::ImageChoice::Auto,
+        observer: None,
+    };
+    let run = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    (run, out)
+}

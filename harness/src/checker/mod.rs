@@ -26,6 +26,9 @@
 //! - [`split_brain`]: writes the old primary acknowledged after the new one was promoted.
 //! - [`counters`]: acknowledged increments lost (or invented) in the final counter values.
 //! - [`conflicts`]: keys committed by both regions; travelling users' write latency.
+//! - [`failback`]: the planned operations after a failover — rejoin (rewind or re-clone,
+//!   divergent writes cross-checked with the lost ones), switchover (downtime, writes lost) —
+//!   and whether one primary with a caught-up standby was left.
 //! - [`host`]: whether the one host emulating every region kept time (schedule lag, timer
 //!   lag, CPU): a saturated run's timings measure the host, not the posture.
 //! - [`slo`]: the verdict — findings against the experiment's stated RTO / RPO / stale rate /
@@ -45,6 +48,7 @@
 
 pub mod conflicts;
 pub mod counters;
+pub mod failback;
 pub mod failover;
 pub mod false_failovers;
 pub mod host;
@@ -181,6 +185,7 @@ checkers! {
     unavailability: unavailability::Unavailability = (history);
     ops: OpCounts = (history);
     #[serde(default)] host: host::HostHealth = (history, probes) + alerts;
+    #[serde(default)] failback: failback::Failback = (history, final_state) + alerts;
 }
 
 /// The `q`-quantile of `values` by the nearest-rank method, on exact values: with the `n`

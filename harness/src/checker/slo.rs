@@ -28,6 +28,11 @@
 //!   justified, or that made none, and that does not state the key, has no such check — as
 //!   before the check existed.
 //!
+//! - **failback** (when the experiment ran planned operations, `[[operations]]`): passes when
+//!   every operation completed, every switchover that stopped writes lost none, and the final
+//!   state is restored (`failback.restored`: one primary — the switchover's target — and a
+//!   streaming standby with nothing left to replay). Stated: "restored, 0 lost".
+//!
 //! Comparisons use the exact figures; the strings are only for people.
 
 use super::false_failovers::{self, StepKind};
@@ -107,6 +112,32 @@ pub fn verdict(findings: &Findings, slo: &Slo) -> Verdict {
             stated: limit.map_or("0 (default)".to_owned(), |l| l.to_string()),
             observed,
             passed: !over && errors.is_empty(),
+        });
+    }
+    let fb = &findings.failback;
+    if fb.checked {
+        let mut problems: Vec<String> = fb.failed.clone();
+        for s in fb.switchovers.iter().filter(|s| s.stop_writes) {
+            match s.lost {
+                Some(0) => {}
+                Some(n) => problems.push(format!("switchover {} → {} lost {n}", s.from, s.to)),
+                None => problems.push("lost writes not checked".into()),
+            }
+        }
+        match fb.restored {
+            Some(true) => {}
+            Some(false) => problems.push("not restored".into()),
+            None => problems.push("final state not read".into()),
+        }
+        checks.push(SloCheck {
+            name: "failback".into(),
+            stated: "restored, 0 lost".into(),
+            observed: if problems.is_empty() {
+                "restored, 0 lost".into()
+            } else {
+                problems.join("; ")
+            },
+            passed: problems.is_empty(),
         });
     }
     Verdict {

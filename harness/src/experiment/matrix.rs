@@ -27,11 +27,15 @@
 //! kind = "kill_region"
 //! region = "us"
 //! at = "4s"
+//! [[scenarios.operations]]      # exactly an experiment's [[operations]] (optional;
+//! kind = "rejoin"               # active-passive postures only)
+//! at = "8s"
 //! ```
 //!
 //! # Expansion
 //! Each cell is an experiment document assembled from the matrix's own pieces, spans kept:
-//! the `[base]` tables, `posture`, the matrix's `seed`, the scenario's `[[faults]]`, the
+//! the `[base]` tables, `posture`, the matrix's `seed`, the scenario's `[[faults]]` and
+//! `[[operations]]`, the
 //! merged `[slo]` (defaults, then the posture's table key by key, then only the scenario's
 //! `objectives`), `name = "<scenario>-<short>"` ([`short_name`]: `single`, `ap-async`,
 //! `ap-semi`, `ap-sync`, `aa-part`, `aa-lww`, `aa-crdt`) and a description made of the
@@ -105,7 +109,7 @@ pub struct Matrix {
 pub const OBJECTIVES: [&str; 3] = ["rto", "rpo", "max_stale_read_rate"];
 
 /// Keys `[base]` may not hold, and why.
-const NOT_BASE: [(&str, &str); 6] = [
+const NOT_BASE: [(&str, &str); 7] = [
     ("name", "each cell is named <scenario>-<posture short name>"),
     (
         "description",
@@ -116,6 +120,10 @@ const NOT_BASE: [(&str, &str); 6] = [
     (
         "faults",
         "faults belong to the scenarios: [[scenarios.faults]]",
+    ),
+    (
+        "operations",
+        "operations belong to the scenarios: [[scenarios.operations]]",
     ),
     (
         "slo",
@@ -249,6 +257,9 @@ struct ScenarioSpec {
     /// An experiment's `[[faults]]`: taken from the document and checked in each cell.
     #[serde(rename = "faults")]
     _faults: Option<serde::de::IgnoredAny>,
+    /// An experiment's `[[operations]]` (rejoin, switchover), likewise.
+    #[serde(rename = "operations")]
+    _operations: Option<serde::de::IgnoredAny>,
 }
 
 /// The matrix after its own checks: the document the cells are assembled from.
@@ -655,10 +666,12 @@ impl<'i> Checked<'_, 'i> {
                 Some(DeValue::Array(a)) => a.get(s.index).map(Spanned::get_ref),
                 _ => None,
             };
-            if let Some(DeValue::Table(t)) = written
-                && let Some((k, v)) = t.get_key_value("faults")
-            {
-                cell.insert(k.clone(), v.clone());
+            if let Some(DeValue::Table(t)) = written {
+                for item in ["faults", "operations"] {
+                    if let Some((k, v)) = t.get_key_value(item) {
+                        cell.insert(k.clone(), v.clone());
+                    }
+                }
             }
             if let Some(objectives) = &s.objectives {
                 merged.retain(|(k, _)| objectives.iter().any(|o| **o == **k.get_ref()));
@@ -680,7 +693,7 @@ impl<'i> Checked<'_, 'i> {
         scenario: Option<&Scenario>,
     ) -> String {
         match field.split(['.', '[']).next().unwrap_or("") {
-            "faults" | "name" | "description" => match scenario {
+            "faults" | "operations" | "name" | "description" => match scenario {
                 Some(s) => format!("scenarios[{}].{field}", s.index),
                 None => field.to_string(),
             },
@@ -1178,7 +1191,7 @@ at = "3s"
         assert_eq!(
             err(&SMALL.replace(r#"name = "partition""#, "name = \"partition\"\nfoo = 1")),
             "m.toml:15:1: scenarios[1].foo: unknown field `foo`, expected one of `name`, \
-             `description`, `objectives`, `faults`"
+             `description`, `objectives`, `faults`, `operations`"
         );
         assert_eq!(
             err(&SMALL.replace(r#"duration = "10s""#, r#"duration = "10s"#)),

@@ -74,11 +74,13 @@ impl Experiment {
 
     /// The plan of this experiment's stack.
     pub fn stack_plan(&self) -> crate::stack::plan::StackPlan {
-        crate::stack::plan::StackPlan::new(
+        let mut plan = crate::stack::plan::StackPlan::new(
             self.posture,
             (self.network.rtt, self.network.jitter),
             self.app_tuning(),
-        )
+        );
+        plan.wal_log_hints = self.failover.wal_log_hints;
+        plan
     }
 }
 
@@ -170,6 +172,12 @@ pub struct Failover {
     pub dns_ttl: Duration,
     /// Whether the old primary is fenced (stopped out of band) before the replica is promoted.
     pub fencing: bool,
+    #[serde(default = "yes")]
+    pub wal_log_hints: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A fault and when it starts and heals.

@@ -56,8 +56,28 @@ pub struct ExperimentSpec {
     /// `[[faults]]`: zero or more faults, in any order (the experiment lists them by `at`).
     #[serde(default)]
     pub faults: Vec<Spanned<FaultEntry>>,
+    /// `[[operations]]`: zero or more planned operations (`rejoin`, `switchover`), in any
+    /// order (the experiment lists them by `at`).
+    #[serde(default)]
+    pub operations: Vec<Spanned<OperationEntry>>,
     /// `[slo]`: what the posture promises. Optional; each stated figure becomes a verdict line.
     pub slo: Option<SloSpec>,
+}
+
+/// One `[[operations]]` entry (see `crate::operation`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationEntry {
+    /// `kind` (required): `rejoin` or `switchover`; active-passive postures only.
+    pub kind: Option<Spanned<String>>,
+    /// `at` (required): when it starts, from the start of the workload; before `duration`.
+    /// An operation runs to its end before the schedule's next item.
+    pub at: Option<Spanned<DurationText>>,
+    /// `to` (switchover only): the region whose standby becomes the primary. Default `us`.
+    pub to: Option<Spanned<String>>,
+    /// `stop_writes` (switchover only): make the primary read-only before the switch, so no
+    /// acknowledged write is lost. Default true.
+    pub stop_writes: Option<Spanned<bool>>,
 }
 
 /// `[network]`.
@@ -144,6 +164,10 @@ pub struct FailoverSpec {
     /// `fencing`: stop the old primary before promoting the replica. Default false. `true` is
     /// an error in the active-active postures: nothing is promoted, so nothing is fenced.
     pub fencing: Option<Spanned<bool>>,
+    /// `wal_log_hints`: PostgreSQL's `wal_log_hints` on every database, what lets `pg_rewind`
+    /// rewind a deposed primary (the clusters have no data checksums). Default true; false
+    /// makes every `rejoin` fall back to re-cloning.
+    pub wal_log_hints: Option<bool>,
 }
 
 pub use crate::fault::COMMON_FAULT_KEYS;

@@ -30,7 +30,7 @@ const AA: &str = "posture = \"active-active-lww\"\nduration = \"20s\"\n";
 const POSTURES: &str = "single-region, active-passive-async, active-passive-semi-sync, \
                         active-passive-sync, active-active-partitioned, active-active-lww, \
                         active-active-crdt";
-const AP_LINKS: &str = "replication, us-app-to-eu-db, us-users-to-eu-app, us-monitor-to-eu-db, \
+const AP_LINKS: &str = "replication, replication-to-us, us-app-to-eu-db, us-users-to-eu-app, us-monitor-to-eu-db, \
                         us-app-to-eu-cache, eu-app-to-us-db, eu-users-to-us-app, \
                         eu-monitor-to-us-db, eu-app-to-us-cache";
 const AA_LINKS: &str = "replication, replication-to-us, us-app-to-eu-db, us-users-to-eu-app, \
@@ -253,8 +253,10 @@ fn defaults_are_filled_in() {
             threshold: 3,
             dns_ttl: s(1),
             fencing: false,
+            wal_log_hints: true,
         },
         faults: vec![],
+        operations: vec![],
         slo: Slo::default(),
         scenario: None,
     };
@@ -951,24 +953,25 @@ fn fencing_in_active_active() {
 }
 
 #[test]
-fn reverse_replication_only_in_active_active() {
-    assert_eq!(
-        err(&format!(
-            "{AP}[[faults]]\nkind = \"partition\"\nlinks = [\"replication-to-us\"]\nat = \"1s\"\n"
-        )),
-        format!(
-            "x.toml:5:10: faults[0].links[0]: link \"replication-to-us\" does not exist in \
-             active-passive-async (it exists only in the active-active postures, where both \
-             regions run a primary); links in active-passive-async: {AP_LINKS}"
+fn reverse_replication_only_with_a_database_in_each_region() {
+    // Active-passive has it too: a rejoined us standby streams from a promoted eu through it.
+    assert!(
+        parse(
+            &format!(
+                "{AP}[[faults]]\nkind = \"partition\"\nlinks = [\"replication-to-us\"]\nat = \"1s\"\n"
+            ),
+            Path::new("x.toml")
         )
+        .is_ok()
     );
     assert_eq!(
         err(&format!(
             "{SINGLE}[[faults]]\nkind = \"partition\"\nlinks = [\"replication-to-us\"]\nat = \"1s\"\n"
         )),
         "x.toml:5:10: faults[0].links[0]: link \"replication-to-us\" does not exist in \
-         single-region (it exists only in the active-active postures, where both regions run \
-         a primary); links in single-region: eu-users-to-us-app"
+         single-region (it exists only where both regions have a database: active-active \
+         replication, or a rejoined us standby streaming from eu); links in single-region: \
+         eu-users-to-us-app"
     );
 }
 
@@ -1338,5 +1341,70 @@ fn a_lone_bracket_or_an_empty_key_still_names_a_field() {
     assert!(
         e.starts_with("x.toml:4:1: workload.\"a\\nb\": unknown field `a\nb`"),
         "{e}"
+    );
+}
+
+#[test]
+fn operations_are_read_checked_and_listed_by_time() {
+    let e = ok(&format!(
+        "{AP}[[operations]]\nkind = \"switchover\"\nat = \"15s\"\nstop_writes = false\n\
+         [[operations]]\nkind = \"rejoin\"\nat = \"10s\"\n"
+    ));
+    use crate::operation::{Operation, Rejoin, ScheduledOperation, Switchover};
+    assert_eq!(
+        e.operations,
+        vec![
+            ScheduledOperation {
+                at: s(10),
+                operation: Operation::Rejoin(Rejoin {}),
+            },
+            ScheduledOperation {
+                at: s(15),
+                operation: Operation::Switchover(Switchover {
+                    to: "us".into(),
+                    stop_writes: false,
+                }),
+            },
+        ]
+    );
+    assert!(e.failover.wal_log_hints);
+    assert!(!ok(&format!("{AP}[failover]\nwal_log_hints = false\n")).failover.wal_log_hints);
+    // As run: in experiment.json, and back.
+    let json = serde_json::to_string(&e).unwrap();
+    assert!(json.contains(r#""operations":[{"at":"10s","operation":{"kind":"rejoin"}}"#), "{json}");
+    assert_eq!(serde_json::from_str::<Experiment>(&json).unwrap(), e);
+}
+
+#[test]
+fn bad_operations_are_refused_at_their_place() {
+    assert_eq!(
+        err(&format!("{AP}[[operations]]\nkind = \"failback\"\nat = \"1s\"\n")),
+        "x.toml:4:8: operations[0].kind: unknown operation \"failback\"; one of rejoin, switchover"
+    );
+    assert_eq!(
+        err(&format!("{AA}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\n")),
+        "x.toml:4:8: operations[0].kind: rejoin needs a primary and a standby: an \
+         active-passive posture (this one is active-active-lww)"
+    );
+    assert_eq!(
+        err(&format!("{AP}[[operations]]\nkind = \"rejoin\"\nat = \"20s\"\n")),
+        "x.toml:5:6: operations[0].at: 20s is not before the end of the workload (20s)"
+    );
+    assert_eq!(
+        err(&format!("{AP}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\nto = \"eu\"\n")),
+        "x.toml:6:6: operations[0].to: only a switchover takes this key (a rejoin takes kind and at)"
+    );
+    assert_eq!(
+        err(&format!("{AP}[[operations]]\nkind = \"switchover\"\nat = \"1s\"\nto = \"ap\"\n")),
+        "x.toml:6:6: operations[0].to: unknown region \"ap\"; one of us, eu"
+    );
+    assert_eq!(
+        err(&format!("{AP}[[operations]]\nkind = \"rejoin\"\n")),
+        "x.toml:3:1: operations[0].at: required: when the operation starts, from the start of \
+         the workload, e.g. \"12s\""
+    );
+    assert!(
+        err(&format!("{AP}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\nheal_at = \"2s\"\n"))
+            .starts_with("x.toml:6:1: unknown field `heal_at`, expected one of `kind`, `at`, `to`, `stop_writes`"),
     );
 }

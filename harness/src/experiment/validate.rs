@@ -130,12 +130,18 @@ impl Validation<'_> {
         for (i, entry) in spec.faults.iter().enumerate() {
             faults.push(self.fault(i, entry, posture, duration));
         }
+        let mut operations = Vec::new();
+        for (i, entry) in spec.operations.iter().enumerate() {
+            operations.push(crate::operation::validate(&mut self.c, i, entry, posture, duration));
+        }
         let slo = self.slo(&spec.slo.as_ref().cloned().unwrap_or_default());
         self.planned_ops(spec, duration, workload.as_ref());
         self.network_rtt(spec, network.as_ref(), workload.as_ref(), duration);
 
         let mut faults: Vec<ScheduledFault> = faults.into_iter().collect::<Option<_>>()?;
         faults.sort_by_key(|f| f.at);
+        let mut operations: Vec<_> = operations.into_iter().collect::<Option<_>>()?;
+        operations.sort_by_key(|o: &crate::operation::ScheduledOperation| o.at);
         Some(Experiment {
             name: name?,
             description: spec.description.clone().unwrap_or_default(),
@@ -149,6 +155,7 @@ impl Validation<'_> {
             cache: cache?,
             failover: failover?,
             faults,
+            operations,
             slo: slo?,
             scenario: None,
         })
@@ -504,6 +511,7 @@ impl Validation<'_> {
             threshold: threshold?,
             dns_ttl: dns_ttl?,
             fencing: fencing?,
+            wal_log_hints: f.wal_log_hints.unwrap_or(true),
         })
     }
 

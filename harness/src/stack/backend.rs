@@ -69,6 +69,17 @@ pub trait Backend: Send + Sync {
     /// Starts a node that is down again, as it was started (its data kept).
     fn restart<'a>(&'a self, node: &'a NodeId) -> BoxFuture<'a, Result<(), StackError>>;
 
+    /// Runs `script` (POSIX `sh`) on the data of a database node that is down: as the
+    /// database's user, with `$PGDATA` its data directory, PostgreSQL's programs on `PATH`,
+    /// and addresses resolving as they do for the node. Returns what it printed (stdout and
+    /// stderr); fails when it exits non-zero. How a deposed primary is rewound or re-cloned
+    /// before it restarts as a standby: the data directory is the backend's business.
+    fn run_on_data<'a>(
+        &'a self,
+        node: &'a NodeId,
+        script: &'a str,
+    ) -> BoxFuture<'a, Result<String, StackError>>;
+
     /// Shifts the wall clock of a node started with `skewed` by `offset_ms`.
     fn set_clock<'a>(
         &'a self,

@@ -332,6 +332,26 @@ impl Stack {
         Ok(true)
     }
 
+    /// Starts a node that is down as it was started, whatever the routing says (a deposed
+    /// primary too: the failback operations start it on purpose), and waits until it is
+    /// ready.
+    pub async fn start_again(&self, node: &NodeId) -> Result<(), StackError> {
+        self.backend.restart(node).await?;
+        let spec = self
+            .plan
+            .specs(&self.wiring, &self.routing.snapshot())
+            .into_iter()
+            .find(|s| s.id == *node)
+            .ok_or_else(|| StackError::NotRunning(node.to_string()))?;
+        recipe::wait_ready(&*self.backend, &spec, &self.wiring).await
+    }
+
+    /// Runs a script on the data of a database node that is down (see
+    /// [`Backend::run_on_data`]); what it printed.
+    pub async fn run_on_data(&self, node: &NodeId, script: &str) -> Result<String, StackError> {
+        self.backend.run_on_data(node, script).await
+    }
+
     /// Points a running app at the databases [`Stack::app_dsns`] gives, through `url` (the
     /// caller decides whether that crosses a link).
     pub async fn reconfigure_app(

@@ -32,6 +32,9 @@ pub struct StackPlan {
     pub tuning: AppTuning,
     /// The baseline round trip on every link, and its jitter.
     pub rtt: (Duration, Duration),
+    /// PostgreSQL's `wal_log_hints` on every database: what lets `pg_rewind` rewind a deposed
+    /// primary (the clusters have no data checksums). Off, a rejoin can only re-clone.
+    pub wal_log_hints: bool,
 }
 
 /// What one node runs, with every address as the stack's own nodes see it.
@@ -43,6 +46,9 @@ pub enum Program {
         cluster_name: String,
         /// A standby streaming from this (host, port) — the replication link — when set.
         standby_of: Option<(String, u16)>,
+        /// `wal_log_hints` (on its command line, so an experiment can turn it off without a
+        /// template or image of its own).
+        wal_log_hints: bool,
     },
     /// A Redis cache without persistence (a killed cache comes back empty, as a real one).
     Redis,
@@ -95,7 +101,7 @@ impl StackPlan {
             .collect();
         let links = topology::links()
             .into_iter()
-            .filter(|l| nodes.contains(&l.target) && topology::used_by(l, posture.is_active_active()))
+            .filter(|l| nodes.contains(&l.target) && topology::used_by(l, posture.has_standby()))
             .collect();
         StackPlan {
             posture,
@@ -104,6 +110,7 @@ impl StackPlan {
             links,
             tuning,
             rtt,
+            wal_log_hints: true,
         }
     }
 
@@ -154,6 +161,7 @@ impl StackPlan {
         Program::Postgres {
             cluster_name: id.region.clone(),
             standby_of,
+            wal_log_hints: self.wal_log_hints,
         }
     }
 }

@@ -94,6 +94,15 @@ impl Routing {
         }
     }
 
+    /// `region`'s database is a standby of the primary again (rejoined): its app reads from
+    /// it again, and it may be restarted like any node.
+    pub fn rejoin(&self, region: &str) {
+        let mut s = self.state.write().expect("routing lock");
+        if s.deposed.remove(region) {
+            s.version += 1;
+        }
+    }
+
     /// Active-active: every user `from` served is now served by `to`; no database changes
     /// role (each region has its own primary).
     pub fn evacuate(&self, from: &str, to: &str) {

@@ -4,7 +4,8 @@
 //! Regions are `us` (home of the primary) and `eu` (the standby). Links are named for who
 //! connects to what, e.g. `eu-app-to-us-db`; `replication` is the `eu` database's
 //! replication connection to the `us` one (WAL flows us → eu on it), `replication-to-us` the
-//! reverse one that active-active postures add.
+//! reverse one: the `us` database's connection to `eu` (active-active replication, and a
+//! deposed `us` primary rejoined as a standby of `eu`).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,8 @@ pub const PRIMARY_REGION: &str = "us";
 pub const STANDBY_REGION: &str = "eu";
 /// The link the standby region's database replicates through (from the primary region).
 pub const REPLICATION: &str = "replication";
-/// The reverse replication link active-active postures add.
+/// The reverse replication link: `us` → `eu` (active-active replication; a rejoined `us`
+/// standby streaming from a promoted `eu`).
 pub const REPLICATION_TO_US: &str = "replication-to-us";
 /// Both regions, primary first.
 pub const REGIONS: [&str; 2] = [PRIMARY_REGION, STANDBY_REGION];
@@ -140,10 +142,11 @@ pub fn links() -> Vec<LinkSpec> {
     v
 }
 
-/// Whether a posture uses a link: `replication-to-us` exists only when both regions run a
-/// primary (links whose target a posture lacks are never created either).
-pub fn used_by(link: &LinkSpec, active_active: bool) -> bool {
-    link.name != REPLICATION_TO_US || active_active
+/// Whether a posture uses a link: `replication-to-us` exists only when both regions have a
+/// database (`two_regions`): active-active replication, or a deposed `us` primary rejoined as
+/// a standby of `eu` (links whose target a posture lacks are never created either).
+pub fn used_by(link: &LinkSpec, two_regions: bool) -> bool {
+    link.name != REPLICATION_TO_US || two_regions
 }
 
 /// Name of the link `from` region uses to reach `target`.

@@ -19,7 +19,12 @@ pub const PROXY_API_PORT: u16 = 8474;
 /// First listen port of the links inside the proxy's container.
 pub const LINK_PORT_BASE: u16 = 10_000;
 /// Where PostgreSQL keeps its files inside its container (writable by any user).
-const PGDATA: &str = "/tmp/pgdata";
+pub const PGDATA: &str = "/tmp/pgdata";
+/// The database container's volume (an anonymous one, removed with the container): its
+/// `/tmp`, holding [`PGDATA`], so that a helper container can work on the data of a stopped
+/// database (`run_on_data`: a deposed primary rewound or re-cloned). The image's `/tmp`
+/// (mode 1777) is copied into it, so the `postgres` user writes there as before.
+pub const DB_VOLUME: &str = "/tmp";
 /// The empty cluster the offline image holds (see `stacks/images/build.sh`); absent from
 /// the official image, where the start script runs `initdb` (or, for a standby,
 /// `pg_basebackup`) instead.
@@ -51,6 +56,8 @@ pub struct Container {
     pub env: Vec<(String, String)>,
     /// The port its program listens on.
     pub port: u16,
+    /// Paths that are anonymous volumes (removed with the container).
+    pub volumes: Vec<String>,
 }
 
 /// The container of a node.
@@ -59,13 +66,18 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
         Program::Postgres {
             cluster_name,
             standby_of,
+            wal_log_hints,
         } => Container {
             image: images.db.clone(),
             entrypoint: "sh".into(),
-            cmd: vec!["-c".into(), postgres_script(cluster_name, standby_of.as_ref())],
+            cmd: vec![
+                "-c".into(),
+                postgres_script(cluster_name, standby_of.as_ref(), *wal_log_hints),
+            ],
             user: Some("postgres".into()),
             env: Vec::new(),
             port: PG_PORT,
+            volumes: vec![DB_VOLUME.into()],
         },
         Program::Redis => Container {
             image: images.cache.clone(),
@@ -79,6 +91,7 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
             user: None,
             env: Vec::new(),
             port: REDIS_PORT,
+            volumes: Vec::new(),
         },
         Program::App { args } => Container {
             image: images.app.clone(),
@@ -90,6 +103,7 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
             user: None,
             env: Vec::new(),
             port: APP_PORT,
+            volumes: Vec::new(),
         },
     };
     if node.skewed { under_faketime(c) } else { c }
@@ -130,7 +144,12 @@ pub fn set_clock_script(offset_ms: i64) -> String {
 /// else `initdb` (a standby: the template too, set to stream from its primary; else
 /// `pg_basebackup` through the replication link) — with the drill's settings and trust for
 /// the stack's networks; then PostgreSQL in the foreground. A restart keeps the cluster.
-fn postgres_script(cluster_name: &str, standby_of: Option<&(String, u16)>) -> String {
+fn postgres_script(
+    cluster_name: &str,
+    standby_of: Option<&(String, u16)>,
+    wal_log_hints: bool,
+) -> String {
+    let hints = crate::stack::native::pg::on_off(wal_log_hints);
     let conf = crate::stack::native::pg::conf_text(&crate::postgres::cluster_conf());
     let flags = crate::postgres::INITDB_FLAGS.join(" ");
     let init = match standby_of {
@@ -162,7 +181,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 {conf}CONF
   printf 'host all all 0.0.0.0/0 trust\nhost replication all 0.0.0.0/0 trust\n' >> "$PGDATA/pg_hba.conf"
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c port={PG_PORT} -c unix_socket_directories=/tmp -c cluster_name={cluster_name}
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c port={PG_PORT} -c unix_socket_directories=/tmp -c cluster_name={cluster_name} -c wal_log_hints={hints}
 "#
     )
 }
@@ -189,6 +208,7 @@ mod tests {
                 Program::Postgres {
                     cluster_name: "eu".into(),
                     standby_of: Some(("rd-x-proxy".into(), 10_000)),
+                    wal_log_hints: true,
                 },
                 false,
             ),
@@ -198,7 +218,7 @@ mod tests {
         assert!(script.contains("standby.signal"), "{script}");
         assert!(script.contains("host=rd-x-proxy port=10000"), "{script}");
         assert!(script.contains("pg_basebackup -h rd-x-proxy -p 10000"), "{script}");
-        assert!(script.contains("cluster_name=eu"), "{script}");
+        assert!(script.contains("cluster_name=eu -c wal_log_hints=on"), "{script}");
         assert_eq!(c.user.as_deref(), Some("postgres"));
     }
 

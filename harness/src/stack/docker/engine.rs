@@ -41,6 +41,10 @@ pub struct RunSpec<'a> {
     pub ports: &'a [(u16, u16)],
     /// The run it belongs to (its labels).
     pub run_id: &'a str,
+    /// Paths that are anonymous volumes (removed with the container).
+    pub volumes: &'a [String],
+    /// A container whose volumes it mounts too.
+    pub volumes_from: Option<&'a str>,
 }
 
 /// A connection to the local engine.
@@ -124,9 +128,11 @@ impl Engine {
             env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(Engine::labels(c.run_id)),
             exposed_ports: Some(exposed),
+            volumes: (!c.volumes.is_empty()).then(|| c.volumes.to_vec()),
             host_config: Some(HostConfig {
                 network_mode: c.networks.first().cloned(),
                 port_bindings: Some(bindings),
+                volumes_from: c.volumes_from.map(|v| vec![v.to_string()]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -158,6 +164,35 @@ impl Engine {
             .start_container(name, None)
             .await
             .map_err(|e| failed(e.to_string()))
+    }
+
+    /// Runs a container to its end (at most `within`) and removes it (not the volumes it
+    /// borrowed): its exit code and everything it printed.
+    pub async fn run_to_end(
+        &self,
+        name: &str,
+        c: &RunSpec<'_>,
+        within: Duration,
+    ) -> Result<(i64, String), StackError> {
+        self.run_container(name, c).await?;
+        let deadline = tokio::time::Instant::now() + within;
+        let ended = loop {
+            if let Some(code) = self.exit_code(name).await {
+                break Ok(code);
+            }
+            if tokio::time::Instant::now() > deadline {
+                break Err(StackError::Engine(format!("{name} still running after {within:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let printed = self.log_tail(name, 10_000).await;
+        let options = RemoveContainerOptions {
+            force: true,
+            v: false,
+            ..Default::default()
+        };
+        let _ = self.docker.remove_container(name, Some(options)).await;
+        ended.map(|code| (code, printed))
     }
 
     /// The last `n` lines a container wrote (stdout and stderr), for diagnoses.

@@ -32,6 +32,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// Numbers the helper containers that work on a stopped database's data.
+static DATA_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Containers and networks of one run.
 pub struct DockerBackend {
     engine: Engine,
@@ -154,6 +157,7 @@ impl Backend for DockerBackend {
                 user: None,
                 env: Vec::new(),
                 port: PROXY_API_PORT,
+                volumes: Vec::new(),
             };
             let spec = run_spec(&c, &self.networks, &self.proxy_ports, &self.run_id);
             let t = Instant::now();
@@ -226,6 +230,54 @@ impl Backend for DockerBackend {
         Box::pin(async move {
             let name = self.container_name(node).await?;
             self.engine.start(&name).await
+        })
+    }
+
+    fn run_on_data<'a>(
+        &'a self,
+        node: &'a NodeId,
+        script: &'a str,
+    ) -> BoxFuture<'a, Result<String, StackError>> {
+        Box::pin(async move {
+            let name = self.container_name(node).await?;
+            if self.engine.is_running(&name).await {
+                return Err(StackError::Task(format!("{node} must be down to work on its data")));
+            }
+            let (network, _) = self
+                .placed
+                .get(node)
+                .cloned()
+                .ok_or_else(|| StackError::NotPlaced(node.to_string()))?;
+            // A helper from the database's image, with the stopped container's volume, on
+            // its region's network (so the links resolve as they do for the node).
+            let full = format!("export PGDATA={}\n{script}", containers::PGDATA);
+            let cmd = vec!["-c".to_string(), full];
+            let networks = [network];
+            let spec = RunSpec {
+                image: &self.images.db,
+                entrypoint: "sh",
+                cmd: &cmd,
+                user: Some("postgres"),
+                env: &[],
+                networks: &networks,
+                ports: &[],
+                run_id: &self.run_id,
+                volumes: &[],
+                volumes_from: Some(&name),
+            };
+            let n = DATA_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let helper = self.name_of(&format!("{node}-data-{n}"));
+            let (code, printed) = self
+                .engine
+                .run_to_end(&helper, &spec, Duration::from_secs(120))
+                .await?;
+            if code == 0 {
+                Ok(printed)
+            } else {
+                Err(StackError::Engine(format!(
+                    "a script on {node}'s data exited with {code}: {printed}"
+                )))
+            }
         })
     }
 
@@ -345,6 +397,8 @@ fn run_spec<'a>(
         networks,
         ports,
         run_id,
+        volumes: &c.volumes,
+        volumes_from: None,
     }
 }
 

@@ -30,6 +30,9 @@ use std::time::Duration;
 
 pub use rundir::sweep;
 
+/// Numbers the logs of scripts run on a node's data ([`Backend::run_on_data`]).
+static DATA_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Local processes. Field order matters: the processes (in `state`) die before their run
 /// directory is removed (fields drop in declaration order; `Drop` below makes it explicit).
 pub struct NativeBackend {
@@ -236,6 +239,38 @@ impl Backend for NativeBackend {
             };
             let spec = spec.ok_or_else(|| StackError::NotRunning(node.to_string()))?;
             self.spawn(&spec).await
+        })
+    }
+
+    fn run_on_data<'a>(
+        &'a self,
+        node: &'a NodeId,
+        script: &'a str,
+    ) -> BoxFuture<'a, Result<String, StackError>> {
+        Box::pin(async move {
+            if self.state().procs.contains_key(node) {
+                return Err(StackError::Task(format!("{node} must be down to work on its data")));
+            }
+            let (programs, _) = self.parts()?;
+            let data = self.path(node, "")?;
+            let bindir = programs.pg.tool("postgres");
+            let bindir = bindir.parent().unwrap_or(std::path::Path::new("/"));
+            let full = format!(
+                "export PGDATA='{}' PATH='{}':\"$PATH\"\n{script}",
+                data.display(),
+                bindir.display()
+            );
+            // A fresh log each time: what it printed is the answer.
+            let n = DATA_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let log = self.log(node, &format!("-data-{n}"))?;
+            let args = [std::ffi::OsStr::new("-c"), std::ffi::OsStr::new(&full)];
+            let sh = std::path::Path::new("/bin/sh");
+            let what = format!("a script on {node}'s data");
+            let ran =
+                process::run_tool(&what, sh, &args, &log, programs.run_as, Duration::from_secs(120))
+                    .await;
+            let printed = std::fs::read_to_string(&log).unwrap_or_default();
+            ran.map(|()| printed).map_err(StackError::from)
         })
     }
 

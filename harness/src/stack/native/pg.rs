@@ -70,6 +70,8 @@ pub struct PgSettings {
     /// `cluster_name`: the standby's name in `pg_stat_replication` and in
     /// `synchronous_standby_names`.
     pub cluster_name: String,
+    /// `wal_log_hints` (what `pg_rewind` needs of a cluster without data checksums).
+    pub wal_log_hints: bool,
 }
 
 impl PgSettings {
@@ -82,6 +84,7 @@ impl PgSettings {
             // 107 bytes (a long temp dir or experiment name) would stop the server.
             ("unix_socket_directories", String::new()),
             ("cluster_name", self.cluster_name.clone()),
+            ("wal_log_hints", on_off(self.wal_log_hints).into()),
         ];
         let mut v = vec!["-D".to_string(), self.data_dir.display().to_string()];
         for (k, val) in settings {
@@ -90,6 +93,11 @@ impl PgSettings {
         }
         v
     }
+}
+
+/// A boolean setting's value.
+pub fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
 }
 
 /// Creates an empty cluster in `data_dir` (owned by `run_as` when set) with `conf` appended to

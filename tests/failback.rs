@@ -1,0 +1,176 @@
+//! The shipped failback experiments, natively and in containers: the deposed primary
+//! rejoins (rewound, or re-cloned when the rewind is made to fail, and said so), the writes
+//! only it held are exactly the lost ones, a planned switchover back loses nothing, and the
+//! stack ends with one primary in `us` and a caught-up standby — then nothing is left behind.
+
+use crate::support::{assert_loses_the_partition_window, docker_or_skip, run_shipped_on};
+use regiondrill::run::RunOutput;
+use regiondrill::stack::BackendChoice;
+
+/// How the shipped experiment should rejoin: by rewind, or by re-clone (rewind made to fail).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Method {
+    Rewind,
+    ReClone,
+}
+
+/// What every failback must show: both operations done, the switchover back to `us` with
+/// writes stopped losing nothing, and one primary in `us` with `eu` streaming, caught up.
+fn assert_failed_back(out: &RunOutput, method: Method) {
+    let f = &out.findings.failback;
+    assert!(f.checked);
+    assert!(f.failed.is_empty(), "operations failed: {:?}", f.failed);
+    assert_eq!(f.rejoins.len(), 2, "{:?}", f.rejoins);
+    let (name, why) = match method {
+        Method::Rewind => ("rewind", None),
+        Method::ReClone => ("re-clone", Some("wal_log_hints")),
+    };
+    for r in &f.rejoins {
+        assert_eq!(r.method.as_deref(), Some(name), "{r:?}");
+        match why {
+            None => assert_eq!(r.why, None),
+            Some(w) => assert!(r.why.as_deref().is_some_and(|y| y.contains(w)), "{r:?}"),
+        }
+        let (rejoin, catch_up) = (r.rejoin_ms.unwrap(), r.catch_up_ms.unwrap());
+        assert!(rejoin > 0.0 && rejoin < 30_000.0, "rejoin {rejoin} ms");
+        assert!(catch_up >= 0.0 && catch_up < 30_000.0, "catch-up {catch_up} ms");
+        assert!(r.data_ms.unwrap() < rejoin);
+    }
+    assert_eq!(
+        (f.rejoins[0].region.as_str(), f.rejoins[0].in_switchover),
+        ("us", false)
+    );
+    assert_eq!(
+        (f.rejoins[1].region.as_str(), f.rejoins[1].in_switchover),
+        ("eu", true)
+    );
+    let s = &f.switchovers[..];
+    assert_eq!(s.len(), 1);
+    assert_eq!((s[0].from.as_str(), s[0].to.as_str(), s[0].stop_writes), ("eu", "us", true));
+    assert_eq!(s[0].lost, Some(0), "lost in the switchover: {:?}", s[0].lost_ids);
+    let (switch, downtime) = (s[0].switch_ms.unwrap(), s[0].downtime_ms.unwrap());
+    assert!(switch > 0.0 && downtime >= switch, "switch {switch} ms, downtime {downtime} ms");
+    // The stopped writes, the catch-up, the promotion and a 1 s DNS TTL: seconds, not more.
+    assert!(downtime < 10_000.0, "downtime {downtime} ms");
+    assert_eq!(f.restored, Some(true), "{:?} {:?}", f.primaries, f.standbys);
+    assert_eq!(f.primaries, ["us"]);
+    assert_eq!(out.final_state.primary_region.as_deref(), Some("us"));
+    assert_eq!(out.final_state.standbys.len(), 1);
+    assert_eq!(out.final_state.standbys[0].region, "eu");
+    let check = out.verdict.checks.iter().find(|c| c.name == "failback").unwrap();
+    assert!(check.passed, "{check:?}");
+}
+
+/// Async: the divergent writes read from the old primary are the lost writes, id for id, and
+/// they are the writes acknowledged during the partition; the run folder holds them, one
+/// replayable line each.
+fn assert_async_divergent_are_lost(out: &RunOutput) {
+    let (lost, _) = assert_loses_the_partition_window(out);
+    let us = &out.findings.failback.rejoins[0];
+    assert_eq!(us.matches_lost, Some(true), "differ: {:?}", us.mismatched_ids);
+    assert_eq!(us.divergent_acked, lost.len());
+    let divergent = us.divergent_ids.as_ref().unwrap();
+    assert!(lost.iter().all(|id| divergent.contains(id)));
+    let file = out.dir.join("divergent-writes-us.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), divergent.len());
+    for (line, id) in lines.iter().zip(divergent) {
+        assert_eq!(line["write_id"], *id);
+        assert_eq!(line["replay"]["method"], "PUT");
+        assert_eq!(line["replay"]["body"]["write_id"], *id);
+        assert_eq!(line["replay"]["path"], format!("/kv/{}", line["key"].as_str().unwrap()));
+    }
+    // The switched-away eu held nothing us lacked: writes were stopped first.
+    let eu = &out.findings.failback.rejoins[1];
+    assert_eq!(eu.divergent_ids.as_deref(), Some(&[][..]));
+}
+
+/// Sync: nothing acknowledged is lost or divergent (a commit cut off by the kill may sit in
+/// the old primary's WAL alone: its outcome was never acknowledged).
+fn assert_sync_nothing_acknowledged_diverges(out: &RunOutput) {
+    assert!(out.findings.lost_writes.checked);
+    assert_eq!(out.findings.lost_writes.count, 0);
+    let us = &out.findings.failback.rejoins[0];
+    assert_eq!(us.divergent_acked, 0, "{us:?}");
+    assert_eq!(us.matches_lost, Some(true));
+    assert_eq!(out.final_state.standbys[0].sync_state, "sync");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_failback_divergent_writes_are_the_lost_writes() {
+    let (out, _dir) = run_shipped_on(BackendChoice::Native, "experiments/ap-async-failback.toml").await;
+    assert_failed_back(&out, Method::Rewind);
+    assert_async_divergent_are_lost(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_failback_rewinds_and_loses_nothing() {
+    let (out, _dir) = run_shipped_on(BackendChoice::Native, "experiments/ap-sync-failback.toml").await;
+    assert_failed_back(&out, Method::Rewind);
+    assert_sync_nothing_acknowledged_diverges(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rewind_falls_back_to_a_re_clone_and_says_why() {
+    let (out, _dir) = run_shipped_on(
+        BackendChoice::Native,
+        "experiments/ap-async-failback-rewind-fails.toml",
+    )
+    .await;
+    assert_failed_back(&out, Method::ReClone);
+    assert_async_divergent_are_lost(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_failback_in_containers() {
+    if !docker_or_skip("async_failback_in_containers").await {
+        return;
+    }
+    let (out, _dir) = run_shipped_on(BackendChoice::Docker, "experiments/ap-async-failback.toml").await;
+    assert_eq!(out.backend, "docker");
+    assert_failed_back(&out, Method::Rewind);
+    assert_async_divergent_are_lost(&out);
+    assert_nothing_left_in_docker();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_failback_in_containers() {
+    if !docker_or_skip("sync_failback_in_containers").await {
+        return;
+    }
+    let (out, _dir) = run_shipped_on(BackendChoice::Docker, "experiments/ap-sync-failback.toml").await;
+    assert_eq!(out.backend, "docker");
+    assert_failed_back(&out, Method::Rewind);
+    assert_sync_nothing_acknowledged_diverges(&out);
+    assert_nothing_left_in_docker();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rewind_re_clones_in_containers() {
+    if !docker_or_skip("a_failed_rewind_re_clones_in_containers").await {
+        return;
+    }
+    let (out, _dir) = run_shipped_on(
+        BackendChoice::Docker,
+        "experiments/ap-async-failback-rewind-fails.toml",
+    )
+    .await;
+    assert_failed_back(&out, Method::ReClone);
+    assert_async_divergent_are_lost(&out);
+    assert_nothing_left_in_docker();
+}
+
+/// No container of this run (the nodes and the helpers that rewound or re-cloned) is left.
+fn assert_nothing_left_in_docker() {
+    let o = std::process::Command::new("docker")
+        .args(["ps", "-a", "--filter", "label=regiondrill.run", "--format", "{{.Names}} {{.Label \"regiondrill.run\"}}"])
+        .output()
+        .expect("docker CLI");
+    let left = String::from_utf8_lossy(&o.stdout);
+    let ours: Vec<&str> = left.lines().filter(|l| l.contains("failback")).collect();
+    assert!(ours.is_empty(), "left behind: {ours:?}");
+}
