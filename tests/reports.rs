@@ -224,6 +224,8 @@ fn sample_history() -> (History, Probes, FinalState) {
     };
     survivors.sort_unstable();
     let final_state = FinalState {
+        primaries: Vec::new(),
+        standbys: Vec::new(),
         primary_region: Some("eu".into()),
         write_ids: survivors,
         regions: BTreeMap::new(),

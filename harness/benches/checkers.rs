@@ -416,6 +416,8 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         counters: counter_keys.iter().cloned().zip(final_counters).collect(),
     };
     let final_state = FinalState {
+        primaries: Vec::new(),
+        standbys: Vec::new(),
         primary_region: Some("eu".into()),
         write_ids: final_ids,
         regions: [("eu".to_owned(), eu)].into_iter().collect(),

@@ -261,6 +261,8 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         ev(END + 500 * MS, EventKind::Healed),
     ];
     let final_state = FinalState {
+        primaries: Vec::new(),
+        standbys: Vec::new(),
         primary_region: Some("eu".into()),
         write_ids: survivors,
         regions: Default::default(),

@@ -440,7 +440,7 @@ mod tests {
         assert!(!out.rewound);
         assert_eq!(
             out.why.as_deref(),
-            Some("pg_rewind: error: target server needs to use either data checksums or \"wal_log_hints = on\"")
+            Some("error: target server needs to use either data checksums or \"wal_log_hints = on\"")
         );
         assert_eq!(RejoinOutput::parse("sh: 1: pg_rewind: not found\n"), None);
         let script = rejoin_script(&("rd-x-proxy".into(), 10_001));

@@ -115,7 +115,9 @@ impl Schedule {
             operation: operation.describe(),
         });
         match operation.run(stack, recorder).await {
-            Ok(()) => recorder.event(EventKind::OperationDone { index: i }),
+            Ok(()) => {
+                recorder.event(EventKind::OperationDone { index: i });
+            }
             Err(error) => {
                 tracing::warn!(%error, "operation {i} failed");
                 recorder.event(EventKind::OperationFailed { index: i, error });

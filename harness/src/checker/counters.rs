@@ -249,6 +249,8 @@ mod tests {
         for fs in [
             None,
             Some(FinalState {
+                primaries: Vec::new(),
+                standbys: Vec::new(),
                 primary_region: Some("us".into()),
                 write_ids: vec![],
                 regions: Default::default(),

@@ -132,6 +132,8 @@ mod tests {
 
     fn final_state(ids: &[u64]) -> FinalState {
         FinalState {
+            primaries: Vec::new(),
+            standbys: Vec::new(),
             primary_region: Some("eu".into()),
             write_ids: ids.to_vec(),
             regions: Default::default(),
@@ -221,6 +223,8 @@ mod tests {
         for fs in [
             None,
             Some(FinalState {
+                primaries: Vec::new(),
+                standbys: Vec::new(),
                 primary_region: None,
                 write_ids: vec![],
                 regions: Default::default(),
@@ -337,6 +341,8 @@ mod tests {
         let lost = check(
             &h,
             Some(&FinalState {
+                primaries: Vec::new(),
+                standbys: Vec::new(),
                 primary_region: Some("eu".into()),
                 write_ids: replica_has.clone(),
                 regions: Default::default(),

@@ -196,6 +196,8 @@ mod tests {
         assert_eq!(check(&h, None), Lww::default());
         // A final state without region views (an old run, or no database reachable).
         let fs = FinalState {
+            primaries: Vec::new(),
+            standbys: Vec::new(),
             primary_region: Some("us".into()),
             write_ids: vec![1],
             regions: Default::default(),

@@ -178,6 +178,7 @@ checkers! {
     replay_lag: ReplayLag = (probes);
     #[serde(default)] read_your_writes: ReadYourWrites = (history);
     #[serde(default)] split_brain: SplitBrain = (history);
+    #[serde(default)] failback: failback::Failback = (history, final_state) + alerts;
     #[serde(default)] lww: Lww = (history, final_state);
     #[serde(default)] counters: Counters = (history, final_state);
     #[serde(default)] conflicts: Conflicts = (history);
@@ -185,7 +186,6 @@ checkers! {
     unavailability: unavailability::Unavailability = (history);
     ops: OpCounts = (history);
     #[serde(default)] host: host::HostHealth = (history, probes) + alerts;
-    #[serde(default)] failback: failback::Failback = (history, final_state) + alerts;
 }
 
 /// The `q`-quantile of `values` by the nearest-rank method, on exact values: with the `n`
@@ -455,6 +455,8 @@ mod tests {
             ..Probes::default()
         };
         let final_state = FinalState {
+            primaries: Vec::new(),
+            standbys: Vec::new(),
             primary_region: Some("eu".into()),
             write_ids: vec![1],
             regions: Default::default(),
@@ -568,7 +570,7 @@ mod tests {
         let text = serde_json::to_string(&f).unwrap();
         let at = |name: &str| text.find(&format!("\"{name}\":")).unwrap();
         assert!(CHECKERS.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
-        assert_eq!(CHECKERS.len(), 15);
+        assert_eq!(CHECKERS.len(), 16);
         assert_eq!(CHECKERS[..2], ["failover", "false_failovers"]);
         assert_eq!(CHECKERS[CHECKERS.len() - 2..], ["ops", "host"]);
     }

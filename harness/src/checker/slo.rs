@@ -228,6 +228,8 @@ mod tests {
         }
         let h = history(ops, vec![fault(1000, 0, true)]);
         let fs = FinalState {
+            primaries: Vec::new(),
+            standbys: Vec::new(),
             primary_region: Some("eu".into()),
             write_ids: if lose { vec![3] } else { vec![1, 3] },
             regions: Default::default(),

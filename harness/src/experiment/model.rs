@@ -40,6 +40,9 @@ pub struct Experiment {
     pub failover: Failover,
     /// Faults, in schedule order.
     pub faults: Vec<ScheduledFault>,
+    /// Planned operations (rejoin, switchover), in schedule order (`crate::operation`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<crate::operation::ScheduledOperation>,
     /// What the posture promises.
     pub slo: Slo,
     /// The scenario's name when a matrix generated this experiment (posture × scenario).
