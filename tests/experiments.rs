@@ -92,7 +92,6 @@ async fn write_ids(data_dir: &std::path::Path) -> BTreeSet<u64> {
         port,
         data_dir: data_dir.to_path_buf(),
         cluster_name: "audit".into(),
-        wal_log_hints: true,
     };
     let log = data_dir.with_extension("audit.log");
     let mut cmd = process::command(&bins.tool("postgres"), &log, RunAs::for_postgres()).unwrap();

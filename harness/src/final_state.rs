@@ -49,7 +49,26 @@ pub async fn read(stack: &Stack) -> FinalState {
     state
 }
 
-/// Which regions' databases answer as primaries, and the routed primary's standbys.
+/// How far the standby on `port` is behind `target` (bytes of the primary's WAL, as the
+/// standby itself has replayed it: `pg_stat_replication`'s replay position is only as fresh
+/// as the standby's last report, up to 10 s old when idle), once it has replayed `target` or
+/// after 5 s. None when it cannot be read.
+async fn behind(port: u16, target: i64) -> Option<i64> {
+    let c = postgres::connect(port, Duration::from_secs(2)).await.ok()?;
+    let sql = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let replayed: Option<i64> = postgres::query(&c, sql).await.ok()?.first()?.get(0);
+        let behind = (target - replayed?).max(0);
+        if behind == 0 || tokio::time::Instant::now() > deadline {
+            return Some(behind);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Which regions' databases answer as primaries, and the routed primary's standbys, each
+/// with how far it is behind the primary's position when the state was read.
 async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     let mut primaries = Vec::new();
     for region in REGIONS {
@@ -65,23 +84,32 @@ async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     }
     let primary = stack.routing.snapshot().primary;
     let mut standbys = Vec::new();
-    if let Some(port) = stack.port(&NodeId::new(&primary, Role::Db))
-        && let Ok(c) = postgres::connect(port, Duration::from_secs(2)).await
-    {
-        let sql = "SELECT application_name, state, sync_state, \
-                   pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint \
-                   FROM pg_stat_replication ORDER BY application_name";
-        if let Ok(rows) = postgres::query(&c, sql).await {
-            standbys = rows
-                .iter()
-                .map(|r| StandbyState {
-                    region: r.get::<_, Option<String>>(0).unwrap_or_default(),
-                    state: r.get::<_, Option<String>>(1).unwrap_or_default(),
-                    sync_state: r.get::<_, Option<String>>(2).unwrap_or_default(),
-                    bytes_behind: r.get(3),
-                })
-                .collect();
-        }
+    let Some(port) = stack.port(&NodeId::new(&primary, Role::Db)) else {
+        return (primaries, standbys);
+    };
+    let Ok(c) = postgres::connect(port, Duration::from_secs(2)).await else {
+        return (primaries, standbys);
+    };
+    let Ok(target) = postgres::current_lsn(&c).await else {
+        return (primaries, standbys);
+    };
+    let sql = "SELECT application_name, state, sync_state FROM pg_stat_replication \
+               ORDER BY application_name";
+    let Ok(rows) = postgres::query(&c, sql).await else {
+        return (primaries, standbys);
+    };
+    for r in rows {
+        let region = r.get::<_, Option<String>>(0).unwrap_or_default();
+        let behind = match stack.port(&NodeId::new(&region, Role::Db)) {
+            Some(port) => behind(port, target).await,
+            None => None,
+        };
+        standbys.push(StandbyState {
+            region,
+            state: r.get::<_, Option<String>>(1).unwrap_or_default(),
+            sync_state: r.get::<_, Option<String>>(2).unwrap_or_default(),
+            bytes_behind: behind,
+        });
     }
     (primaries, standbys)
 }

@@ -387,7 +387,8 @@ pub struct StandbyState {
     pub state: String,
     /// `sync_state`: `async` or `sync`.
     pub sync_state: String,
-    /// Bytes of WAL the primary has written that it has not replayed (None: unknown).
+    /// Bytes of the primary's WAL, as of when the state was read, that the standby had not
+    /// replayed (read on the standby, after waiting up to 5 s for it; None: unknown).
     pub bytes_behind: Option<i64>,
 }
 

@@ -4,7 +4,9 @@
 //!    that the current primary lacks are read — the **divergent writes**, committed on its
 //!    timeline after the new primary's forked off (write ids are unique, so "present there,
 //!    absent here" is exactly that) — then it is stopped.
-//! 2. Its data is rewound with `pg_rewind` to the fork, from the current primary through the
+//! 2. The current primary checkpoints (`pg_rewind` reads its timeline from the control file,
+//!    which a just-promoted server updates only then). Its data is rewound with `pg_rewind`
+//!    to the fork, from the current primary through the
 //!    replication link the rejoined standby will stream on; when the rewind fails (no
 //!    `wal_log_hints` nor data checksums, the WAL needed is gone, …) it is re-cloned with
 //!    `pg_basebackup`, and `pg_rewind`'s error is the reason recorded.
@@ -84,6 +86,14 @@ pub(crate) async fn rejoin(stack: &Stack, recorder: &Recorder, region: &str) -> 
         .ok_or_else(|| format!("no {link} link"))?
         .inside
         .clone();
+    // pg_rewind reads the source's timeline from its control file, which a just-promoted
+    // server updates only at its first checkpoint (a switchover's new primary): force it.
+    let source_db = postgres::connect(primary_port, Duration::from_secs(2))
+        .await
+        .map_err(|e| format!("{primary}-db: {e}"))?;
+    postgres::execute(&source_db, "CHECKPOINT")
+        .await
+        .map_err(|e| format!("{primary}-db: {e}"))?;
     let t = Instant::now();
     let printed = stack
         .run_on_data(&node, &postgres::rejoin_script(&source))

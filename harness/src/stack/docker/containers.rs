@@ -180,8 +180,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   cat >> "$PGDATA/postgresql.conf" <<'CONF'
 {conf}CONF
   printf 'host all all 0.0.0.0/0 trust\nhost replication all 0.0.0.0/0 trust\n' >> "$PGDATA/pg_hba.conf"
+  echo "wal_log_hints = {hints}" >> "$PGDATA/postgresql.auto.conf"
 fi
-exec postgres -D "$PGDATA" -c listen_addresses='*' -c port={PG_PORT} -c unix_socket_directories=/tmp -c cluster_name={cluster_name} -c wal_log_hints={hints}
+exec postgres -D "$PGDATA" -c listen_addresses='*' -c port={PG_PORT} -c unix_socket_directories=/tmp -c cluster_name={cluster_name}
 "#
     )
 }
@@ -218,7 +219,8 @@ mod tests {
         assert!(script.contains("standby.signal"), "{script}");
         assert!(script.contains("host=rd-x-proxy port=10000"), "{script}");
         assert!(script.contains("pg_basebackup -h rd-x-proxy -p 10000"), "{script}");
-        assert!(script.contains("cluster_name=eu -c wal_log_hints=on"), "{script}");
+        assert!(script.contains("cluster_name=eu"), "{script}");
+        assert!(script.contains(r#"echo "wal_log_hints = on" >> "$PGDATA/postgresql.auto.conf""#), "{script}");
         assert_eq!(c.user.as_deref(), Some("postgres"));
     }
 

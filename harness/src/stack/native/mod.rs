@@ -84,13 +84,18 @@ impl NativeBackend {
     async fn make_data(&self, node: &NodeSpec) -> Result<PathBuf, StackError> {
         let (programs, dir) = self.parts()?;
         let data = self.path(&node.id, "")?;
-        if let Program::Postgres { standby_of, .. } = &node.program
+        if let Program::Postgres {
+            standby_of,
+            wal_log_hints,
+            ..
+        } = &node.program
             && !data.exists()
         {
             let conf = crate::postgres::cluster_conf();
             let log = self.log(&node.id, "")?;
             pg_template::initdb(&programs.pg, &data, dir.path(), &log, programs.run_as, &conf)
                 .await?;
+            pg::set_wal_log_hints(&data, *wal_log_hints, programs.run_as)?;
             if let Some((host, port)) = standby_of {
                 pg::make_standby(&data, host, *port, programs.run_as)?;
             }

@@ -70,8 +70,6 @@ pub struct PgSettings {
     /// `cluster_name`: the standby's name in `pg_stat_replication` and in
     /// `synchronous_standby_names`.
     pub cluster_name: String,
-    /// `wal_log_hints` (what `pg_rewind` needs of a cluster without data checksums).
-    pub wal_log_hints: bool,
 }
 
 impl PgSettings {
@@ -84,7 +82,6 @@ impl PgSettings {
             // 107 bytes (a long temp dir or experiment name) would stop the server.
             ("unix_socket_directories", String::new()),
             ("cluster_name", self.cluster_name.clone()),
-            ("wal_log_hints", on_off(self.wal_log_hints).into()),
         ];
         let mut v = vec!["-D".to_string(), self.data_dir.display().to_string()];
         for (k, val) in settings {
@@ -135,6 +132,25 @@ pub fn conf_text(conf: &[(String, String)]) -> String {
         text.push_str(&format!("{k} = {v}\n"));
     }
     text
+}
+
+/// Sets `wal_log_hints` in the cluster's `postgresql.auto.conf` — what `pg_rewind` needs of a
+/// cluster without data checksums. In a configuration file, not on the command line: when the
+/// server was killed, `pg_rewind` first runs crash recovery in single-user mode with the
+/// files' settings, and that run writes the setting into `pg_control`, which `pg_rewind` then
+/// checks. Per node, at its first start: the shared empty cluster is not touched.
+pub fn set_wal_log_hints(
+    data_dir: &Path,
+    on: bool,
+    run_as: Option<RunAs>,
+) -> Result<(), StackError> {
+    let auto = data_dir.join("postgresql.auto.conf");
+    append(&auto, &format!("wal_log_hints = {}\n", on_off(on)))?;
+    if let Some(u) = run_as {
+        std::os::unix::fs::chown(&auto, Some(u.uid), Some(u.gid))
+            .map_err(|e| StackError::io(&auto, e))?;
+    }
+    Ok(())
 }
 
 /// Makes the cluster in `data_dir` a standby streaming from `host:port`.

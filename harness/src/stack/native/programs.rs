@@ -64,16 +64,11 @@ impl Programs {
         };
         let mut cmd = process::command(&program, log, run_as).map_err(|e| StackError::io(log, e))?;
         match &node.program {
-            Program::Postgres {
-                cluster_name,
-                wal_log_hints,
-                ..
-            } => {
+            Program::Postgres { cluster_name, .. } => {
                 let settings = PgSettings {
                     port,
                     data_dir: data_dir.to_path_buf(),
                     cluster_name: cluster_name.clone(),
-                    wal_log_hints: *wal_log_hints,
                 };
                 cmd.args(settings.args());
             }
