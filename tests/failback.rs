@@ -33,7 +33,10 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
         }
         let (rejoin, catch_up) = (r.rejoin_ms.unwrap(), r.catch_up_ms.unwrap());
         assert!(rejoin > 0.0 && rejoin < 30_000.0, "rejoin {rejoin} ms");
-        assert!(catch_up >= 0.0 && catch_up < 30_000.0, "catch-up {catch_up} ms");
+        assert!(
+            catch_up >= 0.0 && catch_up < 30_000.0,
+            "catch-up {catch_up} ms"
+        );
         assert!(r.data_ms.unwrap() < rejoin);
     }
     assert_eq!(
@@ -46,10 +49,21 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
     );
     let s = &f.switchovers[..];
     assert_eq!(s.len(), 1);
-    assert_eq!((s[0].from.as_str(), s[0].to.as_str(), s[0].stop_writes), ("eu", "us", true));
-    assert_eq!(s[0].lost, Some(0), "lost in the switchover: {:?}", s[0].lost_ids);
+    assert_eq!(
+        (s[0].from.as_str(), s[0].to.as_str(), s[0].stop_writes),
+        ("eu", "us", true)
+    );
+    assert_eq!(
+        s[0].lost,
+        Some(0),
+        "lost in the switchover: {:?}",
+        s[0].lost_ids
+    );
     let (switch, downtime) = (s[0].switch_ms.unwrap(), s[0].downtime_ms.unwrap());
-    assert!(switch > 0.0 && downtime >= switch, "switch {switch} ms, downtime {downtime} ms");
+    assert!(
+        switch > 0.0 && downtime >= switch,
+        "switch {switch} ms, downtime {downtime} ms"
+    );
     // The stopped writes, the catch-up, the promotion and a 1 s DNS TTL: seconds, not more.
     assert!(downtime < 10_000.0, "downtime {downtime} ms");
     assert_eq!(f.restored, Some(true), "{:?} {:?}", f.primaries, f.standbys);
@@ -57,7 +71,12 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
     assert_eq!(out.final_state.primary_region.as_deref(), Some("us"));
     assert_eq!(out.final_state.standbys.len(), 1);
     assert_eq!(out.final_state.standbys[0].region, "eu");
-    let check = out.verdict.checks.iter().find(|c| c.name == "failback").unwrap();
+    let check = out
+        .verdict
+        .checks
+        .iter()
+        .find(|c| c.name == "failback")
+        .unwrap();
     assert!(check.passed, "{check:?}");
 }
 
@@ -67,7 +86,12 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
 fn assert_async_divergent_are_lost(out: &RunOutput) {
     let (lost, _) = assert_loses_the_partition_window(out);
     let us = &out.findings.failback.rejoins[0];
-    assert_eq!(us.matches_lost, Some(true), "differ: {:?}", us.mismatched_ids);
+    assert_eq!(
+        us.matches_lost,
+        Some(true),
+        "differ: {:?}",
+        us.mismatched_ids
+    );
     assert_eq!(us.divergent_acked, lost.len());
     let divergent = us.divergent_ids.as_ref().unwrap();
     assert!(lost.iter().all(|id| divergent.contains(id)));
@@ -82,7 +106,10 @@ fn assert_async_divergent_are_lost(out: &RunOutput) {
         assert_eq!(line["write_id"], *id);
         assert_eq!(line["replay"]["method"], "PUT");
         assert_eq!(line["replay"]["body"]["write_id"], *id);
-        assert_eq!(line["replay"]["path"], format!("/kv/{}", line["key"].as_str().unwrap()));
+        assert_eq!(
+            line["replay"]["path"],
+            format!("/kv/{}", line["key"].as_str().unwrap())
+        );
     }
     // The switched-away eu held nothing us lacked: writes were stopped first.
     let eu = &out.findings.failback.rejoins[1];
@@ -102,14 +129,16 @@ fn assert_sync_nothing_acknowledged_diverges(out: &RunOutput) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_failback_divergent_writes_are_the_lost_writes() {
-    let (out, _dir) = run_shipped_on(BackendChoice::Native, "experiments/ap-async-failback.toml").await;
+    let (out, _dir) =
+        run_shipped_on(BackendChoice::Native, "experiments/ap-async-failback.toml").await;
     assert_failed_back(&out, Method::Rewind);
     assert_async_divergent_are_lost(&out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_failback_rewinds_and_loses_nothing() {
-    let (out, _dir) = run_shipped_on(BackendChoice::Native, "experiments/ap-sync-failback.toml").await;
+    let (out, _dir) =
+        run_shipped_on(BackendChoice::Native, "experiments/ap-sync-failback.toml").await;
     assert_failed_back(&out, Method::Rewind);
     assert_sync_nothing_acknowledged_diverges(&out);
 }
@@ -130,7 +159,8 @@ async fn async_failback_in_containers() {
     if !docker_or_skip("async_failback_in_containers").await {
         return;
     }
-    let (out, _dir) = run_shipped_on(BackendChoice::Docker, "experiments/ap-async-failback.toml").await;
+    let (out, _dir) =
+        run_shipped_on(BackendChoice::Docker, "experiments/ap-async-failback.toml").await;
     assert_eq!(out.backend, "docker");
     assert_failed_back(&out, Method::Rewind);
     assert_async_divergent_are_lost(&out);
@@ -142,7 +172,8 @@ async fn sync_failback_in_containers() {
     if !docker_or_skip("sync_failback_in_containers").await {
         return;
     }
-    let (out, _dir) = run_shipped_on(BackendChoice::Docker, "experiments/ap-sync-failback.toml").await;
+    let (out, _dir) =
+        run_shipped_on(BackendChoice::Docker, "experiments/ap-sync-failback.toml").await;
     assert_eq!(out.backend, "docker");
     assert_failed_back(&out, Method::Rewind);
     assert_sync_nothing_acknowledged_diverges(&out);
@@ -167,7 +198,14 @@ async fn a_failed_rewind_re_clones_in_containers() {
 /// No container of this run (the nodes and the helpers that rewound or re-cloned) is left.
 fn assert_nothing_left_in_docker() {
     let o = std::process::Command::new("docker")
-        .args(["ps", "-a", "--filter", "label=regiondrill.run", "--format", "{{.Names}} {{.Label \"regiondrill.run\"}}"])
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=regiondrill.run",
+            "--format",
+            "{{.Names}} {{.Label \"regiondrill.run\"}}",
+        ])
         .output()
         .expect("docker CLI");
     let left = String::from_utf8_lossy(&o.stdout);

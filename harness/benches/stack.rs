@@ -205,7 +205,8 @@ async fn calibration(backend: BackendChoice) {
         &format!("{backend:?} sustainable rate, ap-async-region-loss"),
         format!(
             "{} ops/s (p99 bound {:.0} ms, {} steps)",
-            c.sustainable_rate_per_s.map_or("none".into(), |r| format!("{r:.0}")),
+            c.sustainable_rate_per_s
+                .map_or("none".into(), |r| format!("{r:.0}")),
             c.p99_bound_ms,
             c.steps.len()
         ),

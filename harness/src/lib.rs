@@ -12,7 +12,8 @@
 //!   client for it and for a real Toxiproxy, and [`proxy::Link`], the cross-region link faults.
 //! - [`history`]: the append-only record of operations, events and probe samples.
 //! - [`fault`]: the faults, one file per kind (its keys, their validation, start and heal),
-//!   one registry; [`schedule`] runs them on time.
+//!   one registry; [`operation`]: planned operations after a failover (rejoin of the
+//!   deposed primary, switchover), a sibling registry; [`schedule`] runs both on time.
 //! - [`fields`]: the fields of experiment files and their checks, shared by [`experiment`]
 //!   and every fault kind.
 //! - [`failover`]: failover managers (part of the system under test) behind one seam; the

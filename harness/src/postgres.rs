@@ -108,10 +108,7 @@ pub async fn connect(port: u16, timeout: Duration) -> Result<tokio_postgres::Cli
 }
 
 /// Connects with a DSN, giving up after `timeout` (a black-holed link never answers).
-pub async fn connect_dsn(
-    dsn: &str,
-    timeout: Duration,
-) -> Result<tokio_postgres::Client, PgError> {
+pub async fn connect_dsn(dsn: &str, timeout: Duration) -> Result<tokio_postgres::Client, PgError> {
     let mut config: tokio_postgres::Config = dsn.parse().map_err(|e| PgError::BadDsn {
         dsn: dsn.to_string(),
         error: format!("{e}"),
@@ -161,10 +158,13 @@ pub async fn require_standby(
     let sql = "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let rows = c.query(sql, &[&standby]).await.map_err(|e| PgError::Query {
-            sql: sql.into(),
-            error: e.to_string(),
-        })?;
+        let rows = c
+            .query(sql, &[&standby])
+            .await
+            .map_err(|e| PgError::Query {
+                sql: sql.into(),
+                error: e.to_string(),
+            })?;
         let ready = rows.iter().any(|r| {
             r.get::<_, Option<String>>(0).as_deref() == Some("streaming")
                 && (!want_sync || r.get::<_, Option<String>>(1).as_deref() == Some("sync"))
@@ -271,6 +271,10 @@ pub fn rejoin_script(source: &(String, u16)) -> String {
     let conninfo = primary_conninfo(host, *port);
     format!(
         r#"set -u
+# The node is down: its lock file is stale. Left there, the single-user crash recovery that
+# pg_rewind runs first refuses to start when the dead server's PID is alive again (in a
+# container it is PID 1, the helper's own shell).
+rm -f "$PGDATA/postmaster.pid"
 if out=$(pg_rewind --target-pgdata="$PGDATA" --source-server='{src}' --no-sync 2>&1); then
   echo "regiondrill-method: rewind"
   printf '%s\n' "$out" | sed 's/^/pg_rewind: /'
@@ -312,9 +316,10 @@ impl RejoinOutput {
             .lines()
             .filter_map(|l| l.strip_prefix("pg_rewind: "))
             .collect();
-        let fork = rewind
-            .iter()
-            .find_map(|l| l.split_once("servers diverged at ").map(|(_, r)| r.trim().to_string()));
+        let fork = rewind.iter().find_map(|l| {
+            l.split_once("servers diverged at ")
+                .map(|(_, r)| r.trim().to_string())
+        });
         let rewound = method.trim() == "rewind";
         let why = (!rewound).then(|| {
             let errors: Vec<&str> = rewind
@@ -322,7 +327,11 @@ impl RejoinOutput {
                 .map(|l| l.trim())
                 .filter(|l| l.contains("error:") || l.contains("fatal:"))
                 .collect();
-            let lines = if errors.is_empty() { rewind.clone() } else { errors };
+            let lines = if errors.is_empty() {
+                rewind.clone()
+            } else {
+                errors
+            };
             lines
                 .iter()
                 .map(|l| l.trim_start_matches("pg_rewind: "))
@@ -362,10 +371,13 @@ pub async fn standby_state(
 ) -> Result<Option<(String, Option<i64>)>, PgError> {
     let sql = "SELECT state, pg_wal_lsn_diff(replay_lsn, '0/0')::bigint FROM pg_stat_replication \
                WHERE application_name = $1";
-    let rows = c.query(sql, &[&standby]).await.map_err(|e| PgError::Query {
-        sql: sql.into(),
-        error: e.to_string(),
-    })?;
+    let rows = c
+        .query(sql, &[&standby])
+        .await
+        .map_err(|e| PgError::Query {
+            sql: sql.into(),
+            error: e.to_string(),
+        })?;
     Ok(rows
         .first()
         .map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1))))
@@ -440,12 +452,20 @@ mod tests {
         assert!(!out.rewound);
         assert_eq!(
             out.why.as_deref(),
-            Some("error: target server needs to use either data checksums or \"wal_log_hints = on\"")
+            Some(
+                "error: target server needs to use either data checksums or \"wal_log_hints = on\""
+            )
         );
         assert_eq!(RejoinOutput::parse("sh: 1: pg_rewind: not found\n"), None);
         let script = rejoin_script(&("rd-x-proxy".into(), 10_001));
-        assert!(script.contains("--source-server='host=rd-x-proxy port=10001"), "{script}");
-        assert!(script.contains("pg_basebackup -h rd-x-proxy -p 10001"), "{script}");
+        assert!(
+            script.contains("--source-server='host=rd-x-proxy port=10001"),
+            "{script}"
+        );
+        assert!(
+            script.contains("pg_basebackup -h rd-x-proxy -p 10001"),
+            "{script}"
+        );
         assert!(script.contains("standby.signal"), "{script}");
     }
 }

@@ -8,9 +8,9 @@
 //! run goes on).
 
 use crate::experiment::ScheduledFault;
-use crate::operation::ScheduledOperation;
 use crate::fault;
 use crate::history::EventKind;
+use crate::operation::ScheduledOperation;
 use crate::record::Recorder;
 use crate::stack::{Stack, StackError};
 use std::collections::BTreeMap;

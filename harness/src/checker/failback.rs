@@ -31,8 +31,8 @@
 //!   completed switchover — the primary is in the region it switched to. None when the
 //!   final state was not read.
 
-use super::rows::{FindingRow, RowContext, bytes, dur};
 use super::ms_between;
+use super::rows::{FindingRow, RowContext, bytes, dur};
 use crate::history::{EventKind, FinalState, History, Nanos, OpKind, Outcome, ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -180,8 +180,13 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> Failback {
             .standbys
             .iter()
             .map(|s| {
-                let behind = s.bytes_behind.map_or("unknown".into(), |b| bytes(b.max(0) as u64));
-                format!("{} {} ({}), {behind} behind", s.region, s.state, s.sync_state)
+                let behind = s
+                    .bytes_behind
+                    .map_or("unknown".into(), |b| bytes(b.max(0) as u64));
+                format!(
+                    "{} {} ({}), {behind} behind",
+                    s.region, s.state, s.sync_state
+                )
             })
             .collect();
         let switched_to = out
@@ -191,8 +196,7 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> Failback {
             .find(|s| s.switch_ms.is_some())
             .map(|s| s.to.clone());
         let streaming = !f.standbys.is_empty()
-            && f
-                .standbys
+            && f.standbys
                 .iter()
                 .all(|s| s.state == "streaming" && s.bytes_behind == Some(0));
         let home = switched_to.is_none_or(|to| f.primaries == [to]);
@@ -316,9 +320,9 @@ fn switchover(
             .ops
             .iter()
             .filter(|o| o.kind == OpKind::Write && o.invoke_ns > since)
-            .filter(|o| {
-                matches!(&o.outcome, Outcome::Ok { committed_by: Some(c), .. } if c == from)
-            })
+            .filter(
+                |o| matches!(&o.outcome, Outcome::Ok { committed_by: Some(c), .. } if c == from),
+            )
             .map(|o| o.id)
             .filter(|id| !ids.contains(id))
             .collect();
@@ -401,9 +405,9 @@ pub fn rows(f: &Failback, _cx: &RowContext) -> Vec<FindingRow> {
         } else {
             "writes not stopped"
         };
-        let lost = s
-            .lost
-            .map_or("lost writes not checked".into(), |n| format!("{n} writes lost"));
+        let lost = s.lost.map_or("lost writes not checked".into(), |n| {
+            format!("{n} writes lost")
+        });
         rows.push(FindingRow::info(
             format!("switchover {} → {} ({how})", s.from, s.to),
             format!(
@@ -497,20 +501,72 @@ mod tests {
         let mut events = vec![fault(100, 0, true)];
         events.extend(failover_steps(200, 300, 400));
         events.extend([
-            ev(1000, EventKind::OperationStarted { index: 0, operation: "rejoin".into() }),
-            ev(1000, EventKind::RejoinStarted { region: "us".into(), primary: "eu".into() }),
+            ev(
+                1000,
+                EventKind::OperationStarted {
+                    index: 0,
+                    operation: "rejoin".into(),
+                },
+            ),
+            ev(
+                1000,
+                EventKind::RejoinStarted {
+                    region: "us".into(),
+                    primary: "eu".into(),
+                },
+            ),
             ev(1200, divergent("us", &[4, 2, 5])),
             ev(1500, rejoined("us", "rewind")),
-            ev(1700, EventKind::CaughtUp { region: "us".into() }),
+            ev(
+                1700,
+                EventKind::CaughtUp {
+                    region: "us".into(),
+                },
+            ),
             ev(1700, EventKind::OperationDone { index: 0 }),
-            ev(2000, EventKind::OperationStarted { index: 1, operation: "switchover".into() }),
-            ev(2000, EventKind::SwitchoverStarted { from: "eu".into(), to: "us".into(), stop_writes: true }),
-            ev(2100, EventKind::WritesStopped { region: "eu".into() }),
-            ev(2600, EventKind::SwitchedOver { from: "eu".into(), to: "us".into() }),
-            ev(2600, EventKind::RejoinStarted { region: "eu".into(), primary: "us".into() }),
+            ev(
+                2000,
+                EventKind::OperationStarted {
+                    index: 1,
+                    operation: "switchover".into(),
+                },
+            ),
+            ev(
+                2000,
+                EventKind::SwitchoverStarted {
+                    from: "eu".into(),
+                    to: "us".into(),
+                    stop_writes: true,
+                },
+            ),
+            ev(
+                2100,
+                EventKind::WritesStopped {
+                    region: "eu".into(),
+                },
+            ),
+            ev(
+                2600,
+                EventKind::SwitchedOver {
+                    from: "eu".into(),
+                    to: "us".into(),
+                },
+            ),
+            ev(
+                2600,
+                EventKind::RejoinStarted {
+                    region: "eu".into(),
+                    primary: "us".into(),
+                },
+            ),
             ev(2700, divergent("eu", &[])),
             ev(2900, rejoined("eu", "rewind")),
-            ev(3000, EventKind::CaughtUp { region: "eu".into() }),
+            ev(
+                3000,
+                EventKind::CaughtUp {
+                    region: "eu".into(),
+                },
+            ),
             ev(3000, EventKind::OperationDone { index: 1 }),
         ]);
         let mut ops = vec![
@@ -566,11 +622,20 @@ mod tests {
         assert!(f.failed.is_empty());
         let cx = RowContext {
             posture: crate::posture::Posture::ActivePassiveAsync,
-            slo: &crate::checker::Verdict { passed: true, checks: vec![] },
+            slo: &crate::checker::Verdict {
+                passed: true,
+                checks: vec![],
+            },
         };
         let rows = rows(&f, &cx);
-        assert_eq!(rows[0].observed, "rewind in 500 ms (0.5 ms on the data), caught up 200 ms later");
-        assert_eq!(rows[1].observed, "3 (2 acked, 1 unknown), the same as the lost writes");
+        assert_eq!(
+            rows[0].observed,
+            "rewind in 500 ms (0.5 ms on the data), caught up 200 ms later"
+        );
+        assert_eq!(
+            rows[1].observed,
+            "3 (2 acked, 1 unknown), the same as the lost writes"
+        );
     }
 
     #[test]
@@ -595,10 +660,18 @@ mod tests {
         assert_eq!(check(&h, Some(&state)).restored, Some(false));
         let (h, mut state) = failback(vec![1, 6, 8, 9], false);
         state.primaries = vec!["eu".into()];
-        assert_eq!(check(&h, Some(&state)).restored, Some(false), "not back in us");
+        assert_eq!(
+            check(&h, Some(&state)).restored,
+            Some(false),
+            "not back in us"
+        );
         let (h, mut state) = failback(vec![1, 6, 8, 9], false);
         state.primaries = vec!["eu".into(), "us".into()];
-        assert_eq!(check(&h, Some(&state)).restored, Some(false), "two primaries");
+        assert_eq!(
+            check(&h, Some(&state)).restored,
+            Some(false),
+            "two primaries"
+        );
         let (h, _) = failback(vec![1, 6, 8, 9], false);
         assert_eq!(check(&h, None).restored, None);
         assert_eq!(check(&History::default(), None), Failback::default());
@@ -606,16 +679,36 @@ mod tests {
 
     #[test]
     fn a_failed_operation_is_said_first() {
-        let mut h = History::default();
-        h.events = vec![
-            ev(10, EventKind::OperationStarted { index: 0, operation: "rejoin".into() }),
-            ev(20, EventKind::OperationFailed { index: 0, error: "no deposed primary".into() }),
-        ];
+        let h = History {
+            events: vec![
+                ev(
+                    10,
+                    EventKind::OperationStarted {
+                        index: 0,
+                        operation: "rejoin".into(),
+                    },
+                ),
+                ev(
+                    20,
+                    EventKind::OperationFailed {
+                        index: 0,
+                        error: "no deposed primary".into(),
+                    },
+                ),
+            ],
+            ..History::default()
+        };
         let f = check(&h, None);
         let cx = RowContext {
             posture: crate::posture::Posture::ActivePassiveAsync,
-            slo: &crate::checker::Verdict { passed: true, checks: vec![] },
+            slo: &crate::checker::Verdict {
+                passed: true,
+                checks: vec![],
+            },
         };
-        assert_eq!(alerts(&f, &cx), ["a planned operation failed: operation 0: no deposed primary"]);
+        assert_eq!(
+            alerts(&f, &cx),
+            ["a planned operation failed: operation 0: no deposed primary"]
+        );
     }
 }

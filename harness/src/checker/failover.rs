@@ -803,7 +803,12 @@ mod tests {
         // invoked at 3700; the user wrote again at 6000 → 6010. Nothing detected: no
         // injected failure to detect.
         let mut events = failover_steps(3670, 5830, 5840);
-        events.push(ev(7850, EventKind::FailoverFailed { error: "reconfiguring".into() }));
+        events.push(ev(
+            7850,
+            EventKind::FailoverFailed {
+                error: "reconfiguring".into(),
+            },
+        ));
         let h = history(
             vec![
                 w(1, "a", 3000, 3010).fail(),
@@ -821,9 +826,15 @@ mod tests {
         assert_eq!(f.rto_ms, Some(2310.0));
         let alerts = alerts(&f, &cx());
         assert_eq!(alerts.len(), 1);
-        assert!(alerts[0].contains("not injected") && alerts[0].contains("3.67 s"), "{alerts:?}");
+        assert!(
+            alerts[0].contains("not injected") && alerts[0].contains("3.67 s"),
+            "{alerts:?}"
+        );
         let rows = rows(&f, &cx());
-        assert!(rows.iter().any(|r| r.finding == "failure" && r.observed.contains("3.70 s")));
+        assert!(
+            rows.iter()
+                .any(|r| r.finding == "failure" && r.observed.contains("3.70 s"))
+        );
         // An injected failure says nothing of the kind.
         let injected = check(&history(vec![], vec![fault(100, 0, true)]));
         assert!(injected.failure_injected && super::alerts(&injected, &cx()).is_empty());

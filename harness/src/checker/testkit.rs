@@ -232,8 +232,8 @@ pub fn final_regions(regions: &[RegionView]) -> FinalState {
     write_ids.sort_unstable();
     write_ids.dedup();
     FinalState {
-            primaries: Vec::new(),
-            standbys: Vec::new(),
+        primaries: Vec::new(),
+        standbys: Vec::new(),
         primary_region: regions.first().map(|(r, _, _)| (*r).to_owned()),
         write_ids,
         regions: regions

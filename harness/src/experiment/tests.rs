@@ -1371,34 +1371,51 @@ fn operations_are_read_checked_and_listed_by_time() {
         ]
     );
     assert!(e.failover.wal_log_hints);
-    assert!(!ok(&format!("{AP}[failover]\nwal_log_hints = false\n")).failover.wal_log_hints);
+    assert!(
+        !ok(&format!("{AP}[failover]\nwal_log_hints = false\n"))
+            .failover
+            .wal_log_hints
+    );
     // As run: in experiment.json, and back.
     let json = serde_json::to_string(&e).unwrap();
-    assert!(json.contains(r#""operations":[{"at":"10s","operation":{"kind":"rejoin"}}"#), "{json}");
+    assert!(
+        json.contains(r#""operations":[{"at":"10s","operation":{"kind":"rejoin"}}"#),
+        "{json}"
+    );
     assert_eq!(serde_json::from_str::<Experiment>(&json).unwrap(), e);
 }
 
 #[test]
 fn bad_operations_are_refused_at_their_place() {
     assert_eq!(
-        err(&format!("{AP}[[operations]]\nkind = \"failback\"\nat = \"1s\"\n")),
+        err(&format!(
+            "{AP}[[operations]]\nkind = \"failback\"\nat = \"1s\"\n"
+        )),
         "x.toml:4:8: operations[0].kind: unknown operation \"failback\"; one of rejoin, switchover"
     );
     assert_eq!(
-        err(&format!("{AA}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\n")),
+        err(&format!(
+            "{AA}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\n"
+        )),
         "x.toml:4:8: operations[0].kind: rejoin needs a primary and a standby: an \
          active-passive posture (this one is active-active-lww)"
     );
     assert_eq!(
-        err(&format!("{AP}[[operations]]\nkind = \"rejoin\"\nat = \"20s\"\n")),
+        err(&format!(
+            "{AP}[[operations]]\nkind = \"rejoin\"\nat = \"20s\"\n"
+        )),
         "x.toml:5:6: operations[0].at: 20s is not before the end of the workload (20s)"
     );
     assert_eq!(
-        err(&format!("{AP}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\nto = \"eu\"\n")),
+        err(&format!(
+            "{AP}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\nto = \"eu\"\n"
+        )),
         "x.toml:6:6: operations[0].to: only a switchover takes this key (a rejoin takes kind and at)"
     );
     assert_eq!(
-        err(&format!("{AP}[[operations]]\nkind = \"switchover\"\nat = \"1s\"\nto = \"ap\"\n")),
+        err(&format!(
+            "{AP}[[operations]]\nkind = \"switchover\"\nat = \"1s\"\nto = \"ap\"\n"
+        )),
         "x.toml:6:6: operations[0].to: unknown region \"ap\"; one of us, eu"
     );
     assert_eq!(
@@ -1407,7 +1424,9 @@ fn bad_operations_are_refused_at_their_place() {
          the workload, e.g. \"12s\""
     );
     assert_eq!(
-        err(&format!("{AP}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\nheal_at = \"2s\"\n")),
+        err(&format!(
+            "{AP}[[operations]]\nkind = \"rejoin\"\nat = \"1s\"\nheal_at = \"2s\"\n"
+        )),
         "x.toml:6:1: operations[0].heal_at: unknown field `heal_at`, expected one of `kind`, \
          `at`, `to`, `stop_writes`"
     );

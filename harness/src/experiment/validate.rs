@@ -8,10 +8,10 @@
 //! then every other problem, collected with the span it concerns (see [`super::check`]): the
 //! first in file order is reported.
 
-use crate::fields::{Checker, FaultCheck, Invalid, show};
 use super::model::*;
 use super::spec::*;
 use crate::fault;
+use crate::fields::{Checker, FaultCheck, Invalid, show};
 use crate::posture::Posture;
 use crate::stack::topology::PRIMARY_REGION;
 use serde::Deserialize;
@@ -132,7 +132,13 @@ impl Validation<'_> {
         }
         let mut operations = Vec::new();
         for (i, entry) in spec.operations.iter().enumerate() {
-            operations.push(crate::operation::validate(&mut self.c, i, entry, posture, duration));
+            operations.push(crate::operation::validate(
+                &mut self.c,
+                i,
+                entry,
+                posture,
+                duration,
+            ));
         }
         let slo = self.slo(&spec.slo.as_ref().cloned().unwrap_or_default());
         self.planned_ops(spec, duration, workload.as_ref());

@@ -123,24 +123,30 @@ pub(crate) fn validate(
             );
             None
         }
-        Some(text) => c.parse_duration(&p("at"), text).and_then(|at| match duration {
-            Some(d) if at >= d => {
-                c.report(
-                    text.span(),
-                    p("at"),
-                    format!(
-                        "{} is not before the end of the workload ({})",
-                        crate::fields::show(at),
-                        crate::fields::show(d)
-                    ),
-                );
-                None
-            }
-            _ => Some(at),
-        }),
+        Some(text) => c
+            .parse_duration(&p("at"), text)
+            .and_then(|at| match duration {
+                Some(d) if at >= d => {
+                    c.report(
+                        text.span(),
+                        p("at"),
+                        format!(
+                            "{} is not before the end of the workload ({})",
+                            crate::fields::show(at),
+                            crate::fields::show(d)
+                        ),
+                    );
+                    None
+                }
+                _ => Some(at),
+            }),
     };
     let only_switchover = |c: &mut Checker, key: &str, span: std::ops::Range<usize>| {
-        c.report(span, p(key), "only a switchover takes this key (a rejoin takes kind and at)");
+        c.report(
+            span,
+            p(key),
+            "only a switchover takes this key (a rejoin takes kind and at)",
+        );
     };
     let operation = match kind? {
         "rejoin" => {
@@ -158,7 +164,9 @@ pub(crate) fn validate(
         _ => {
             let to = match &e.to {
                 None => Some(crate::stack::topology::PRIMARY_REGION.to_string()),
-                Some(r) if REGIONS.contains(&r.get_ref().trim()) => Some(r.get_ref().trim().to_string()),
+                Some(r) if REGIONS.contains(&r.get_ref().trim()) => {
+                    Some(r.get_ref().trim().to_string())
+                }
                 Some(r) => {
                     c.report(
                         r.span(),

@@ -18,7 +18,9 @@ use crate::history::{DivergentWrite, EventKind};
 use crate::postgres::{self, RejoinOutput};
 use crate::record::Recorder;
 use crate::stack::Stack;
-use crate::stack::topology::{NodeId, PRIMARY_REGION, REPLICATION, REPLICATION_TO_US, Role, other_region};
+use crate::stack::topology::{
+    NodeId, PRIMARY_REGION, REPLICATION, REPLICATION_TO_US, Role, other_region,
+};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -80,7 +82,11 @@ pub(crate) async fn rejoin(stack: &Stack, recorder: &Recorder, region: &str) -> 
         .map_err(|e| format!("stopping {node}: {e}"))?;
     // The link the standby streams through: `us` reaches `eu` by `replication-to-us`, `eu`
     // reaches `us` by `replication`.
-    let link = if region == PRIMARY_REGION { REPLICATION_TO_US } else { REPLICATION };
+    let link = if region == PRIMARY_REGION {
+        REPLICATION_TO_US
+    } else {
+        REPLICATION
+    };
     let source = stack
         .link(link)
         .ok_or_else(|| format!("no {link} link"))?
@@ -143,16 +149,20 @@ fn db_port(stack: &Stack, region: &str) -> Result<u16, String> {
 /// The writes the database on `old_port` holds and the one on `new_port` lacks, by write id.
 async fn divergent_writes(old_port: u16, new_port: u16) -> Result<Vec<DivergentWrite>, String> {
     let connect = |port| postgres::connect(port, Duration::from_secs(3));
-    let (old, new) = tokio::try_join!(connect(old_port), connect(new_port)).map_err(|e| e.to_string())?;
-    let present: std::collections::HashSet<i64> = postgres::query(&new, "SELECT write_id FROM writes")
-        .await
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let (old, new) =
+        tokio::try_join!(connect(old_port), connect(new_port)).map_err(|e| e.to_string())?;
+    let present: std::collections::HashSet<i64> =
+        postgres::query(&new, "SELECT write_id FROM writes")
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
     let sql = "SELECT write_id, key, value, version, user_id, region, committed_at::text \
                FROM writes ORDER BY write_id";
-    let rows = postgres::query(&old, sql).await.map_err(|e| e.to_string())?;
+    let rows = postgres::query(&old, sql)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(rows
         .iter()
         .filter(|r| !present.contains(&r.get::<_, i64>(0)))

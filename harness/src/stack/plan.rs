@@ -10,8 +10,8 @@
 //! between active-active primaries — is the posture's set-up ([`super::recipe`]), after
 //! every node is ready.
 
-use super::topology::{self, LinkSpec, NodeId, Role};
 use super::routing::RoutingState;
+use super::topology::{self, LinkSpec, NodeId, Role};
 use super::wiring::Wiring;
 use crate::app::AppTuning;
 use crate::posture::Posture;

@@ -76,7 +76,12 @@ impl NativeBackend {
     }
 
     fn log(&self, node: &NodeId, what: &str) -> Result<PathBuf, StackError> {
-        Ok(self.parts()?.1.path().join("logs").join(format!("{node}{what}.log")))
+        Ok(self
+            .parts()?
+            .1
+            .path()
+            .join("logs")
+            .join(format!("{node}{what}.log")))
     }
 
     /// Makes a node's data (a database's cluster, a cache's directory, a skewed node's
@@ -93,8 +98,15 @@ impl NativeBackend {
         {
             let conf = crate::postgres::cluster_conf();
             let log = self.log(&node.id, "")?;
-            pg_template::initdb(&programs.pg, &data, dir.path(), &log, programs.run_as, &conf)
-                .await?;
+            pg_template::initdb(
+                &programs.pg,
+                &data,
+                dir.path(),
+                &log,
+                programs.run_as,
+                &conf,
+            )
+            .await?;
             pg::set_wal_log_hints(&data, *wal_log_hints, programs.run_as)?;
             if let Some((host, port)) = standby_of {
                 pg::make_standby(&data, host, *port, programs.run_as)?;
@@ -105,7 +117,8 @@ impl NativeBackend {
         }
         let clock = self.path(&node.id, ".faketime")?;
         if node.skewed && !clock.exists() {
-            std::fs::write(&clock, clock::faketime_offset(0)).map_err(|e| StackError::io(&clock, e))?;
+            std::fs::write(&clock, clock::faketime_offset(0))
+                .map_err(|e| StackError::io(&clock, e))?;
         }
         Ok(data)
     }
@@ -150,19 +163,25 @@ impl Backend for NativeBackend {
         Box::pin(async move {
             sweep();
             self.programs = Some(Programs::find(!plan.tuning.skewed.is_empty())?);
-            let dir = RunDir::create(&self.run_id)
-                .map_err(|e| StackError::io(&rundir::base_dir(), e))?;
+            let dir =
+                RunDir::create(&self.run_id).map_err(|e| StackError::io(&rundir::base_dir(), e))?;
             let logs = dir.path().join("logs");
             std::fs::create_dir_all(&logs).map_err(|e| StackError::io(&logs, e))?;
             self.dir = Some(dir);
             let mut ports = PortAllocator::new();
-            let mut next = || ports.allocate().map_err(|e| StackError::io(std::path::Path::new("ports"), e));
+            let mut next = || {
+                ports
+                    .allocate()
+                    .map_err(|e| StackError::io(std::path::Path::new("ports"), e))
+            };
             let mut placement = Placement::default();
             for node in &plan.nodes {
                 let port = next()?;
                 self.state().ports.insert(node.clone(), port);
                 let inside = ("127.0.0.1".to_string(), port);
-                placement.nodes.insert(node.clone(), Endpoint { port, inside });
+                placement
+                    .nodes
+                    .insert(node.clone(), Endpoint { port, inside });
             }
             for link in &plan.links {
                 let port = next()?;
@@ -171,7 +190,9 @@ impl Backend for NativeBackend {
                     inside: ("127.0.0.1".to_string(), port),
                 };
                 let listen = format!("127.0.0.1:{port}");
-                placement.links.insert(link.name.clone(), LinkPlacement { endpoint, listen });
+                placement
+                    .links
+                    .insert(link.name.clone(), LinkPlacement { endpoint, listen });
             }
             Ok(placement)
         })
@@ -203,7 +224,15 @@ impl Backend for NativeBackend {
             let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
             let log = self.log(node, "-tools")?;
             let what = format!("{name} (beside {node})");
-            process::run_tool(&what, &program, &args, &log, run_as, Duration::from_secs(60)).await?;
+            process::run_tool(
+                &what,
+                &program,
+                &args,
+                &log,
+                run_as,
+                Duration::from_secs(60),
+            )
+            .await?;
             Ok(())
         })
     }
@@ -254,7 +283,9 @@ impl Backend for NativeBackend {
     ) -> BoxFuture<'a, Result<String, StackError>> {
         Box::pin(async move {
             if self.state().procs.contains_key(node) {
-                return Err(StackError::Task(format!("{node} must be down to work on its data")));
+                return Err(StackError::Task(format!(
+                    "{node} must be down to work on its data"
+                )));
             }
             let (programs, _) = self.parts()?;
             let data = self.path(node, "")?;
@@ -271,9 +302,15 @@ impl Backend for NativeBackend {
             let args = [std::ffi::OsStr::new("-c"), std::ffi::OsStr::new(&full)];
             let sh = std::path::Path::new("/bin/sh");
             let what = format!("a script on {node}'s data");
-            let ran =
-                process::run_tool(&what, sh, &args, &log, programs.run_as, Duration::from_secs(120))
-                    .await;
+            let ran = process::run_tool(
+                &what,
+                sh,
+                &args,
+                &log,
+                programs.run_as,
+                Duration::from_secs(120),
+            )
+            .await;
             let printed = std::fs::read_to_string(&log).unwrap_or_default();
             ran.map(|()| printed).map_err(StackError::from)
         })
@@ -322,8 +359,12 @@ impl Backend for NativeBackend {
     fn remove(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let procs = std::mem::take(&mut self.state().procs);
-            futures::future::join_all(procs.into_values().map(|mut p| async move { p.kill().await }))
-                .await;
+            futures::future::join_all(
+                procs
+                    .into_values()
+                    .map(|mut p| async move { p.kill().await }),
+            )
+            .await;
         })
     }
 }

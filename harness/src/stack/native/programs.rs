@@ -62,7 +62,8 @@ impl Programs {
             Program::Redis => (self.redis.clone(), None),
             Program::App { .. } => (self.app.clone(), None),
         };
-        let mut cmd = process::command(&program, log, run_as).map_err(|e| StackError::io(log, e))?;
+        let mut cmd =
+            process::command(&program, log, run_as).map_err(|e| StackError::io(log, e))?;
         match &node.program {
             Program::Postgres { cluster_name, .. } => {
                 let settings = PgSettings {
@@ -76,8 +77,16 @@ impl Programs {
                 // Keep the command line as given (Redis rewrites its title by default), so
                 // operators and tests can see which run a server belongs to.
                 cmd.arg("--port").arg(port.to_string()).args([
-                    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
-                    "no", "--set-proc-title", "no",
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--set-proc-title",
+                    "no",
                 ]);
                 cmd.arg("--dir").arg(data_dir);
             }
