@@ -267,7 +267,10 @@ pub async fn answers(port: u16, timeout: Duration) -> bool {
 /// PostgreSQL's programs on `PATH`); what it prints is read by [`RejoinOutput::parse`].
 pub fn rejoin_script(source: &(String, u16)) -> String {
     let (host, port) = source;
-    let src = dsn_at(host, *port);
+    // A longer connect timeout than the drill's 2 s: a rejoin is an operator's step, not a
+    // measurement, and a loaded host must not turn it into a re-clone.
+    let src =
+        format!("host={host} port={port} user={SUPERUSER} dbname=postgres connect_timeout=15");
     let conninfo = primary_conninfo(host, *port);
     format!(
         r#"set -u
@@ -282,7 +285,7 @@ else
   echo "regiondrill-method: re-clone"
   printf '%s\n' "$out" | sed 's/^/pg_rewind: /'
   find "$PGDATA" -mindepth 1 -delete
-  if ! out=$(pg_basebackup -h {host} -p {port} -U {SUPERUSER} -D "$PGDATA" -X stream -c fast --no-sync 2>&1); then
+  if ! out=$(PGCONNECT_TIMEOUT=15 pg_basebackup -h {host} -p {port} -U {SUPERUSER} -D "$PGDATA" -X stream -c fast --no-sync 2>&1); then
     printf '%s\n' "$out" | sed 's/^/pg_basebackup: /'
     exit 1
   fi
