@@ -84,7 +84,7 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
 }
 
 /// Async: the divergent writes read from the old primary are the lost writes, id for id —
-/// writes `us` acknowledged after the replication link was cut (about 200 on a quiet host) —
+/// writes `us` acknowledged once the replication link was cut (about 200 on a quiet host) —
 /// and the run folder holds them, one replayable line each.
 fn assert_async_divergent_are_lost(out: &RunOutput) {
     use regiondrill::history::{EventKind, Outcome};

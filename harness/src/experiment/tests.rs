@@ -1431,3 +1431,43 @@ fn bad_operations_are_refused_at_their_place() {
          `at`, `to`, `stop_writes`"
     );
 }
+
+#[test]
+fn the_failback_matrix_gives_each_active_passive_posture_the_rejoin_and_the_switchover() {
+    let m = super::matrix::load(&experiments_dir().join("matrices/failback.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = m.cells.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["failback-ap-async", "failback-ap-semi", "failback-ap-sync"]
+    );
+    for e in &m.cells {
+        let kinds: Vec<String> = e
+            .operations
+            .iter()
+            .map(|o| o.operation.describe())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "rejoin the deposed primary",
+                "switchover to us (writes stopped)"
+            ],
+            "{}",
+            e.name
+        );
+        assert_eq!(e.faults.len(), 1);
+    }
+    // An operation in a posture without a standby is refused at its place in the matrix.
+    let text = std::fs::read_to_string(experiments_dir().join("matrices/failback.toml"))
+        .unwrap()
+        .replace("  \"active-passive-async\",", "  \"active-active-lww\",");
+    let path = std::env::temp_dir().join(format!("failback-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let e = super::matrix::load(&path).unwrap_err().to_string();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        e.contains("scenarios[0] (failback) × active-active-lww: operations[0].kind: rejoin needs a primary and a standby"),
+        "{e}"
+    );
+}
