@@ -34,7 +34,7 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
         let (rejoin, catch_up) = (r.rejoin_ms.unwrap(), r.catch_up_ms.unwrap());
         assert!(rejoin > 0.0 && rejoin < 30_000.0, "rejoin {rejoin} ms");
         assert!(
-            catch_up >= 0.0 && catch_up < 30_000.0,
+            (0.0..30_000.0).contains(&catch_up),
             "catch-up {catch_up} ms"
         );
         assert!(r.data_ms.unwrap() < rejoin);
@@ -65,7 +65,7 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
     // a host saturated by other work the operations fall seconds behind and it may not.
     if let Some(downtime) = s[0].downtime_ms {
         assert!(
-            downtime >= 0.0 && downtime < 10_000.0,
+            (0.0..10_000.0).contains(&downtime),
             "downtime {downtime} ms"
         );
     }
