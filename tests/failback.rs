@@ -151,6 +151,13 @@ fn assert_sync_nothing_acknowledged_diverges(out: &RunOutput) {
     assert_eq!(us.divergent_acked, 0, "{us:?}");
     assert_eq!(us.matches_lost, Some(true));
     assert_eq!(out.final_state.standbys[0].sync_state, "sync");
+    // us, primary again after the switchover, commits writes: none is a split-brain write
+    // (with synchronous commits the deposed us could acknowledge nothing eu lacked).
+    assert_eq!(
+        out.findings.split_brain.count, 0,
+        "{:?}",
+        out.findings.split_brain.ids
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

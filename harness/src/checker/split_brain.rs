@@ -14,6 +14,9 @@
 //!   is not known exactly). Counter increments that meet the same test change the database
 //!   too; they are counted apart (`increments`), so that `ids` are write ids, comparable with
 //!   `lost_writes.ids`.
+//! - A failback ends the window: writes invoked at or after the old primary's
+//!   `rejoin_started` (it is stopped, rewound and made a standby; after a switchover back it
+//!   is the primary again) are not split-brain writes.
 //! - **Checked**: a promotion happened and the app reports which database committed writes
 //!   (at least one `ok` write or increment in the history carries `committed_by`); without
 //!   either, nothing can be told and `checked` is false, `count` and `increments` 0, `ids`
@@ -73,7 +76,15 @@ pub fn check(history: &History) -> SplitBrain {
     let Some(promoted_at) = promoted_at else {
         return out;
     };
-    let w = old_primary_writes(history, old, promoted_at, None);
+    // Once the old primary is taken down to rejoin (a failback), what its region commits
+    // later — after a switchover back — is no split brain.
+    let rejoined = history.events.iter().find_map(|e| match &e.kind {
+        EventKind::RejoinStarted { region, .. } if region == old && e.at_ns > promoted_at => {
+            Some(e.at_ns)
+        }
+        _ => None,
+    });
+    let w = old_primary_writes(history, old, promoted_at, rejoined);
     out.checked = w.attributed;
     out.count = w.ids.len();
     out.ids = w.ids;
@@ -150,6 +161,29 @@ pub fn rows(sb: &SplitBrain, _cx: &RowContext) -> Vec<FindingRow> {
 mod tests {
     use super::super::testkit::*;
     use super::*;
+
+    #[test]
+    fn a_failback_ends_the_split_brain_window() {
+        // us deposed at 300; us acknowledges 4 at 310 (split brain); us rejoins at 1000 and
+        // is the primary again after a switchover: 6 at 2000 is not split brain.
+        let mut events = vec![fault(100, 0, true)];
+        events.extend(failover_steps(200, 300, 400));
+        events.push(crate::history::Event {
+            at_ns: 1_000_000_000,
+            kind: EventKind::RejoinStarted {
+                region: "us".into(),
+                primary: "eu".into(),
+            },
+        });
+        let h = history(
+            vec![
+                w(4, "a", 310, 330).committed_by("us"),
+                w(6, "a", 2000, 2010).committed_by("us"),
+            ],
+            events,
+        );
+        assert_eq!(check(&h).ids, vec![4]);
+    }
 
     #[test]
     fn old_primary_keeps_acknowledging_after_the_promotion() {
