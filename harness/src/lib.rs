@@ -37,6 +37,7 @@ pub mod failover;
 pub mod fault;
 pub mod fields;
 pub mod final_state;
+pub mod ha;
 pub mod history;
 pub mod postgres;
 pub mod posture;

@@ -74,11 +74,15 @@ impl Experiment {
 
     /// The plan of this experiment's stack.
     pub fn stack_plan(&self) -> crate::stack::plan::StackPlan {
-        crate::stack::plan::StackPlan::new(
+        let plan = crate::stack::plan::StackPlan::new(
             self.posture,
             (self.network.rtt, self.network.jitter),
             self.app_tuning(),
-        )
+        );
+        match &self.failover.manager {
+            Manager::Builtin => plan,
+            Manager::Patroni(p) => plan.with_patroni(p.clone()),
+        }
     }
 }
 
@@ -170,7 +174,12 @@ pub struct Failover {
     pub dns_ttl: Duration,
     /// Whether the old primary is fenced (stopped out of band) before the replica is promoted.
     pub fencing: bool,
+    /// Which manager watches the primary and fails over (regiondrill's own by default).
+    #[serde(default)]
+    pub manager: Manager,
 }
+
+pub use crate::ha::{HaproxyChecks, Manager, Patroni, Placement};
 
 /// A fault and when it starts and heals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -67,6 +67,8 @@ fn every_shipped_experiment_loads() {
             "cache-ttl-only",
             "crdt-counter-partition",
             "lww-counter-partition",
+            "patroni-dcs-in-lost-region",
+            "patroni-region-loss",
             "single-region-region-loss",
         ]
     );
@@ -253,6 +255,7 @@ fn defaults_are_filled_in() {
             threshold: 3,
             dns_ttl: s(1),
             fencing: false,
+            manager: Manager::Builtin,
         },
         faults: vec![],
         slo: Slo::default(),
