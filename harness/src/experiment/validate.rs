@@ -546,7 +546,9 @@ impl Validation<'_> {
                         span.clone(),
                         "failover.manager",
                         format!(
-                            "Patroni runs here with posture = \"active-passive-async\" (not                              {p}); ask for synchronous replication with synchronous_mode in                              [failover.patroni]"
+                            "Patroni runs here with posture = \"active-passive-async\" (not \
+                             {p}); ask for synchronous replication with synchronous_mode in \
+                             [failover.patroni]"
                         ),
                     );
                 }
@@ -560,7 +562,8 @@ impl Validation<'_> {
                         self.c.report(
                             at,
                             key,
-                            "a setting of the builtin controller; Patroni's are in                              [failover.patroni] (ttl, loop_wait, retry_timeout, …)",
+                            "a setting of the builtin controller; Patroni's are in \
+                             [failover.patroni] (ttl, loop_wait, retry_timeout, …)",
                         );
                     }
                 }
