@@ -424,7 +424,7 @@ async fn kill_9_of_the_harness_takes_its_children_and_the_next_run_sweeps_the_re
 /// the stage.
 #[tokio::test]
 async fn ctrl_c_at_any_moment_leaves_nothing_exits_2_and_marks_the_run_incomplete() {
-    use crate::support::interrupt::{STAGES, SHORT, incomplete_reason, interrupt, names_stage};
+    use crate::support::interrupt::{SHORT, STAGES, incomplete_reason, interrupt, names_stage};
     let [bring_up, workload, heal, teardown] = STAGES;
     let ms = Duration::from_millis;
     // Bring-up is where the children are many and short-lived: try it densely.

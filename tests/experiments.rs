@@ -99,7 +99,10 @@ async fn write_ids(data_dir: &std::path::Path) -> BTreeSet<u64> {
     let mut pg = NodeProcess::spawn("audit", cmd, &log).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !postgres::answers(port, Duration::from_millis(500)).await {
-        assert!(std::time::Instant::now() < deadline, "audit server did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "audit server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let c = postgres::connect(port, Duration::from_secs(5))

@@ -38,7 +38,11 @@ async fn a_failover_no_fault_provoked_is_reported_first_with_its_time_and_fails_
         // Once the stack's monitor link exists and the workload has run a while.
         let monitor = "eu-monitor-to-us-db";
         for _ in 0..600 {
-            if client.proxies().await.is_ok_and(|p| p.contains_key(monitor)) {
+            if client
+                .proxies()
+                .await
+                .is_ok_and(|p| p.contains_key(monitor))
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -57,8 +61,15 @@ async fn a_failover_no_fault_provoked_is_reported_first_with_its_time_and_fails_
     assert_eq!(f.failovers, 1, "{f:#?}");
     let e = &f.episodes[0];
     assert_eq!(e.region.as_deref(), Some("us"));
-    assert_eq!(e.false_failover, Some(true), "the primary answered in us: {e:#?}");
-    assert!(e.unprovoked, "no fault of the experiment was in effect: {e:#?}");
+    assert_eq!(
+        e.false_failover,
+        Some(true),
+        "the primary answered in us: {e:#?}"
+    );
+    assert!(
+        e.unprovoked,
+        "no fault of the experiment was in effect: {e:#?}"
+    );
     // Declared within detection (2 checks 300 ms apart, each giving up after 300 ms) of the
     // cut, on the run's clock (which started after the stack came up, so before the cut).
     assert!(
@@ -116,7 +127,10 @@ at = "1500ms"
         .iter()
         .find(|c| c.name == "false_failovers")
         .expect("the failed step is judged");
-    assert!(!check.passed && check.observed.contains("failover failed"), "{check:?}");
+    assert!(
+        !check.passed && check.observed.contains("failover failed"),
+        "{check:?}"
+    );
     let text = regiondrill::report::terminal::run_report(&out.results());
     assert!(
         before_the_table(&text).contains("failover failed at"),
@@ -138,7 +152,9 @@ fn before_the_table(report: &str) -> String {
 /// Runs a shipped experiment file as it is.
 async fn run_shipped(file: &str) -> (RunOutput, TempDir) {
     let exp = regiondrill::experiment::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file),
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(file),
     )
     .unwrap();
     let out = TempDir::new("shipped");
@@ -174,7 +190,10 @@ rate_per_s = 4000
     for (file, marker) in [
         ("report.txt", "WARNING: host saturated"),
         ("report.md", "> host saturated"),
-        ("report.html", "host saturated: latency and failover timings are not trustworthy"),
+        (
+            "report.html",
+            "host saturated: latency and failover timings are not trustworthy",
+        ),
         ("results.json", "\"saturated\": true"),
     ] {
         let text = std::fs::read_to_string(out.dir.join(file)).unwrap();
@@ -202,7 +221,18 @@ async fn short_monitor_flaps_fail_nothing_over_and_a_long_one_is_a_false_failove
         e.at_ms
     );
     assert_eq!(e.false_failover, Some(true), "us was healthy: {e:#?}");
-    assert!(!e.unprovoked && e.causes[0].fault.starts_with("link flap eu-monitor-to-us-db"));
-    assert!(e.split_brain_writes.is_some(), "its cost is counted: {e:#?}");
-    assert!(out.verdict.passed, "the experiment expects this one false failover");
+    assert!(
+        !e.unprovoked
+            && e.causes[0]
+                .fault
+                .starts_with("link flap eu-monitor-to-us-db")
+    );
+    assert!(
+        e.split_brain_writes.is_some(),
+        "its cost is counted: {e:#?}"
+    );
+    assert!(
+        out.verdict.passed,
+        "the experiment expects this one false failover"
+    );
 }

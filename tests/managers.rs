@@ -9,7 +9,9 @@ use std::path::Path;
 
 /// Runs a shipped experiment file natively.
 async fn run_shipped(file: &str) -> (regiondrill::run::RunOutput, crate::support::TempDir) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments")
+        .join(file);
     let toml = std::fs::read_to_string(&path).unwrap();
     crate::support::run_toml(file.trim_end_matches(".toml"), &toml, false).await
 }

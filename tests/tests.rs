@@ -11,12 +11,12 @@ mod cli;
 mod docker;
 /// Real experiments on the native backend with answers known from physics.
 mod experiments;
-/// Real HA managers (Patroni with etcd and HAProxy) drilled with known answers.
-mod managers;
 /// Honest under overload: false and failed failovers and a saturated host, said first.
 mod honesty;
 /// The `link_flap` fault's task on real bytes through the fault proxy: down, up, heal.
 mod link_flap;
+/// Real HA managers (Patroni with etcd and HAProxy) drilled with known answers.
+mod managers;
 /// Active-active postures, cache coherence and split brain: each failure mode where the
 /// posture allows it, and not where it prevents it.
 mod postures;

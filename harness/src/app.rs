@@ -60,7 +60,10 @@ impl ServeArgs {
             ("--read-db", self.read_db.clone()),
             ("--redis", self.redis.clone()),
             ("--cache-ttl-ms", t.cache_ttl.as_millis().to_string()),
-            ("--request-timeout-ms", t.request_timeout.as_millis().to_string()),
+            (
+                "--request-timeout-ms",
+                t.request_timeout.as_millis().to_string(),
+            ),
             ("--cache-mode", t.cache_mode.name().to_string()),
         ]
         .into_iter()

@@ -243,7 +243,10 @@ fn measure(h: &History, host: &[HostSample], rate: f64, length: Duration, failov
     let mut lag: Vec<f64> = h
         .ops
         .iter()
-        .filter_map(|o| o.planned_ns.map(|p| o.invoke_ns.saturating_sub(p) as f64 / 1e6))
+        .filter_map(|o| {
+            o.planned_ns
+                .map(|p| o.invoke_ns.saturating_sub(p) as f64 / 1e6)
+        })
         .collect();
     let mut timer: Vec<f64> = host.iter().map(|s| s.timer_lag_ns as f64 / 1e6).collect();
     Step {
@@ -268,7 +271,8 @@ fn judge(mut s: Step, p99_bound_ms: f64) -> Step {
         s.why_not.push("the failover manager failed over".into());
     }
     if s.not_ok > 0.01 {
-        s.why_not.push(format!("{:.1} % of operations not ok", s.not_ok * 100.0));
+        s.why_not
+            .push(format!("{:.1} % of operations not ok", s.not_ok * 100.0));
     }
     let over = |v: Option<f64>, limit: f64| v.is_some_and(|v| v >= limit);
     if over(s.schedule_lag_p99_ms, LATE_MS) {

@@ -110,7 +110,10 @@ impl Checker {
     /// order; else `value`.
     pub fn finish<T>(mut self, value: Option<T>) -> Result<T, Invalid> {
         let start = |e: &toml::de::Error| e.span().map_or(0, |s| s.start);
-        if let Some(e) = std::mem::take(&mut self.type_errors).into_iter().min_by_key(start) {
+        if let Some(e) = std::mem::take(&mut self.type_errors)
+            .into_iter()
+            .min_by_key(start)
+        {
             return Err(Invalid::Type(e));
         }
         match (self.first_problem(), value) {

@@ -7,9 +7,9 @@
 //! checked" rather than zero.
 
 use crate::history::{FinalState, RegionState};
+use crate::postgres;
 use crate::posture::Posture;
 use crate::stack::Stack;
-use crate::postgres;
 use crate::stack::topology::{NodeId, REGIONS, Role};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

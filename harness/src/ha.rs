@@ -82,4 +82,3 @@ pub struct HaproxyChecks {
     /// `rise`: consecutive passed checks that mark it up.
     pub rise: u32,
 }
-

@@ -108,10 +108,7 @@ pub async fn connect(port: u16, timeout: Duration) -> Result<tokio_postgres::Cli
 }
 
 /// Connects with a DSN, giving up after `timeout` (a black-holed link never answers).
-pub async fn connect_dsn(
-    dsn: &str,
-    timeout: Duration,
-) -> Result<tokio_postgres::Client, PgError> {
+pub async fn connect_dsn(dsn: &str, timeout: Duration) -> Result<tokio_postgres::Client, PgError> {
     let mut config: tokio_postgres::Config = dsn.parse().map_err(|e| PgError::BadDsn {
         dsn: dsn.to_string(),
         error: format!("{e}"),
@@ -167,10 +164,13 @@ pub async fn await_standby(port: u16, standby: &str, want_sync: bool) -> Result<
     let sql = "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let rows = c.query(sql, &[&standby]).await.map_err(|e| PgError::Query {
-            sql: sql.into(),
-            error: e.to_string(),
-        })?;
+        let rows = c
+            .query(sql, &[&standby])
+            .await
+            .map_err(|e| PgError::Query {
+                sql: sql.into(),
+                error: e.to_string(),
+            })?;
         let ready = rows.iter().any(|r| {
             r.get::<_, Option<String>>(0).as_deref() == Some("streaming")
                 && (!want_sync || r.get::<_, Option<String>>(1).as_deref() == Some("sync"))

@@ -115,7 +115,10 @@ impl<'a> RunFolder<'a> {
     }
 
     fn json(&self, name: &str, value: &impl Serialize) -> Result<(), WriteError> {
-        self.write(name, &serde_json::to_vec_pretty(value).expect("serializable"))
+        self.write(
+            name,
+            &serde_json::to_vec_pretty(value).expect("serializable"),
+        )
     }
 
     /// `experiment.toml` (the file as written, when readable) and `experiment.json`.

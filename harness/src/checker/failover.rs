@@ -465,9 +465,21 @@ mod tests {
         // belongs to something else and is not the reason.
         let reason = "DCS unreachable: etcd (in us) does not answer";
         let events = vec![
-            ev(500, EventKind::FailoverRefused { region: "us".into(), reason: "earlier".into() }),
+            ev(
+                500,
+                EventKind::FailoverRefused {
+                    region: "us".into(),
+                    reason: "earlier".into(),
+                },
+            ),
             fault(1000, 0, true),
-            ev(25_000, EventKind::FailoverRefused { region: "us".into(), reason: reason.into() }),
+            ev(
+                25_000,
+                EventKind::FailoverRefused {
+                    region: "us".into(),
+                    reason: reason.into(),
+                },
+            ),
         ];
         let h = history(
             vec![
@@ -480,14 +492,20 @@ mod tests {
         let f = check(&h);
         assert_eq!(f.refused.as_deref(), Some(reason));
         assert!(!f.recovered);
-        assert_eq!((f.rto_ms, f.detected_at_ms, f.promoted_at_ms), (None, None, None));
+        assert_eq!(
+            (f.rto_ms, f.detected_at_ms, f.promoted_at_ms),
+            (None, None, None)
+        );
         let shown = rows(&f, &cx());
         assert!(
             shown.iter().any(|r| r.observed == reason),
             "the reason is a row of the report: {shown:?}"
         );
         // A run that failed over has no refusal.
-        assert_eq!(check(&history(vec![], vec![fault(1000, 0, true)])).refused, None);
+        assert_eq!(
+            check(&history(vec![], vec![fault(1000, 0, true)])).refused,
+            None
+        );
     }
 
     #[test]
@@ -859,7 +877,12 @@ mod tests {
         // invoked at 3700; the user wrote again at 6000 → 6010. Nothing detected: no
         // injected failure to detect.
         let mut events = failover_steps(3670, 5830, 5840);
-        events.push(ev(7850, EventKind::FailoverFailed { error: "reconfiguring".into() }));
+        events.push(ev(
+            7850,
+            EventKind::FailoverFailed {
+                error: "reconfiguring".into(),
+            },
+        ));
         let h = history(
             vec![
                 w(1, "a", 3000, 3010).fail(),
@@ -877,9 +900,15 @@ mod tests {
         assert_eq!(f.rto_ms, Some(2310.0));
         let alerts = alerts(&f, &cx());
         assert_eq!(alerts.len(), 1);
-        assert!(alerts[0].contains("not injected") && alerts[0].contains("3.67 s"), "{alerts:?}");
+        assert!(
+            alerts[0].contains("not injected") && alerts[0].contains("3.67 s"),
+            "{alerts:?}"
+        );
         let rows = rows(&f, &cx());
-        assert!(rows.iter().any(|r| r.finding == "failure" && r.observed.contains("3.70 s")));
+        assert!(
+            rows.iter()
+                .any(|r| r.finding == "failure" && r.observed.contains("3.70 s"))
+        );
         // An injected failure says nothing of the kind.
         let injected = check(&history(vec![], vec![fault(100, 0, true)]));
         assert!(injected.failure_injected && super::alerts(&injected, &cx()).is_empty());

@@ -416,8 +416,15 @@ pub fn alerts(f: &FalseFailovers, cx: &RowContext) -> Vec<String> {
                 (_, true) => "failover with no fault injected",
                 _ => "failover",
             };
-            let region = e.region.as_deref().map_or(String::new(), |r| format!(" ({r})"));
-            format!("{what} at {}{region}: {}", dur(Some(e.at_ms)), episode_text(e, cx))
+            let region = e
+                .region
+                .as_deref()
+                .map_or(String::new(), |r| format!(" ({r})"));
+            format!(
+                "{what} at {}{region}: {}",
+                dur(Some(e.at_ms)),
+                episode_text(e, cx)
+            )
         })
         .collect()
 }

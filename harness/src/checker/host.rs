@@ -31,8 +31,8 @@
 //! latency error most findings cannot absorb; 5 % of a run late is well above the healthy
 //! runs and far below the overloaded one.
 
-use super::rows::{FindingRow, RowContext, dur, pct};
 use super::percentile;
+use super::rows::{FindingRow, RowContext, dur, pct};
 use crate::history::{History, Probes};
 use serde::{Deserialize, Serialize};
 
@@ -78,13 +78,21 @@ pub fn check(history: &History, probes: &Probes) -> HostHealth {
     let mut lags: Vec<f64> = history
         .ops
         .iter()
-        .filter_map(|o| o.planned_ns.map(|p| o.invoke_ns.saturating_sub(p) as f64 / 1e6))
+        .filter_map(|o| {
+            o.planned_ns
+                .map(|p| o.invoke_ns.saturating_sub(p) as f64 / 1e6)
+        })
         .collect();
-    let mut timer: Vec<f64> = probes.host.iter().map(|s| s.timer_lag_ns as f64 / 1e6).collect();
+    let mut timer: Vec<f64> = probes
+        .host
+        .iter()
+        .map(|s| s.timer_lag_ns as f64 / 1e6)
+        .collect();
     let mut cpu: Vec<f64> = probes.host.iter().filter_map(|s| s.cpu_busy).collect();
     let max = |v: &[f64]| v.iter().copied().max_by(f64::total_cmp);
     let share = |v: &[f64], at_least: f64| {
-        (!v.is_empty()).then(|| v.iter().filter(|x| **x >= at_least).count() as f64 / v.len() as f64)
+        (!v.is_empty())
+            .then(|| v.iter().filter(|x| **x >= at_least).count() as f64 / v.len() as f64)
     };
     let mut h = HostHealth {
         checked: !lags.is_empty() || !timer.is_empty(),
@@ -99,8 +107,18 @@ pub fn check(history: &History, probes: &Probes) -> HostHealth {
         ..HostHealth::default()
     };
     let late = [
-        (h.late_ops_share, "of the operations were sent", h.schedule_lag_p99_ms, "schedule"),
-        (h.late_timer_share, "of the windows had the harness's timers wake", h.timer_lag_p99_ms, "timer"),
+        (
+            h.late_ops_share,
+            "of the operations were sent",
+            h.schedule_lag_p99_ms,
+            "schedule",
+        ),
+        (
+            h.late_timer_share,
+            "of the windows had the harness's timers wake",
+            h.timer_lag_p99_ms,
+            "timer",
+        ),
     ];
     for (share, what, p99, lag) in late {
         if let Some(v) = share.filter(|v| *v >= LATE_SHARE) {
@@ -130,7 +148,11 @@ pub fn rows(h: &HostHealth, _cx: &RowContext) -> Vec<FindingRow> {
     if !h.checked {
         return Vec::new();
     }
-    let verdict = if h.saturated { "SATURATED" } else { "kept time" };
+    let verdict = if h.saturated {
+        "SATURATED"
+    } else {
+        "kept time"
+    };
     vec![FindingRow::info(
         "host: schedule lag / timer lag p99, CPU busy p50",
         format!(
@@ -189,7 +211,10 @@ mod tests {
 
     #[test]
     fn a_host_that_keeps_time_is_not_saturated() {
-        let h = check(&planned(&[0, 1, 2, 1, 0]), &host(&[(1, 0.4), (2, 0.5), (1, 0.6)]));
+        let h = check(
+            &planned(&[0, 1, 2, 1, 0]),
+            &host(&[(1, 0.4), (2, 0.5), (1, 0.6)]),
+        );
         assert!(h.checked && !h.saturated, "{h:?}");
         assert_eq!(h.schedule_lag_max_ms, Some(2.0));
         assert_eq!(h.timer_lag_p99_ms, Some(2.0));
@@ -212,16 +237,32 @@ mod tests {
             late.reasons
         );
         // One stall in 40 windows (a region kill) is not saturation; three are.
-        let one: Vec<(u64, f64)> = [(1, 0.5); 39].iter().chain(&[(120, 0.8)]).copied().collect();
+        let one: Vec<(u64, f64)> = [(1, 0.5); 39]
+            .iter()
+            .chain(&[(120, 0.8)])
+            .copied()
+            .collect();
         assert!(!check(&History::default(), &host(&one)).saturated);
-        let three: Vec<(u64, f64)> = [(1, 0.5); 37].iter().chain(&[(30, 0.8); 3]).copied().collect();
+        let three: Vec<(u64, f64)> = [(1, 0.5); 37]
+            .iter()
+            .chain(&[(30, 0.8); 3])
+            .copied()
+            .collect();
         let timers = check(&History::default(), &host(&three));
-        assert!(timers.saturated && timers.reasons[0].contains("timer lag p99 30 ms"), "{timers:?}");
-        let busy = check(&History::default(), &host(&[(1, 0.99), (1, 0.98), (1, 0.5)]));
+        assert!(
+            timers.saturated && timers.reasons[0].contains("timer lag p99 30 ms"),
+            "{timers:?}"
+        );
+        let busy = check(
+            &History::default(),
+            &host(&[(1, 0.99), (1, 0.98), (1, 0.5)]),
+        );
         assert!(busy.saturated, "{busy:?}");
         assert!(busy.reasons[0].contains("66.7 %"), "{:?}", busy.reasons);
         let alert = &alerts(&busy, &cx())[0];
-        assert!(alert.starts_with("host saturated: latency and failover timings are not trustworthy"));
+        assert!(
+            alert.starts_with("host saturated: latency and failover timings are not trustworthy")
+        );
     }
 
     #[test]

@@ -85,10 +85,10 @@ pub use replay_lag::ReplayLag;
 pub use replication_lag::{LagPoint, ReplicationLag};
 pub use rows::{FindingRow, RowContext};
 pub use slo::verdict;
-pub use verdict::{SloCheck, Verdict};
 pub use split_brain::SplitBrain;
 pub use stale_reads::{StaleGroup, StaleReads};
 pub use unavailability::{Phase, PhaseCounts, Unavailability, phase_bounds};
+pub use verdict::{SloCheck, Verdict};
 
 /// Declares the registry (see [`Findings`]): for every line `name: Type = (inputs…);` a
 /// field `name: Type` of [`Findings`] (with the line's attributes), a call

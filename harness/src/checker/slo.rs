@@ -31,8 +31,8 @@
 //! Comparisons use the exact figures; the strings are only for people.
 
 use super::false_failovers::{self, StepKind};
-use super::{FailoverFindings, Findings};
 pub use super::verdict::{SloCheck, Verdict};
+use super::{FailoverFindings, Findings};
 use crate::experiment::Slo;
 
 /// Compares findings with the experiment's SLO.

@@ -137,7 +137,10 @@ mod tests {
 
     #[test]
     fn no_switch_no_gap_and_an_overlap_is_negative() {
-        let one = history(vec![on(w(1, "a", 0, 10), 1), on(w(2, "a", 20, 30), 1)], vec![]);
+        let one = history(
+            vec![on(w(1, "a", 0, 10), 1), on(w(2, "a", 20, 30), 1)],
+            vec![],
+        );
         assert_eq!(
             check(&one),
             Timelines {
@@ -145,10 +148,17 @@ mod tests {
                 ..Timelines::default()
             }
         );
-        assert_eq!(check(&history(vec![w(1, "a", 0, 10)], vec![])), Timelines::default());
+        assert_eq!(
+            check(&history(vec![w(1, "a", 0, 10)], vec![])),
+            Timelines::default()
+        );
         // The old primary acknowledged a write after the new one did: a negative gap.
         let both = history(
-            vec![on(w(1, "a", 0, 10), 1), on(w(2, "a", 100, 120), 2), on(w(3, "b", 150, 200), 1)],
+            vec![
+                on(w(1, "a", 0, 10), 1),
+                on(w(2, "a", 100, 120), 2),
+                on(w(3, "b", 150, 200), 1),
+            ],
             vec![],
         );
         assert_eq!(check(&both).gap_ms, Some(-80.0));

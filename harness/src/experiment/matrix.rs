@@ -75,9 +75,9 @@
 //! - `postures[0] (single-region): base.workload.travel_fraction: travellers call …`
 //! - `base.duration: required: how long the workload runs, e.g. "20s"`
 
-use crate::fields::{Checker, Invalid, Problem};
 use super::error::{ExperimentError, field_in};
 use super::{Experiment, MATRIX_FILE, validate};
+use crate::fields::{Checker, Invalid, Problem};
 use crate::posture::Posture;
 use serde::Deserialize;
 use std::borrow::Cow;

@@ -148,7 +148,6 @@ pub struct Cache {
     pub single_flight: bool,
 }
 
-
 /// Whether the failover controller acts by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

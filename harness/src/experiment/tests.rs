@@ -93,7 +93,11 @@ fn every_shipped_experiment_loads() {
         }
         // The whole set must run in a few minutes; Patroni's drills cannot be shorter than
         // its leader key's ttl (at least 20 s) and what follows it.
-        let longest = if e.name.starts_with("patroni-") { s(36) } else { s(20) };
+        let longest = if e.name.starts_with("patroni-") {
+            s(36)
+        } else {
+            s(20)
+        };
         assert!(e.duration <= longest, "{}", e.name);
         for f in &e.faults {
             assert!(f.at < e.duration && f.heal_at.is_none_or(|h| h <= e.duration));
@@ -1356,14 +1360,29 @@ fn patroni_settings_have_patronis_names_defaults_and_rules() {
     };
     // Patroni's own defaults; etcd in a witness at the regions' RTT (none stated: 0).
     assert_eq!(
-        (p.ttl, p.loop_wait, p.retry_timeout, p.maximum_lag_on_failover),
+        (
+            p.ttl,
+            p.loop_wait,
+            p.retry_timeout,
+            p.maximum_lag_on_failover
+        ),
         (30, 10, 10, 1_048_576)
     );
     assert!(!p.synchronous_mode && !p.synchronous_mode_strict && !p.use_pg_rewind);
     assert!(!p.failsafe_mode);
-    assert_eq!((p.dcs.region.as_str(), p.dcs.witness_rtt), ("witness", ms(0)));
-    assert_eq!((p.haproxy.inter, p.haproxy.fall, p.haproxy.rise), (s(3), 3, 2));
-    let pat = |body: &str| err(&format!("{AP}[failover]\nmanager = \"patroni\"\n\n[failover.patroni]\n{body}"));
+    assert_eq!(
+        (p.dcs.region.as_str(), p.dcs.witness_rtt),
+        ("witness", ms(0))
+    );
+    assert_eq!(
+        (p.haproxy.inter, p.haproxy.fall, p.haproxy.rise),
+        (s(3), 3, 2)
+    );
+    let pat = |body: &str| {
+        err(&format!(
+            "{AP}[failover]\nmanager = \"patroni\"\n\n[failover.patroni]\n{body}"
+        ))
+    };
     assert_eq!(
         pat("ttl = 10\n"),
         "x.toml:7:7: failover.patroni.ttl: 10 is below Patroni's minimum ttl of 20"
@@ -1382,10 +1401,16 @@ fn patroni_settings_have_patronis_names_defaults_and_rules() {
         pat("dcs = \"ap\"\n"),
         "x.toml:7:7: failover.patroni.dcs: unknown place \"ap\" for etcd; one of witness, us, eu"
     );
-    assert!(pat("tll = 20\n").contains("unknown field `tll`"), "{}", pat("tll = 20\n"));
+    assert!(
+        pat("tll = 20\n").contains("unknown field `tll`"),
+        "{}",
+        pat("tll = 20\n")
+    );
     // The builtin controller's settings are not Patroni's; Patroni owns the commit mode.
     assert_eq!(
-        err(&format!("{AP}[failover]\nmanager = \"patroni\"\nthreshold = 2\n")),
+        err(&format!(
+            "{AP}[failover]\nmanager = \"patroni\"\nthreshold = 2\n"
+        )),
         "x.toml:5:13: failover.threshold: a setting of the builtin controller; Patroni's are in \
          [failover.patroni] (ttl, loop_wait, retry_timeout, …)"
     );
@@ -1398,8 +1423,9 @@ fn patroni_settings_have_patronis_names_defaults_and_rules() {
         "x.toml:4:11: failover.manager: unknown failover manager \"stolon\"; one of builtin, patroni"
     );
     assert!(
-        err(&format!("{AP}[failover.patroni]\nttl = 20\n"))
-            .starts_with("x.toml:3:1: failover.patroni: Patroni's settings need manager = \"patroni\""),
+        err(&format!("{AP}[failover.patroni]\nttl = 20\n")).starts_with(
+            "x.toml:3:1: failover.patroni: Patroni's settings need manager = \"patroni\""
+        ),
         "{}",
         err(&format!("{AP}[failover.patroni]\nttl = 20\n"))
     );

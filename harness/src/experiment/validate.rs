@@ -8,10 +8,10 @@
 //! then every other problem, collected with the span it concerns (see [`super::check`]): the
 //! first in file order is reported.
 
-use crate::fields::{Checker, FaultCheck, Invalid, show};
 use super::model::*;
 use super::spec::*;
 use crate::fault;
+use crate::fields::{Checker, FaultCheck, Invalid, show};
 use crate::posture::Posture;
 use crate::stack::topology::{PRIMARY_REGION, REGIONS, WITNESS_REGION};
 use serde::Deserialize;
@@ -567,7 +567,11 @@ impl Validation<'_> {
                         );
                     }
                 }
-                let spec = f.patroni.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default();
+                let spec = f
+                    .patroni
+                    .as_ref()
+                    .map(|p| p.get_ref().clone())
+                    .unwrap_or_default();
                 self.patroni(&spec, rtt).map(Manager::Patroni)
             }
             Some((span, other)) => {
@@ -582,7 +586,11 @@ impl Validation<'_> {
     }
 
     fn patroni(&mut self, p: &PatroniSpec, rtt: Option<Duration>) -> Option<Patroni> {
-        let at_least = |c: &mut Checker, key: &str, v: Option<&Spanned<u32>>, min: u32, default: u32| {
+        let at_least = |c: &mut Checker,
+                        key: &str,
+                        v: Option<&Spanned<u32>>,
+                        min: u32,
+                        default: u32| {
             match v {
                 None => Some(default),
                 Some(x) if *x.get_ref() >= min => Some(*x.get_ref()),
@@ -598,16 +606,26 @@ impl Validation<'_> {
         };
         let ttl = at_least(&mut self.c, "ttl", p.ttl.as_ref(), 20, 30);
         let loop_wait = at_least(&mut self.c, "loop_wait", p.loop_wait.as_ref(), 1, 10);
-        let retry_timeout = at_least(&mut self.c, "retry_timeout", p.retry_timeout.as_ref(), 3, 10);
+        let retry_timeout = at_least(
+            &mut self.c,
+            "retry_timeout",
+            p.retry_timeout.as_ref(),
+            3,
+            10,
+        );
         if let (Some(t), Some(l), Some(r)) = (ttl, loop_wait, retry_timeout)
             && l + 2 * r > t
         {
-            let span = [p.retry_timeout.as_ref(), p.loop_wait.as_ref(), p.ttl.as_ref()]
-                .into_iter()
-                .flatten()
-                .map(|v| v.span())
-                .next()
-                .unwrap_or(self.root.clone());
+            let span = [
+                p.retry_timeout.as_ref(),
+                p.loop_wait.as_ref(),
+                p.ttl.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|v| v.span())
+            .next()
+            .unwrap_or(self.root.clone());
             self.c.report(
                 span,
                 "failover.patroni.retry_timeout",

@@ -141,11 +141,20 @@ pub fn refusal_reason(
         .collect();
     format!(
         "no member took the leader key; Patroni's view: {}",
-        if roles.is_empty() { "no members".to_string() } else { roles.join(", ") }
+        if roles.is_empty() {
+            "no members".to_string()
+        } else {
+            roles.join(", ")
+        }
     )
 }
 
-async fn watch(stack: Arc<Stack>, settings: Patroni, recorder: Recorder, cancel: CancellationToken) {
+async fn watch(
+    stack: Arc<Stack>,
+    settings: Patroni,
+    recorder: Recorder,
+    cancel: CancellationToken,
+) {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_millis(400))
@@ -184,7 +193,9 @@ async fn watch(stack: Arc<Stack>, settings: Patroni, recorder: Recorder, cancel:
         let answered = views.iter().any(|(r, v)| *r != old && v.is_some());
         if !declared && answered && !survivor_sees_old {
             declared = true;
-            recorder.event(EventKind::PrimaryDeclaredDown { region: old.clone() });
+            recorder.event(EventKind::PrimaryDeclaredDown {
+                region: old.clone(),
+            });
         }
         if declared && new.is_none() {
             new = leaders.iter().find(|l| **l != old).map(|l| l.to_string());
@@ -256,7 +267,11 @@ async fn answers_primary(http: &reqwest::Client, port: Option<u16>) -> bool {
 /// Whether etcd on `port` says it is healthy.
 async fn etcd_healthy(http: &reqwest::Client, port: Option<u16>) -> bool {
     let Some(port) = port else { return false };
-    match http.get(format!("http://127.0.0.1:{port}/health")).send().await {
+    match http
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+    {
         Ok(r) => r.text().await.is_ok_and(|t| t.contains("true")),
         Err(_) => false,
     }
@@ -266,7 +281,9 @@ async fn etcd_healthy(http: &reqwest::Client, port: Option<u16>) -> bool {
 /// none, or only to a server in recovery).
 pub async fn router_primary_timeline(stack: &Stack, region: &str) -> Option<u32> {
     let port = stack.port(&NodeId::new(region, Role::Router))?;
-    let c = crate::postgres::connect(port, Duration::from_millis(400)).await.ok()?;
+    let c = crate::postgres::connect(port, Duration::from_millis(400))
+        .await
+        .ok()?;
     let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 0 \
                ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
     let row = tokio::time::timeout(Duration::from_millis(400), c.query_one(sql, &[]))
@@ -346,6 +363,9 @@ mod tests {
             view(r#"{"members":[{"name":"eu","role":"replica","lag":1024}]}"#),
         )];
         let r = refusal_reason(&settings("witness"), "us", true, &views);
-        assert_eq!(r, "no member took the leader key; Patroni's view: eu replica");
+        assert_eq!(
+            r,
+            "no member took the leader key; Patroni's view: eu replica"
+        );
     }
 }

@@ -14,8 +14,8 @@
 //! invocation: `"<kind name>" => <file>::<Type>,`. The line declares the module, re-exports
 //! the type, adds the `FaultSpec` variant and the kind to validation.
 
-use crate::fields::LinkSelector;
 use crate::fields::FaultCheck;
+use crate::fields::LinkSelector;
 use crate::stack::topology::{LinkPurpose, NodeId, link_name, other_region};
 use crate::stack::{Stack, StackError, StackLink};
 use serde::de::DeserializeOwned;
@@ -191,7 +191,6 @@ registry! {
     "clock_skew" => clock_skew::ClockSkew,
     "link_flap" => link_flap::LinkFlap,
 }
-
 
 /// Every key a `[[faults]]` entry may have: the common ones, then every kind's own, in
 /// registry order (as serde lists the keys of a struct: an unknown key names them all).

@@ -8,8 +8,8 @@
 //! the pair being measured no longer exists.
 
 use crate::history::{Heartbeat, Nanos};
-use crate::record::Clock;
 use crate::postgres;
+use crate::record::Clock;
 use crate::stack::routing::Routing;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

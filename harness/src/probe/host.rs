@@ -165,7 +165,10 @@ mod tests {
         let samples = out.lock().unwrap().clone();
         assert!((2..=4).contains(&samples.len()), "{samples:?}");
         for s in &samples {
-            assert!(s.cpu_busy.is_some_and(|b| (0.0..=1.0).contains(&b)), "{s:?}");
+            assert!(
+                s.cpu_busy.is_some_and(|b| (0.0..=1.0).contains(&b)),
+                "{s:?}"
+            );
         }
     }
 
@@ -180,7 +183,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         stop.cancel();
         task.await.unwrap();
-        let worst = out.lock().unwrap().iter().map(|s| s.timer_lag_ns).max().unwrap();
-        assert!(worst >= 100_000_000, "timer lag {worst} ns after a 150 ms block");
+        let worst = out
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.timer_lag_ns)
+            .max()
+            .unwrap();
+        assert!(
+            worst >= 100_000_000,
+            "timer lag {worst} ns after a 150 ms block"
+        );
     }
 }

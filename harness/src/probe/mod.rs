@@ -38,9 +38,9 @@ impl ProbeSet {
     pub async fn prepare(stack: &Stack) -> Result<Option<heartbeat::HeartbeatProbe>, PgError> {
         let primary = stack.routing.snapshot().primary;
         match (stack.db_dsn(&primary), stack.db_dsn(other_region(&primary))) {
-            (Some(primary), Some(replica)) => {
-                heartbeat::HeartbeatProbe::setup(&primary, &replica).await.map(Some)
-            }
+            (Some(primary), Some(replica)) => heartbeat::HeartbeatProbe::setup(&primary, &replica)
+                .await
+                .map(Some),
             _ => Ok(None),
         }
     }
@@ -66,10 +66,9 @@ impl ProbeSet {
         let (out, stop) = (set.host.clone(), set.stop.clone());
         set.tasks.spawn(host::watch(clock, out, stop));
         let primary = stack.routing.snapshot().primary;
-        let (Some(primary_dsn), replica) = (
-            stack.db_dsn(&primary),
-            stack.db_dsn(other_region(&primary)),
-        ) else {
+        let (Some(primary_dsn), replica) =
+            (stack.db_dsn(&primary), stack.db_dsn(other_region(&primary)))
+        else {
             return set;
         };
         if let (Some(replica_dsn), Some(hb)) = (replica, heartbeat) {
@@ -122,10 +121,7 @@ impl ProbeSet {
         health.sort_by_key(|s| s.at_ns);
         Probes {
             heartbeat_poll_ms: heartbeat::POLL_INTERVAL.as_secs_f64() * 1e3,
-            heartbeats: self
-                .heartbeat
-                .map(|h| h.heartbeats())
-                .unwrap_or_default(),
+            heartbeats: self.heartbeat.map(|h| h.heartbeats()).unwrap_or_default(),
             replication: std::mem::take(&mut *self.replication.lock().expect("stat lock")),
             health,
             host: std::mem::take(&mut *self.host.lock().expect("host lock")),

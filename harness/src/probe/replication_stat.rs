@@ -2,8 +2,8 @@
 //! whether the replica is connected, its `replay_lag` and how many WAL bytes it is behind.
 
 use crate::history::ReplicationStat;
-use crate::record::Clock;
 use crate::postgres;
+use crate::record::Clock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

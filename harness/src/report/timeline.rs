@@ -173,9 +173,7 @@ impl Timeline {
                     EventKind::Fenced { .. } => marks.push((s(e.at_ns), MarkKind::Fenced)),
                     EventKind::Promoted { .. } => marks.push((s(e.at_ns), MarkKind::Promoted)),
                     EventKind::Rerouted { .. } => marks.push((s(e.at_ns), MarkKind::Rerouted)),
-                    EventKind::FailoverFailed { .. } => {
-                        marks.push((s(e.at_ns), MarkKind::Failed))
-                    }
+                    EventKind::FailoverFailed { .. } => marks.push((s(e.at_ns), MarkKind::Failed)),
                     _ => {}
                 }
             }

@@ -42,8 +42,10 @@ pub trait Backend: Send + Sync {
 
     /// Decides where every node and link of `plan` is reached (and sets up what must exist
     /// before any node starts, such as the regions' networks). Called once, first.
-    fn prepare<'a>(&'a mut self, plan: &'a StackPlan)
-    -> BoxFuture<'a, Result<Placement, StackError>>;
+    fn prepare<'a>(
+        &'a mut self,
+        plan: &'a StackPlan,
+    ) -> BoxFuture<'a, Result<Placement, StackError>>;
 
     /// Starts the fault proxy every link goes through; returns once its API answers.
     fn start_proxy(&self) -> BoxFuture<'_, Result<FaultProxy, StackError>>;

@@ -150,9 +150,7 @@ impl BackendChoice {
             return Ok(Box::new(native::NativeBackend::new(run_id)));
         }
         let engine = docker::engine::Engine::connect().await?;
-        let local = engine
-            .has_image(&docker::images::Images::local().db)
-            .await;
+        let local = engine.has_image(&docker::images::Images::local().db).await;
         let images = docker::images::Images::resolve(images, local);
         Ok(Box::new(docker::DockerBackend::new(engine, run_id, images)))
     }
@@ -340,10 +338,12 @@ impl Stack {
         url: &str,
         timeout: Duration,
     ) -> Result<(), crate::app::AppError> {
-        let (write, read) = self.app_dsns(region).ok_or_else(|| crate::app::AppError::Unreachable {
-            url: url.to_string(),
-            error: format!("no databases for the {region} app"),
-        })?;
+        let (write, read) =
+            self.app_dsns(region)
+                .ok_or_else(|| crate::app::AppError::Unreachable {
+                    url: url.to_string(),
+                    error: format!("no databases for the {region} app"),
+                })?;
         crate::app::repoint(&self.http, url, &write, &read, timeout).await
     }
 

@@ -10,8 +10,8 @@
 //! between active-active primaries — is the posture's set-up ([`super::recipe`]), after
 //! every node is ready.
 
-use super::topology::{self, LinkSpec, NodeId, Role};
 use super::routing::RoutingState;
+use super::topology::{self, LinkSpec, NodeId, Role};
 use super::wiring::Wiring;
 use crate::app::AppTuning;
 use crate::ha::Patroni;
@@ -85,11 +85,21 @@ pub struct PatroniMember {
 /// A region's HAProxy: its servers, and the checks of each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterConfig {
-    /// Every database: (name, PostgreSQL address, Patroni REST address), as this region
-    /// reaches them.
-    pub servers: Vec<(String, (String, u16), (String, u16))>,
+    /// Every database, as this region reaches it.
+    pub servers: Vec<RouterServer>,
     /// `inter`, `fall`, `rise`.
     pub checks: crate::ha::HaproxyChecks,
+}
+
+/// One database behind a router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterServer {
+    /// Server name (its region).
+    pub name: String,
+    /// Its PostgreSQL.
+    pub db: (String, u16),
+    /// Its Patroni REST API, which HAProxy checks.
+    pub check: (String, u16),
 }
 
 impl RouterConfig {
@@ -106,8 +116,15 @@ impl RouterConfig {
             c.fall,
             c.rise
         );
-        for (name, (h, p), (ah, ap)) in &self.servers {
-            text.push_str(&format!("    server {name} {h}:{p} maxconn 200 check addr {ah} port {ap}\n"));
+        for RouterServer {
+            name,
+            db: (h, p),
+            check: (ah, ap),
+        } in &self.servers
+        {
+            text.push_str(&format!(
+                "    server {name} {h}:{p} maxconn 200 check addr {ah} port {ap}\n"
+            ));
         }
         text
     }
@@ -157,7 +174,9 @@ impl StackPlan {
             .collect();
         let links = topology::links()
             .into_iter()
-            .filter(|l| nodes.contains(&l.target) && topology::used_by(l, posture.is_active_active()))
+            .filter(|l| {
+                nodes.contains(&l.target) && topology::used_by(l, posture.is_active_active())
+            })
             .collect();
         StackPlan {
             posture,
@@ -182,7 +201,10 @@ impl StackPlan {
             self.nodes.push(NodeId::new(r, Role::Router));
         }
         self.nodes.push(dcs.clone());
-        if let Some(reverse) = topology::links().into_iter().find(|l| l.name == REPLICATION_TO_US) {
+        if let Some(reverse) = topology::links()
+            .into_iter()
+            .find(|l| l.name == REPLICATION_TO_US)
+        {
             self.links.push(reverse);
         }
         for r in &data {
@@ -219,7 +241,9 @@ impl StackPlan {
     /// from the witness, the regions' on every other.
     pub fn link_rtt(&self, link: &LinkSpec) -> (Duration, Duration) {
         match &self.patroni {
-            Some(p) if link.to == topology::WITNESS_REGION || link.from == topology::WITNESS_REGION => {
+            Some(p)
+                if link.to == topology::WITNESS_REGION || link.from == topology::WITNESS_REGION =>
+            {
                 (p.dcs.witness_rtt, Duration::ZERO)
             }
             _ => self.rtt,
@@ -276,9 +300,18 @@ impl StackPlan {
 
     /// Where `from` reaches `target`: directly in its own region, else through the link of
     /// `purpose` (a missing address is left empty; the backend then fails the start clearly).
-    fn reach(&self, wiring: &Wiring, from: &str, target: &NodeId, purpose: topology::LinkPurpose) -> (String, u16) {
+    fn reach(
+        &self,
+        wiring: &Wiring,
+        from: &str,
+        target: &NodeId,
+        purpose: topology::LinkPurpose,
+    ) -> (String, u16) {
         if target.region == from {
-            return wiring.endpoint(target).map(|e| e.inside.clone()).unwrap_or_default();
+            return wiring
+                .endpoint(target)
+                .map(|e| e.inside.clone())
+                .unwrap_or_default();
         }
         wiring
             .link_inside(&topology::link_name(from, purpose, &target.region))
@@ -289,14 +322,23 @@ impl StackPlan {
         use topology::{LinkPurpose, REPLICATION, REPLICATION_TO_US, other_region};
         let other = other_region(&id.region);
         // The replication link carries the other region's stream from this database.
-        let repl = if id.region == topology::PRIMARY_REGION { REPLICATION } else { REPLICATION_TO_US };
+        let repl = if id.region == topology::PRIMARY_REGION {
+            REPLICATION
+        } else {
+            REPLICATION_TO_US
+        };
         PatroniMember {
             name: id.region.clone(),
             pg_connect: wiring.link_inside(repl).unwrap_or_default(),
             api_connect: wiring
                 .link_inside(&topology::link_name(other, LinkPurpose::ToApi, &id.region))
                 .unwrap_or_default(),
-            dcs: self.reach(wiring, &id.region, &NodeId::new(&p.dcs.region, Role::Dcs), LinkPurpose::ToDcs),
+            dcs: self.reach(
+                wiring,
+                &id.region,
+                &NodeId::new(&p.dcs.region, Role::Dcs),
+                LinkPurpose::ToDcs,
+            ),
             settings: p.clone(),
         }
     }
@@ -306,23 +348,31 @@ impl StackPlan {
         let servers = self
             .regions
             .iter()
-            .map(|r| {
-                let db = NodeId::new(r, Role::Db);
-                let api = NodeId::new(r, Role::Api);
-                (
-                    r.clone(),
-                    self.reach(wiring, &id.region, &db, LinkPurpose::AppToDb),
-                    self.reach(wiring, &id.region, &api, LinkPurpose::ToApi),
-                )
+            .map(|r| RouterServer {
+                name: r.clone(),
+                db: self.reach(
+                    wiring,
+                    &id.region,
+                    &NodeId::new(r, Role::Db),
+                    LinkPurpose::AppToDb,
+                ),
+                check: self.reach(
+                    wiring,
+                    &id.region,
+                    &NodeId::new(r, Role::Api),
+                    LinkPurpose::ToApi,
+                ),
             })
             .collect();
         RouterConfig {
             servers,
-            checks: self.patroni.as_ref().map(|p| p.haproxy.clone()).unwrap_or(crate::ha::HaproxyChecks {
-                inter: Duration::from_secs(3),
-                fall: 3,
-                rise: 2,
-            }),
+            checks: self.patroni.as_ref().map(|p| p.haproxy.clone()).unwrap_or(
+                crate::ha::HaproxyChecks {
+                    inter: Duration::from_secs(3),
+                    fall: 3,
+                    rise: 2,
+                },
+            ),
         }
     }
 

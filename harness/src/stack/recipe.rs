@@ -41,16 +41,29 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     let (proxy, started) = tokio::join!(backend.start_proxy(), starts);
     let proxy = proxy?;
     started?;
-    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "nodes and proxy started");
+    tracing::debug!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "nodes and proxy started"
+    );
     let (links, ready) = tokio::join!(
         create_links(&proxy, &plan, &wiring),
-        try_join_all(specs.iter().map(|s| start_when_due(&*backend, s, &specs, &wiring)))
+        try_join_all(
+            specs
+                .iter()
+                .map(|s| start_when_due(&*backend, s, &specs, &wiring))
+        )
     );
     let links = links?;
     ready?;
-    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "links created, nodes ready");
+    tracing::debug!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "links created, nodes ready"
+    );
     set_up_posture(&plan, &wiring, &*backend, &links).await?;
-    tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "posture set up");
+    tracing::debug!(
+        elapsed_ms = t.elapsed().as_millis() as u64,
+        "posture set up"
+    );
     let stack = Stack::assemble(plan, wiring, routing, proxy, links, backend);
     let (rtt, jitter) = stack.plan().rtt;
     stack.set_rtt(rtt, jitter).await?;
@@ -202,7 +215,9 @@ async fn set_up_posture(
             .inside_db_dsn(region)
             .ok_or_else(|| StackError::NotPlaced(format!("{region}-db")))?;
         let argv = crate::app::migrate_command(&dsn);
-        backend.run_tool(&NodeId::new(region, Role::App), &argv).await
+        backend
+            .run_tool(&NodeId::new(region, Role::App), &argv)
+            .await
     }))
     .await?;
     tracing::debug!("migrated");
@@ -239,7 +254,9 @@ async fn replicate_both_ways(
     wiring: &Wiring,
     links: &BTreeMap<String, StackLink>,
 ) -> Result<(), StackError> {
-    use super::topology::{PRIMARY_REGION as US, REPLICATION, REPLICATION_TO_US, STANDBY_REGION as EU};
+    use super::topology::{
+        PRIMARY_REGION as US, REPLICATION, REPLICATION_TO_US, STANDBY_REGION as EU,
+    };
     let via = |name: &str| {
         links
             .get(name)

@@ -5,8 +5,8 @@
 //! same address natively, a container's name on its region's network on Docker).
 
 use super::routing::RoutingState;
-use crate::app::AppTuning;
 use super::topology::{LinkPurpose, NodeId, REGIONS, Role, link_name, other_region};
+use crate::app::AppTuning;
 use crate::posture::CacheMode;
 use crate::posture::Posture;
 use std::collections::BTreeMap;
@@ -164,11 +164,13 @@ impl Wiring {
         let other = other_region(region);
         if t.cache_mode != CacheMode::Ttl && self.posture.has_standby() {
             let link = link_name(region, LinkPurpose::AppToCache, other);
-            args.remote_redis = Some(self.redis_url(&NodeId::new(other, Role::Cache), Some(&link))?);
+            args.remote_redis =
+                Some(self.redis_url(&NodeId::new(other, Role::Cache), Some(&link))?);
         }
         if self.posture == Posture::ActiveActivePartitioned {
             for r in REGIONS {
-                args.home_dbs.push((r.to_string(), self.app_db_dsn(region, r)?));
+                args.home_dbs
+                    .push((r.to_string(), self.app_db_dsn(region, r)?));
             }
         }
         Some(args.to_args(t))

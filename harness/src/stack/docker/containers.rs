@@ -65,7 +65,10 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
         } => Container {
             image: images.db.clone(),
             entrypoint: "sh".into(),
-            cmd: vec!["-c".into(), postgres_script(cluster_name, standby_of.as_ref())],
+            cmd: vec![
+                "-c".into(),
+                postgres_script(cluster_name, standby_of.as_ref()),
+            ],
             user: Some("postgres".into()),
             env: Vec::new(),
             port: PG_PORT,
@@ -74,8 +77,18 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
             image: images.cache.clone(),
             entrypoint: "redis-server".into(),
             cmd: [
-                "--bind", "0.0.0.0", "--port", "6379", "--save", "", "--appendonly", "no",
-                "--protected-mode", "no", "--set-proc-title", "no",
+                "--bind",
+                "0.0.0.0",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+                "--set-proc-title",
+                "no",
             ]
             .map(String::from)
             .to_vec(),
@@ -86,10 +99,14 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
         Program::App { args } => Container {
             image: images.app.clone(),
             entrypoint: crate::app::PROGRAM.into(),
-            cmd: ["serve".to_string(), "--listen".into(), format!("0.0.0.0:{APP_PORT}")]
-                .into_iter()
-                .chain(args.iter().cloned())
-                .collect(),
+            cmd: [
+                "serve".to_string(),
+                "--listen".into(),
+                format!("0.0.0.0:{APP_PORT}"),
+            ]
+            .into_iter()
+            .chain(args.iter().cloned())
+            .collect(),
             user: None,
             env: Vec::new(),
             port: APP_PORT,
@@ -204,17 +221,32 @@ mod tests {
         let script = &c.cmd[1];
         assert!(script.contains("standby.signal"), "{script}");
         assert!(script.contains("host=rd-x-proxy port=10000"), "{script}");
-        assert!(script.contains("pg_basebackup -h rd-x-proxy -p 10000"), "{script}");
+        assert!(
+            script.contains("pg_basebackup -h rd-x-proxy -p 10000"),
+            "{script}"
+        );
         assert!(script.contains("cluster_name=eu"), "{script}");
         assert_eq!(c.user.as_deref(), Some("postgres"));
     }
 
     #[test]
     fn a_skewed_app_starts_under_libfaketime_with_its_offset_file_written_first() {
-        let c = container(&spec(Program::App { args: vec!["--region".into(), "eu".into()] }, true), &Images::local());
+        let c = container(
+            &spec(
+                Program::App {
+                    args: vec!["--region".into(), "eu".into()],
+                },
+                true,
+            ),
+            &Images::local(),
+        );
         assert_eq!(c.entrypoint, "sh");
         assert!(c.cmd[1].starts_with("printf '%s' '+0.000' > /tmp/regiondrill-faketime"));
         assert_eq!(&c.cmd[2..5], ["sh", "regiondrill-app", "serve"]);
-        assert!(c.env.iter().any(|(k, v)| k == "LD_PRELOAD" && v.ends_with("libfaketime.so.1")));
+        assert!(
+            c.env
+                .iter()
+                .any(|(k, v)| k == "LD_PRELOAD" && v.ends_with("libfaketime.so.1"))
+        );
     }
 }

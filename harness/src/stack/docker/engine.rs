@@ -137,8 +137,12 @@ impl Engine {
         } else {
             " (pull it, or use the offline images: just images)"
         };
-        let failed =
-            |e: String| StackError::Engine(format!("starting container {name} from {}{hint}: {e}", c.image));
+        let failed = |e: String| {
+            StackError::Engine(format!(
+                "starting container {name} from {}{hint}: {e}",
+                c.image
+            ))
+        };
         self.docker
             .create_container(Some(options), body)
             .await
@@ -301,11 +305,19 @@ impl Engine {
             filters: Some(filters.clone()),
             ..Default::default()
         };
-        let containers = self.docker.list_containers(Some(opts)).await.unwrap_or_default();
+        let containers = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .unwrap_or_default();
         let opts = ListNetworksOptions {
             filters: Some(filters),
         };
-        let networks = self.docker.list_networks(Some(opts)).await.unwrap_or_default();
+        let networks = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .unwrap_or_default();
         containers.len() + networks.len()
     }
 

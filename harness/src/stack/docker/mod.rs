@@ -16,17 +16,17 @@ pub mod containers;
 pub mod engine;
 pub mod images;
 
+use super::StackError;
 use super::backend::{Backend, BoxFuture, NodeStatus};
 use super::plan::{NodeSpec, StackPlan};
 use super::ports::PortAllocator;
 use super::topology::NodeId;
 use super::wiring::{Endpoint, LinkPlacement, Placement};
-use super::StackError;
 use crate::proxy::FaultProxy;
 use containers::{Container, LINK_PORT_BASE, PROXY_API_PORT};
 use engine::Engine;
-use images::Images;
 use engine::RunSpec;
+use images::Images;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -118,16 +118,29 @@ impl Backend for DockerBackend {
             self.engine.sweep().await;
             check_images(&self.engine, &self.images).await?;
             self.networks = plan.regions.iter().map(|r| self.name_of(r)).collect();
-            let creating = self.networks.iter().map(|n| self.engine.create_network(n, &self.run_id));
+            let creating = self
+                .networks
+                .iter()
+                .map(|n| self.engine.create_network(n, &self.run_id));
             futures::future::try_join_all(creating).await?;
             let mut ports = PortAllocator::new();
-            let mut next = || ports.allocate().map_err(|e| StackError::io(std::path::Path::new("ports"), e));
+            let mut next = || {
+                ports
+                    .allocate()
+                    .map_err(|e| StackError::io(std::path::Path::new("ports"), e))
+            };
             let mut placement = Placement::default();
             for node in &plan.nodes {
                 let port = next()?;
-                let inside = (self.name_of(&node.to_string()), containers::listen_port(node.role));
-                placement.nodes.insert(node.clone(), Endpoint { port, inside });
-                self.placed.insert(node.clone(), (self.name_of(&node.region), port));
+                let inside = (
+                    self.name_of(&node.to_string()),
+                    containers::listen_port(node.role),
+                );
+                placement
+                    .nodes
+                    .insert(node.clone(), Endpoint { port, inside });
+                self.placed
+                    .insert(node.clone(), (self.name_of(&node.region), port));
             }
             self.proxy_ports = vec![(next()?, PROXY_API_PORT)];
             for (i, link) in plan.links.iter().enumerate() {
@@ -139,7 +152,9 @@ impl Backend for DockerBackend {
                     inside: (self.name_of("proxy"), listen),
                 };
                 let listen = format!("0.0.0.0:{listen}");
-                placement.links.insert(link.name.clone(), LinkPlacement { endpoint, listen });
+                placement
+                    .links
+                    .insert(link.name.clone(), LinkPlacement { endpoint, listen });
             }
             Ok(placement)
         })
@@ -149,7 +164,13 @@ impl Backend for DockerBackend {
         Box::pin(async move {
             let name = self.name_of("proxy");
             let (entrypoint, cmd) = if self.images.proxy_is_builtin() {
-                let cmd = ["proxy", "--host", "0.0.0.0", "--port", &PROXY_API_PORT.to_string()];
+                let cmd = [
+                    "proxy",
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    &PROXY_API_PORT.to_string(),
+                ];
                 ("regiondrill".to_string(), cmd.map(String::from).to_vec())
             } else {
                 (String::new(), vec!["-host=0.0.0.0".to_string()])
@@ -182,7 +203,10 @@ impl Backend for DockerBackend {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "proxy API answers");
+            tracing::debug!(
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                "proxy API answers"
+            );
             Ok(proxy)
         })
     }
@@ -277,7 +301,8 @@ impl Backend for DockerBackend {
             self.nodes.lock().await.clear();
             // Every container and network of the run, by its label.
             self.engine.remove_run(&self.run_id).await;
-            self.removed.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.removed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         })
     }
 }

@@ -62,7 +62,10 @@ pub fn write_patroni_config(
     let s = &member.settings;
     let mut parameters = serde_json::Map::new();
     for (k, v) in crate::postgres::cluster_conf() {
-        parameters.insert(k, serde_json::Value::String(v.trim_matches('\'').to_string()));
+        parameters.insert(
+            k,
+            serde_json::Value::String(v.trim_matches('\'').to_string()),
+        );
     }
     // TCP only, as for every native PostgreSQL (a long run directory would overflow a socket
     // path); Patroni then connects to `listen`.

@@ -76,7 +76,12 @@ impl NativeBackend {
     }
 
     fn log(&self, node: &NodeId, what: &str) -> Result<PathBuf, StackError> {
-        Ok(self.parts()?.1.path().join("logs").join(format!("{node}{what}.log")))
+        Ok(self
+            .parts()?
+            .1
+            .path()
+            .join("logs")
+            .join(format!("{node}{what}.log")))
     }
 
     /// Makes a node's data (a database's cluster, a cache's directory, a skewed node's
@@ -89,8 +94,15 @@ impl NativeBackend {
         {
             let conf = crate::postgres::cluster_conf();
             let log = self.log(&node.id, "")?;
-            pg_template::initdb(&programs.pg, &data, dir.path(), &log, programs.run_as, &conf)
-                .await?;
+            pg_template::initdb(
+                &programs.pg,
+                &data,
+                dir.path(),
+                &log,
+                programs.run_as,
+                &conf,
+            )
+            .await?;
             if let Some((host, port)) = standby_of {
                 pg::make_standby(&data, host, *port, programs.run_as)?;
             }
@@ -98,8 +110,10 @@ impl NativeBackend {
         if node.program == Program::Redis {
             std::fs::create_dir_all(&data).map_err(|e| StackError::io(&data, e))?;
         }
-        if matches!(node.program, Program::Patroni(_) | Program::Etcd | Program::Haproxy(_))
-            && !data.exists()
+        if matches!(
+            node.program,
+            Program::Patroni(_) | Program::Etcd | Program::Haproxy(_)
+        ) && !data.exists()
         {
             // Theirs to fill (Patroni makes its cluster, etcd its store), as their user.
             std::fs::create_dir_all(&data).map_err(|e| StackError::io(&data, e))?;
@@ -109,7 +123,8 @@ impl NativeBackend {
         }
         let clock = self.path(&node.id, ".faketime")?;
         if node.skewed && !clock.exists() {
-            std::fs::write(&clock, clock::faketime_offset(0)).map_err(|e| StackError::io(&clock, e))?;
+            std::fs::write(&clock, clock::faketime_offset(0))
+                .map_err(|e| StackError::io(&clock, e))?;
         }
         Ok(data)
     }
@@ -150,14 +165,21 @@ impl NativeBackend {
                 let api = NodeId::new(&node.id.region, super::topology::Role::Api);
                 let api_port = self.state().ports.get(&api).copied();
                 let api_port = api_port.ok_or_else(|| StackError::NotPlaced(api.to_string()))?;
-                let file =
-                    ha::write_patroni_config(member, data, &programs.pg, port, api_port, programs.run_as)?;
+                let file = ha::write_patroni_config(
+                    member,
+                    data,
+                    &programs.pg,
+                    port,
+                    api_port,
+                    programs.run_as,
+                )?;
                 cmd.arg(file).env("HOME", data);
                 ha::subreaper(cmd);
             }
             Program::Etcd => {
                 let peer = self.state().peer_ports.get(&node.id).copied();
-                let peer = peer.ok_or_else(|| StackError::NotPlaced(format!("{} peers", node.id)))?;
+                let peer =
+                    peer.ok_or_else(|| StackError::NotPlaced(format!("{} peers", node.id)))?;
                 cmd.args(ha::etcd_args(&node.id.to_string(), data, port, peer));
             }
             Program::Haproxy(router) => {
@@ -193,13 +215,17 @@ impl Backend for NativeBackend {
                 !plan.tuning.skewed.is_empty(),
                 plan.patroni.is_some(),
             )?);
-            let dir = RunDir::create(&self.run_id)
-                .map_err(|e| StackError::io(&rundir::base_dir(), e))?;
+            let dir =
+                RunDir::create(&self.run_id).map_err(|e| StackError::io(&rundir::base_dir(), e))?;
             let logs = dir.path().join("logs");
             std::fs::create_dir_all(&logs).map_err(|e| StackError::io(&logs, e))?;
             self.dir = Some(dir);
             let mut ports = PortAllocator::new();
-            let mut next = || ports.allocate().map_err(|e| StackError::io(std::path::Path::new("ports"), e));
+            let mut next = || {
+                ports
+                    .allocate()
+                    .map_err(|e| StackError::io(std::path::Path::new("ports"), e))
+            };
             let mut placement = Placement::default();
             for node in &plan.placed() {
                 if node.role == super::topology::Role::Dcs {
@@ -209,7 +235,9 @@ impl Backend for NativeBackend {
                 let port = next()?;
                 self.state().ports.insert(node.clone(), port);
                 let inside = ("127.0.0.1".to_string(), port);
-                placement.nodes.insert(node.clone(), Endpoint { port, inside });
+                placement
+                    .nodes
+                    .insert(node.clone(), Endpoint { port, inside });
             }
             for link in &plan.links {
                 let port = next()?;
@@ -218,7 +246,9 @@ impl Backend for NativeBackend {
                     inside: ("127.0.0.1".to_string(), port),
                 };
                 let listen = format!("127.0.0.1:{port}");
-                placement.links.insert(link.name.clone(), LinkPlacement { endpoint, listen });
+                placement
+                    .links
+                    .insert(link.name.clone(), LinkPlacement { endpoint, listen });
             }
             Ok(placement)
         })
@@ -250,7 +280,15 @@ impl Backend for NativeBackend {
             let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
             let log = self.log(node, "-tools")?;
             let what = format!("{name} (beside {node})");
-            process::run_tool(&what, &program, &args, &log, run_as, Duration::from_secs(60)).await?;
+            process::run_tool(
+                &what,
+                &program,
+                &args,
+                &log,
+                run_as,
+                Duration::from_secs(60),
+            )
+            .await?;
             Ok(())
         })
     }
@@ -337,8 +375,12 @@ impl Backend for NativeBackend {
     fn remove(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let procs = std::mem::take(&mut self.state().procs);
-            futures::future::join_all(procs.into_values().map(|mut p| async move { p.kill().await }))
-                .await;
+            futures::future::join_all(
+                procs
+                    .into_values()
+                    .map(|mut p| async move { p.kill().await }),
+            )
+            .await;
         })
     }
 }

@@ -14,8 +14,8 @@
 //! PostgreSQL insists on.
 
 use super::pg::{self, PgBinaries};
-use crate::stack::StackError;
 use super::process::RunAs;
+use crate::stack::StackError;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
@@ -148,11 +148,7 @@ impl Drop for RemoveOnDrop {
 /// process group, killed with the harness and when this future is dropped), so a Ctrl-C in
 /// the middle of a copy leaves no writer behind in the run directory.
 async fn copy_tree(from: &Path, to: &Path, log: &Path) -> Result<(), StackError> {
-    let args = [
-        std::ffi::OsStr::new("-a"),
-        from.as_os_str(),
-        to.as_os_str(),
-    ];
+    let args = [std::ffi::OsStr::new("-a"), from.as_os_str(), to.as_os_str()];
     super::process::run_tool(
         "cp",
         Path::new("cp"),

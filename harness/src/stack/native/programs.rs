@@ -46,7 +46,11 @@ impl Programs {
             app: find_app()?,
             run_as: RunAs::for_postgres(),
             faketime,
-            ha: if ha { Some(super::ha::HaPrograms::find()?) } else { None },
+            ha: if ha {
+                Some(super::ha::HaPrograms::find()?)
+            } else {
+                None
+            },
         })
     }
 
@@ -75,7 +79,8 @@ impl Programs {
             Program::Etcd => (ha()?.etcd.clone(), self.run_as),
             Program::Haproxy(_) => (ha()?.haproxy.clone(), self.run_as),
         };
-        let mut cmd = process::command(&program, log, run_as).map_err(|e| StackError::io(log, e))?;
+        let mut cmd =
+            process::command(&program, log, run_as).map_err(|e| StackError::io(log, e))?;
         match &node.program {
             Program::Postgres { cluster_name, .. } => {
                 let settings = PgSettings {
@@ -89,8 +94,16 @@ impl Programs {
                 // Keep the command line as given (Redis rewrites its title by default), so
                 // operators and tests can see which run a server belongs to.
                 cmd.arg("--port").arg(port.to_string()).args([
-                    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize",
-                    "no", "--set-proc-title", "no",
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--set-proc-title",
+                    "no",
                 ]);
                 cmd.arg("--dir").arg(data_dir);
             }

@@ -250,7 +250,13 @@ pub async fn put(
                 write_id: body.write_id,
                 hlc: None,
             };
-            (version, committed_by, app.hlc.tick(), Some(cached), Some(timeline))
+            (
+                version,
+                committed_by,
+                app.hlc.tick(),
+                Some(cached),
+                Some(timeline),
+            )
         }
         Some(home) => {
             let statement = conn.prepare(deadline, &put_sql(home)).await?;
