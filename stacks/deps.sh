@@ -2,7 +2,8 @@
 # Installs what `just demo` and `just test` need and this machine lacks, before any long
 # build starts. Quick (well under a second) when everything is present.
 #
-# Debian packages: PostgreSQL (native stacks), Redis, libfaketime (clock-skew faults),
+# Debian packages: PostgreSQL (native stacks), Redis, Patroni, etcd and HAProxy (the
+# `patroni` failover manager), libfaketime (clock-skew faults),
 # Chromium (the test that lays the HTML report out in a browser) and, when a Docker engine
 # answers, mmdebstrap (the offline images). PyPI: the workflow linters and the third-party
 # fault-proxy client the tests drive the proxy with (only for `--for test`).
@@ -32,6 +33,12 @@ has() { command -v "$1" >/dev/null 2>&1; }
 # PostgreSQL server binaries (initdb, postgres, pg_basebackup, pg_rewind).
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || apt_missing+=(postgresql)
 has redis-server || apt_missing+=(redis-server)
+# The real HA managers ([failover] manager = "patroni"): Patroni, etcd (its DCS) and HAProxy
+# (the per-region router on Patroni's REST checks).
+has patroni || apt_missing+=(patroni)
+has etcd || apt_missing+=(etcd-server)
+has etcdctl || apt_missing+=(etcd-client)
+has haproxy || apt_missing+=(haproxy)
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || apt_missing+=(faketime libfaketime)
 docker_answers=false
 if has docker && docker info >/dev/null 2>&1; then

@@ -64,6 +64,7 @@ at = "5s"
 
 fn ok_write(id: u64, region: &str) -> Outcome {
     Outcome::Ok {
+        timeline: None,
         served_by: region.into(),
         version: Some(id as i64),
         write_id: Some(id),
@@ -120,6 +121,7 @@ fn sample_history() -> (History, Probes, FinalState) {
             let seen = latest.get(&key).copied();
             (
                 Outcome::Ok {
+                    timeline: None,
                     served_by: region.into(),
                     version: seen.map(|v| v as i64),
                     write_id: seen,

@@ -18,6 +18,8 @@ mod failback;
 mod honesty;
 /// The `link_flap` fault's task on real bytes through the fault proxy: down, up, heal.
 mod link_flap;
+/// Real HA managers (Patroni with etcd and HAProxy) drilled with known answers.
+mod managers;
 /// Active-active postures, cache coherence and split brain: each failure mode where the
 /// posture allows it, and not where it prevents it.
 mod postures;

@@ -306,6 +306,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                         final_counters[k] += 1;
                     }
                     Outcome::Ok {
+                        timeline: None,
                         served_by,
                         version: None,
                         write_id: None,
@@ -322,6 +323,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                         final_kv[k] = Some(id);
                     }
                     Outcome::Ok {
+                        timeline: None,
                         served_by,
                         version: Some(id as i64),
                         write_id: Some(id),
@@ -334,6 +336,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                     let stale = rng.random_bool(0.05);
                     let write_id = if stale { latest[k][1] } else { latest[k][0] };
                     Outcome::Ok {
+                        timeline: None,
                         served_by,
                         version: write_id.map(|w| w as i64),
                         write_id,

@@ -174,6 +174,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
             let serving = if t >= KILL { "eu" } else { "us" };
             (
                 Outcome::Ok {
+                    timeline: None,
                     served_by: serving.into(),
                     version: Some(id as i64),
                     write_id: Some(id),
@@ -186,6 +187,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         } else {
             (
                 Outcome::Ok {
+                    timeline: None,
                     served_by: region.into(),
                     version: latest[k].map(|v| v as i64),
                     write_id: latest[k],

@@ -66,6 +66,10 @@ pub enum Outcome {
         /// Increments: the counter's value the app reported after it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<i64>,
+        /// Writes (active-passive): the PostgreSQL timeline the write committed on, as the
+        /// app reported it; the timeline checker brackets a failover with it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeline: Option<u32>,
     },
     /// Certainly did not take effect (refused, rejected before it was executed).
     Fail {
@@ -182,6 +186,14 @@ pub enum EventKind {
     FailoverFailed {
         /// What went wrong.
         error: String,
+    },
+    /// A real HA manager did not fail over although the primary was gone, and why (read
+    /// from the manager: e.g. its DCS unreachable, no candidate within its lag limit).
+    FailoverRefused {
+        /// The lost primary's region.
+        region: String,
+        /// The manager's reason.
+        reason: String,
     },
     /// All faults were healed before the final state was read.
     Healed,
@@ -616,6 +628,7 @@ mod tests {
                     10,
                     50,
                     Outcome::Ok {
+                        timeline: None,
                         served_by: "us".into(),
                         version: Some(1),
                         write_id: Some(1),

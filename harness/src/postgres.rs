@@ -154,7 +154,13 @@ pub async fn require_standby(
     ] {
         execute(&c, &sql).await?;
     }
-    let want_sync = !standby_names.is_empty();
+    await_standby(port, standby, !standby_names.is_empty()).await
+}
+
+/// Waits until the standby `standby` streams from the primary on `port` (and, with
+/// `want_sync`, is its synchronous standby), for 15 s at most.
+pub async fn await_standby(port: u16, standby: &str, want_sync: bool) -> Result<(), PgError> {
+    let c = connect(port, Duration::from_secs(2)).await?;
     let sql = "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {

@@ -113,6 +113,11 @@ pub struct FailoverFindings {
     /// and the RTO counts from that failover's first affected operation).
     #[serde(default = "injected")]
     pub failure_injected: bool,
+    /// Why the failover manager did not fail over, in its own terms (a real HA manager's
+    /// `failover_refused` at or after the failure: e.g. "DCS unreachable", "no candidate
+    /// within maximum_lag_on_failover"); None when it did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 fn injected() -> bool {
@@ -235,6 +240,7 @@ pub fn check(history: &History) -> FailoverFindings {
             affected_users: 0,
             by_region: BTreeMap::new(),
             failure_injected: true,
+            refused: None,
         };
     };
     // A failure nobody injected starts after its own declaration: its steps count from there.
@@ -347,7 +353,20 @@ pub fn check(history: &History) -> FailoverFindings {
         affected_users: by_region.values().map(|r| r.affected_users).sum(),
         by_region,
         failure_injected: injected,
+        refused: refusal(history, failure),
     }
+}
+
+/// The manager's first `failover_refused` reason at or after `failure`.
+fn refusal(history: &History, failure: Nanos) -> Option<String> {
+    history
+        .events
+        .iter()
+        .filter(|e| e.at_ns >= failure)
+        .find_map(|e| match &e.kind {
+            EventKind::FailoverRefused { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
 }
 
 /// A failure nobody injected, said first: the RTO above counts from the system's own
@@ -411,6 +430,9 @@ pub fn rows(f: &FailoverFindings, cx: &RowContext) -> Vec<FindingRow> {
             ),
         ));
         rows.push(FindingRow::sub("read RTO", dur(f.read_rto_ms)));
+        if let Some(why) = &f.refused {
+            rows.push(FindingRow::sub("no failover because", why.clone()));
+        }
     }
     rows
 }
@@ -434,6 +456,56 @@ mod tests {
             .iter()
             .map(|(name, r)| (name.to_string(), r.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_refused_failover_says_why_and_never_recovers() {
+        // The primary's region is lost at 1 s; the manager never declares it down and says,
+        // 24 s later, that its DCS went with it. An earlier refusal (before the failure)
+        // belongs to something else and is not the reason.
+        let reason = "DCS unreachable: etcd (in us) does not answer";
+        let events = vec![
+            ev(
+                500,
+                EventKind::FailoverRefused {
+                    region: "us".into(),
+                    reason: "earlier".into(),
+                },
+            ),
+            fault(1000, 0, true),
+            ev(
+                25_000,
+                EventKind::FailoverRefused {
+                    region: "us".into(),
+                    reason: reason.into(),
+                },
+            ),
+        ];
+        let h = history(
+            vec![
+                w(1, "a", 900, 950).user(1).region("eu"),
+                w(2, "a", 1010, 3010).user(1).region("eu").unknown(),
+                w(3, "a", 3100, 5100).user(1).region("eu").unknown(),
+            ],
+            events,
+        );
+        let f = check(&h);
+        assert_eq!(f.refused.as_deref(), Some(reason));
+        assert!(!f.recovered);
+        assert_eq!(
+            (f.rto_ms, f.detected_at_ms, f.promoted_at_ms),
+            (None, None, None)
+        );
+        let shown = rows(&f, &cx());
+        assert!(
+            shown.iter().any(|r| r.observed == reason),
+            "the reason is a row of the report: {shown:?}"
+        );
+        // A run that failed over has no refusal.
+        assert_eq!(
+            check(&history(vec![], vec![fault(1000, 0, true)])).refused,
+            None
+        );
     }
 
     #[test]
@@ -482,6 +554,7 @@ mod tests {
                     ("us", region(1, Some(620.0), Some(705.0))),
                 ]),
                 failure_injected: true,
+                refused: None,
             }
         );
     }
@@ -541,6 +614,7 @@ mod tests {
                     ("us", region(2, Some(2100.0), Some(2050.0))),
                 ]),
                 failure_injected: true,
+                refused: None,
             }
         );
     }

@@ -15,6 +15,8 @@
 //! - [`replay_lag`]: PostgreSQL's own `replay_lag` and bytes behind, as sampled.
 //! - [`lost_writes`]: acknowledged writes absent from the final state; RPO observed.
 //! - [`failover`]: the failure, detect / promote / redirect, RTO observed, affected users.
+//! - [`timelines`]: the failover bracketed by the writes' PostgreSQL timelines (an RTO
+//!   cross-check).
 //! - [`false_failovers`]: every failover episode, its cause, and the false ones — a primary
 //!   declared down while it was healthy in its own region — with what they cost.
 //! - [`unavailability`]: share of operations that failed, per region and phase.
@@ -63,6 +65,7 @@ pub mod rows;
 pub mod slo;
 pub mod split_brain;
 pub mod stale_reads;
+pub mod timelines;
 pub mod unavailability;
 pub mod verdict;
 
@@ -171,6 +174,7 @@ macro_rules! checkers {
 checkers! {
     fn check(history, probes, final_state);
     failover: FailoverFindings = (history) + alerts;
+    #[serde(default)] timelines: timelines::Timelines = (history);
     #[serde(default)] false_failovers: false_failovers::FalseFailovers = (history, probes) + alerts;
     lost_writes: LostWrites = (history, final_state);
     stale_reads: StaleReads = (history);
@@ -570,8 +574,8 @@ mod tests {
         let text = serde_json::to_string(&f).unwrap();
         let at = |name: &str| text.find(&format!("\"{name}\":")).unwrap();
         assert!(CHECKERS.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
-        assert_eq!(CHECKERS.len(), 16);
-        assert_eq!(CHECKERS[..2], ["failover", "false_failovers"]);
+        assert_eq!(CHECKERS.len(), 17);
+        assert_eq!(CHECKERS[..3], ["failover", "timelines", "false_failovers"]);
         assert_eq!(CHECKERS[CHECKERS.len() - 2..], ["ops", "host"]);
     }
 

@@ -24,6 +24,7 @@ pub fn w(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
         planned_ns: None,
         complete_ns: complete_ms * MS,
         outcome: Outcome::Ok {
+            timeline: None,
             served_by: "us".into(),
             version: Some(id as i64),
             write_id: Some(id),
@@ -47,6 +48,7 @@ pub fn r(id: u64, key: &str, invoke_ms: u64, complete_ms: u64, returned: Option<
         planned_ns: None,
         complete_ns: complete_ms * MS,
         outcome: Outcome::Ok {
+            timeline: None,
             served_by: "us".into(),
             version: returned.map(|v| v as i64),
             write_id: returned,
@@ -71,6 +73,7 @@ pub fn inc(id: u64, key: &str, invoke_ms: u64, complete_ms: u64) -> B {
         planned_ns: None,
         complete_ns: complete_ms * MS,
         outcome: Outcome::Ok {
+            timeline: None,
             served_by: "us".into(),
             version: None,
             write_id: None,
@@ -86,6 +89,14 @@ impl B {
     pub fn committed_by(mut self, region: &str) -> B {
         if let Outcome::Ok { committed_by, .. } = &mut self.0.outcome {
             *committed_by = Some(region.into());
+        }
+        self
+    }
+
+    /// Committed on this PostgreSQL timeline (writes).
+    pub fn timeline(mut self, tl: u32) -> B {
+        if let Outcome::Ok { timeline, .. } = &mut self.0.outcome {
+            *timeline = Some(tl);
         }
         self
     }

@@ -83,7 +83,10 @@ impl Experiment {
             self.app_tuning(),
         );
         plan.wal_log_hints = self.failover.wal_log_hints;
-        plan
+        match &self.failover.manager {
+            Manager::Builtin => plan,
+            Manager::Patroni(p) => plan.with_patroni(p.clone()),
+        }
     }
 }
 
@@ -174,6 +177,11 @@ pub struct Failover {
     pub dns_ttl: Duration,
     /// Whether the old primary is fenced (stopped out of band) before the replica is promoted.
     pub fencing: bool,
+    /// Which manager watches the primary and fails over (regiondrill's own by default).
+    #[serde(default)]
+    pub manager: Manager,
+    /// PostgreSQL's `wal_log_hints` on every database (what lets `pg_rewind` rewind a deposed
+    /// primary); off, a `rejoin` can only re-clone.
     #[serde(default = "yes")]
     pub wal_log_hints: bool,
 }
@@ -181,6 +189,8 @@ pub struct Failover {
 fn yes() -> bool {
     true
 }
+
+pub use crate::ha::{HaproxyChecks, Manager, Patroni, Placement};
 
 /// A fault and when it starts and heals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -168,6 +168,48 @@ pub struct FailoverSpec {
     /// rewind a deposed primary (the clusters have no data checksums). Default true; false
     /// makes every `rejoin` fall back to re-cloning.
     pub wal_log_hints: Option<bool>,
+    /// `manager`: `builtin` (regiondrill's own controller) or `patroni` (Patroni with etcd,
+    /// HAProxy per region). Default `builtin`.
+    pub manager: Option<Spanned<String>>,
+    /// `[failover.patroni]`: Patroni's settings; only with `manager = "patroni"`.
+    pub patroni: Option<Spanned<PatroniSpec>>,
+}
+
+/// `[failover.patroni]`: Patroni's own settings under their own names, in Patroni's units
+/// (whole seconds, bytes), and where its DCS runs.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatroniSpec {
+    /// `ttl`: seconds, at least 20 (Patroni's minimum). Default 30.
+    pub ttl: Option<Spanned<u32>>,
+    /// `loop_wait`: seconds, at least 1. Default 10.
+    pub loop_wait: Option<Spanned<u32>>,
+    /// `retry_timeout`: seconds, at least 3. Default 10. `loop_wait + 2 × retry_timeout`
+    /// must not exceed `ttl` (Patroni's rule).
+    pub retry_timeout: Option<Spanned<u32>>,
+    /// `maximum_lag_on_failover`: bytes. Default 1048576.
+    pub maximum_lag_on_failover: Option<Spanned<u64>>,
+    /// `synchronous_mode`. Default false.
+    pub synchronous_mode: Option<Spanned<bool>>,
+    /// `synchronous_mode_strict` (needs `synchronous_mode`). Default false.
+    pub synchronous_mode_strict: Option<Spanned<bool>>,
+    /// `use_pg_rewind`. Default false.
+    pub use_pg_rewind: Option<Spanned<bool>>,
+    /// `failsafe_mode`. Default false.
+    pub failsafe_mode: Option<Spanned<bool>>,
+    /// `dcs`: where etcd runs: `witness` (a location of its own), `us` or `eu`. Default
+    /// `witness`.
+    pub dcs: Option<Spanned<String>>,
+    /// `witness_rtt`: round trip between each data region and the witness. Default: the
+    /// network's `rtt`.
+    pub witness_rtt: Option<Spanned<DurationText>>,
+    /// `haproxy_inter`: HAProxy's `inter` (time between checks of Patroni's REST
+    /// `/primary`). Default `"3s"` (Patroni's HAProxy template).
+    pub haproxy_inter: Option<Spanned<DurationText>>,
+    /// `haproxy_fall`: HAProxy's `fall`. Default 3.
+    pub haproxy_fall: Option<Spanned<u32>>,
+    /// `haproxy_rise`: HAProxy's `rise`. Default 2.
+    pub haproxy_rise: Option<Spanned<u32>>,
 }
 
 pub use crate::fault::COMMON_FAULT_KEYS;

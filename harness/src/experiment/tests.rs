@@ -70,6 +70,10 @@ fn every_shipped_experiment_loads() {
             "cache-ttl-only",
             "crdt-counter-partition",
             "lww-counter-partition",
+            "patroni-dcs-in-lost-region",
+            "patroni-lag-refuses-failover",
+            "patroni-region-loss",
+            "patroni-sync-strict-partition",
             "single-region-region-loss",
         ]
     );
@@ -90,8 +94,14 @@ fn every_shipped_experiment_loads() {
             assert!(e.slo.rto.is_some() && e.slo.rpo.is_some(), "{}", e.name);
             assert_eq!(e.workload.keys, 50, "{}", e.name);
         }
-        // The whole set must run in a few minutes.
-        assert!(e.duration <= s(20), "{}", e.name);
+        // The whole set must run in a few minutes; Patroni's drills cannot be shorter than
+        // its leader key's ttl (at least 20 s) and what follows it.
+        let longest = if e.name.starts_with("patroni-") {
+            s(36)
+        } else {
+            s(20)
+        };
+        assert!(e.duration <= longest, "{}", e.name);
         for f in &e.faults {
             assert!(f.at < e.duration && f.heal_at.is_none_or(|h| h <= e.duration));
         }
@@ -257,6 +267,7 @@ fn defaults_are_filled_in() {
             dns_ttl: s(1),
             fencing: false,
             wal_log_hints: true,
+            manager: Manager::Builtin,
         },
         faults: vec![],
         operations: vec![],
@@ -1469,5 +1480,91 @@ fn the_failback_matrix_gives_each_active_passive_posture_the_rejoin_and_the_swit
     assert!(
         e.contains("scenarios[0] (failback) × active-active-lww: operations[0].kind: rejoin needs a primary and a standby"),
         "{e}"
+    );
+}
+
+#[test]
+fn patroni_settings_have_patronis_names_defaults_and_rules() {
+    let e = ok(&format!("{AP}[failover]\nmanager = \"patroni\"\n"));
+    let Manager::Patroni(p) = &e.failover.manager else {
+        panic!("{:?}", e.failover.manager)
+    };
+    // Patroni's own defaults; etcd in a witness at the regions' RTT (none stated: 0).
+    assert_eq!(
+        (
+            p.ttl,
+            p.loop_wait,
+            p.retry_timeout,
+            p.maximum_lag_on_failover
+        ),
+        (30, 10, 10, 1_048_576)
+    );
+    assert!(!p.synchronous_mode && !p.synchronous_mode_strict && !p.use_pg_rewind);
+    assert!(!p.failsafe_mode);
+    assert_eq!(
+        (p.dcs.region.as_str(), p.dcs.witness_rtt),
+        ("witness", ms(0))
+    );
+    assert_eq!(
+        (p.haproxy.inter, p.haproxy.fall, p.haproxy.rise),
+        (s(3), 3, 2)
+    );
+    let pat = |body: &str| {
+        err(&format!(
+            "{AP}[failover]\nmanager = \"patroni\"\n\n[failover.patroni]\n{body}"
+        ))
+    };
+    assert_eq!(
+        pat("ttl = 10\n"),
+        "x.toml:7:7: failover.patroni.ttl: 10 is below Patroni's minimum ttl of 20"
+    );
+    assert_eq!(
+        pat("ttl = 20\nloop_wait = 10\n"),
+        "x.toml:8:13: failover.patroni.retry_timeout: loop_wait + 2 × retry_timeout = 30 s \
+         exceeds ttl = 20 s: Patroni would change these behind your back; lower them or raise ttl"
+    );
+    // Found by the fuzzer: 2 × retry_timeout overflowed u32.
+    assert!(
+        pat("ttl = 20\nloop_wait = 1\nretry_timeout = 4294967295\n")
+            .starts_with("x.toml:9:17: failover.patroni.retry_timeout: loop_wait + 2 × retry_timeout = 8589934591 s exceeds ttl = 20 s"),
+        "{}",
+        pat("ttl = 20\nloop_wait = 1\nretry_timeout = 4294967295\n")
+    );
+    assert_eq!(
+        pat("synchronous_mode_strict = true\n"),
+        "x.toml:7:27: failover.patroni.synchronous_mode_strict: only means something with \
+         synchronous_mode = true"
+    );
+    assert_eq!(
+        pat("dcs = \"ap\"\n"),
+        "x.toml:7:7: failover.patroni.dcs: unknown place \"ap\" for etcd; one of witness, us, eu"
+    );
+    assert!(
+        pat("tll = 20\n").contains("unknown field `tll`"),
+        "{}",
+        pat("tll = 20\n")
+    );
+    // The builtin controller's settings are not Patroni's; Patroni owns the commit mode.
+    assert_eq!(
+        err(&format!(
+            "{AP}[failover]\nmanager = \"patroni\"\nthreshold = 2\n"
+        )),
+        "x.toml:5:13: failover.threshold: a setting of the builtin controller; Patroni's are in \
+         [failover.patroni] (ttl, loop_wait, retry_timeout, …)"
+    );
+    assert!(
+        err("posture = \"active-passive-sync\"\nduration = \"20s\"\n[failover]\nmanager = \"patroni\"\n")
+            .starts_with("x.toml:4:11: failover.manager: Patroni runs here with posture")
+    );
+    assert_eq!(
+        err(&format!("{AP}[failover]\nmanager = \"stolon\"\n")),
+        "x.toml:4:11: failover.manager: unknown failover manager \"stolon\"; one of builtin, patroni"
+    );
+    assert!(
+        err(&format!("{AP}[failover.patroni]\nttl = 20\n")).starts_with(
+            "x.toml:3:1: failover.patroni: Patroni's settings need manager = \"patroni\""
+        ),
+        "{}",
+        err(&format!("{AP}[failover.patroni]\nttl = 20\n"))
     );
 }

@@ -13,7 +13,7 @@ use super::spec::*;
 use crate::fault;
 use crate::fields::{Checker, FaultCheck, Invalid, show};
 use crate::posture::Posture;
-use crate::stack::topology::PRIMARY_REGION;
+use crate::stack::topology::{PRIMARY_REGION, REGIONS, WITNESS_REGION};
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::Path;
@@ -125,6 +125,7 @@ impl Validation<'_> {
         let failover = self.failover(
             &spec.failover.as_ref().cloned().unwrap_or_default(),
             posture,
+            network.as_ref().map(|n| n.rtt),
         );
         let mut faults = Vec::new();
         for (i, entry) in spec.faults.iter().enumerate() {
@@ -450,7 +451,12 @@ impl Validation<'_> {
         })
     }
 
-    fn failover(&mut self, f: &FailoverSpec, posture: Option<Posture>) -> Option<Failover> {
+    fn failover(
+        &mut self,
+        f: &FailoverSpec,
+        posture: Option<Posture>,
+        rtt: Option<Duration>,
+    ) -> Option<Failover> {
         let standby = posture.map(Posture::has_standby);
         let mode = match &f.mode {
             // Nothing to fail over to in a single region: manual is the only honest default.
@@ -511,6 +517,7 @@ impl Validation<'_> {
                 _ => Some(*fencing.get_ref()),
             },
         };
+        let manager = self.manager(f, posture, rtt);
         Some(Failover {
             mode: mode?,
             interval: interval?,
@@ -518,6 +525,202 @@ impl Validation<'_> {
             dns_ttl: dns_ttl?,
             fencing: fencing?,
             wal_log_hints: f.wal_log_hints.unwrap_or(true),
+            manager: manager?,
+        })
+    }
+
+    /// `failover.manager` and, for Patroni, `[failover.patroni]`: Patroni's rules (ttl ≥ 20,
+    /// `loop_wait + 2 × retry_timeout ≤ ttl`, strict only with synchronous mode) checked here,
+    /// so a file Patroni would refuse or silently adjust is refused with its line.
+    fn manager(
+        &mut self,
+        f: &FailoverSpec,
+        posture: Option<Posture>,
+        rtt: Option<Duration>,
+    ) -> Option<Manager> {
+        let name = f.manager.as_ref().map(|m| (m.span(), m.get_ref().trim()));
+        match name {
+            None | Some((_, "builtin")) => {
+                if let Some(p) = &f.patroni {
+                    self.c.report(
+                        p.span(),
+                        "failover.patroni",
+                        "Patroni's settings need manager = \"patroni\" in [failover]",
+                    );
+                    return None;
+                }
+                Some(Manager::Builtin)
+            }
+            Some((span, "patroni")) => {
+                // Patroni owns the commit mode (synchronous_mode) and promotes by itself.
+                if let Some(p) = posture
+                    && p != Posture::ActivePassiveAsync
+                {
+                    self.c.report(
+                        span.clone(),
+                        "failover.manager",
+                        format!(
+                            "Patroni runs here with posture = \"active-passive-async\" (not \
+                             {p}); ask for synchronous replication with synchronous_mode in \
+                             [failover.patroni]"
+                        ),
+                    );
+                }
+                for (key, set) in [
+                    ("failover.mode", f.mode.as_ref().map(|v| v.span())),
+                    ("failover.interval", f.interval.as_ref().map(|v| v.span())),
+                    ("failover.threshold", f.threshold.as_ref().map(|v| v.span())),
+                    ("failover.fencing", f.fencing.as_ref().map(|v| v.span())),
+                ] {
+                    if let Some(at) = set {
+                        self.c.report(
+                            at,
+                            key,
+                            "a setting of the builtin controller; Patroni's are in \
+                             [failover.patroni] (ttl, loop_wait, retry_timeout, …)",
+                        );
+                    }
+                }
+                let spec = f
+                    .patroni
+                    .as_ref()
+                    .map(|p| p.get_ref().clone())
+                    .unwrap_or_default();
+                self.patroni(&spec, rtt).map(Manager::Patroni)
+            }
+            Some((span, other)) => {
+                self.c.report(
+                    span,
+                    "failover.manager",
+                    format!("unknown failover manager \"{other}\"; one of builtin, patroni"),
+                );
+                None
+            }
+        }
+    }
+
+    fn patroni(&mut self, p: &PatroniSpec, rtt: Option<Duration>) -> Option<Patroni> {
+        let at_least = |c: &mut Checker,
+                        key: &str,
+                        v: Option<&Spanned<u32>>,
+                        min: u32,
+                        default: u32| {
+            match v {
+                None => Some(default),
+                Some(x) if *x.get_ref() >= min => Some(*x.get_ref()),
+                Some(x) => {
+                    c.report(
+                        x.span(),
+                        format!("failover.patroni.{key}"),
+                        format!("{} is below Patroni's minimum {key} of {min}", x.get_ref()),
+                    );
+                    None
+                }
+            }
+        };
+        let ttl = at_least(&mut self.c, "ttl", p.ttl.as_ref(), 20, 30);
+        let loop_wait = at_least(&mut self.c, "loop_wait", p.loop_wait.as_ref(), 1, 10);
+        let retry_timeout = at_least(
+            &mut self.c,
+            "retry_timeout",
+            p.retry_timeout.as_ref(),
+            3,
+            10,
+        );
+        // In u64: a fuzzed file once overflowed u32 here.
+        if let (Some(t), Some(l), Some(r)) = (ttl, loop_wait, retry_timeout)
+            && u64::from(l) + 2 * u64::from(r) > u64::from(t)
+        {
+            let span = [
+                p.retry_timeout.as_ref(),
+                p.loop_wait.as_ref(),
+                p.ttl.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|v| v.span())
+            .next()
+            .unwrap_or(self.root.clone());
+            self.c.report(
+                span,
+                "failover.patroni.retry_timeout",
+                format!(
+                    "loop_wait + 2 × retry_timeout = {} s exceeds ttl = {t} s: Patroni would \
+                     change these behind your back; lower them or raise ttl",
+                    u64::from(l) + 2 * u64::from(r)
+                ),
+            );
+        }
+        let flag = |v: &Option<Spanned<bool>>| v.as_ref().is_some_and(|b| *b.get_ref());
+        let synchronous_mode = flag(&p.synchronous_mode);
+        if let Some(strict) = &p.synchronous_mode_strict
+            && *strict.get_ref()
+            && !synchronous_mode
+        {
+            self.c.report(
+                strict.span(),
+                "failover.patroni.synchronous_mode_strict",
+                "only means something with synchronous_mode = true",
+            );
+        }
+        let region = match &p.dcs {
+            None => Some(WITNESS_REGION.to_string()),
+            Some(d) => {
+                let r = d.get_ref().trim();
+                if r == WITNESS_REGION || REGIONS.contains(&r) {
+                    Some(r.to_string())
+                } else {
+                    self.c.report(
+                        d.span(),
+                        "failover.patroni.dcs",
+                        format!(
+                            "unknown place \"{r}\" for etcd; one of {WITNESS_REGION}, {}",
+                            REGIONS.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let witness_rtt = self.c.duration_or(
+            "failover.patroni.witness_rtt",
+            p.witness_rtt.as_ref(),
+            rtt.unwrap_or_default(),
+            false,
+        );
+        let inter = self.c.duration_or(
+            "failover.patroni.haproxy_inter",
+            p.haproxy_inter.as_ref(),
+            Duration::from_secs(3),
+            true,
+        );
+        let fall = self
+            .c
+            .at_least_one("failover.patroni.haproxy_fall", p.haproxy_fall.as_ref(), 3);
+        let rise = self
+            .c
+            .at_least_one("failover.patroni.haproxy_rise", p.haproxy_rise.as_ref(), 2);
+        Some(Patroni {
+            ttl: ttl?,
+            loop_wait: loop_wait?,
+            retry_timeout: retry_timeout?,
+            maximum_lag_on_failover: p
+                .maximum_lag_on_failover
+                .as_ref()
+                .map_or(1_048_576, |v| *v.get_ref()),
+            synchronous_mode,
+            synchronous_mode_strict: flag(&p.synchronous_mode_strict),
+            use_pg_rewind: flag(&p.use_pg_rewind),
+            failsafe_mode: flag(&p.failsafe_mode),
+            dcs: Placement {
+                region: region?,
+                witness_rtt: witness_rtt?,
+            },
+            haproxy: HaproxyChecks {
+                inter: inter?,
+                fall: fall?,
+                rise: rise?,
+            },
         })
     }
 

@@ -8,6 +8,7 @@
 //! are further implementations of [`FailoverManager`].
 
 pub mod builtin;
+pub mod patroni;
 
 use crate::experiment::Experiment;
 use crate::record::Recorder;
@@ -33,5 +34,8 @@ pub trait FailoverManager: Send + Sync {
 
 /// The manager an experiment names.
 pub fn for_experiment(exp: &Experiment) -> Box<dyn FailoverManager> {
-    Box::new(builtin::Builtin::new(exp.failover.clone()))
+    match &exp.failover.manager {
+        crate::ha::Manager::Builtin => Box::new(builtin::Builtin::new(exp.failover.clone())),
+        crate::ha::Manager::Patroni(p) => Box::new(patroni::PatroniWatch::new(p.clone())),
+    }
 }

@@ -1,5 +1,5 @@
-//! Kill region: every node of a region killed at once. Heal brings the region back: database
-//! first (unless it is a deposed primary), then cache, then app.
+//! Kill region: every node of a region killed at once. Heal brings the region back: a DCS
+//! placed there first, then the database (unless it is a deposed primary), cache, router, app.
 
 use super::{Fault, Running};
 use crate::fields::FaultCheck;
@@ -44,7 +44,7 @@ impl Fault for KillRegion {
 
     async fn heal(&self, stack: &Stack) -> Result<Option<String>, StackError> {
         let mut note = None;
-        for role in [Role::Db, Role::Cache, Role::App] {
+        for role in [Role::Dcs, Role::Db, Role::Cache, Role::Router, Role::App] {
             let node = NodeId::new(&self.region, role);
             if stack.has(&node) && !stack.restart(&node).await? {
                 note = Some(format!(

@@ -378,6 +378,14 @@ impl Stack {
     /// Sets the baseline round trip on every link.
     pub async fn set_rtt(&self, rtt: Duration, jitter: Duration) -> Result<(), StackError> {
         for l in self.links.values() {
+            // The witness keeps its own round trip: it is not between the two regions.
+            let (rtt, jitter) = if l.spec.from == topology::WITNESS_REGION
+                || l.spec.to == topology::WITNESS_REGION
+            {
+                self.plan.link_rtt(&l.spec)
+            } else {
+                (rtt, jitter)
+            };
             l.link.set_rtt(rtt, jitter).await?;
         }
         Ok(())

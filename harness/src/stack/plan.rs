@@ -14,6 +14,7 @@ use super::routing::RoutingState;
 use super::topology::{self, LinkSpec, NodeId, Role};
 use super::wiring::Wiring;
 use crate::app::AppTuning;
+use crate::ha::Patroni;
 use crate::posture::Posture;
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct StackPlan {
     /// PostgreSQL's `wal_log_hints` on every database: what lets `pg_rewind` rewind a deposed
     /// primary (the clusters have no data checksums). Off, a rejoin can only re-clone.
     pub wal_log_hints: bool,
+    /// Patroni's deployment when it is the failover manager (then every database is a
+    /// Patroni member, etcd runs where it says, and each region has a router).
+    pub patroni: Option<Patroni>,
 }
 
 /// What one node runs, with every address as the stack's own nodes see it.
@@ -58,6 +62,78 @@ pub enum Program {
         /// Arguments after `serve --listen …`.
         args: Vec<String>,
     },
+    /// A Patroni member named after its region, running its own PostgreSQL (it initialises
+    /// or clones the cluster itself).
+    Patroni(PatroniMember),
+    /// A one-member etcd cluster (Patroni's DCS).
+    Etcd,
+    /// HAProxy sending PostgreSQL connections to whichever server's Patroni answers
+    /// `/primary` with 200.
+    Haproxy(RouterConfig),
+}
+
+/// One Patroni member, with every address as the other nodes reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatroniMember {
+    /// Member name (its region).
+    pub name: String,
+    /// Where the other region reaches its PostgreSQL (Patroni's `postgresql.connect_address`:
+    /// what a replica streams from, through the replication link).
+    pub pg_connect: (String, u16),
+    /// Where the other region reaches its REST API (`restapi.connect_address`).
+    pub api_connect: (String, u16),
+    /// Where it reaches etcd (directly in the same region, else through a link).
+    pub dcs: (String, u16),
+    /// Patroni's settings (the `bootstrap.dcs` section).
+    pub settings: Patroni,
+}
+
+/// A region's HAProxy: its servers, and the checks of each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterConfig {
+    /// Every database, as this region reaches it.
+    pub servers: Vec<RouterServer>,
+    /// `inter`, `fall`, `rise`.
+    pub checks: crate::ha::HaproxyChecks,
+}
+
+/// One database behind a router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterServer {
+    /// Server name (its region).
+    pub name: String,
+    /// Its PostgreSQL.
+    pub db: (String, u16),
+    /// Its Patroni REST API, which HAProxy checks.
+    pub check: (String, u16),
+}
+
+impl RouterConfig {
+    /// `haproxy.cfg` listening on `bind`, in the layout of Patroni's HAProxy template.
+    pub fn render(&self, bind: &str) -> String {
+        let c = &self.checks;
+        let mut text = format!(
+            "global\n    maxconn 400\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    \
+             timeout client 30m\n    timeout server 30m\n    timeout check 1s\n\n\
+             listen postgres\n    bind {bind}\n    option httpchk OPTIONS /primary\n    \
+             http-check expect status 200\n    default-server inter {}ms fall {} rise {} \
+             on-marked-down shutdown-sessions\n",
+            c.inter.as_millis(),
+            c.fall,
+            c.rise
+        );
+        for RouterServer {
+            name,
+            db: (h, p),
+            check: (ah, ap),
+        } in &self.servers
+        {
+            text.push_str(&format!(
+                "    server {name} {h}:{p} maxconn 200 check addr {ah} port {ap}\n"
+            ));
+        }
+        text
+    }
 }
 
 /// How the recipe tells a node is ready, checked from the harness on the node's port.
@@ -83,6 +159,9 @@ pub struct NodeSpec {
     pub ready: Readiness,
     /// Started under libfaketime, its wall clock settable while it runs.
     pub skewed: bool,
+    /// Started only once this node is ready (a Patroni replica after the first leader, so
+    /// that the leader is the one the plan says).
+    pub after: Option<NodeId>,
 }
 
 impl StackPlan {
@@ -111,6 +190,63 @@ impl StackPlan {
             tuning,
             rtt,
             wal_log_hints: true,
+            patroni: None,
+        }
+    }
+
+    /// The same stack with Patroni as its failover manager: every database a Patroni member,
+    /// etcd where `patroni.dcs` says, a router per data region; plus the links they use —
+    /// replication both ways (whoever leads, the other streams through a link: the plan of
+    /// every two-database posture has both), each
+    /// region's reach of the other's REST API, and of etcd when it is elsewhere.
+    pub fn with_patroni(mut self, patroni: Patroni) -> StackPlan {
+        use topology::{LinkPurpose, LinkSpec, link_name, other_region};
+        let dcs = NodeId::new(&patroni.dcs.region, Role::Dcs);
+        let data = self.regions.clone();
+        for r in &data {
+            self.nodes.push(NodeId::new(r, Role::Router));
+        }
+        self.nodes.push(dcs.clone());
+        for r in &data {
+            let o = other_region(r);
+            self.links.push(LinkSpec {
+                name: link_name(r, LinkPurpose::ToApi, o),
+                from: r.clone(),
+                to: o.to_string(),
+                target: NodeId::new(o, Role::Api),
+            });
+            if *r != dcs.region {
+                self.links.push(LinkSpec {
+                    name: link_name(r, LinkPurpose::ToDcs, &dcs.region),
+                    from: r.clone(),
+                    to: dcs.region.clone(),
+                    target: dcs.clone(),
+                });
+            }
+        }
+        self.patroni = Some(patroni);
+        self
+    }
+
+    /// Every place reached through a link: the nodes, and each database's REST API.
+    pub fn placed(&self) -> Vec<NodeId> {
+        let mut v = self.nodes.clone();
+        if self.patroni.is_some() {
+            v.extend(self.regions.iter().map(|r| NodeId::new(r, Role::Api)));
+        }
+        v
+    }
+
+    /// The round trip and jitter of one link: the witness's own round trip on links to and
+    /// from the witness, the regions' on every other.
+    pub fn link_rtt(&self, link: &LinkSpec) -> (Duration, Duration) {
+        match &self.patroni {
+            Some(p)
+                if link.to == topology::WITNESS_REGION || link.from == topology::WITNESS_REGION =>
+            {
+                (p.dcs.witness_rtt, Duration::ZERO)
+            }
+            _ => self.rtt,
         }
     }
 
@@ -129,8 +265,17 @@ impl StackPlan {
         self.nodes
             .iter()
             .map(|id| {
+                let mut after = None;
                 let (program, ready) = match id.role {
-                    Role::Db => (self.postgres(id, wiring), Readiness::Sql),
+                    Role::Db => match &self.patroni {
+                        None => (self.postgres(id, wiring), Readiness::Sql),
+                        Some(p) => {
+                            if !self.primary_regions().contains(&id.region) {
+                                after = Some(NodeId::new(&self.regions[0], Role::Db));
+                            }
+                            (Program::Patroni(self.member(id, p, wiring)), Readiness::Sql)
+                        }
+                    },
                     Role::Cache => (Program::Redis, Readiness::RedisPing),
                     Role::App => (
                         Program::App {
@@ -138,15 +283,97 @@ impl StackPlan {
                         },
                         Readiness::Http(crate::app::HEALTH_PATH),
                     ),
+                    Role::Dcs => (Program::Etcd, Readiness::Http("/health")),
+                    Role::Router => (Program::Haproxy(self.router(id, wiring)), Readiness::Sql),
+                    Role::Api => unreachable!("an API is placed, never started on its own"),
                 };
                 NodeSpec {
                     id: id.clone(),
                     program,
                     ready,
                     skewed: self.tuning.skewed.contains(id),
+                    after,
                 }
             })
             .collect()
+    }
+
+    /// Where `from` reaches `target`: directly in its own region, else through the link of
+    /// `purpose` (a missing address is left empty; the backend then fails the start clearly).
+    fn reach(
+        &self,
+        wiring: &Wiring,
+        from: &str,
+        target: &NodeId,
+        purpose: topology::LinkPurpose,
+    ) -> (String, u16) {
+        if target.region == from {
+            return wiring
+                .endpoint(target)
+                .map(|e| e.inside.clone())
+                .unwrap_or_default();
+        }
+        wiring
+            .link_inside(&topology::link_name(from, purpose, &target.region))
+            .unwrap_or_default()
+    }
+
+    fn member(&self, id: &NodeId, p: &Patroni, wiring: &Wiring) -> PatroniMember {
+        use topology::{LinkPurpose, REPLICATION, REPLICATION_TO_US, other_region};
+        let other = other_region(&id.region);
+        // The replication link carries the other region's stream from this database.
+        let repl = if id.region == topology::PRIMARY_REGION {
+            REPLICATION
+        } else {
+            REPLICATION_TO_US
+        };
+        PatroniMember {
+            name: id.region.clone(),
+            pg_connect: wiring.link_inside(repl).unwrap_or_default(),
+            api_connect: wiring
+                .link_inside(&topology::link_name(other, LinkPurpose::ToApi, &id.region))
+                .unwrap_or_default(),
+            dcs: self.reach(
+                wiring,
+                &id.region,
+                &NodeId::new(&p.dcs.region, Role::Dcs),
+                LinkPurpose::ToDcs,
+            ),
+            settings: p.clone(),
+        }
+    }
+
+    fn router(&self, id: &NodeId, wiring: &Wiring) -> RouterConfig {
+        use topology::LinkPurpose;
+        let servers = self
+            .regions
+            .iter()
+            .map(|r| RouterServer {
+                name: r.clone(),
+                db: self.reach(
+                    wiring,
+                    &id.region,
+                    &NodeId::new(r, Role::Db),
+                    LinkPurpose::AppToDb,
+                ),
+                check: self.reach(
+                    wiring,
+                    &id.region,
+                    &NodeId::new(r, Role::Api),
+                    LinkPurpose::ToApi,
+                ),
+            })
+            .collect();
+        RouterConfig {
+            servers,
+            checks: self.patroni.as_ref().map(|p| p.haproxy.clone()).unwrap_or(
+                crate::ha::HaproxyChecks {
+                    inter: Duration::from_secs(3),
+                    fall: 3,
+                    rise: 2,
+                },
+            ),
+        }
     }
 
     /// A region's database: a primary, or (active-passive) a standby of the primary region's

@@ -36,7 +36,8 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     let routing = Arc::new(Routing::new(plan.posture));
     let specs = plan.specs(&wiring, &routing.snapshot());
     let backend: Arc<dyn Backend> = Arc::from(backend);
-    let starts = try_join_all(specs.iter().map(|s| backend.start(s)));
+    let now = specs.iter().filter(|s| s.after.is_none());
+    let starts = try_join_all(now.map(|s| backend.start(s)));
     let (proxy, started) = tokio::join!(backend.start_proxy(), starts);
     let proxy = proxy?;
     started?;
@@ -46,7 +47,11 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     );
     let (links, ready) = tokio::join!(
         create_links(&proxy, &plan, &wiring),
-        try_join_all(specs.iter().map(|s| wait_ready(&*backend, s, &wiring)))
+        try_join_all(
+            specs
+                .iter()
+                .map(|s| start_when_due(&*backend, s, &specs, &wiring))
+        )
     );
     let links = links?;
     ready?;
@@ -108,6 +113,25 @@ async fn create_links(
     Ok(try_join_all(create).await?.into_iter().collect())
 }
 
+/// Waits until `node` is ready; a node started after another (`after`) is started once that
+/// one is ready, first.
+async fn start_when_due(
+    backend: &dyn Backend,
+    node: &NodeSpec,
+    all: &[NodeSpec],
+    wiring: &Wiring,
+) -> Result<(), StackError> {
+    if let Some(first) = &node.after {
+        let first = all
+            .iter()
+            .find(|s| s.id == *first)
+            .ok_or_else(|| StackError::NotPlaced(first.to_string()))?;
+        wait_ready(backend, first, wiring).await?;
+        backend.start(node).await?;
+    }
+    wait_ready(backend, node, wiring).await
+}
+
 /// Waits until `node` is ready (checked on its harness port every 10 ms), or fails with the
 /// backend's diagnosis when it exits or time runs out.
 pub(super) async fn wait_ready(
@@ -128,7 +152,12 @@ pub(super) async fn wait_ready(
         let ready = match node.ready {
             Readiness::Sql => crate::postgres::answers(port, Duration::from_millis(500)).await,
             Readiness::RedisPing => redis_pings(port).await,
-            Readiness::Http(_) => crate::app::answers(&http, port).await,
+            Readiness::Http(path) => http
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok(),
         };
         if ready {
             tracing::debug!(node = %node.id, "ready");
@@ -194,6 +223,12 @@ async fn set_up_posture(
     tracing::debug!("migrated");
     if plan.posture.is_active_active() {
         replicate_both_ways(wiring, links).await
+    } else if let Some(patroni) = &plan.patroni {
+        // Patroni owns the commit mode (synchronous_mode): only wait for the standby.
+        let port = db_port(wiring, &primaries[0])?;
+        crate::postgres::await_standby(port, STANDBY_REGION, patroni.synchronous_mode)
+            .await
+            .map_err(StackError::from)
     } else if plan.posture.has_standby() {
         let port = db_port(wiring, &primaries[0])?;
         let (commit, standby_names) = plan.posture.commit_settings(STANDBY_REGION);

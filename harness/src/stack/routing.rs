@@ -66,6 +66,16 @@ impl Routing {
             .unwrap_or_else(|| s.primary.clone())
     }
 
+    /// Makes `to` the primary without deposing the old one: a real HA manager (Patroni)
+    /// brings the old primary back as a replica of the new one by itself, so a healed region's
+    /// database is restarted. Users the old primary's region served are served by `to`.
+    pub fn follow(&self, to: &str) {
+        self.fail_over(to);
+        let mut s = self.state.write().expect("routing lock");
+        s.deposed.clear();
+        s.version += 1;
+    }
+
     /// Makes `to` the primary: the old primary's region is deposed and every user it served
     /// is now served by `to`.
     pub fn fail_over(&self, to: &str) {

@@ -20,6 +20,9 @@ pub const REPLICATION: &str = "replication";
 pub const REPLICATION_TO_US: &str = "replication-to-us";
 /// Both regions, primary first.
 pub const REGIONS: [&str; 2] = [PRIMARY_REGION, STANDBY_REGION];
+/// A location that holds no data, only a failover manager's own state (Patroni's etcd),
+/// reached from every data region through its own links.
+pub const WITNESS_REGION: &str = "witness";
 
 /// The other region.
 pub fn other_region(region: &str) -> &'static str {
@@ -40,6 +43,15 @@ pub enum Role {
     Cache,
     /// The sample app.
     App,
+    /// A failover manager's own state: Patroni's DCS (etcd). Not in [`Role::ALL`]: only
+    /// stacks with such a manager have it, in one region.
+    Dcs,
+    /// The region's database router (HAProxy on Patroni's REST checks), which the region's
+    /// app writes through. Only in stacks with such a manager.
+    Router,
+    /// A database node's second port: Patroni's REST API. Placed like a node (so links can
+    /// reach it) but started with the database node, never on its own.
+    Api,
 }
 
 impl Role {
@@ -52,6 +64,9 @@ impl Role {
             Role::Db => "db",
             Role::Cache => "cache",
             Role::App => "app",
+            Role::Dcs => "dcs",
+            Role::Router => "router",
+            Role::Api => "api",
         }
     }
 }
@@ -157,6 +172,8 @@ pub fn link_name(from: &str, purpose: LinkPurpose, to: &str) -> String {
         LinkPurpose::UsersToApp => format!("{from}-users-to-{to}-app"),
         LinkPurpose::MonitorToDb => format!("{from}-monitor-to-{to}-db"),
         LinkPurpose::AppToCache => format!("{from}-app-to-{to}-cache"),
+        LinkPurpose::ToApi => format!("{from}-to-{to}-api"),
+        LinkPurpose::ToDcs => format!("{from}-to-{to}-dcs"),
     }
 }
 
@@ -173,6 +190,10 @@ pub enum LinkPurpose {
     MonitorToDb,
     /// An app's connection to the other region's cache (invalidation events, write-through).
     AppToCache,
+    /// A region's Patroni and HAProxy reaching another region's Patroni REST API.
+    ToApi,
+    /// A region's Patroni reaching the DCS in another region (or the witness).
+    ToDcs,
 }
 
 #[cfg(test)]

@@ -110,7 +110,12 @@ impl Wiring {
     /// the app-to-db link when remote; in active-active its own region's); reads from its own
     /// region's database unless that one was deposed or does not exist (then the primary).
     pub fn app_dsns(&self, region: &str, routing: &RoutingState) -> Option<(String, String)> {
-        let write = if self.posture.is_active_active() {
+        let router = self.endpoint(&NodeId::new(region, Role::Router));
+        let write = if let Some(router) = router {
+            // A real HA manager's stack: writes go to the region's router, which finds the
+            // primary by itself (the routing table is not consulted).
+            crate::postgres::dsn_at(&router.inside.0, router.inside.1)
+        } else if self.posture.is_active_active() {
             self.inside_db_dsn(region)?
         } else {
             self.app_db_dsn(region, &routing.primary)?

@@ -21,6 +21,8 @@ struct Answer {
     outcome: Option<String>,
     error: Option<String>,
     committed_by: Option<String>,
+    /// The timeline a write committed on.
+    timeline: Option<u32>,
     /// A counter's value (a number); a key's value is a string and is not needed here.
     value: Option<serde_json::Value>,
 }
@@ -92,6 +94,7 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
                 },
                 committed_by: a.committed_by.filter(|c| !c.is_empty()),
                 value: a.value.and_then(|v| v.as_i64()),
+                timeline: a.timeline,
             },
             // A success we cannot read: for a write, it may have happened.
             None if kind == OpKind::Write => Outcome::Unknown {
@@ -152,6 +155,7 @@ mod tests {
         assert_eq!(
             ok,
             Outcome::Ok {
+                timeline: None,
                 served_by: "us".into(),
                 version: Some(3),
                 write_id: Some(9),
@@ -169,6 +173,7 @@ mod tests {
         assert_eq!(
             absent,
             Outcome::Ok {
+                timeline: None,
                 served_by: "eu".into(),
                 version: None,
                 write_id: None,

@@ -29,6 +29,8 @@ async fn writes_bump_versions_log_every_write_and_reads_go_through_the_cache() {
     assert_eq!(ack["version"], 1);
     assert_eq!(ack["write_id"], 1);
     assert_eq!(ack["region"], "us");
+    // A fresh cluster writes on timeline 1 (a promotion would start timeline 2).
+    assert_eq!(ack["timeline"], 1, "{ack}");
     let ts_ms = ack["ts_ms"].as_u64().expect("ts_ms is an integer");
     assert!(
         ts_ms >= before_ms && ts_ms < before_ms + 10_000,

@@ -38,6 +38,9 @@ pub fn listen_port(role: Role) -> u16 {
         Role::Db => PG_PORT,
         Role::Cache => REDIS_PORT,
         Role::App => APP_PORT,
+        Role::Dcs => 2379,
+        Role::Router => 5000,
+        Role::Api => 8008,
     }
 }
 
@@ -119,6 +122,9 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
             port: APP_PORT,
             volumes: Vec::new(),
         },
+        Program::Patroni(_) | Program::Etcd | Program::Haproxy(_) => {
+            unreachable!("Docker refuses Patroni stacks in prepare (not in the images yet)")
+        }
     };
     if node.skewed { under_faketime(c) } else { c }
 }
@@ -213,6 +219,7 @@ mod tests {
             program,
             ready: Readiness::Sql,
             skewed,
+            after: None,
         }
     }
 

@@ -111,6 +111,13 @@ impl Backend for DockerBackend {
         plan: &'a StackPlan,
     ) -> BoxFuture<'a, Result<Placement, StackError>> {
         Box::pin(async move {
+            if plan.patroni.is_some() {
+                return Err(StackError::Engine(
+                    "manager = \"patroni\" runs on the native backend only so far (the offline \
+                     images do not hold Patroni, etcd and HAProxy yet): use --backend native"
+                        .into(),
+                ));
+            }
             self.engine.sweep().await;
             check_images(&self.engine, &self.images).await?;
             self.networks = plan.regions.iter().map(|r| self.name_of(r)).collect();

@@ -7,6 +7,7 @@
 //! directory is removed after its processes ([`rundir`]), and the next start sweeps what a
 //! `kill -9`'d harness left.
 
+pub mod ha;
 pub mod pg;
 pub mod pg_template;
 pub mod process;
@@ -47,6 +48,8 @@ struct State {
     procs: BTreeMap<NodeId, NodeProcess>,
     specs: BTreeMap<NodeId, NodeSpec>,
     ports: BTreeMap<NodeId, u16>,
+    /// etcd's peer port, fixed for the run (a restarted member keeps its peer URL).
+    peer_ports: BTreeMap<NodeId, u16>,
 }
 
 impl NativeBackend {
@@ -115,6 +118,17 @@ impl NativeBackend {
         if node.program == Program::Redis {
             std::fs::create_dir_all(&data).map_err(|e| StackError::io(&data, e))?;
         }
+        if matches!(
+            node.program,
+            Program::Patroni(_) | Program::Etcd | Program::Haproxy(_)
+        ) && !data.exists()
+        {
+            // Theirs to fill (Patroni makes its cluster, etcd its store), as their user.
+            std::fs::create_dir_all(&data).map_err(|e| StackError::io(&data, e))?;
+            if let Some(u) = programs.run_as {
+                u.chown_tree(&data).map_err(|e| StackError::io(&data, e))?;
+            }
+        }
         let clock = self.path(&node.id, ".faketime")?;
         if node.skewed && !clock.exists() {
             std::fs::write(&clock, clock::faketime_offset(0))
@@ -132,13 +146,56 @@ impl NativeBackend {
         let port = port.ok_or_else(|| StackError::NotPlaced(node.id.to_string()))?;
         let log = self.log(&node.id, "")?;
         let clock = self.path(&node.id, ".faketime")?;
-        let cmd = programs.command(node, port, &data, &clock, &log)?;
+        let mut cmd = programs.command(node, port, &data, &clock, &log)?;
+        self.ha_args(node, &mut cmd, port, &data)?;
         let proc = NodeProcess::spawn(&node.id.to_string(), cmd, &log)?;
         tracing::debug!(node = %node.id, elapsed_ms = t.elapsed().as_millis() as u64, "spawned");
         dir.record_pid(proc.pid());
         let mut state = self.state();
         state.specs.insert(node.id.clone(), node.clone());
         state.procs.insert(node.id.clone(), proc);
+        Ok(())
+    }
+}
+
+impl NativeBackend {
+    /// The configuration files and extra ports of Patroni, etcd and HAProxy.
+    fn ha_args(
+        &self,
+        node: &NodeSpec,
+        cmd: &mut tokio::process::Command,
+        port: u16,
+        data: &std::path::Path,
+    ) -> Result<(), StackError> {
+        let (programs, _) = self.parts()?;
+        match &node.program {
+            Program::Patroni(member) => {
+                let api = NodeId::new(&node.id.region, super::topology::Role::Api);
+                let api_port = self.state().ports.get(&api).copied();
+                let api_port = api_port.ok_or_else(|| StackError::NotPlaced(api.to_string()))?;
+                let file = ha::write_patroni_config(
+                    member,
+                    data,
+                    &programs.pg,
+                    port,
+                    api_port,
+                    programs.run_as,
+                )?;
+                cmd.arg(file).env("HOME", data);
+                ha::subreaper(cmd);
+            }
+            Program::Etcd => {
+                let peer = self.state().peer_ports.get(&node.id).copied();
+                let peer =
+                    peer.ok_or_else(|| StackError::NotPlaced(format!("{} peers", node.id)))?;
+                cmd.args(ha::etcd_args(&node.id.to_string(), data, port, peer));
+            }
+            Program::Haproxy(router) => {
+                let file = ha::write_haproxy_config(router, data, port, programs.run_as)?;
+                cmd.arg("-f").arg(file).arg("-db");
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -162,7 +219,10 @@ impl Backend for NativeBackend {
     ) -> BoxFuture<'a, Result<Placement, StackError>> {
         Box::pin(async move {
             sweep();
-            self.programs = Some(Programs::find(!plan.tuning.skewed.is_empty())?);
+            self.programs = Some(Programs::find(
+                !plan.tuning.skewed.is_empty(),
+                plan.patroni.is_some(),
+            )?);
             let dir =
                 RunDir::create(&self.run_id).map_err(|e| StackError::io(&rundir::base_dir(), e))?;
             let logs = dir.path().join("logs");
@@ -175,7 +235,11 @@ impl Backend for NativeBackend {
                     .map_err(|e| StackError::io(std::path::Path::new("ports"), e))
             };
             let mut placement = Placement::default();
-            for node in &plan.nodes {
+            for node in &plan.placed() {
+                if node.role == super::topology::Role::Dcs {
+                    let peer = next()?;
+                    self.state().peer_ports.insert(node.clone(), peer);
+                }
                 let port = next()?;
                 self.state().ports.insert(node.clone(), port);
                 let inside = ("127.0.0.1".to_string(), port);

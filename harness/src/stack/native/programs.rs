@@ -24,11 +24,13 @@ pub struct Programs {
     pub run_as: Option<RunAs>,
     /// libfaketime, when some node runs under it.
     pub faketime: Option<PathBuf>,
+    /// Patroni, etcd and HAProxy, when the stack runs Patroni.
+    pub ha: Option<super::ha::HaPrograms>,
 }
 
 impl Programs {
     /// Finds every program; `faketime` when some node's clock is skewed.
-    pub fn find(faketime: bool) -> Result<Programs, StackError> {
+    pub fn find(faketime: bool, ha: bool) -> Result<Programs, StackError> {
         let faketime = if faketime {
             Some(clock::libfaketime().ok_or_else(|| StackError::Missing {
                 what: "libfaketime (for clock_skew faults)".into(),
@@ -44,6 +46,11 @@ impl Programs {
             app: find_app()?,
             run_as: RunAs::for_postgres(),
             faketime,
+            ha: if ha {
+                Some(super::ha::HaPrograms::find()?)
+            } else {
+                None
+            },
         })
     }
 
@@ -57,10 +64,20 @@ impl Programs {
         clock_file: &Path,
         log: &Path,
     ) -> Result<tokio::process::Command, StackError> {
+        let ha = || {
+            self.ha.as_ref().ok_or_else(|| StackError::Missing {
+                what: "Patroni, etcd and HAProxy".into(),
+                looked: "PATH".into(),
+                install: "apt-get install patroni etcd-server haproxy".into(),
+            })
+        };
         let (program, run_as) = match &node.program {
             Program::Postgres { .. } => (self.pg.tool("postgres"), self.run_as),
             Program::Redis => (self.redis.clone(), None),
             Program::App { .. } => (self.app.clone(), None),
+            Program::Patroni(_) => (ha()?.patroni.clone(), self.run_as),
+            Program::Etcd => (ha()?.etcd.clone(), self.run_as),
+            Program::Haproxy(_) => (ha()?.haproxy.clone(), self.run_as),
         };
         let mut cmd =
             process::command(&program, log, run_as).map_err(|e| StackError::io(log, e))?;
@@ -95,6 +112,8 @@ impl Programs {
                     .args(["--listen", &format!("127.0.0.1:{port}")])
                     .args(args);
             }
+            // Their files and extra ports are the backend's (`NativeBackend::ha_args`).
+            Program::Patroni(_) | Program::Etcd | Program::Haproxy(_) => {}
         }
         if node.skewed {
             let lib = self.faketime.as_ref().ok_or_else(|| StackError::Missing {
@@ -158,7 +177,7 @@ fn find_app() -> Result<PathBuf, StackError> {
         })
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
+pub(super) fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
             .map(|d| d.join(name))

@@ -149,6 +149,7 @@ pub fn sweep() -> usize {
                 Some(_) => {}
             }
         }
+        kill_detached_postmasters(&dir);
         if std::fs::remove_dir_all(&dir).is_ok() {
             tracing::info!(dir = %dir.display(), "removed the run directory of a harness that is gone");
             removed += 1;
@@ -168,6 +169,31 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Kills what a PostgreSQL started by Patroni left in `dir`: Patroni detaches its postmaster,
+/// which dies with Patroni's tree while the harness lives, but outlives a `kill -9`'d harness
+/// (Patroni dies of its parent-death signal; the postmaster, re-parented to init, does not —
+/// nor one that Patroni's start-up helper launches just after). Found by their command lines,
+/// which name their data directory in `dir`; processes of other runs are left alone.
+fn kill_detached_postmasters(dir: &Path) {
+    let here = format!("{}/", dir.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        if pid > 0 && String::from_utf8_lossy(&cmdline).contains(&here) {
+            // Not a process group leader (Patroni's helper made the session): the tree
+            // below it, then itself.
+            super::process::kill_tree(pid);
+            // SAFETY: a process of a dead run of ours, named by its data directory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,10 @@ use crate::singleflight::ReadResult;
 
 /// `single-writer`: upserts the row (version 1, or the previous version + 1) and appends the
 /// write to the `writes` log with the version it produced, in one statement; returns the
-/// version and the `cluster_name` of the database that ran it.
+/// version, the name of the database that ran it (`regiondrill.node` where set — Patroni
+/// forces `cluster_name` to its scope on every member — else its `cluster_name`), and the
+/// timeline its WAL is being written on (the timeline the write commits on: a promotion
+/// starts a new one).
 /// `$1` key, `$2` value, `$3` write_id, `$4` user_id, `$5` region.
 const PUT_SQL: &str = "
 WITH up AS (
@@ -44,7 +47,9 @@ WITH up AS (
 )
 INSERT INTO writes (write_id, key, value, version, user_id, region)
 SELECT $3, $1, $2, up.version, $4, $5 FROM up
-RETURNING version, current_setting('cluster_name')";
+RETURNING version,
+    coalesce(current_setting('regiondrill.node', true), current_setting('cluster_name')),
+    ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int";
 
 /// `single-writer`, `$1` key.
 const GET_SQL: &str = "SELECT value, version, write_id FROM kv WHERE key = $1";
@@ -135,6 +140,9 @@ struct PutAck<'a> {
     /// The region whose tables took the write (active-active postures only).
     #[serde(skip_serializing_if = "Option::is_none")]
     home: Option<Region>,
+    /// The PostgreSQL timeline the write committed on (`single-writer` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeline: Option<i32>,
 }
 
 /// A value found, in the cache or the DB.
@@ -224,15 +232,15 @@ pub async fn put(
     let target = target(&app, body.home.as_deref())?;
     let conn = Conn::get(&target.pool, deadline, target.what).await?;
 
-    let (version, committed_by, hlc, cached) = match target.home {
+    let (version, committed_by, hlc, cached, timeline) = match target.home {
         None => {
             let statement = conn.prepare(deadline, PUT_SQL).await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                 [&key, &body.value, &body.write_id, &body.user, &app.region];
-            let (version, committed_by): (i64, String) = conn
+            let (version, committed_by, timeline): (i64, String, i32) = conn
                 .transact(deadline, async {
                     let row = conn.query_one(&statement, &params).await?;
-                    Ok((row.get(0), row.get(1)))
+                    Ok((row.get(0), row.get(1), row.get(2)))
                 })
                 .await?;
             conn.release();
@@ -242,7 +250,13 @@ pub async fn put(
                 write_id: body.write_id,
                 hlc: None,
             };
-            (version, committed_by, app.hlc.tick(), Some(cached))
+            (
+                version,
+                committed_by,
+                app.hlc.tick(),
+                Some(cached),
+                Some(timeline),
+            )
         }
         Some(home) => {
             let statement = conn.prepare(deadline, &put_sql(home)).await?;
@@ -277,7 +291,7 @@ pub async fn put(
                 write_id: body.write_id,
                 hlc: Some(hlc_i64),
             });
-            (version, committed_by, hlc, cached)
+            (version, committed_by, hlc, cached, None)
         }
     };
 
@@ -294,6 +308,7 @@ pub async fn put(
         committed_by,
         hlc,
         home: target.home,
+        timeline,
     };
     Ok(Json(ack).into_response())
 }

@@ -1,0 +1,101 @@
+//! Real HA managers drilled natively, each a shipped experiment whose answer is known from
+//! the manager's own settings: Patroni's leader key lives `ttl` seconds after its last renewal
+//! (renewed every `loop_wait`), so nothing fails over sooner than `ttl − loop_wait` after the
+//! leader dies, and with its DCS gone nothing fails over at all. Each takes 35–45 s (Patroni
+//! refuses a ttl under 20 s): the other Patroni experiments belong in the matrix.
+
+use regiondrill::history::EventKind;
+use std::path::Path;
+
+/// Runs a shipped experiment file natively.
+async fn run_shipped(file: &str) -> (regiondrill::run::RunOutput, crate::support::TempDir) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments")
+        .join(file);
+    let toml = std::fs::read_to_string(&path).unwrap();
+    crate::support::run_toml(file.trim_end_matches(".toml"), &toml, false).await
+}
+
+/// Processes still running whose command line names the run's native directory (Patroni's
+/// configuration, PostgreSQL's data, etcd's data, HAProxy's configuration all live there).
+fn left_running(run_id: &str) -> Vec<String> {
+    let dir = regiondrill::stack::native::rundir::base_dir().join(run_id);
+    let dir = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&dir))
+        .collect()
+}
+
+fn patroni(out: &regiondrill::run::RunOutput) -> regiondrill::ha::Patroni {
+    match &out.experiment.failover.manager {
+        regiondrill::ha::Manager::Patroni(p) => p.clone(),
+        other => panic!("not a Patroni experiment: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_fails_over_when_the_leader_key_expires_and_timelines_agree() {
+    let (out, _dir) = run_shipped("patroni-region-loss.toml").await;
+    let p = patroni(&out);
+    let (ttl, loop_wait) = (f64::from(p.ttl) * 1e3, f64::from(p.loop_wait) * 1e3);
+    let f = &out.findings.failover;
+    // Detection is the leader key's expiry: its last renewal was at most loop_wait before the
+    // kill, and it lives ttl after it (+ the 50 ms poll and a loaded host's lateness).
+    let detect = f.detect_ms.expect("Patroni's detection was read");
+    assert!(
+        (ttl - loop_wait - 100.0..=ttl + 1_000.0).contains(&detect),
+        "detect {detect} ms with ttl {ttl} ms, loop_wait {loop_wait} ms"
+    );
+    // The shipped bound: RTO in [ttl − loop_wait, ttl + loop_wait + 4 s].
+    let rto = f.rto_ms.expect("recovered");
+    assert!(
+        (ttl - loop_wait..=ttl + loop_wait + 4_000.0).contains(&rto),
+        "RTO {rto} ms"
+    );
+    assert!(out.verdict.passed, "{:?}", out.verdict);
+    let promoted = out
+        .history
+        .events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Promoted { region } if region == "eu"))
+        .count();
+    assert_eq!(promoted, 1, "Patroni promoted eu once");
+    assert_eq!(out.final_state.primary_region.as_deref(), Some("eu"));
+    // The timelines bracket the same outage: the last write on timeline 1 came at most about
+    // one interval between writes (plus the bracket's uncertainty) before the kill.
+    let t = &out.findings.timelines;
+    assert_eq!((t.old, t.new), (Some(1), Some(2)), "{t:?}");
+    let gap = t.gap_ms.unwrap();
+    let first = f.first_rto_ms.unwrap();
+    let bound = 500.0 + t.uncertainty_ms.unwrap();
+    assert!(
+        gap >= first - t.uncertainty_ms.unwrap() && gap - first <= bound,
+        "timeline gap {gap} ms vs first recovery {first} ms (bound {bound} ms)"
+    );
+    assert!(f.refused.is_none(), "{:?}", f.refused);
+    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_with_its_dcs_in_the_lost_region_never_fails_over_and_says_why() {
+    let (out, _dir) = run_shipped("patroni-dcs-in-lost-region.toml").await;
+    let f = &out.findings.failover;
+    assert!(!f.recovered, "nothing may fail over without the DCS: {f:?}");
+    assert_eq!((f.detected_at_ms, f.promoted_at_ms), (None, None));
+    let why = f.refused.as_deref().expect("the report says why");
+    assert!(why.starts_with("DCS unreachable: etcd (in us)"), "{why}");
+    assert!(
+        !out.history
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Promoted { .. })),
+        "promoted without a DCS"
+    );
+    assert!(!out.verdict.passed);
+    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+}
