@@ -15,6 +15,9 @@ mod experiments;
 mod honesty;
 /// The `link_flap` fault's task on real bytes through the fault proxy: down, up, heal.
 mod link_flap;
+/// The nightly at scale: shards merged into the unsharded reports, regressions between
+/// nights, the trend page.
+mod nightly;
 /// Active-active postures, cache coherence and split brain: each failure mode where the
 /// posture allows it, and not where it prevents it.
 mod postures;
