@@ -23,7 +23,6 @@ rtt = "{rtt}"
 [base.workload]
 users = 8
 rate_per_s = 60
-op_timeout = "5s"
 [base.failover]
 interval = "500ms"
 threshold = 3
@@ -43,7 +42,10 @@ at = "1s"
 heal_at = "2s"
 "#;
 
-const POSTURES: &str = r#""single-region", "active-passive-sync", "active-active-lww""#;
+// Postures without a streaming replica: on this shared 2-core machine, active-passive cells
+// intermittently failed to bring their primary up ("us-db not ready after 60s") while these
+// three never did; the nightly machinery under test is the same for every posture.
+const POSTURES: &str = r#""active-active-lww", "single-region", "active-active-crdt""#;
 
 fn matrix_file(dir: &Path, postures: &str, rtt: &str) {
     std::fs::create_dir_all(dir).unwrap();
@@ -213,20 +215,26 @@ async fn shards_merge_into_the_unsharded_reports_and_compare_flags_only_a_real_r
         assert!(o.stdout.contains("compared 3 cells") && o.stdout.contains("no regression"));
     }
 
-    // An injected regression: single-region's cell with a stated RTT of 2 s instead of 80 ms.
-    // eu's users cross the ocean to us for every write: each takes at least one round trip,
-    // 2 s, where the baseline's p99 is a few hundred ms at most — beyond any spread measured
-    // (the default write-p99 threshold is 800 ms).
+    // An injected regression: single-region's cell with a stated RTT of 1.5 s instead of
+    // 80 ms. eu's users cross the ocean to us for every write: each takes at least one round
+    // trip, 1.5 s (within the 2 s operation timeout), where the baseline's p99 is a few
+    // hundred ms at most — beyond any spread measured (the default write-p99 threshold is
+    // 800 ms).
     let slow_dir = tmp.0.join("slow");
-    matrix_file(&slow_dir, r#""single-region""#, "2s");
+    matrix_file(&slow_dir, r#""single-region""#, "1500ms");
     let slow = matrix(&tmp.0, &slow_dir, "slow-out", None).await;
     let o = compare(&whole, &slow, &[]).await;
     assert_eq!(o.code, Some(1), "{o}");
+    let regressed = o.stdout.split("regressed:\n").nth(1).unwrap_or("");
+    let regressed = regressed.split("\n\n").next().unwrap_or("");
+    assert!(
+        regressed.contains("  region-loss-single: write p99 eu "),
+        "write p99 eu not regressed: {o}"
+    );
     for expected in [
         "compared 1 cell",
-        "regressed:\n  region-loss-single: write p99 eu",
-        "settings differ: network.rtt \"80ms\" → \"2s\"",
-        "only in the baseline:\n  region-loss-ap-sync\n  region-loss-aa-lww",
+        "settings differ: network.rtt \"80ms\" → \"1s 500ms\"",
+        "only in the baseline:\n  region-loss-aa-lww\n  region-loss-aa-crdt",
     ] {
         assert!(o.stdout.contains(expected), "no {expected:?}: {o}");
     }
@@ -243,9 +251,9 @@ async fn shards_merge_into_the_unsharded_reports_and_compare_flags_only_a_real_r
     );
     // The other way round, the same figure improved.
     let back = compare(&slow, &whole, &[]).await;
+    let improved = back.stdout.split("improved:\n").nth(1).unwrap_or("");
     assert!(
-        back.stdout
-            .contains("improved:\n  region-loss-single: write p99 eu"),
+        improved.contains("  region-loss-single: write p99 eu "),
         "{back}"
     );
     // Thresholds set by flag: a 10 s allowance hides the write-p99 regression.

@@ -17,7 +17,7 @@
 //! their figures differ: the failover controller's checks, the scheduler and the host's load
 //! move every event by some milliseconds, and an async posture loses however many writes were
 //! in flight at the kill. [`Thresholds::default`] is sized from that spread, measured here:
-//! see the README, "Regressions between nights", for the figures and the method.
+//! see the README, "Nightly at scale", for the figures and the method.
 
 use super::cells::short_dur;
 use super::markdown::escape;
@@ -122,7 +122,8 @@ impl Default for Thresholds {
     /// The largest run-to-run spread (max − min over five runs of a cell: seeds 1, 2 and 3,
     /// and 1 and 2 again) measured for each figure in any cell of the shipped matrix's
     /// settings (four postures × its three scenarios, natively), rounded up; no relative
-    /// part. The README ("Regressions between nights") gives the figures and the method.
+    /// part. Lag p99 also covers the integration test's reruns of a region loss (447 ms and
+    /// 1.95 s). The README ("Nightly at scale") gives the figures and the method.
     fn default() -> Thresholds {
         let abs = |abs| Threshold { abs, rel: 0.0 };
         Thresholds(BTreeMap::from([
@@ -130,7 +131,7 @@ impl Default for Thresholds {
             (Metric::Rpo, abs(1500.0)),
             (Metric::LostWrites, abs(30.0)),
             (Metric::StaleReadRate, abs(0.10)),
-            (Metric::LagP99, abs(1300.0)),
+            (Metric::LagP99, abs(2000.0)),
             (Metric::WriteP99, abs(800.0)),
         ]))
     }

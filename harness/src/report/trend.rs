@@ -137,7 +137,11 @@ fn page(nights: &[Night]) -> Result<String, ReportError> {
             ("times", "ms", &times),
             ("lost writes", "acknowledged writes lost", &losses),
         ] {
-            if data.iter().all(|(_, v)| v.iter().all(Option::is_none)) {
+            // Nothing to draw: never measured, or no write ever lost.
+            if data
+                .iter()
+                .all(|(_, v)| v.iter().all(|v| v.is_none_or(|v| v == 0.0)))
+            {
                 continue;
             }
             let svg = chart(&labels, data, y_desc).map_err(|message| ReportError::Invalid {
@@ -221,6 +225,11 @@ fn err(e: impl std::fmt::Display) -> String {
 /// One chart: a line with points per series, x = the nights (labelled), gaps where a value
 /// is missing; "never" (an RTO not recovered from) is drawn as a cross at the top.
 fn chart(labels: &[&str], series: &[Series], y_desc: &str) -> Result<String, String> {
+    // Figures never measured on any night (lag in single-region) stay out of the legend.
+    let series: Vec<&Series> = series
+        .iter()
+        .filter(|(_, v)| v.iter().any(Option::is_some))
+        .collect();
     let finite = series
         .iter()
         .flat_map(|(_, v)| v.iter().flatten())
@@ -248,10 +257,12 @@ fn chart(labels: &[&str], series: &[Series], y_desc: &str) -> Result<String, Str
             }
         };
         let y_fmt = |v: &f64| format!("{v:.0}");
+        // Whole numbers on the axis: no more labels than units when the range is small.
+        let y_labels = (y_hi.floor() as usize + 1).clamp(2, 6);
         chart
             .configure_mesh()
             .x_labels(n.min(12) + 1)
-            .y_labels(6)
+            .y_labels(y_labels)
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&y_fmt)
             .y_desc(y_desc)
