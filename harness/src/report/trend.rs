@@ -226,13 +226,15 @@ fn err(e: impl std::fmt::Display) -> String {
 /// is missing; "never" (an RTO not recovered from) is drawn as a cross at the top.
 fn chart(labels: &[&str], series: &[Series], y_desc: &str) -> Result<String, String> {
     // Figures never measured on any night (lag in single-region) stay out of the legend.
-    let series: Vec<&Series> = series
+    // Each keeps its colour (its place among the cell's figures) on every chart.
+    let series: Vec<(usize, &Series)> = series
         .iter()
-        .filter(|(_, v)| v.iter().any(Option::is_some))
+        .enumerate()
+        .filter(|(_, (_, v))| v.iter().any(Option::is_some))
         .collect();
     let finite = series
         .iter()
-        .flat_map(|(_, v)| v.iter().flatten())
+        .flat_map(|(_, (_, v))| v.iter().flatten())
         .filter(|v| v.is_finite());
     let y_hi = (finite.fold(0.0f64, |a, &b| a.max(b)) * 1.15).max(1.0);
     let n = labels.len().max(1);
@@ -274,8 +276,8 @@ fn chart(labels: &[&str], series: &[Series], y_desc: &str) -> Result<String, Str
             .draw()
             .map_err(err)?;
         let font = ("sans-serif", 13).into_font().color(&AXIS_TEXT);
-        for (k, (label, values)) in series.iter().enumerate() {
-            let color = COLORS[k % COLORS.len()];
+        for (k, &(place, (label, values))) in series.iter().enumerate() {
+            let color = COLORS[place % COLORS.len()];
             let mut run: Vec<(f64, f64)> = Vec::new();
             let mut runs = Vec::new();
             for (x, v) in values.iter().enumerate() {
