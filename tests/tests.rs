@@ -20,6 +20,9 @@ mod honesty;
 mod link_flap;
 /// Real HA managers (Patroni with etcd and HAProxy) drilled with known answers.
 mod managers;
+/// The nightly at scale: shards merged into the unsharded reports, regressions between
+/// nights, the trend page.
+mod nightly;
 /// Active-active postures, cache coherence and split brain: each failure mode where the
 /// posture allows it, and not where it prevents it.
 mod postures;

@@ -72,6 +72,35 @@ fn the_nightly_workflow_uses_what_this_repository_has() {
             "{flag} missing from the workflow or the CLI"
         );
     }
+    // Sharded over the job matrix, merged, compared with the previous night, trended.
+    let shards = text
+        .split("shard: [")
+        .nth(1)
+        .and_then(|t| t.split(']').next())
+        .expect("a job matrix of shards");
+    let n = shards.split(',').count();
+    assert!(
+        text.contains(&format!("SHARDS: \"{n}\"")),
+        "SHARDS must equal the {n} shards of the job matrix"
+    );
+    for (sub, flags) in [
+        ("matrix", &["--shard"][..]),
+        ("report", &["--merge", "--trend", "--out"][..]),
+        ("compare", &["--markdown"][..]),
+    ] {
+        let help = Command::new(env!("CARGO_BIN_EXE_regiondrill"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        for flag in flags {
+            assert!(
+                text.contains(flag) && help.contains(flag),
+                "{sub} {flag} missing from the workflow or the CLI"
+            );
+        }
+    }
+    assert!(text.contains("regiondrill compare") && text.contains("download-artifact"));
     assert!(text.contains("schedule:") && text.contains("workflow_dispatch:"));
     assert!(
         text.contains("GITHUB_STEP_SUMMARY")

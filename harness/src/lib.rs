@@ -29,7 +29,9 @@
 //! - [`run`]: one experiment end to end; [`run_folder`]: the folder it writes, which
 //!   reports read.
 //! - [`calibrate`]: the highest rate this machine and a stack sustain.
-//! - [`report`]: terminal, Markdown, HTML and JUnit reports, rendered from run folders.
+//! - [`report`]: terminal, Markdown, HTML and JUnit reports, rendered from run folders;
+//!   merging a sharded matrix's slices, comparing nights, the trend over nights.
+//! - [`shard`]: which cells of a matrix each of N CI jobs runs, and the matrix's fingerprint.
 //! - [`progress`]: progress bars (or plain lines) for long work.
 
 pub mod app;
@@ -53,5 +55,6 @@ pub mod report;
 pub mod run;
 pub mod run_folder;
 pub mod schedule;
+pub mod shard;
 pub mod stack;
 pub mod workload;

@@ -5,9 +5,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use regiondrill::experiment::{self, Experiment, matrix};
 use regiondrill::progress::Progress;
-use regiondrill::report::{self, MatrixIndex, MatrixRun};
+use regiondrill::report::{self, MatrixIndex, MatrixRun, ShardRecord};
 use regiondrill::run::RunOptions;
 use regiondrill::run_folder::Results;
+use regiondrill::shard::ShardSpec;
 use regiondrill::stack::BackendChoice;
 use regiondrill::stack::docker::images::ImageChoice;
 use std::io::IsTerminal;
@@ -68,13 +69,48 @@ enum Command {
         inputs: Vec<PathBuf>,
         #[command(flatten)]
         args: RunArgs,
+        /// Run only slice K of N of the expanded matrix (1 ≤ K ≤ N): deterministic slices
+        /// balanced by stated duration, one per CI job; merge them with
+        /// `regiondrill report --merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<ShardSpec>,
     },
     /// Re-render every format (text, Markdown, HTML, JUnit) of run or matrix folders from
     /// their stored results, without re-running anything.
     Report {
-        /// Run folders (with results.json) or matrix folders (with matrix.json).
+        /// Run folders (with results.json) or matrix folders (with matrix.json); with
+        /// --merge, every slice's folder; with --trend, one folder per night.
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
+        /// Merge the folders of `matrix --shard K/N` (every slice of one matrix, once) into
+        /// one matrix folder, --out, rendered as if the matrix had run in one go.
+        #[arg(long, requires = "out", conflicts_with = "trend")]
+        merge: bool,
+        /// Render each cell's figures over the nights' folders as one HTML page,
+        /// <out>/trend.html.
+        #[arg(long, requires = "out")]
+        trend: bool,
+        /// The folder written by --merge (new or empty) or --trend.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Compare two run or matrix folders cell by cell (RTO, RPO, lost writes, stale-read
+    /// rate, lag p99, write p99, verdict) and say what regressed beyond run-to-run noise.
+    /// Exit 1 on a regression.
+    Compare {
+        /// The folder to compare against (e.g. last night's).
+        baseline: PathBuf,
+        /// The folder compared (e.g. tonight's).
+        current: PathBuf,
+        /// Print GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY) instead of text.
+        #[arg(long)]
+        markdown: bool,
+        /// Override a threshold: METRIC=LIMIT with METRIC one of rto, rpo, lost_writes,
+        /// stale_read_rate, lag_p99, write_p99 and LIMIT an absolute allowance (400ms; a
+        /// count for lost_writes; a fraction for stale_read_rate), a relative one (30%), or
+        /// both (20ms,30%: the larger applies). Repeatable.
+        #[arg(long = "threshold", value_name = "METRIC=LIMIT")]
+        thresholds: Vec<String>,
     },
     /// Find the highest rate this machine and the experiment's stack sustain: the stack
     /// comes up with no faults and the workload ramps (doubling, then bisecting) until the
@@ -122,8 +158,27 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { files, args, keep } => run(files, args, keep, &cancel_on_signals()).await,
-        Command::Matrix { inputs, args } => run_matrix(inputs, args, &cancel_on_signals()).await,
-        Command::Report { dirs } => rerender(dirs),
+        Command::Matrix {
+            inputs,
+            args,
+            shard,
+        } => run_matrix(inputs, args, shard, &cancel_on_signals()).await,
+        Command::Report {
+            dirs,
+            merge,
+            trend,
+            out,
+        } => match (merge, trend, out) {
+            (true, _, Some(out)) => merge_shards(dirs, out),
+            (_, true, Some(out)) => render_trend(dirs, out),
+            _ => rerender(dirs),
+        },
+        Command::Compare {
+            baseline,
+            current,
+            markdown,
+            thresholds,
+        } => compare(baseline, current, markdown, thresholds),
         Command::Calibrate {
             file,
             args,
@@ -313,6 +368,7 @@ fn expand(inputs: &[PathBuf]) -> anyhow::Result<(String, Option<u64>, Vec<Experi
 async fn run_matrix(
     inputs: Vec<PathBuf>,
     args: RunArgs,
+    shard: Option<ShardSpec>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     let (name, seed, experiments) = expand(&inputs)?;
@@ -325,7 +381,28 @@ async fn run_matrix(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let dir = args.out.join(regiondrill::run::run_id(&name));
+    let digest = regiondrill::shard::digest(&name, &experiments);
+    let (experiments, shard, folder) = match shard {
+        None => (experiments, None, name.clone()),
+        Some(spec) => {
+            let positions = regiondrill::shard::positions(&experiments, spec);
+            let record = ShardRecord {
+                index: spec.index,
+                count: spec.count,
+                cells: experiments.len(),
+                positions: positions.clone(),
+            };
+            eprintln!(
+                "shard {spec}: {} of the matrix's {} cells",
+                positions.len(),
+                experiments.len()
+            );
+            let slice = positions.iter().map(|&i| experiments[i].clone()).collect();
+            let folder = format!("{name}-shard-{}-of-{}", spec.index, spec.count);
+            (slice, Some(record), folder)
+        }
+    };
+    let dir = args.out.join(regiondrill::run::run_id(&folder));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // render_matrix below renders every run folder as well as the matrix's own reports.
     let ran = run_all(&experiments, &args, &dir, false, false, cancel).await;
@@ -346,12 +423,14 @@ async fn run_matrix(
             },
         })
         .collect();
-    let index = MatrixIndex::new(
+    let mut index = MatrixIndex::new(
         name,
         inputs.iter().map(|p| p.display().to_string()).collect(),
         seed,
         runs,
     );
+    index.digest = Some(digest);
+    index.shard = shard;
     index.save(&dir)?;
     report::render_matrix(&dir)?;
     print!("{}", report::terminal::matrix_table(&dir, color())?);
@@ -360,6 +439,71 @@ async fn run_matrix(
         dir.display()
     );
     Ok(exit_code(&ran))
+}
+
+/// Merges the slices of a sharded matrix into `out`; the exit code is the merged verdicts'
+/// (as `report`'s).
+fn merge_shards(dirs: Vec<PathBuf>, out: PathBuf) -> anyhow::Result<ExitCode> {
+    let merged = report::merge::merge(&dirs, &out)?;
+    print!("{}", report::terminal::matrix_table(&out, color())?);
+    println!(
+        "merged {} slices ({} cells) into {} (matrix.txt, matrix.md, matrix.html, junit.xml)",
+        dirs.len(),
+        merged.runs.len(),
+        out.display()
+    );
+    Ok(verdicts(&out, &merged))
+}
+
+/// The exit code of a matrix folder's stored verdicts: 2 when an experiment could not run
+/// (or its folder cannot be read), else 1 when an SLO was missed, else 0.
+fn verdicts(dir: &Path, index: &MatrixIndex) -> ExitCode {
+    let (mut missed, mut could_not_run) = (false, false);
+    for i in 0..index.runs.len() {
+        match index.run_dir(dir, i).map(|run| report::load_results(&run)) {
+            Some(Ok(results)) => missed |= !results.slo.passed,
+            Some(Err(_)) | None => could_not_run = true,
+        }
+    }
+    if could_not_run {
+        ExitCode::from(2)
+    } else if missed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Renders the trend page over the nights' folders.
+fn render_trend(dirs: Vec<PathBuf>, out: PathBuf) -> anyhow::Result<ExitCode> {
+    let page = report::trend::render(&dirs, &out)?;
+    println!("trend of {} folders: {}", dirs.len(), page.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Compares two folders: 0 nothing regressed, 1 something did.
+fn compare(
+    baseline: PathBuf,
+    current: PathBuf,
+    markdown: bool,
+    thresholds: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut t = report::compare::Thresholds::default();
+    for spec in &thresholds {
+        t.set(spec)
+            .map_err(|e| anyhow::anyhow!("--threshold {e}"))?;
+    }
+    let c = report::compare::compare(&baseline, &current, &t)?;
+    if markdown {
+        print!("{}", report::compare::markdown(&c, &baseline, &current));
+    } else {
+        print!("{}", report::compare::text(&c, &baseline, &current));
+    }
+    Ok(if c.regressed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Re-renders run and matrix folders. Exit code from the stored verdicts: 2 when an

@@ -17,7 +17,7 @@ pub use crate::checker::rows::{FindingRow, dur};
 
 /// Milliseconds compactly, for the comparison table: "0s", "4.7ms", "329ms", "1.24s",
 /// "12.4s"; "—" when not measured.
-pub(crate) fn short_dur(ms: Option<f64>) -> String {
+pub fn short_dur(ms: Option<f64>) -> String {
     match ms {
         None => "—".into(),
         Some(0.0) => "0s".into(),

@@ -13,7 +13,7 @@ use super::timeline::{self, Timeline};
 use super::{Entry, StoredRun};
 use std::fmt::Write;
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root { color-scheme: light; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
   color: #1f2328; background: #fff; max-width: 1100px; margin: 2rem auto; padding: 0 1rem; }

@@ -24,8 +24,30 @@ pub struct MatrixIndex {
     /// The matrix's seed, when a matrix file set one.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// The expanded matrix's fingerprint ([`crate::shard::digest`]): what slices must share
+    /// to be merged. Absent in folders written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Which slice of the matrix this folder ran (`regiondrill matrix --shard K/N`); absent
+    /// in a folder that ran the whole matrix, and in a merged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
     /// Every experiment, in the order it ran.
     pub runs: Vec<MatrixRun>,
+}
+
+/// The slice a shard folder ran: enough to put the slices back in matrix order and to see
+/// that none is missing or given twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// K of K/N, from 1.
+    pub index: usize,
+    /// N.
+    pub count: usize,
+    /// How many cells the whole matrix has.
+    pub cells: usize,
+    /// Each run's position in the whole matrix (0-based), in `runs` order.
+    pub positions: Vec<usize>,
 }
 
 /// One experiment of a matrix.
@@ -59,6 +81,8 @@ impl MatrixIndex {
             name,
             source,
             seed,
+            digest: None,
+            shard: None,
             runs,
         }
     }
@@ -102,6 +126,15 @@ impl MatrixIndex {
         let mut s = format!("from {}", self.source.join(", "));
         if let Some(seed) = self.seed {
             s.push_str(&format!(" · seed {seed}"));
+        }
+        if let Some(shard) = &self.shard {
+            s.push_str(&format!(
+                " · shard {}/{} ({} of {} cells)",
+                shard.index,
+                shard.count,
+                shard.positions.len(),
+                shard.cells
+            ));
         }
         s
     }

@@ -33,17 +33,23 @@
 //! - `cells`: the text of every comparison cell, and the finding rows — which each checker
 //!   writes itself ([`crate::checker::Findings::rows`]) — shared by all formats.
 //! - [`terminal`], [`markdown`], [`html`] (with [`timeline`]), [`junit`]: one per format.
+//! - [`merge`]: the slices of a sharded matrix, put back into one matrix folder.
+//! - [`compare`]: two folders (last night's and tonight's) cell by cell: what regressed.
+//! - [`trend`]: several nights' folders on one page, each cell's figures over time.
 
 mod cells;
+pub mod compare;
 pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod matrix;
+pub mod merge;
 pub mod terminal;
 pub mod timeline;
+pub mod trend;
 
-pub use cells::{dur, short_posture};
-pub use matrix::{MATRIX_INDEX, MATRIX_SCHEMA, MatrixIndex, MatrixRun};
+pub use cells::{dur, short_dur, short_posture};
+pub use matrix::{MATRIX_INDEX, MATRIX_SCHEMA, MatrixIndex, MatrixRun, ShardRecord};
 
 use crate::history::{History, HistoryError, Probes};
 use crate::run_folder::{RESULTS_SCHEMA, Results};
