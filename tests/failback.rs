@@ -84,9 +84,10 @@ fn assert_failed_back(out: &RunOutput, method: Method) {
 }
 
 /// Async: the divergent writes read from the old primary are the lost writes, id for id —
-/// writes `us` acknowledged once the replication link was cut (about 200 on a quiet host) —
+/// writes `us` acknowledged from just before the replication link was cut (about 200 on a quiet host) —
 /// and the run folder holds them, one replayable line each.
 fn assert_async_divergent_are_lost(out: &RunOutput) {
+    const LAG_MARGIN_NS: u64 = 1_000_000_000;
     use regiondrill::history::{EventKind, Outcome};
     let lost: Vec<u64> = out.findings.lost_writes.ids.clone();
     assert!(lost.len() > 20, "only {} lost writes", lost.len());
@@ -101,9 +102,13 @@ fn assert_async_divergent_are_lost(out: &RunOutput) {
         .unwrap();
     for id in &lost {
         let op = out.history.ops.iter().find(|o| o.id == *id).unwrap();
+        // Async physics: a write acknowledged shortly before the cut but not yet shipped
+        // (replication lag) is lost too; the lag here is milliseconds, 1 s bounds it on a
+        // busy host.
         assert!(
-            op.complete_ns > cut,
-            "write {id} acknowledged before the cut, lost"
+            op.complete_ns + LAG_MARGIN_NS > cut,
+            "write {id} acknowledged {} ms before the cut, lost",
+            (cut - op.complete_ns) / 1_000_000
         );
         assert!(
             matches!(&op.outcome, Outcome::Ok { committed_by: Some(c), .. } if c == "us"),

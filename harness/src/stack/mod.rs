@@ -312,14 +312,7 @@ impl Stack {
         if self.is_running(node).await {
             return Ok(true);
         }
-        self.backend.restart(node).await?;
-        let spec = self
-            .plan
-            .specs(&self.wiring, &self.routing.snapshot())
-            .into_iter()
-            .find(|s| s.id == *node)
-            .ok_or_else(|| StackError::NotRunning(node.to_string()))?;
-        recipe::wait_ready(&*self.backend, &spec, &self.wiring).await?;
+        self.start_again(node).await?;
         if node.role == Role::App {
             let url = self.wiring.app_url_for(&node.region, &node.region);
             if let Some(url) = url {
