@@ -468,6 +468,7 @@ async fn ctrl_c_at_any_moment_leaves_nothing_exits_2_and_marks_the_run_incomplet
 #[tokio::test]
 async fn ctrl_c_while_the_template_cache_is_built_leaves_no_staging_copy() {
     use crate::support::interrupt::{SHORT, STAGES, interrupt};
+    let before = pg_segments();
     for delay in [150, 400, 700] {
         let tmp = TempDir::new("cli-ctrlc-cache");
         let file = write(&tmp.0, "short.toml", SHORT);
@@ -499,7 +500,27 @@ async fn ctrl_c_while_the_template_cache_is_built_leaves_no_staging_copy() {
             "{:?}",
             leftovers(&tmp.0)
         );
+        // initdb's bootstrap backend, killed mid-way, used to leak POSIX shared memory.
+        let leaked: Vec<String> = pg_segments()
+            .into_iter()
+            .filter(|s| !before.contains(s))
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "SIGINT at +{delay} ms leaked {leaked:?} in /dev/shm"
+        );
     }
+}
+
+/// PostgreSQL's POSIX shared-memory segments in /dev/shm.
+fn pg_segments() -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("PostgreSQL."))
+        .collect()
 }
 
 /// Hostile files users reported: each is refused with exit 2 and `file:line:col: field:`,

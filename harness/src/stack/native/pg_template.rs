@@ -116,7 +116,12 @@ async fn build(
     let fresh = scratch.join(format!("pg-template-{n}"));
     // A build interrupted at any point (Ctrl-C drops this future) leaves no staging copy.
     let _staging_guard = RemoveOnDrop(staging.clone());
-    pg::initdb(bins, &fresh, log, run_as, conf).await?;
+    // Dropped after the interrupted initdb's processes are dead (the awaited future drops
+    // first): the shared memory its bootstrap backend left goes too.
+    let mut segments_guard = SweepSegmentsOnDrop(Some(run_as.map_or_else(own_uid, |r| r.uid)));
+    let initdb = pg::initdb(bins, &fresh, log, run_as, conf).await;
+    segments_guard.0 = None;
+    initdb?;
     let _ = std::fs::remove_dir_all(&staging);
     copy_tree(&fresh, &staging, log).await?;
     let _ = std::fs::remove_dir_all(&fresh);
@@ -133,6 +138,23 @@ async fn build(
         }
     }
     Ok(())
+}
+
+/// Removes the orphaned PostgreSQL segments of this user when dropped armed.
+struct SweepSegmentsOnDrop(Option<u32>);
+
+impl Drop for SweepSegmentsOnDrop {
+    fn drop(&mut self) {
+        if let Some(uid) = self.0 {
+            super::process::remove_orphaned_pg_segments(uid);
+        }
+    }
+}
+
+/// The harness's own user id (the owner of `/proc/self`).
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }
 
 /// Removes a directory when dropped (if it is still there).

@@ -195,6 +195,41 @@ pub fn remove_faketime_segments(pid: i32) {
     }
 }
 
+/// Removes PostgreSQL's POSIX shared-memory segments (`/dev/shm/PostgreSQL.*`) owned by `uid`
+/// that no process maps. regiondrill's servers keep theirs in the data directory (`mmap`),
+/// but `initdb`'s bootstrap backend runs before any setting exists and uses POSIX segments:
+/// killed mid-way (a Ctrl-C while the template is built), it leaks them until reboot. A live
+/// server, ours or anyone's, maps its control segment, so it is never touched.
+pub fn remove_orphaned_pg_segments(uid: u32) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(shm) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    let orphans: Vec<std::path::PathBuf> = shm
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("PostgreSQL."))
+        .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+        .map(|e| e.path())
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
+    let mut mapped = std::collections::HashSet::new();
+    for proc in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(maps) = std::fs::read_to_string(proc.path().join("maps")) {
+            mapped.extend(
+                maps.lines()
+                    .filter_map(|l| l.find("/dev/shm/PostgreSQL.").map(|i| l[i..].to_string())),
+            );
+        }
+    }
+    for path in orphans {
+        if !mapped.contains(path.to_string_lossy().as_ref()) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Waits until every process in `pids` has exited (a zombie or gone), for at most `limit`.
 /// A zombie writes nothing, so what it wrote to is safe to remove.
 pub fn wait_stopped(pids: &[i32], limit: Duration) {
