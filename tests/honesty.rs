@@ -3,9 +3,8 @@
 //! and a host too busy to keep time is marked saturated. Real native stacks; the known
 //! answers come from what the test does to the stack behind the experiment's back.
 
-use crate::support::{TempDir, run_toml};
+use crate::support::{run_shipped_on, run_toml};
 use regiondrill::proxy::{Direction, Link, Partition, ProxyServer, ToxiproxyClient};
-use regiondrill::run::{RunOptions, RunOutput};
 use regiondrill::stack::BackendChoice;
 use std::time::Duration;
 
@@ -149,28 +148,6 @@ fn before_the_table(report: &str) -> String {
         .join(" ")
 }
 
-/// Runs a shipped experiment file as it is.
-async fn run_shipped(file: &str) -> (RunOutput, TempDir) {
-    let exp = regiondrill::experiment::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(file),
-    )
-    .unwrap();
-    let out = TempDir::new("shipped");
-    let opts = RunOptions {
-        backend: BackendChoice::Native,
-        out: out.0.clone(),
-        keep_stack_files: false,
-        images: regiondrill::stack::docker::images::ImageChoice::Auto,
-        observer: None,
-    };
-    let run = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new())
-        .await
-        .unwrap();
-    (run, out)
-}
-
 /// Planned far above what two cores drive, a run is marked saturated, first, in every
 /// format; a shipped experiment at its shipped rate is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +177,11 @@ rate_per_s = 4000
         assert!(text.contains(marker), "{file} lacks {marker:?}");
     }
     drop(dir);
-    let (shipped, _dir) = run_shipped("experiments/ap-async-region-loss.toml").await;
+    let (shipped, _dir) = run_shipped_on(
+        BackendChoice::Native,
+        "experiments/ap-async-region-loss.toml",
+    )
+    .await;
     let h = &shipped.findings.host;
     assert!(h.checked && !h.saturated, "{h:#?}");
 }
@@ -210,7 +191,11 @@ rate_per_s = 4000
 /// reported as a false failover (us stayed healthy) caused by the flap, with its cost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_monitor_flaps_fail_nothing_over_and_a_long_one_is_a_false_failover() {
-    let (out, _dir) = run_shipped("experiments/ap-async-flapping-link.toml").await;
+    let (out, _dir) = run_shipped_on(
+        BackendChoice::Native,
+        "experiments/ap-async-flapping-link.toml",
+    )
+    .await;
     let f = &out.findings.false_failovers;
     assert_eq!(f.failovers, 1, "only the long flap fails over: {f:#?}");
     let e = &f.episodes[0];

@@ -164,13 +164,7 @@ pub async fn await_standby(port: u16, standby: &str, want_sync: bool) -> Result<
     let sql = "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let rows = c
-            .query(sql, &[&standby])
-            .await
-            .map_err(|e| PgError::Query {
-                sql: sql.into(),
-                error: e.to_string(),
-            })?;
+        let rows = query_with(&c, sql, &[&standby]).await?;
         let ready = rows.iter().any(|r| {
             r.get::<_, Option<String>>(0).as_deref() == Some("streaming")
                 && (!want_sync || r.get::<_, Option<String>>(1).as_deref() == Some("sync"))
@@ -356,7 +350,16 @@ pub async fn query(
     c: &tokio_postgres::Client,
     sql: &str,
 ) -> Result<Vec<tokio_postgres::Row>, PgError> {
-    c.query(sql, &[]).await.map_err(|e| PgError::Query {
+    query_with(c, sql, &[]).await
+}
+
+/// [`query`] with parameters.
+pub async fn query_with(
+    c: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<tokio_postgres::Row>, PgError> {
+    c.query(sql, params).await.map_err(|e| PgError::Query {
         sql: sql.to_string(),
         error: e.to_string(),
     })
@@ -380,13 +383,7 @@ pub async fn standby_state(
 ) -> Result<Option<(String, Option<i64>)>, PgError> {
     let sql = "SELECT state, pg_wal_lsn_diff(replay_lsn, '0/0')::bigint FROM pg_stat_replication \
                WHERE application_name = $1";
-    let rows = c
-        .query(sql, &[&standby])
-        .await
-        .map_err(|e| PgError::Query {
-            sql: sql.into(),
-            error: e.to_string(),
-        })?;
+    let rows = query_with(c, sql, &[&standby]).await?;
     Ok(rows
         .first()
         .map(|r| (r.get::<_, Option<String>>(0).unwrap_or_default(), r.get(1))))
