@@ -43,16 +43,18 @@ test: (deps "test")
     REGIONDRILL_REQUIRE_BROWSER=1 REGIONDRILL_REQUIRE_PEERS=1 cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
 
-# The long known answers `just test` leaves out (HA managers, failback in containers): the
-# nightly workflow runs them.
+# The long known answers `just test` leaves out (about 5 minutes: the HA managers' other
+# scenarios, failback and Patroni in containers). Run it before a release and after touching
+# the HA managers, failback or the Docker backend.
 test-long: (deps "test")
     cargo nextest run --workspace --no-run
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh --binaries "${CARGO_TARGET_DIR:-target}/debug"; else echo "test-long: no Docker engine answers: the Docker tests will say SKIPPED"; fi
     REGIONDRILL_REQUIRE_PEERS=1 cargo nextest run --workspace --no-fail-fast --profile long
 
-# Benchmarks, each figure printed next to its target.
+# Benchmarks, each figure printed next to its target (the images hold release binaries).
 bench:
     cargo build --release -p regiondrill-app
+    @if docker info >/dev/null 2>&1; then stacks/images/build.sh; fi
     cargo bench --bench proxy
     cargo bench --bench checkers
     cargo bench --bench stack

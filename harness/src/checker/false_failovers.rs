@@ -14,7 +14,8 @@
 //!   The `Fenced`, `Promoted`, `Rerouted`, `FailoverFailed` and `FailoverRefused` events
 //!   after it, up to the next `PrimaryDeclaredDown`, are its **steps**, in order. (Steps before any declaration
 //!   open an episode of their own at the first one's time, with no region: there is no
-//!   declaration to judge, so its health is not measured.) An episode is **failed** when
+//!   declaration to judge, so its health is not measured — except a refusal, which names
+//!   the lost primary's region: its episode has that region.) An episode is **failed** when
 //!   one of its steps is `FailoverFailed` (its error is kept); **refused** when a real HA
 //!   manager declined to fail over (`FailoverRefused`, its reason kept) and nothing was
 //!   promoted or moved: it is listed, with its reason, but no failover happened, so it is
@@ -237,9 +238,11 @@ pub fn check(history: &History, probes: &Probes) -> FalseFailovers {
             _ => continue,
         };
         if raws.is_empty() {
+            // A refusal names the lost primary's region; other steps do not say whose.
+            let lost = (kind == StepKind::Refused).then_some(region).flatten();
             raws.push(Raw {
                 at: e.at_ns,
-                region: None,
+                region: lost,
                 steps: Vec::new(),
             });
         }
@@ -756,6 +759,22 @@ mod tests {
             alerts[0].starts_with("failover refused at 2.50 s (us)"),
             "{alerts:?}"
         );
+        // Without a declaration (the DCS died with the primary: nobody saw it go), the
+        // refusal opens its own episode, in the region it names.
+        let h = history(
+            vec![],
+            vec![ev(
+                3000,
+                EventKind::FailoverRefused {
+                    region: "us".into(),
+                    reason: reason.into(),
+                },
+            )],
+        );
+        let f = check(&h, &probes(health("us", 0, 6000, 2000)));
+        assert_eq!(f.episodes[0].region.as_deref(), Some("us"));
+        assert_eq!(f.episodes[0].false_failover, Some(false));
+        assert_eq!((f.failovers, f.count, f.refused), (1, 0, 1));
     }
 
     #[test]

@@ -632,9 +632,25 @@ mod pacing_tests {
     fn a_late_pump_catches_up_but_an_idle_source_earns_no_credit() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        assert_eq!(pace_after(t0, t0, t0 + ms(30)), t0, "30 ms late: on schedule");
-        assert_eq!(pace_after(t0, t0, t0 + ms(500)), t0 + ms(500), "too late: restarts");
-        assert_eq!(pace_after(t0, t0 + ms(50), t0 + ms(60)), t0 + ms(50), "idle source");
-        assert_eq!(pace_after(t0 + ms(10), t0, t0), t0 + ms(10), "never before the schedule");
+        assert_eq!(
+            pace_after(t0, t0, t0 + ms(30)),
+            t0,
+            "30 ms late: on schedule"
+        );
+        assert_eq!(
+            pace_after(t0, t0, t0 + ms(500)),
+            t0 + ms(500),
+            "too late: restarts"
+        );
+        assert_eq!(
+            pace_after(t0, t0 + ms(50), t0 + ms(60)),
+            t0 + ms(50),
+            "idle source"
+        );
+        assert_eq!(
+            pace_after(t0 + ms(10), t0, t0),
+            t0 + ms(10),
+            "never before the schedule"
+        );
     }
 }

@@ -33,9 +33,9 @@ pub const PG_TEMPLATE: &str = "/var/lib/regiondrill/pg-template";
 /// Docker's DNS server inside a container on a user-defined network: container names
 /// resolve there once the container exists.
 pub const DOCKER_DNS: &str = "127.0.0.11:53";
-/// How long a container's script waits for the names it needs to resolve (the proxy's and
-/// its peers' containers start at the same time as it).
-const RESOLVE_TRIES: u32 = 600;
+/// How many times (0.1 s apart) a container's script checks for what it needs before its
+/// program starts (the proxy's and its peers' containers start at the same time as it).
+const WAIT_TRIES: u32 = 600;
 /// A Patroni member's directory (its configuration, and PostgreSQL's data below it).
 pub const PATRONI_DIR: &str = "/tmp/patroni";
 /// Debian's PostgreSQL programs, in the database image.
@@ -190,17 +190,14 @@ fn patroni(member: &PatroniMember, images: &Images) -> Container {
         trust: "0.0.0.0/0",
     };
     let config = ha_config::patroni_config(member, &host);
-    // Patroni gives up at start when its etcd's name does not resolve yet (a refused
-    // connection it retries): wait for the names, for at most a minute.
-    let hosts: std::collections::BTreeSet<&str> =
-        [&member.dcs.0, &member.pg_connect.0, &member.api_connect.0]
-            .into_iter()
-            .map(String::as_str)
-            .collect();
-    let hosts = hosts.into_iter().collect::<Vec<_>>().join(" ");
+    // Patroni exits at start when its etcd does not answer (its name not resolving yet, its
+    // link not created yet, etcd still starting: all start at once here): wait until etcd
+    // answers through the very address Patroni uses, for at most a minute.
+    let (dcs_host, dcs_port) = &member.dcs;
     let script = format!(
-        "for h in {hosts}; do n=0; until getent hosts \"$h\" >/dev/null; do \
-         n=$((n + 1)); [ \"$n\" -ge {RESOLVE_TRIES} ] && break; sleep 0.1; done; done\n\
+        "n=0; until python3 -c \"import urllib.request as u; \
+         u.urlopen('http://{dcs_host}:{dcs_port}/version', timeout=1)\" 2>/dev/null; do \
+         n=$((n + 1)); [ \"$n\" -ge {WAIT_TRIES} ] && break; sleep 0.1; done\n\
          mkdir -p {PATRONI_DIR} && cat > {PATRONI_DIR}/patroni.yml <<'YML'\n{config}\nYML\n\
          exec patroni {PATRONI_DIR}/patroni.yml"
     );
