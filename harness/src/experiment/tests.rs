@@ -1568,3 +1568,35 @@ fn patroni_settings_have_patronis_names_defaults_and_rules() {
         err(&format!("{AP}[failover.patroni]\nttl = 20\n"))
     );
 }
+
+#[test]
+fn the_managers_matrix_crosses_each_manager_and_its_settings_with_both_faults() {
+    let m = super::matrix::load(&experiments_dir().join("managers.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cells: Vec<(&str, &str)> = m
+        .cells
+        .iter()
+        .map(|e| (e.name.as_str(), e.failover.manager.name()))
+        .collect();
+    let mut expected = Vec::new();
+    for scenario in ["region-loss", "partition"] {
+        for (variant, manager) in [
+            ("builtin", "builtin"),
+            ("builtin-tight", "builtin"),
+            ("patroni", "patroni"),
+            ("patroni-tight", "patroni"),
+        ] {
+            expected.push((format!("{scenario}-ap-async-{variant}"), manager));
+        }
+    }
+    let expected: Vec<(&str, &str)> = expected.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+    assert_eq!(cells, expected);
+    // Patroni with its defaults: Patroni's own, and a run long enough for its ttl.
+    let defaults = &m.cells[2];
+    match &defaults.failover.manager {
+        crate::ha::Manager::Patroni(p) => assert_eq!((p.ttl, p.loop_wait), (30, 10)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(defaults.duration, s(55));
+    assert_eq!(m.cells[1].failover.interval, Duration::from_millis(200));
+}
