@@ -102,6 +102,19 @@ pub fn dsn_at(host: &str, port: u16) -> String {
     format!("host={host} port={port} user={SUPERUSER} dbname=postgres connect_timeout=2")
 }
 
+/// A libpq multi-host connection string: libpq (and tokio-postgres) tries `hosts` in order
+/// and keeps the first that accepts writes.
+pub fn multi_host_dsn(hosts: &[(String, u16)]) -> String {
+    let join =
+        |f: &dyn Fn(&(String, u16)) -> String| hosts.iter().map(f).collect::<Vec<_>>().join(",");
+    format!(
+        "host={} port={} user={SUPERUSER} dbname=postgres connect_timeout=2 \
+         target_session_attrs=read-write",
+        join(&|h| h.0.clone()),
+        join(&|h| h.1.to_string())
+    )
+}
+
 /// Connects to `127.0.0.1:port`; the connection's driver task ends with the client.
 pub async fn connect(port: u16, timeout: Duration) -> Result<tokio_postgres::Client, PgError> {
     connect_dsn(&dsn(port), timeout).await

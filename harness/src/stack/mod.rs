@@ -18,6 +18,7 @@ pub mod backend;
 pub mod clock;
 pub mod docker;
 pub mod native;
+pub mod pg_auto_failover;
 pub mod plan;
 pub mod ports;
 pub mod recipe;

@@ -125,6 +125,9 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
         Program::Patroni(_) | Program::Etcd | Program::Haproxy(_) => {
             unreachable!("Docker refuses Patroni stacks in prepare (not in the images yet)")
         }
+        Program::PgAutoFailoverMonitor | Program::PgAutoFailoverKeeper(_) => {
+            unreachable!("Docker refuses pg_auto_failover stacks in prepare (not in the images)")
+        }
     };
     if node.skewed { under_faketime(c) } else { c }
 }

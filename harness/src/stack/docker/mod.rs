@@ -118,6 +118,15 @@ impl Backend for DockerBackend {
                         .into(),
                 ));
             }
+            if plan.pg_auto_failover.is_some() {
+                return Err(StackError::Engine(
+                    "manager = \"pg_auto_failover\" runs on the native backend only so far \
+                     (the offline images do not hold pg_auto_failover yet, and its keepers \
+                     register one address per node, which the per-region networks do not give \
+                     yet): use --backend native"
+                        .into(),
+                ));
+            }
             self.engine.sweep().await;
             check_images(&self.engine, &self.images).await?;
             self.networks = plan.regions.iter().map(|r| self.name_of(r)).collect();
