@@ -105,6 +105,25 @@ async fn patroni_with_its_dcs_in_the_lost_region_never_fails_over_and_says_why()
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
 }
 
+/// Processes still running whose environment names the run's native directory: pg_autoctl's
+/// services retitle themselves ("pg_autoctl: node active"), so [`left_running`] cannot see
+/// them, but their `XDG_*` directories are the node's.
+fn retitled_left_running(run_id: &str) -> Vec<String> {
+    let dir = regiondrill::stack::native::rundir::base_dir().join(run_id);
+    let dir = format!("{}/", dir.to_string_lossy());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(&dir))
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect()
+}
+
 fn pg_auto_failover(out: &regiondrill::run::RunOutput) -> regiondrill::ha::PgAutoFailover {
     match &out.experiment.failover.manager {
         regiondrill::ha::Manager::PgAutoFailover(p) => p.clone(),
@@ -168,6 +187,7 @@ async fn pg_auto_failover_fails_over_after_its_unhealthy_and_demote_timeouts() {
     );
     assert!(f.refused.is_none(), "{:?}", f.refused);
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+    assert_eq!(retitled_left_running(&out.run_id), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,4 +213,5 @@ async fn pg_auto_failover_with_its_monitor_in_the_lost_region_never_fails_over_a
     );
     assert!(!out.verdict.passed);
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+    assert_eq!(retitled_left_running(&out.run_id), Vec::<String>::new());
 }
