@@ -164,6 +164,19 @@ async fn pg_auto_failover_fails_over_after_its_unhealthy_and_demote_timeouts() {
         "RTO {rto} ms"
     );
     assert!(out.verdict.passed, "{:?}", out.verdict);
+    // The stream crosses the replication link: PostgreSQL's own replay_lag is at least the
+    // link's round trip (the WAL goes out, the standby's reply comes back), as it would not
+    // be between two local processes.
+    let rtt = out.experiment.network.rtt.as_secs_f64() * 1e3;
+    let replay = out
+        .findings
+        .replay_lag
+        .p50_ms
+        .expect("pg_stat_replication was sampled");
+    assert!(
+        replay >= 0.9 * rtt,
+        "replay_lag p50 {replay} ms, link RTT {rtt} ms"
+    );
     // replication_quorum: every acknowledged write was flushed on eu.
     let lost = &out.findings.lost_writes;
     assert!(lost.checked && lost.count == 0, "{lost:?}");
