@@ -124,6 +124,14 @@ fn retitled_left_running(run_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Files pg_autoctl left outside the run's directory: where an `XDG_*` directory is missing
+/// it keeps its pid files under `/tmp/pg_autoctl/<its data directory>`.
+fn left_in_tmp(run_id: &str) -> bool {
+    let dir = regiondrill::stack::native::rundir::base_dir().join(run_id);
+    let rel = dir.strip_prefix("/").unwrap_or(&dir);
+    Path::new("/tmp/pg_autoctl").join(rel).exists()
+}
+
 fn pg_auto_failover(out: &regiondrill::run::RunOutput) -> regiondrill::ha::PgAutoFailover {
     match &out.experiment.failover.manager {
         regiondrill::ha::Manager::PgAutoFailover(p) => p.clone(),
@@ -201,6 +209,10 @@ async fn pg_auto_failover_fails_over_after_its_unhealthy_and_demote_timeouts() {
     assert!(f.refused.is_none(), "{:?}", f.refused);
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
     assert_eq!(retitled_left_running(&out.run_id), Vec::<String>::new());
+    assert!(
+        !left_in_tmp(&out.run_id),
+        "pg_autoctl left files in /tmp/pg_autoctl"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,4 +239,8 @@ async fn pg_auto_failover_with_its_monitor_in_the_lost_region_never_fails_over_a
     assert!(!out.verdict.passed);
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
     assert_eq!(retitled_left_running(&out.run_id), Vec::<String>::new());
+    assert!(
+        !left_in_tmp(&out.run_id),
+        "pg_autoctl left files in /tmp/pg_autoctl"
+    );
 }

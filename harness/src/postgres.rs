@@ -456,6 +456,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_multi_host_dsn_names_every_host_in_order_and_asks_for_writes() {
+        let dsn = multi_host_dsn(&[("127.0.0.1".into(), 5001), ("127.0.0.2".into(), 5002)]);
+        let c: tokio_postgres::Config = dsn.parse().unwrap();
+        let hosts: Vec<String> = c
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(hosts, ["127.0.0.1", "127.0.0.2"]);
+        assert_eq!(c.get_ports(), [5001, 5002]);
+        assert_eq!(
+            c.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
+    }
+
+    #[test]
     fn a_rejoin_says_how_it_went() {
         let rewound = "regiondrill-method: rewind\npg_rewind: pg_rewind: servers diverged at WAL location 0/3000100 on timeline 1\npg_rewind: pg_rewind: Done!\n";
         assert_eq!(

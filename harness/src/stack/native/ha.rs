@@ -210,16 +210,25 @@ pub fn pgdata(dir: &Path) -> PathBuf {
     dir.join("pgdata")
 }
 
-/// The environment of a `pg_autoctl` whose node directory is `dir`: its configuration,
-/// state and pid files there (not in the user's home or `/tmp`), PostgreSQL's programs first
-/// on `PATH`.
+/// The directories of a `pg_autoctl` whose node directory is `dir`, for its configuration,
+/// state and pid files (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_RUNTIME_DIR`). They must
+/// exist before it starts: where one does not, it falls back to `~/.config`, … and
+/// `/tmp/pg_autoctl` (seen: every run left its pid files there).
+pub fn pg_autoctl_dirs(dir: &Path) -> [PathBuf; 3] {
+    ["config", "share", "run"].map(|d| dir.join(d))
+}
+
+/// The environment of a `pg_autoctl` whose node directory is `dir`: its files in
+/// [`pg_autoctl_dirs`] (not in the user's home or `/tmp`), PostgreSQL's programs first on
+/// `PATH`.
 pub fn pg_autoctl_env(cmd: &mut tokio::process::Command, dir: &Path, pg: &PgBinaries) {
     let bin = pg.tool("pg_ctl");
     let bin = bin.parent().unwrap_or(Path::new("/usr/bin"));
+    let [config, share, run] = pg_autoctl_dirs(dir);
     cmd.env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_DATA_HOME", dir.join("share"))
-        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env("XDG_CONFIG_HOME", config)
+        .env("XDG_DATA_HOME", share)
+        .env("XDG_RUNTIME_DIR", run)
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
         .env_remove("PGHOST")
         .env_remove("PGPORT")

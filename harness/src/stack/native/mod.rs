@@ -133,6 +133,14 @@ impl NativeBackend {
         {
             // Theirs to fill (Patroni makes its cluster, etcd its store), as their user.
             std::fs::create_dir_all(&data).map_err(|e| StackError::io(&data, e))?;
+            if matches!(
+                node.program,
+                Program::PgAutoFailoverMonitor | Program::PgAutoFailoverKeeper(_)
+            ) {
+                for d in ha::pg_autoctl_dirs(&data) {
+                    std::fs::create_dir_all(&d).map_err(|e| StackError::io(&d, e))?;
+                }
+            }
             if self.seeds_cluster(&node.program) {
                 self.seed_cluster(node, &data).await?;
             }
