@@ -517,3 +517,113 @@ impl StackPlan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::routing::Routing;
+    use crate::stack::wiring::{Endpoint, LinkPlacement, Placement};
+
+    /// The plan of the shipped pg_auto_failover region loss, placed as the native backend
+    /// places it: node `i` on port 20000 + i, a registered link on its database's port at
+    /// 127.0.0.2, every other link on a port of its own.
+    fn placed_paf() -> (StackPlan, Wiring) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments/pg-auto-failover-region-loss.toml");
+        let plan = crate::experiment::load(&path).unwrap().stack_plan();
+        let mut placement = Placement::default();
+        for (i, n) in plan.placed().iter().enumerate() {
+            let port = 20_000 + i as u16;
+            let inside = ("127.0.0.1".to_string(), port);
+            placement.nodes.insert(n.clone(), Endpoint { port, inside });
+        }
+        let registered = plan.registered_links();
+        for (i, l) in plan.links.iter().enumerate() {
+            let (host, port) = match registered.iter().find(|(name, _)| *name == l.name) {
+                Some((_, db)) => ("127.0.0.2", placement.nodes[db].port),
+                None => ("127.0.0.1", 30_000 + i as u16),
+            };
+            let endpoint = Endpoint {
+                port,
+                inside: (host.to_string(), port),
+            };
+            let listen = format!("{host}:{port}");
+            placement
+                .links
+                .insert(l.name.clone(), LinkPlacement { endpoint, listen });
+        }
+        let wiring = Wiring::new(plan.posture, placement).with_multi_host(true);
+        (plan, wiring)
+    }
+
+    #[test]
+    fn pg_auto_failover_keepers_register_their_replication_links_and_apps_use_libpq() {
+        let (plan, wiring) = placed_paf();
+        let routing = Routing::new(plan.posture);
+        let specs = plan.specs(&wiring, &routing.snapshot());
+        let spec = |id: &str| specs.iter().find(|s| s.id.to_string() == id).unwrap();
+        let port = |id: &str| wiring.endpoint(&NodeId::parse(id).unwrap()).unwrap().port;
+        let monitor = spec("witness-dcs");
+        assert_eq!(
+            (&monitor.program, monitor.ready),
+            (&Program::PgAutoFailoverMonitor, Readiness::Monitor)
+        );
+        // us registers the link eu streams from (`replication`), on us-db's own port; it
+        // reaches the monitor through its witness link, and starts once the monitor is up.
+        let Program::PgAutoFailoverKeeper(us) = &spec("us-db").program else {
+            panic!("{:?}", spec("us-db").program)
+        };
+        assert_eq!(us.hostname, ("127.0.0.2".to_string(), port("us-db")));
+        assert_eq!(
+            Some(us.hostname.clone()),
+            wiring.link_inside(topology::REPLICATION)
+        );
+        assert_eq!(
+            Some(us.monitor.clone()),
+            wiring.link_inside("us-to-witness-dcs")
+        );
+        assert!(us.first);
+        assert_eq!(
+            spec("us-db")
+                .after
+                .as_ref()
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("witness-dcs")
+        );
+        let Program::PgAutoFailoverKeeper(eu) = &spec("eu-db").program else {
+            panic!("{:?}", spec("eu-db").program)
+        };
+        assert_eq!(eu.hostname, ("127.0.0.2".to_string(), port("eu-db")));
+        assert!(!eu.first);
+        assert_eq!(
+            spec("eu-db")
+                .after
+                .as_ref()
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("us-db")
+        );
+        // eu's app: its own database directly, then us's through its app-to-db link; libpq
+        // keeps the one that takes writes.
+        let (write, read) = wiring.app_dsns("eu", &routing.snapshot()).unwrap();
+        let via = wiring.link_inside("eu-app-to-us-db").unwrap();
+        assert!(
+            write.starts_with(&format!(
+                "host=127.0.0.1,{} port={},{} ",
+                via.0,
+                port("eu-db"),
+                via.1
+            )) && write.ends_with("target_session_attrs=read-write"),
+            "{write}"
+        );
+        assert_eq!(read, crate::postgres::dsn_at("127.0.0.1", port("eu-db")));
+        // The witness keeps its own round trip.
+        let to_witness = plan
+            .links
+            .iter()
+            .find(|l| l.name == "eu-to-witness-dcs")
+            .unwrap();
+        assert_eq!(plan.link_rtt(to_witness).0, Duration::from_millis(40));
+    }
+}
