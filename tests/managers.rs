@@ -244,3 +244,31 @@ async fn pg_auto_failover_with_its_monitor_in_the_lost_region_never_fails_over_a
         "pg_autoctl left files in /tmp/pg_autoctl"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_auto_failover_on_docker_is_refused_saying_why() {
+    let test = "pg_auto_failover_on_docker_is_refused_saying_why";
+    if !crate::support::docker_or_skip(test).await {
+        return;
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/pg-auto-failover-region-loss.toml");
+    let exp = regiondrill::experiment::load(&path).unwrap();
+    let out = crate::support::TempDir::new("paf-docker");
+    let opts = regiondrill::run::RunOptions {
+        backend: regiondrill::stack::BackendChoice::Docker,
+        out: out.0.clone(),
+        keep_stack_files: false,
+        images: regiondrill::stack::docker::images::ImageChoice::Auto,
+        observer: None,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let e = regiondrill::run::run(&exp, &opts, &cancel)
+        .await
+        .expect_err("the Docker backend refuses pg_auto_failover");
+    assert!(
+        e.to_string()
+            .contains("manager = \"pg_auto_failover\" runs on the native backend only"),
+        "{e}"
+    );
+}
