@@ -5,7 +5,7 @@
 
 use crate::support::{
     ASYNC_PARTITION_THEN_KILL, TempDir, assert_loses_the_partition_window, docker_or_skip,
-    region_loss, run_toml_on,
+    region_loss, run_shipped_on, run_toml_on,
 };
 use regiondrill::history::OpKind;
 use regiondrill::stack::BackendChoice;
@@ -249,4 +249,23 @@ async fn ctrl_c_at_any_stage_removes_every_container_and_network() {
             run.stage_seen
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_holds_its_region_loss_known_answer_in_containers() {
+    if !docker_or_skip("patroni_holds_its_region_loss_known_answer_in_containers").await {
+        return;
+    }
+    let (out, _dir) = run_shipped_on(
+        BackendChoice::Docker,
+        "experiments/patroni-region-loss.toml",
+    )
+    .await;
+    assert_eq!(out.backend, "docker");
+    crate::managers::assert_patroni_region_loss_known_answer(&out);
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
 }

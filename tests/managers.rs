@@ -46,7 +46,13 @@ fn patroni(out: &regiondrill::run::RunOutput) -> regiondrill::ha::Patroni {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patroni_fails_over_when_the_leader_key_expires_and_timelines_agree() {
     let (out, _dir) = run_shipped("patroni-region-loss.toml").await;
-    let p = patroni(&out);
+    assert_patroni_region_loss_known_answer(&out);
+    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+}
+
+/// The known answer of `patroni-region-loss.toml`, on any backend.
+pub fn assert_patroni_region_loss_known_answer(out: &regiondrill::run::RunOutput) {
+    let p = patroni(out);
     let (ttl, loop_wait) = (f64::from(p.ttl) * 1e3, f64::from(p.loop_wait) * 1e3);
     let f = &out.findings.failover;
     // Detection is the leader key's expiry: its last renewal was at most loop_wait before the
@@ -83,7 +89,6 @@ async fn patroni_fails_over_when_the_leader_key_expires_and_timelines_agree() {
         "timeline gap {gap} ms vs first recovery {first} ms (bound {bound} ms)"
     );
     assert!(f.refused.is_none(), "{:?}", f.refused);
-    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,6 +107,80 @@ async fn patroni_with_its_dcs_in_the_lost_region_never_fails_over_and_says_why()
         "promoted without a DCS"
     );
     assert!(!out.verdict.passed);
+    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_refuses_a_replica_beyond_maximum_lag_and_loses_nothing() {
+    let (out, _dir) = run_shipped("patroni-lag-refuses-failover.toml").await;
+    let f = &out.findings.failover;
+    assert!(!f.recovered, "eu was too far behind to be promoted: {f:?}");
+    let why = f.refused.as_deref().expect("the report says why");
+    assert!(
+        why.starts_with("no candidate within maximum_lag_on_failover"),
+        "{why}"
+    );
+    assert!(
+        !out.history
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Promoted { .. })),
+        "promoted a replica beyond maximum_lag_on_failover"
+    );
+    // Availability was given up to bound the loss: us comes back the leader, nothing lost.
+    let lost = &out.findings.lost_writes;
+    assert!(lost.checked);
+    assert_eq!(lost.count, 0, "lost {:?}", lost.ids);
+    let ff = &out.findings.false_failovers;
+    assert_eq!((ff.refused, ff.count), (1, 0), "{ff:?}");
+    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_sync_strict_blocks_writes_under_a_partition_and_loses_none() {
+    let (out, _dir) = run_shipped("patroni-sync-strict-partition.toml").await;
+    let (mut cut, mut heal) = (None, None);
+    for e in &out.history.events {
+        match e.kind {
+            EventKind::FaultStarted { .. } => cut = cut.or(Some(e.at_ns)),
+            EventKind::FaultHealed { .. } => heal = heal.or(Some(e.at_ns)),
+            _ => {}
+        }
+    }
+    let (cut, heal) = (cut.expect("cut"), heal.expect("healed"));
+    // A commit waits for the synchronous standby, which is cut off: once what was in
+    // flight at the cut (one round trip, 80 ms, and a margin) is done, no write is
+    // acknowledged until the heal; they block and end unknown or failed instead.
+    let settled = cut + 300_000_000;
+    let writes_during_cut: Vec<_> = out
+        .history
+        .ops
+        .iter()
+        .filter(|o| o.kind == regiondrill::history::OpKind::Write)
+        .filter(|o| o.complete_ns > settled && o.complete_ns < heal)
+        .collect();
+    assert!(
+        !writes_during_cut.is_empty(),
+        "no write ended during the cut"
+    );
+    let acknowledged = writes_during_cut
+        .iter()
+        .filter(|o| o.outcome.is_ok())
+        .count();
+    assert_eq!(
+        acknowledged, 0,
+        "strict mode acknowledged writes without a standby"
+    );
+    let lost = &out.findings.lost_writes;
+    assert!(lost.checked);
+    assert_eq!(lost.count, 0, "lost {:?}", lost.ids);
+    assert!(
+        !out.history
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Promoted { .. })),
+        "us kept the leader key: nothing may be promoted"
+    );
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
 }
 

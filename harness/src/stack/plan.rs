@@ -141,14 +141,24 @@ pub struct RouterServer {
 
 impl RouterConfig {
     /// `haproxy.cfg` listening on `bind`, in the layout of Patroni's HAProxy template.
-    pub fn render(&self, bind: &str) -> String {
+    /// `nameserver`: where servers named by host name are resolved while HAProxy runs (a
+    /// container's servers may not exist yet when it starts: they start unresolved, as
+    /// HAProxy's `init-addr none` allows); None when every server is an IP address.
+    pub fn render(&self, bind: &str, nameserver: Option<&str>) -> String {
         let c = &self.checks;
+        let (resolvers, resolve) = match nameserver {
+            Some(ns) => (
+                format!("resolvers stack\n    nameserver dns {ns}\n    hold valid 1s\n\n"),
+                " resolvers stack resolve-prefer ipv4 init-addr libc,none",
+            ),
+            None => (String::new(), ""),
+        };
         let mut text = format!(
-            "global\n    maxconn 400\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    \
+            "global\n    maxconn 400\n\n{resolvers}defaults\n    mode tcp\n    timeout connect 2s\n    \
              timeout client 30m\n    timeout server 30m\n    timeout check 1s\n\n\
              listen postgres\n    bind {bind}\n    option httpchk OPTIONS /primary\n    \
              http-check expect status 200\n    default-server inter {}ms fall {} rise {} \
-             on-marked-down shutdown-sessions\n",
+             on-marked-down shutdown-sessions{resolve}\n",
             c.inter.as_millis(),
             c.fall,
             c.rise
@@ -159,8 +169,15 @@ impl RouterConfig {
             check: (ah, ap),
         } in &self.servers
         {
+            // `addr` must resolve when the file is read; the check's host is the server's
+            // own whenever both go through the same place (every backend places them so).
+            let addr = if ah == h {
+                String::new()
+            } else {
+                format!(" addr {ah}")
+            };
             text.push_str(&format!(
-                "    server {name} {h}:{p} maxconn 200 check addr {ah} port {ap}\n"
+                "    server {name} {h}:{p} maxconn 200 check{addr} port {ap}\n"
             ));
         }
         text

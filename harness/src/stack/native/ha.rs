@@ -19,6 +19,7 @@
 use super::pg::PgBinaries;
 use super::process::RunAs;
 use crate::stack::StackError;
+use crate::stack::ha_config::{MemberHost, patroni_config};
 use crate::stack::plan::{Keeper, PatroniMember, RouterConfig};
 use std::path::{Path, PathBuf};
 
@@ -59,7 +60,7 @@ impl HaPrograms {
 }
 
 /// Writes a member's `patroni.yml` in `dir` (owned by `run_as`) for a PostgreSQL on `pg_port`
-/// and a REST API on `api_port`; returns its path. JSON, which YAML reads as is.
+/// and a REST API on `api_port`; returns its path.
 pub fn write_patroni_config(
     member: &PatroniMember,
     dir: &Path,
@@ -68,67 +69,17 @@ pub fn write_patroni_config(
     api_port: u16,
     run_as: Option<RunAs>,
 ) -> Result<PathBuf, StackError> {
-    let s = &member.settings;
-    let mut parameters = serde_json::Map::new();
-    for (k, v) in crate::postgres::cluster_conf() {
-        parameters.insert(
-            k,
-            serde_json::Value::String(v.trim_matches('\'').to_string()),
-        );
-    }
-    // TCP only, as for every native PostgreSQL (a long run directory would overflow a socket
-    // path); Patroni then connects to `listen`.
-    parameters.insert("unix_socket_directories".into(), "".into());
-    let hba = [
-        "host all all 127.0.0.1/32 trust",
-        "host replication all 127.0.0.1/32 trust",
-    ];
-    let user = serde_json::json!({"username": crate::postgres::SUPERUSER});
-    let config = serde_json::json!({
-        "scope": "regiondrill",
-        "name": member.name,
-        "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
-        "restapi": {
-            "listen": format!("127.0.0.1:{api_port}"),
-            "connect_address": format!("{}:{}", member.api_connect.0, member.api_connect.1),
-        },
-        "etcd3": {"hosts": [format!("{}:{}", member.dcs.0, member.dcs.1)], "protocol": "http"},
-        "bootstrap": {
-            "dcs": {
-                "ttl": s.ttl,
-                "loop_wait": s.loop_wait,
-                "retry_timeout": s.retry_timeout,
-                "maximum_lag_on_failover": s.maximum_lag_on_failover,
-                "synchronous_mode": s.synchronous_mode,
-                "synchronous_mode_strict": s.synchronous_mode_strict,
-                "failsafe_mode": s.failsafe_mode,
-                "postgresql": {
-                    "use_pg_rewind": s.use_pg_rewind,
-                    "use_slots": true,
-                    "parameters": parameters,
-                },
-            },
-            "initdb": [
-                {"encoding": "UTF8"}, {"locale": "C"}, {"wal-segsize": "1"}, "no-sync",
-                {"auth": "trust"},
-            ],
-        },
-        "postgresql": {
-            "listen": format!("127.0.0.1:{pg_port}"),
-            "connect_address": format!("{}:{}", member.pg_connect.0, member.pg_connect.1),
-            "data_dir": dir.join("pgdata"),
-            "bin_dir": pg.tool(""),
-            "pgpass": dir.join("pgpass"),
-            "authentication": {"superuser": user, "replication": user, "rewind": user},
-            // Patroni forces cluster_name to the scope on every member: the app names the
-            // committing database by this instead (stacks/app/README.md, `committed_by`).
-            "parameters": {"unix_socket_directories": "", "regiondrill.node": member.name},
-            "pg_hba": hba,
-        },
-    });
+    let (dir_text, bin_dir) = (dir.to_string_lossy(), pg.tool(""));
+    let host = MemberHost {
+        listen: "127.0.0.1",
+        pg_port,
+        api_port,
+        dir: &dir_text,
+        bin_dir: &bin_dir.to_string_lossy(),
+        trust: "127.0.0.1/32",
+    };
     let path = dir.join("patroni.yml");
-    let text = serde_json::to_string_pretty(&config).expect("static JSON");
-    std::fs::write(&path, text).map_err(|e| StackError::io(&path, e))?;
+    std::fs::write(&path, patroni_config(member, &host)).map_err(|e| StackError::io(&path, e))?;
     chown(&path, run_as)?;
     Ok(path)
 }
@@ -141,34 +92,18 @@ pub fn write_haproxy_config(
     run_as: Option<RunAs>,
 ) -> Result<PathBuf, StackError> {
     let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, router.render(&format!("127.0.0.1:{port}")))
+    std::fs::write(&path, router.render(&format!("127.0.0.1:{port}"), None))
         .map_err(|e| StackError::io(&path, e))?;
     chown(&path, run_as)?;
     Ok(path)
 }
 
-/// etcd's arguments: one member `name` serving clients on `port` and peers on `peer_port`.
+/// etcd's arguments: one member `name` keeping its data in `data` and serving clients on
+/// 127.0.0.1:`port`.
 pub fn etcd_args(name: &str, data: &Path, port: u16, peer_port: u16) -> Vec<String> {
-    let client = format!("http://127.0.0.1:{port}");
-    let peer = format!("http://127.0.0.1:{peer_port}");
-    vec![
-        "--name".into(),
-        name.into(),
-        "--data-dir".into(),
-        data.join("etcd").display().to_string(),
-        "--listen-client-urls".into(),
-        client.clone(),
-        "--advertise-client-urls".into(),
-        client,
-        "--listen-peer-urls".into(),
-        peer.clone(),
-        "--initial-advertise-peer-urls".into(),
-        peer.clone(),
-        "--initial-cluster".into(),
-        format!("{name}={peer}"),
-        "--log-level".into(),
-        "warn".into(),
-    ]
+    let local = ("127.0.0.1".to_string(), port);
+    let data = data.join("etcd").display().to_string();
+    crate::stack::ha_config::etcd_args(name, &data, "127.0.0.1", port, &local, peer_port)
 }
 
 fn chown(path: &Path, run_as: Option<RunAs>) -> Result<(), StackError> {
