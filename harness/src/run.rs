@@ -206,7 +206,13 @@ pub async fn run(
     let t = Instant::now();
     let up = async {
         let plan = exp.stack_plan();
-        let backend = opts.backend.backend(&run_id, opts.images).await?;
+        // pg_auto_failover stacks run natively only so far: `auto` picks the backend that can
+        // run them (an explicit `docker` is refused by the Docker backend, saying why).
+        let choice = match opts.backend {
+            BackendChoice::Auto if plan.pg_auto_failover.is_some() => BackendChoice::Native,
+            other => other,
+        };
+        let backend = choice.backend(&run_id, opts.images).await?;
         Stack::up(plan, backend).await
     };
     let stack = tokio::select! {

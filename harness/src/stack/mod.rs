@@ -20,6 +20,7 @@ pub mod clock;
 pub mod docker;
 pub mod ha_config;
 pub mod native;
+pub mod pg_auto_failover;
 pub mod plan;
 pub mod ports;
 pub mod recipe;

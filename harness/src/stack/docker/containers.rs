@@ -173,6 +173,9 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
                 volumes: Vec::new(),
             }
         }
+        Program::PgAutoFailoverMonitor | Program::PgAutoFailoverKeeper(_) => {
+            unreachable!("Docker refuses pg_auto_failover stacks in prepare (not in the images)")
+        }
     };
     if node.skewed { under_faketime(c) } else { c }
 }

@@ -128,6 +128,15 @@ impl Backend for DockerBackend {
                     self.images.db
                 )));
             }
+            if plan.pg_auto_failover.is_some() {
+                return Err(StackError::Engine(
+                    "manager = \"pg_auto_failover\" runs on the native backend only so far \
+                     (its containers are not built yet: its keepers register one address per \
+                     node, which the per-region networks do not give yet): use --backend \
+                     native"
+                        .into(),
+                ));
+            }
             self.engine.sweep().await;
             check_images(&self.engine, &self.images).await?;
             // A network per region any node is in: the data regions, and a witness's.

@@ -1,17 +1,26 @@
 //! The real HA managers' programs as local processes: Patroni (its configuration file, one
-//! per member), etcd and HAProxy, all as PostgreSQL's unprivileged user.
+//! per member), etcd and HAProxy, pg_auto_failover's `pg_autoctl` (monitor and keepers), all
+//! as PostgreSQL's unprivileged user.
 //!
 //! Patroni starts PostgreSQL detached from itself (a new session, the intermediate process
 //! gone), so the postmaster would not be a descendant of the Patroni process the backend
 //! started, and a "kill node" would leave it running. The member is therefore started as a
 //! child subreaper (`PR_SET_CHILD_SUBREAPER`): orphans below it are re-parented to it, the
 //! postmaster stays in its tree, and the tree is frozen and killed as one, as for every node.
+//!
+//! `pg_autoctl … --run` keeps PostgreSQL in its own tree (a supervisor, a "start/stop
+//! postgres" service whose child the postmaster is, and the keeper's "node active" service),
+//! but a service outlives the supervisor and restarts PostgreSQL by itself (seen: a kill of
+//! the supervisor and the postmaster alone left the service, which started PostgreSQL again
+//! within 2 s). So a keeper is started as a subreaper too and killed as one tree; its files
+//! (configuration, state, pid files: `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_RUNTIME_DIR`)
+//! are all kept in the node's directory, which goes with the run's.
 
 use super::pg::PgBinaries;
 use super::process::RunAs;
 use crate::stack::StackError;
 use crate::stack::ha_config::{MemberHost, patroni_config};
-use crate::stack::plan::{PatroniMember, RouterConfig};
+use crate::stack::plan::{Keeper, PatroniMember, RouterConfig};
 use std::path::{Path, PathBuf};
 
 /// Where Patroni, etcd and HAProxy are.
@@ -116,4 +125,122 @@ pub fn subreaper(cmd: &mut tokio::process::Command) {
             Ok(())
         });
     }
+}
+
+/// Finds `pg_autoctl` (Debian: `/usr/bin`).
+pub fn find_pg_autoctl() -> Result<PathBuf, StackError> {
+    super::programs::on_path("pg_autoctl")
+        .or_else(|| Some(PathBuf::from("/usr/bin/pg_autoctl")).filter(|p| p.is_file()))
+        .ok_or_else(|| StackError::Missing {
+            what: "pg_autoctl (for manager = \"pg_auto_failover\")".into(),
+            looked: "PATH, /usr/bin".into(),
+            install: "apt-get install postgresql-15-auto-failover pg-auto-failover-cli (or run \
+                      stacks/deps.sh)"
+                .into(),
+        })
+}
+
+/// Where `pg_autoctl` keeps a node's cluster, inside its node directory `dir`.
+pub fn pgdata(dir: &Path) -> PathBuf {
+    dir.join("pgdata")
+}
+
+/// The directories of a `pg_autoctl` whose node directory is `dir`, for its configuration,
+/// state and pid files (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_RUNTIME_DIR`). They must
+/// exist before it starts: where one does not, it falls back to `~/.config`, … and
+/// `/tmp/pg_autoctl` (seen: every run left its pid files there).
+pub fn pg_autoctl_dirs(dir: &Path) -> [PathBuf; 3] {
+    ["config", "share", "run"].map(|d| dir.join(d))
+}
+
+/// The environment of a `pg_autoctl` whose node directory is `dir`: its files in
+/// [`pg_autoctl_dirs`] (not in the user's home or `/tmp`), PostgreSQL's programs first on
+/// `PATH`.
+pub fn pg_autoctl_env(cmd: &mut tokio::process::Command, dir: &Path, pg: &PgBinaries) {
+    let bin = pg.tool("pg_ctl");
+    let bin = bin.parent().unwrap_or(Path::new("/usr/bin"));
+    let [config, share, run] = pg_autoctl_dirs(dir);
+    cmd.env("HOME", dir)
+        .env("XDG_CONFIG_HOME", config)
+        .env("XDG_DATA_HOME", share)
+        .env("XDG_RUNTIME_DIR", run)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGDATA");
+}
+
+/// The arguments of pg_auto_failover's monitor on `port` (its cluster in `dir`). HBA rules
+/// stay the cluster's own (trust from 127.0.0.1, where every connection comes from, through
+/// a link or not).
+pub fn monitor_args(dir: &Path, pg: &PgBinaries, port: u16) -> Vec<String> {
+    vec![
+        "create".into(),
+        "monitor".into(),
+        "--pgdata".into(),
+        pgdata(dir).display().to_string(),
+        "--pgport".into(),
+        port.to_string(),
+        "--pgctl".into(),
+        pg.tool("pg_ctl").display().to_string(),
+        "--hostname".into(),
+        "127.0.0.1".into(),
+        "--no-ssl".into(),
+        "--skip-pg-hba".into(),
+        "--run".into(),
+    ]
+}
+
+/// The arguments of a keeper whose PostgreSQL listens on 127.0.0.1:`port` (its cluster in
+/// `dir`): registered at `keeper.hostname`, whose port must be `port` (pg_auto_failover
+/// registers the port PostgreSQL listens on).
+pub fn keeper_args(
+    keeper: &Keeper,
+    dir: &Path,
+    pg: &PgBinaries,
+    port: u16,
+) -> Result<Vec<String>, StackError> {
+    let (host, registered) = &keeper.hostname;
+    if *registered != port || host.is_empty() {
+        return Err(StackError::NotPlaced(format!(
+            "{}'s registered address {host}:{registered} (it must be on its port {port})",
+            keeper.name
+        )));
+    }
+    let (mhost, mport) = &keeper.monitor;
+    let s = &keeper.settings;
+    Ok(vec![
+        "create".into(),
+        "postgres".into(),
+        "--pgdata".into(),
+        pgdata(dir).display().to_string(),
+        "--pgport".into(),
+        port.to_string(),
+        "--pghost".into(),
+        "127.0.0.1".into(),
+        "--listen".into(),
+        "127.0.0.1".into(),
+        "--pgctl".into(),
+        pg.tool("pg_ctl").display().to_string(),
+        "--hostname".into(),
+        host.clone(),
+        "--name".into(),
+        keeper.name.clone(),
+        "--username".into(),
+        crate::postgres::SUPERUSER.into(),
+        "--dbname".into(),
+        "postgres".into(),
+        "--monitor".into(),
+        format!(
+            "postgres://autoctl_node@{mhost}:{mport}/{}?sslmode=disable",
+            crate::stack::pg_auto_failover::DATABASE
+        ),
+        "--no-ssl".into(),
+        "--skip-pg-hba".into(),
+        "--candidate-priority".into(),
+        s.candidate_priority.to_string(),
+        "--replication-quorum".into(),
+        s.replication_quorum.to_string(),
+        "--run".into(),
+    ])
 }
