@@ -378,6 +378,20 @@ pub async fn query_with(
     })
 }
 
+/// The timeline a primary commits on (read from its current WAL file's name); None on a
+/// standby, or when it does not answer within `within`. What a manager's promotion moved
+/// when it moved the primary: the new primary writes on the next timeline.
+pub async fn primary_timeline(c: &tokio_postgres::Client, within: Duration) -> Option<u32> {
+    let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 0 \
+               ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+    let row = tokio::time::timeout(within, c.query_one(sql, &[]))
+        .await
+        .ok()?
+        .ok()?;
+    let tl: i32 = row.get(0);
+    (tl > 0).then_some(tl as u32)
+}
+
 /// Whether the server is a standby (`pg_is_in_recovery()`).
 pub async fn in_recovery(c: &tokio_postgres::Client) -> Result<bool, PgError> {
     Ok(query(c, "SELECT pg_is_in_recovery()").await?[0].get(0))

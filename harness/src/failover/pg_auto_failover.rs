@@ -284,13 +284,7 @@ pub async fn primary_timeline(dsn: &Option<String>) -> Option<u32> {
     let c = crate::postgres::connect_dsn(dsn.as_ref()?, Duration::from_millis(800))
         .await
         .ok()?;
-    let sql = "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int";
-    let row = tokio::time::timeout(Duration::from_millis(400), c.query_one(sql, &[]))
-        .await
-        .ok()?
-        .ok()?;
-    let tl: i32 = row.get(0);
-    (tl > 0).then_some(tl as u32)
+    crate::postgres::primary_timeline(&c, Duration::from_millis(400)).await
 }
 
 #[cfg(test)]
