@@ -419,6 +419,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         counters: counter_keys.iter().cloned().zip(final_counters).collect(),
     };
     let final_state = FinalState {
+        residency: None,
         primaries: Vec::new(),
         standbys: Vec::new(),
         primary_region: Some("eu".into()),

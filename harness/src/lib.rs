@@ -52,6 +52,7 @@ pub mod progress;
 pub mod proxy;
 pub mod record;
 pub mod report;
+pub mod residency;
 pub mod run;
 pub mod run_folder;
 pub mod schedule;
