@@ -345,6 +345,9 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                         value: None,
                     }
                 }
+                OpKind::ProfileWrite | OpKind::ProfileRead | OpKind::Erase => {
+                    unreachable!("the synthetic plan has no personal-data operations")
+                }
             }
         };
         if kind == OpKind::Write

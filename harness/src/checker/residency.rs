@@ -82,6 +82,9 @@ pub struct LinkLeaks {
     pub violating_users: usize,
 }
 
+/// What one region holds, while counting: users by home, and the users in violation.
+type Held<'a> = (BTreeMap<&'a str, BTreeSet<u32>>, BTreeSet<u32>);
+
 /// `name` with every run of digits replaced by `*`.
 pub fn pattern(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
@@ -128,8 +131,8 @@ pub fn check(history: &History, probes: &Probes, final_state: Option<&FinalState
         .collect::<BTreeSet<_>>()
         .len();
     let mut violators: BTreeSet<u32> = BTreeSet::new();
-    // region → (home → users), violating users, place → violating users
-    let mut held: BTreeMap<&str, (BTreeMap<&str, BTreeSet<u32>>, BTreeSet<u32>)> = BTreeMap::new();
+    // region → (home → users, violating users)
+    let mut held: BTreeMap<&str, Held> = BTreeMap::new();
     let mut places: BTreeMap<(&str, String), BTreeSet<u32>> = BTreeMap::new();
     for copy in &scan.found {
         let home = scan.homes.get(&copy.user).map_or("unknown", String::as_str);

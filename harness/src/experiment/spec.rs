@@ -77,7 +77,7 @@ pub struct ResidencySpec {
     pub personal_tables: Option<Spanned<Vec<Spanned<String>>>>,
     /// `allow`: a table of home region → regions where that region's users' personal data may
     /// be, e.g. `allow = { us = ["us"], eu = ["eu"] }`. Default: each region its own only.
-    pub allow: Option<Spanned<std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>>>,
+    pub allow: Option<Spanned<AllowSpec>>,
     /// `pinned`: leave the personal tables out of logical replication (the compliant variant;
     /// `active-active-partitioned` only). Default false.
     pub pinned: Option<Spanned<bool>>,
@@ -90,6 +90,9 @@ pub struct ResidencySpec {
     #[serde(default)]
     pub erasures: Vec<Spanned<ErasureSpec>>,
 }
+
+/// `[residency] allow`: home region → the regions, each spanned.
+pub type AllowSpec = std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>;
 
 /// `[[residency.erasures]]`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
