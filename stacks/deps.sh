@@ -3,7 +3,8 @@
 # build starts. Quick (well under a second) when everything is present.
 #
 # Debian packages: PostgreSQL (native stacks), Redis, Patroni, etcd and HAProxy (the
-# `patroni` failover manager), libfaketime (clock-skew faults),
+# `patroni` failover manager), pg_auto_failover (the `pg_auto_failover` one), libfaketime
+# (clock-skew faults),
 # Chromium (the test that lays the HTML report out in a browser) and, when a Docker engine
 # answers, mmdebstrap (the offline images). PyPI: the workflow linters and the third-party
 # fault-proxy client the tests drive the proxy with (only for `--for test`).
@@ -39,6 +40,11 @@ has patroni || apt_missing+=(patroni)
 has etcd || apt_missing+=(etcd-server)
 has etcdctl || apt_missing+=(etcd-client)
 has haproxy || apt_missing+=(haproxy)
+# pg_auto_failover ([failover] manager = "pg_auto_failover"): pg_autoctl and the monitor's
+# extension for PostgreSQL 15.
+has pg_autoctl || apt_missing+=(pg-auto-failover-cli)
+compgen -G '/usr/share/postgresql/15/extension/pgautofailover.control' >/dev/null \
+    || apt_missing+=(postgresql-15-auto-failover)
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || apt_missing+=(faketime libfaketime)
 docker_answers=false
 if has docker && docker info >/dev/null 2>&1; then

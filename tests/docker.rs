@@ -5,7 +5,7 @@
 
 use crate::support::{
     ASYNC_PARTITION_THEN_KILL, TempDir, assert_loses_the_partition_window, docker_or_skip,
-    region_loss, run_toml_on,
+    region_loss, run_shipped_on, run_toml_on,
 };
 use regiondrill::history::OpKind;
 use regiondrill::stack::BackendChoice;
@@ -300,4 +300,23 @@ async fn erasure_under_partition_completes_after_the_heal_in_containers() {
     }
     // The erased users' writes are erased, not lost.
     assert!(out.findings.lost_writes.erased > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_holds_its_region_loss_known_answer_in_containers() {
+    if !docker_or_skip("patroni_holds_its_region_loss_known_answer_in_containers").await {
+        return;
+    }
+    let (out, _dir) = run_shipped_on(
+        BackendChoice::Docker,
+        "experiments/patroni-region-loss.toml",
+    )
+    .await;
+    assert_eq!(out.backend, "docker");
+    crate::managers::assert_patroni_region_loss_known_answer(&out);
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
 }

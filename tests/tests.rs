@@ -18,7 +18,8 @@ mod failback;
 mod honesty;
 /// The `link_flap` fault's task on real bytes through the fault proxy: down, up, heal.
 mod link_flap;
-/// Real HA managers (Patroni with etcd and HAProxy) drilled with known answers.
+/// Real HA managers (Patroni with etcd and HAProxy, pg_auto_failover) drilled with known
+/// answers.
 mod managers;
 /// The nightly at scale: shards merged into the unsharded reports, regressions between
 /// nights, the trend page.

@@ -16,6 +16,9 @@ pub enum Manager {
     Builtin,
     /// Patroni with etcd as its DCS, HAProxy per region routing on Patroni's REST checks.
     Patroni(Patroni),
+    /// pg_auto_failover: a monitor and a keeper per data region; clients reach the primary
+    /// with a libpq multi-host DSN.
+    PgAutoFailover(PgAutoFailover),
 }
 
 impl Manager {
@@ -24,6 +27,7 @@ impl Manager {
         match self {
             Manager::Builtin => "builtin",
             Manager::Patroni(_) => "patroni",
+            Manager::PgAutoFailover(_) => "pg_auto_failover",
         }
     }
 }
@@ -81,4 +85,46 @@ pub struct HaproxyChecks {
     pub fall: u32,
     /// `rise`: consecutive passed checks that mark it up.
     pub rise: u32,
+}
+
+/// A pg_auto_failover 2.0 deployment: the monitor's own settings (its `pgautofailover.*`
+/// GUCs, in milliseconds and bytes as it reads them, defaults read from the installed
+/// extension's `pg_settings`), the formation's and the keepers' settings, and where the
+/// monitor runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PgAutoFailover {
+    /// `pgautofailover.health_check_period`: ms between the monitor's health checks of each
+    /// node (default 5000).
+    pub health_check_period: u32,
+    /// `pgautofailover.health_check_timeout`: ms a health check's connection may take
+    /// (default 5000).
+    pub health_check_timeout: u32,
+    /// `pgautofailover.health_check_max_retries`: failed attempts before a node's health is
+    /// bad (1–100, default 2).
+    pub health_check_max_retries: u32,
+    /// `pgautofailover.health_check_retry_delay`: ms between those attempts (default 2000).
+    pub health_check_retry_delay: u32,
+    /// `pgautofailover.node_considered_unhealthy_timeout`: ms since a node's keeper last
+    /// reported after which a node with bad health is unhealthy and failed over (default
+    /// 20000).
+    pub node_considered_unhealthy_timeout: u32,
+    /// `pgautofailover.primary_demote_timeout`: ms the monitor waits for an unreachable old
+    /// primary to demote itself before the new one takes writes (default 30000).
+    pub primary_demote_timeout: u32,
+    /// `pgautofailover.promote_wal_log_threshold`: bytes a secondary may be behind and still
+    /// be promoted (default 16777216).
+    pub promote_wal_log_threshold: u64,
+    /// `pgautofailover.startup_grace_period`: ms after the monitor starts during which it
+    /// fails nothing over (default 10000).
+    pub startup_grace_period: u32,
+    /// The formation's `number_sync_standbys` (default 0; with one standby, 0 is the only
+    /// value the monitor accepts).
+    pub number_sync_standbys: u32,
+    /// Every node's `replication_quorum`: it counts in `synchronous_standby_names` (default
+    /// true: commits wait for the standby while it is healthy).
+    pub replication_quorum: bool,
+    /// Every node's `candidate_priority` (0–100, default 50; 0: never promoted).
+    pub candidate_priority: u32,
+    /// Where the monitor runs.
+    pub monitor: Placement,
 }

@@ -10,8 +10,8 @@
 //!   `/health`, final-state tables).
 //! - [`proxy`]: the fault proxy. A built-in server speaking Toxiproxy's HTTP API, one async
 //!   client for it and for a real Toxiproxy, and [`proxy::Link`], the cross-region link faults.
-//! - [`ha`]: the real HA managers' settings (Patroni's), as data below the experiment and
-//!   the stack.
+//! - [`ha`]: the real HA managers' settings (Patroni's, pg_auto_failover's), as data below
+//!   the experiment and the stack.
 //! - [`history`]: the append-only record of operations, events and probe samples.
 //! - [`fault`]: the faults, one file per kind (its keys, their validation, start and heal),
 //!   one registry; [`operation`]: planned operations after a failover (rejoin of the

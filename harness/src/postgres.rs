@@ -102,6 +102,19 @@ pub fn dsn_at(host: &str, port: u16) -> String {
     format!("host={host} port={port} user={SUPERUSER} dbname=postgres connect_timeout=2")
 }
 
+/// A libpq multi-host connection string: libpq (and tokio-postgres) tries `hosts` in order
+/// and keeps the first that accepts writes.
+pub fn multi_host_dsn(hosts: &[(String, u16)]) -> String {
+    let join =
+        |f: &dyn Fn(&(String, u16)) -> String| hosts.iter().map(f).collect::<Vec<_>>().join(",");
+    format!(
+        "host={} port={} user={SUPERUSER} dbname=postgres connect_timeout=2 \
+         target_session_attrs=read-write",
+        join(&|h| h.0.clone()),
+        join(&|h| h.1.to_string())
+    )
+}
+
 /// Connects to `127.0.0.1:port`; the connection's driver task ends with the client.
 pub async fn connect(port: u16, timeout: Duration) -> Result<tokio_postgres::Client, PgError> {
     connect_dsn(&dsn(port), timeout).await
@@ -370,6 +383,20 @@ pub async fn query_with(
     })
 }
 
+/// The timeline a primary commits on (read from its current WAL file's name); None on a
+/// standby, or when it does not answer within `within`. What a manager's promotion moved
+/// when it moved the primary: the new primary writes on the next timeline.
+pub async fn primary_timeline(c: &tokio_postgres::Client, within: Duration) -> Option<u32> {
+    let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 0 \
+               ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
+    let row = tokio::time::timeout(within, c.query_one(sql, &[]))
+        .await
+        .ok()?
+        .ok()?;
+    let tl: i32 = row.get(0);
+    (tl > 0).then_some(tl as u32)
+}
+
 /// Whether the server is a standby (`pg_is_in_recovery()`).
 pub async fn in_recovery(c: &tokio_postgres::Client) -> Result<bool, PgError> {
     Ok(query(c, "SELECT pg_is_in_recovery()").await?[0].get(0))
@@ -446,6 +473,26 @@ pub async fn set_read_only(c: &tokio_postgres::Client, on: bool) -> Result<(), P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_multi_host_dsn_names_every_host_in_order_and_asks_for_writes() {
+        let dsn = multi_host_dsn(&[("127.0.0.1".into(), 5001), ("127.0.0.2".into(), 5002)]);
+        let c: tokio_postgres::Config = dsn.parse().unwrap();
+        let hosts: Vec<String> = c
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(hosts, ["127.0.0.1", "127.0.0.2"]);
+        assert_eq!(c.get_ports(), [5001, 5002]);
+        assert_eq!(
+            c.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
+    }
 
     #[test]
     fn a_rejoin_says_how_it_went() {

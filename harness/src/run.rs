@@ -206,10 +206,10 @@ pub async fn run(
     let t = Instant::now();
     let up = async {
         let plan = exp.stack_plan();
-        // Patroni stacks run natively only so far: `auto` picks the backend that can run them
-        // (an explicit `docker` is refused by the Docker backend, saying why).
+        // pg_auto_failover stacks run natively only so far: `auto` picks the backend that can
+        // run them (an explicit `docker` is refused by the Docker backend, saying why).
         let choice = match opts.backend {
-            BackendChoice::Auto if plan.patroni.is_some() => BackendChoice::Native,
+            BackendChoice::Auto if plan.pg_auto_failover.is_some() => BackendChoice::Native,
             other => other,
         };
         let backend = choice.backend(&run_id, opts.images).await?;

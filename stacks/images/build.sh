@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds regiondrill's container images with no registry, from Debian's packages:
-#   regiondrill/base:<hash>  Debian bookworm (minbase) with PostgreSQL 15, Redis and libfaketime,
+#   regiondrill/base:<hash>  Debian bookworm (minbase) with PostgreSQL 15, Redis, libfaketime and
+#                            the HA managers (Patroni, etcd, HAProxy, pg_auto_failover),
 #                            made by mmdebstrap and `docker import`;
 #   regiondrill/stack:<hash> the base plus the `regiondrill` and `regiondrill-app` binaries and
 #                            an empty PostgreSQL cluster (copied by database containers), tagged regiondrill/postgres:15, regiondrill/redis:7,
@@ -8,16 +9,30 @@
 # Each step is skipped when an image built from the same inputs exists (`--force` rebuilds).
 # Users with a registry can use the official postgres, redis and ghcr.io/shopify/toxiproxy
 # images instead (see the README); the app image always comes from here.
+#
+#   build.sh [--force] [--binaries DIR]
+# --binaries DIR: put the `regiondrill` and `regiondrill-app` already built in DIR into the
+# image instead of building them in release (`just test` passes its own test build's, so
+# the tests compile the workspace once; `just demo` and `just bench` use release binaries).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
-force=${1:-}
+force=
+binaries=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --force) force=--force ;;
+        --binaries) binaries=${2:?--binaries needs a directory}; shift ;;
+        *) echo "images: unknown argument $1 (usage: build.sh [--force] [--binaries DIR])" >&2; exit 2 ;;
+    esac
+    shift
+done
 
 command -v docker >/dev/null || { echo "images: docker is not installed" >&2; exit 2; }
 docker info >/dev/null 2>&1 || { echo "images: no Docker engine answers" >&2; exit 2; }
 
 suite=bookworm
-packages=postgresql-15,postgresql-client-15,redis-server,faketime,libfaketime,procps,ca-certificates
+packages=postgresql-15,postgresql-client-15,redis-server,faketime,libfaketime,procps,ca-certificates,patroni,etcd-server,haproxy,postgresql-15-auto-failover,pg-auto-failover-cli
 base_hash=$(printf '%s\n' "$suite" "$packages" "$(sed -n '/^# base recipe/,/^# end of base recipe/p' "$0")" | sha256sum | cut -c1-12)
 base=regiondrill/base:$base_hash
 
@@ -52,8 +67,15 @@ else
     echo "images: $base is up to date"
 fi
 
-cargo build --release --quiet -p regiondrill -p regiondrill-app
-release="${CARGO_TARGET_DIR:-target}/release"
+if [ -n "$binaries" ]; then
+    release=$binaries
+    for b in regiondrill regiondrill-app; do
+        [ -x "$release/$b" ] || { echo "images: $release/$b is missing (build it first)" >&2; exit 2; }
+    done
+else
+    cargo build --release --quiet -p regiondrill -p regiondrill-app
+    release="${CARGO_TARGET_DIR:-target}/release"
+fi
 # stack recipe (initdb flags: harness/src/postgres.rs INITDB_FLAGS): an empty cluster made at build time (the drill's settings are appended when a
 # container first starts), so a database container copies it instead of running initdb.
 template_cmd='mkdir -p /var/lib/regiondrill && chown postgres:postgres /var/lib/regiondrill && runuser -u postgres -- initdb -D /var/lib/regiondrill/pg-template -U postgres --auth=trust --no-sync --encoding=UTF8 --locale=C --wal-segsize=1 >/dev/null'

@@ -11,11 +11,15 @@
 //! - **Events** are taken in time order (stably sorted by `at_ns`, so ties keep the
 //!   history's order).
 //! - **Episode**: each `PrimaryDeclaredDown` starts one, at its time `t`, for its region `R`.
-//!   The `Fenced`, `Promoted`, `Rerouted` and `FailoverFailed` events after it, up to the
-//!   next `PrimaryDeclaredDown`, are its **steps**, in order. (Steps before any declaration
+//!   The `Fenced`, `Promoted`, `Rerouted`, `FailoverFailed` and `FailoverRefused` events
+//!   after it, up to the next `PrimaryDeclaredDown`, are its **steps**, in order. (Steps before any declaration
 //!   open an episode of their own at the first one's time, with no region: there is no
-//!   declaration to judge, so its health is not measured.) An episode is **failed** when
-//!   one of its steps is `FailoverFailed` (its error is kept).
+//!   declaration to judge, so its health is not measured — except a refusal, which names
+//!   the lost primary's region: its episode has that region.) An episode is **failed** when
+//!   one of its steps is `FailoverFailed` (its error is kept); **refused** when a real HA
+//!   manager declined to fail over (`FailoverRefused`, its reason kept) and nothing was
+//!   promoted or moved: it is listed, with its reason, but no failover happened, so it is
+//!   never a false one.
 //! - **Window**: `[t − 1 s, t]`, both ends included ([`WINDOW`]).
 //! - **Health** (`false_failover`), from the in-region health probe
 //!   ([`HealthSample`](crate::history::HealthSample): `SELECT 1` against `R`'s database from
@@ -49,8 +53,8 @@
 //!   within the episode: `ok` writes committed by `R` invoked strictly after the episode's
 //!   first `Promoted` and before its end — `None` when nothing was promoted (evacuations in
 //!   active-active promote nothing) or writes do not say which database committed them.
-//! - **Counts**: `failovers` episodes, `count` false ones (`false_failover` = true),
-//!   `failed`, `unprovoked`, `not_measured` (`false_failover` = None). Episodes in time
+//! - **Counts**: `failovers` episodes, `count` false ones (`false_failover` = true and not
+//!   refused), `failed`, `refused`, `unprovoked`, `not_measured` (`false_failover` = None). Episodes in time
 //!   order; times in ms.
 //!
 //! # Why one second
@@ -93,6 +97,9 @@ pub struct FalseFailovers {
     pub count: usize,
     /// Of which had a failed step (`failover_failed`).
     pub failed: usize,
+    /// Of which the manager refused: declared down, nothing promoted or moved.
+    #[serde(default)]
+    pub refused: usize,
     /// Of which had no fault in effect touching the primary or the path to it.
     pub unprovoked: usize,
     /// Of which the primary's health was not measured (fewer than 3 samples in the window).
@@ -124,6 +131,9 @@ pub struct Episode {
     pub false_failover: Option<bool>,
     /// Whether a step failed.
     pub failed: bool,
+    /// Whether the manager refused to fail over (and nothing was promoted or moved).
+    #[serde(default)]
+    pub refused: bool,
     /// The end of the episode (None: the end of the run).
     pub end_ms: Option<f64>,
     /// Operations invoked in the episode that ended `fail`.
@@ -145,7 +155,7 @@ pub struct Step {
     /// Fenced: the old primary's region; promoted and rerouted: the new primary's (or where
     /// the users were moved); failed: None.
     pub region: Option<String>,
-    /// Failed: what went wrong.
+    /// Failed: what went wrong; refused: the manager's reason.
     pub error: Option<String>,
 }
 
@@ -161,6 +171,8 @@ pub enum StepKind {
     Rerouted,
     /// A step could not be completed (`failover_failed`).
     Failed,
+    /// A real HA manager declined to fail over (`failover_refused`).
+    Refused,
 }
 
 /// A fault in effect that touched the primary or the path to it.
@@ -218,12 +230,19 @@ pub fn check(history: &History, probes: &Probes) -> FalseFailovers {
             EventKind::Promoted { region } => (StepKind::Promoted, Some(region.as_str()), None),
             EventKind::Rerouted { region } => (StepKind::Rerouted, Some(region.as_str()), None),
             EventKind::FailoverFailed { error } => (StepKind::Failed, None, Some(error.as_str())),
+            EventKind::FailoverRefused { region, reason } => (
+                StepKind::Refused,
+                Some(region.as_str()),
+                Some(reason.as_str()),
+            ),
             _ => continue,
         };
         if raws.is_empty() {
+            // A refusal names the lost primary's region; other steps do not say whose.
+            let lost = (kind == StepKind::Refused).then_some(region).flatten();
             raws.push(Raw {
                 at: e.at_ns,
-                region: None,
+                region: lost,
                 steps: Vec::new(),
             });
         }
@@ -289,6 +308,11 @@ pub fn check(history: &History, probes: &Probes) -> FalseFailovers {
             _ => None,
         };
         let failed = raw.steps.iter().any(|s| s.1 == StepKind::Failed);
+        let acted = raw
+            .steps
+            .iter()
+            .any(|s| matches!(s.1, StepKind::Promoted | StepKind::Rerouted));
+        let refused = !acted && raw.steps.iter().any(|s| s.1 == StepKind::Refused);
         out.episodes.push(Episode {
             at_ms: ms(t),
             region: raw.region.map(str::to_owned),
@@ -308,6 +332,7 @@ pub fn check(history: &History, probes: &Probes) -> FalseFailovers {
             health_failures: failures,
             false_failover,
             failed,
+            refused,
             end_ms: end.map(ms),
             failed_ops,
             unknown_ops,
@@ -318,9 +343,10 @@ pub fn check(history: &History, probes: &Probes) -> FalseFailovers {
     out.failovers = episodes.len();
     out.count = episodes
         .iter()
-        .filter(|e| e.false_failover == Some(true))
+        .filter(|e| e.false_failover == Some(true) && !e.refused)
         .count();
     out.failed = episodes.iter().filter(|e| e.failed).count();
+    out.refused = episodes.iter().filter(|e| e.refused).count();
     out.unprovoked = episodes.iter().filter(|e| e.unprovoked).count();
     out.not_measured = episodes
         .iter()
@@ -389,6 +415,9 @@ pub fn rows(f: &FalseFailovers, cx: &RowContext) -> Vec<FindingRow> {
         return Vec::new();
     }
     let mut observed = format!("{} ({} false / {} failed)", f.failovers, f.count, f.failed);
+    if f.refused > 0 {
+        observed.push_str(&format!(", {} refused by the manager", f.refused));
+    }
     if f.not_measured > 0 {
         observed.push_str(&format!(", health not measured for {}", f.not_measured));
     }
@@ -412,6 +441,7 @@ pub fn alerts(f: &FalseFailovers, cx: &RowContext) -> Vec<String> {
         .filter(|e| e.false_failover == Some(true) || e.unprovoked || e.failed)
         .map(|e| {
             let what = match (e.false_failover, e.unprovoked) {
+                _ if e.refused => "failover refused",
                 (Some(true), _) => "false failover",
                 (_, true) => "failover with no fault injected",
                 _ => "failover",
@@ -445,6 +475,7 @@ fn episode_text(e: &Episode, cx: &RowContext) -> String {
     });
     if let Some(r) = &e.region {
         parts.push(match e.false_failover {
+            Some(true) if e.refused => format!("primary healthy in {r}"),
             Some(true) => format!("primary healthy in {r} (false failover)"),
             Some(false) => format!(
                 "primary failing in {r} ({} of {} checks failed)",
@@ -466,6 +497,10 @@ fn episode_text(e: &Episode, cx: &RowContext) -> String {
             StepKind::Rerouted => format!("rerouted to {region} at {at}"),
             StepKind::Failed => format!(
                 "failover failed at {at}: {}",
+                s.error.as_deref().unwrap_or("")
+            ),
+            StepKind::Refused => format!(
+                "failover refused at {at}: {}",
                 s.error.as_deref().unwrap_or("")
             ),
         });
@@ -605,6 +640,7 @@ mod tests {
                 failovers: 1,
                 count: 1,
                 failed: 0,
+                refused: 0,
                 unprovoked: 0,
                 not_measured: 0,
                 episodes: vec![Episode {
@@ -635,6 +671,7 @@ mod tests {
                     health_failures: 0,
                     false_failover: Some(true),
                     failed: false,
+                    refused: false,
                     end_ms: Some(5000.0),
                     failed_ops: 1,
                     unknown_ops: 1,
@@ -660,6 +697,84 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Patroni's view lost us at 2500 while us still answered its own checks (its etcd link
+    /// was cut at 1000, not us itself), and Patroni refused at 3000: listed with its reason,
+    /// counted as refused, never as a false failover (nothing failed over).
+    #[test]
+    fn a_refused_failover_is_listed_with_its_reason_and_is_never_false() {
+        let reason = "DCS unreachable: etcd (in witness) does not answer";
+        let h = history(
+            vec![],
+            vec![
+                fault_described(1000, 0, "partition us<->witness (black hole)", false),
+                declared(2500, "us"),
+                ev(
+                    3000,
+                    EventKind::FailoverRefused {
+                        region: "us".into(),
+                        reason: reason.into(),
+                    },
+                ),
+            ],
+        );
+        let f = check(&h, &probes(health("us", 0, 6000, u64::MAX)));
+        assert_eq!((f.failovers, f.count, f.refused), (1, 0, 1));
+        let e = &f.episodes[0];
+        assert!(e.refused);
+        assert_eq!(
+            e.false_failover,
+            Some(true),
+            "the health verdict is still shown"
+        );
+        assert_eq!(e.steps[0].step, StepKind::Refused);
+        assert_eq!(e.steps[0].error.as_deref(), Some(reason));
+        let rows = rows_of(&f, Posture::ActivePassiveAsync, vec![]);
+        assert_eq!(
+            rows[0].observed,
+            "1 (0 false / 0 failed), 1 refused by the manager"
+        );
+        assert!(
+            rows[1]
+                .observed
+                .contains(&format!("failover refused at 3.00 s: {reason}"))
+        );
+        assert!(
+            !rows[1].observed.contains("false failover"),
+            "{:?}",
+            rows[1]
+        );
+        let alerts = alerts(
+            &f,
+            &RowContext {
+                posture: Posture::ActivePassiveAsync,
+                slo: &Verdict {
+                    passed: true,
+                    checks: vec![],
+                },
+            },
+        );
+        assert!(
+            alerts[0].starts_with("failover refused at 2.50 s (us)"),
+            "{alerts:?}"
+        );
+        // Without a declaration (the DCS died with the primary: nobody saw it go), the
+        // refusal opens its own episode, in the region it names.
+        let h = history(
+            vec![],
+            vec![ev(
+                3000,
+                EventKind::FailoverRefused {
+                    region: "us".into(),
+                    reason: reason.into(),
+                },
+            )],
+        );
+        let f = check(&h, &probes(health("us", 0, 6000, 2000)));
+        assert_eq!(f.episodes[0].region.as_deref(), Some("us"));
+        assert_eq!(f.episodes[0].false_failover, Some(false));
+        assert_eq!((f.failovers, f.count, f.refused), (1, 0, 1));
     }
 
     #[test]

@@ -30,6 +30,12 @@
 //! [[scenarios.operations]]      # exactly an experiment's [[operations]] (optional;
 //! kind = "rejoin"               # active-passive postures only)
 //! at = "8s"
+//!
+//! [[variants]]                  # optional: a third dimension, e.g. HA managers or their
+//! name = "patroni-tight"        # settings; names unique, [a-z0-9-]
+//! description = "…"
+//! [variants.failover]           # any [base] key: replaces [base]'s (a table whole)
+//! manager = "patroni"
 //! ```
 //!
 //! # Expansion
@@ -39,10 +45,13 @@
 //! merged `[slo]` (defaults, then the posture's table key by key, then only the scenario's
 //! `objectives`), `name = "<scenario>-<short>"` ([`short_name`]: `single`, `ap-async`,
 //! `ap-semi`, `ap-sync`, `aa-part`, `aa-lww`, `aa-crdt`) and a description made of the
-//! scenario's and the posture's. It is validated as an experiment file's document is, so a
+//! scenario's and the posture's. With `[[variants]]`, every scenario × posture is made once
+//! per variant, its keys replacing `[base]`'s: named `<scenario>-<short>-<variant>`, its
+//! scenario shown as `<scenario>/<variant>`, its description with the variant's. It is validated as an experiment file's document is, so a
 //! cell is exactly what the same experiment file would give, and every problem is already
 //! placed in the matrix file. Cells come scenario-major in file order, postures in the order
-//! listed; each has [`Experiment::scenario`] set and [`Experiment::source`] = the matrix
+//! listed (variant by variant, in file order, within a scenario); each has
+//! [`Experiment::scenario`] set and [`Experiment::source`] = the matrix
 //! file.
 //!
 //! Posture adjustments, so that one `[base]` suits every posture:
@@ -219,10 +228,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Matrix, ExperimentError> {
     let error = |p: Problem| ExperimentError::at(path, text, p.span.start, p.field, p.message);
     let m = check(&spec, doc.get_ref(), path).map_err(error)?;
     // `[base]` and `[slo]` for each posture first, then every cell.
-    m.cells(None).map_err(error)?;
+    m.cells(None, None).map_err(error)?;
+    let variants: Vec<Option<&Variant>> = match m.variants.is_empty() {
+        true => vec![None],
+        false => m.variants.iter().map(Some).collect(),
+    };
+    for v in variants.iter().flatten() {
+        m.cells(None, Some(v)).map_err(error)?;
+    }
     let mut cells = Vec::new();
     for scenario in &m.scenarios {
-        cells.extend(m.cells(Some(scenario)).map_err(error)?);
+        for &variant in &variants {
+            cells.extend(m.cells(Some(scenario), variant).map_err(error)?);
+        }
     }
     Ok(Matrix {
         name: m.name,
@@ -249,6 +267,15 @@ struct MatrixSpec {
     #[serde(rename = "slo")]
     _slo: Option<toml::Table>,
     scenarios: Option<Spanned<Vec<Spanned<ScenarioSpec>>>>,
+    variants: Option<Spanned<Vec<Spanned<VariantSpec>>>>,
+}
+
+/// One `[[variants]]` entry: its own keys; the rest are `[base]` keys it replaces, taken from
+/// the document and checked in each cell.
+#[derive(Debug, Deserialize)]
+struct VariantSpec {
+    name: Option<Spanned<String>>,
+    description: Option<String>,
 }
 
 /// One `[[scenarios]]` entry.
@@ -275,7 +302,30 @@ struct Checked<'d, 'i> {
     /// Each posture with its index in `postures` and where it is written there.
     postures: Vec<(usize, Posture, Range<usize>)>,
     scenarios: Vec<Scenario>,
+    /// Empty: one cell per scenario × posture, from `[base]` alone.
+    variants: Vec<Variant>,
 }
+
+struct Variant {
+    index: usize,
+    name: Spanned<String>,
+    description: String,
+}
+
+/// Keys a variant may not hold (besides those `[base]` may not hold), and why.
+const NOT_VARIANT: [(&str, &str); 5] = [
+    ("posture", "the matrix sets it per cell from `postures`"),
+    ("seed", "the matrix's top-level `seed` is every cell's seed"),
+    (
+        "faults",
+        "faults belong to the scenarios: [[scenarios.faults]]",
+    ),
+    (
+        "operations",
+        "operations belong to the scenarios: [[scenarios.operations]]",
+    ),
+    ("slo", "the matrix's top-level [slo] gives every cell's SLO"),
+];
 
 struct Scenario {
     index: usize,
@@ -434,6 +484,54 @@ fn check<'d, 'i>(
         }
     }
 
+    let mut variants: Vec<Variant> = Vec::new();
+    if let Some(list) = &spec.variants {
+        if list.get_ref().is_empty() {
+            c.report(
+                list.span(),
+                "variants",
+                "empty: define at least one [[variants]], or none",
+            );
+        }
+        let written = match doc.get("variants").map(Spanned::get_ref) {
+            Some(DeValue::Array(a)) => a.iter().map(Spanned::get_ref).collect(),
+            _ => Vec::new(),
+        };
+        for (i, entry) in list.get_ref().iter().enumerate() {
+            if let Some(DeValue::Table(t)) = written.get(i) {
+                for (key, why) in NOT_VARIANT {
+                    if let Some((k, _)) = t.get_key_value(key) {
+                        c.report(
+                            k.span(),
+                            format!("variants[{i}].{key}"),
+                            format!("not a variant key: {why}"),
+                        );
+                    }
+                }
+            }
+            let before: Vec<(usize, &str)> = variants
+                .iter()
+                .map(|v| (v.index, v.name.get_ref().as_str()))
+                .collect();
+            let n = entry_name(
+                &mut c,
+                "variants",
+                i,
+                entry.span(),
+                entry.get_ref().name.as_ref(),
+                &before,
+            );
+            if let Some(name) = n {
+                let description = entry.get_ref().description.clone().unwrap_or_default();
+                variants.push(Variant {
+                    index: i,
+                    name,
+                    description,
+                });
+            }
+        }
+    }
+
     match c.first_problem() {
         Some(problem) => Err(problem),
         None => Ok(Checked {
@@ -443,6 +541,7 @@ fn check<'d, 'i>(
             seed: spec.seed.unwrap_or(1),
             postures,
             scenarios,
+            variants,
         }),
     }
 }
@@ -454,13 +553,38 @@ fn scenario_name(
     entry: &Spanned<ScenarioSpec>,
     before: &[Scenario],
 ) -> Option<Spanned<String>> {
-    let field = format!("scenarios[{i}].name");
-    let Some(n) = &entry.get_ref().name else {
+    let before: Vec<(usize, &str)> = before
+        .iter()
+        .map(|s| (s.index, s.name.get_ref().as_str()))
+        .collect();
+    let name = entry.get_ref().name.as_ref();
+    entry_name(c, "scenarios", i, entry.span(), name, &before)
+}
+
+/// The name of entry `i` of `list` (`scenarios` or `variants`): lowercase letters, digits
+/// and '-', not an earlier entry's (`before`: their indexes and names).
+fn entry_name(
+    c: &mut Checker,
+    list: &str,
+    i: usize,
+    at: Range<usize>,
+    name: Option<&Spanned<String>>,
+    before: &[(usize, &str)],
+) -> Option<Spanned<String>> {
+    let field = format!("{list}[{i}].name");
+    let what = list.trim_end_matches('s');
+    let (example, role) = match list {
+        "scenarios" => ("region-loss", "starts"),
+        _ => ("patroni-tight", "ends"),
+    };
+    let Some(n) = name else {
         c.report(
-            entry.span(),
+            at,
             field,
-            "required: a name of lowercase letters, digits and '-', e.g. \"region-loss\" (it \
-             starts the cells' names)",
+            format!(
+                "required: a name of lowercase letters, digits and '-', e.g. \"{example}\" (it \
+                 {role} the cells' names)"
+            ),
         );
         return None;
     };
@@ -471,20 +595,17 @@ fn scenario_name(
             n.span(),
             field,
             format!(
-                "\"{text}\" is not a usable scenario name: use lowercase letters, digits and \
-                 '-' (it starts the cells' names)"
+                "\"{text}\" is not a usable {what} name: use lowercase letters, digits and \
+                 '-' (it {role} the cells' names)"
             ),
         );
         return None;
     }
-    if let Some(other) = before.iter().find(|o| o.name.get_ref() == text) {
+    if let Some((other, _)) = before.iter().find(|(_, o)| *o == text) {
         c.report(
             n.span(),
             field,
-            format!(
-                "scenario \"{text}\" is defined twice (also scenarios[{}])",
-                other.index
-            ),
+            format!("{what} \"{text}\" is defined twice (also {list}[{other}])"),
         );
         return None;
     }
@@ -530,11 +651,15 @@ impl<'i> Checked<'_, 'i> {
     /// Validates `scenario` (None: no faults, whole SLO) with every posture; the experiments,
     /// or the first posture's problem, its field labelled with the cell: with the posture
     /// unless every posture has that same problem.
-    fn cells(&self, scenario: Option<&Scenario>) -> Result<Vec<Experiment>, Problem> {
+    fn cells(
+        &self,
+        scenario: Option<&Scenario>,
+        variant: Option<&Variant>,
+    ) -> Result<Vec<Experiment>, Problem> {
         let results: Vec<Result<Experiment, Problem>> = self
             .postures
             .iter()
-            .map(|(j, posture, at)| self.cell(*j, *posture, at, scenario))
+            .map(|(j, posture, at)| self.cell(*j, *posture, at, scenario, variant))
             .collect();
         let errors: Vec<(usize, Posture, &Problem)> = self
             .postures
@@ -576,11 +701,15 @@ impl<'i> Checked<'_, 'i> {
         posture: Posture,
         posture_at: &Range<usize>,
         scenario: Option<&Scenario>,
+        variant: Option<&Variant>,
     ) -> Result<Experiment, Problem> {
-        let doc = self.document(posture, posture_at, scenario);
+        let doc = self.document(posture, posture_at, scenario, variant);
         let (span, field, message) = match validate::validate(doc, self.path) {
             Ok(mut experiment) => {
-                experiment.scenario = scenario.map(|s| s.name.get_ref().clone());
+                experiment.scenario = scenario.map(|s| match variant {
+                    Some(v) => format!("{}/{}", s.name.get_ref(), v.name.get_ref()),
+                    None => s.name.get_ref().clone(),
+                });
                 return Ok(experiment);
             }
             Err(Invalid::Problem(p)) => (p.span, p.field, p.message),
@@ -588,12 +717,12 @@ impl<'i> Checked<'_, 'i> {
                 // Named after the cell's key or value there (the document is built again:
                 // validating took it).
                 let span = e.span().unwrap_or(0..0);
-                let doc = self.document(posture, posture_at, scenario);
+                let doc = self.document(posture, posture_at, scenario, variant);
                 let field = field_in(doc.get_ref(), &span).unwrap_or_else(|| "syntax".into());
                 (span, field, e.message().trim().to_string())
             }
         };
-        let field = self.matrix_path(&field, j, posture, scenario);
+        let field = self.matrix_path(&field, j, posture, scenario, variant);
         let top_of_base = field
             .strip_prefix("base.")
             .is_some_and(|k| !k.contains(['.', '[']));
@@ -617,6 +746,7 @@ impl<'i> Checked<'_, 'i> {
         posture: Posture,
         posture_at: &Range<usize>,
         scenario: Option<&Scenario>,
+        variant: Option<&Variant>,
     ) -> Spanned<DeTable<'i>> {
         let key = |name: &'static str, at: &Range<usize>| Spanned::new(at.clone(), name.into());
         let text = |value: Cow<'i, str>, at: &Range<usize>| {
@@ -624,6 +754,14 @@ impl<'i> Checked<'_, 'i> {
         };
         let (root, mut cell) =
             table(self.doc, "base").map_or((0..0, DeTable::new()), |(at, base)| (at, base.clone()));
+        // A variant's keys replace `[base]`'s, whole tables at a time.
+        if let Some(DeValue::Table(own)) = variant.and_then(|v| self.variant_table(v)) {
+            for (k, v) in own.iter() {
+                if !matches!(k.get_ref().as_ref(), "name" | "description") {
+                    cell.insert(k.clone(), v.clone());
+                }
+            }
+        }
         if let Some(failover) = cell.get_mut("failover") {
             let at = failover.span();
             if let DeValue::Table(failover) = failover.get_mut() {
@@ -658,13 +796,26 @@ impl<'i> Checked<'_, 'i> {
         }
         if let Some(s) = scenario {
             let at = s.name.span();
-            let name = format!("{}-{}", s.name.get_ref(), short_name(posture));
+            let mut name = format!("{}-{}", s.name.get_ref(), short_name(posture));
+            if let Some(v) = variant {
+                name = format!("{name}-{}", v.name.get_ref());
+            }
             cell.insert(key("name", &at), text(name.into(), &at));
             let what = match s.description.trim() {
                 "" => format!("Scenario {}.", s.name.get_ref()),
                 d => d.to_string(),
             };
-            let description = format!("{what} Posture {posture}: {}.", posture_blurb(posture));
+            let mut description = what;
+            if let Some(v) = variant {
+                description.push_str(&match v.description.trim() {
+                    "" => format!(" Variant {}.", v.name.get_ref()),
+                    d => format!(" {d}"),
+                });
+            }
+            let description = format!(
+                "{description} Posture {posture}: {}.",
+                posture_blurb(posture)
+            );
             cell.insert(key("description", &at), text(description.into(), &at));
             let written = match self.doc.get("scenarios").map(Spanned::get_ref) {
                 Some(DeValue::Array(a)) => a.get(s.index).map(Spanned::get_ref),
@@ -688,6 +839,14 @@ impl<'i> Checked<'_, 'i> {
         Spanned::new(root, cell)
     }
 
+    /// The variant's table as written.
+    fn variant_table(&self, v: &Variant) -> Option<&DeValue<'i>> {
+        match self.doc.get("variants").map(Spanned::get_ref) {
+            Some(DeValue::Array(a)) => a.get(v.index).map(Spanned::get_ref),
+            _ => None,
+        }
+    }
+
     /// Where the cell's `field` is in the matrix file.
     fn matrix_path(
         &self,
@@ -695,8 +854,15 @@ impl<'i> Checked<'_, 'i> {
         j: usize,
         posture: Posture,
         scenario: Option<&Scenario>,
+        variant: Option<&Variant>,
     ) -> String {
-        match field.split(['.', '[']).next().unwrap_or("") {
+        let top = field.split(['.', '[']).next().unwrap_or("");
+        if let Some(DeValue::Table(own)) = variant.and_then(|v| self.variant_table(v))
+            && own.contains_key(top)
+        {
+            return format!("variants[{}].{field}", variant.map_or(0, |v| v.index));
+        }
+        match top {
             "faults" | "operations" | "name" | "description" => match scenario {
                 Some(s) => format!("scenarios[{}].{field}", s.index),
                 None => field.to_string(),
@@ -938,6 +1104,93 @@ at = "3s"
             m.cells[0]
                 .description
                 .starts_with("Scenario region-loss. Posture single-region: ")
+        );
+    }
+
+    /// Two variants of the failover settings: every scenario × variant × posture, the
+    /// variant's `[failover]` replacing `[base]`'s whole, named and labelled after it.
+    const VARIANTS: &str = r#"postures = ["active-passive-async"]
+
+[base]
+duration = "10s"
+[base.failover]
+interval = "500ms"
+threshold = 3
+
+[[scenarios]]
+name = "region-loss"
+[[scenarios.faults]]
+kind = "kill_region"
+region = "us"
+at = "4s"
+
+[[variants]]
+name = "default"
+description = "The base's failover settings."
+
+[[variants]]
+name = "tight"
+[variants.failover]
+interval = "200ms"
+threshold = 2
+"#;
+
+    #[test]
+    fn variants_cross_every_scenario_and_replace_base_keys() {
+        let m = ok(VARIANTS);
+        let cells: Vec<(&str, Option<&str>, Duration)> = m
+            .cells
+            .iter()
+            .map(|c| (c.name.as_str(), c.scenario.as_deref(), c.failover.interval))
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                (
+                    "region-loss-ap-async-default",
+                    Some("region-loss/default"),
+                    Duration::from_millis(500)
+                ),
+                (
+                    "region-loss-ap-async-tight",
+                    Some("region-loss/tight"),
+                    Duration::from_millis(200)
+                ),
+            ]
+        );
+        assert_eq!(m.cells[1].failover.threshold, 2);
+        assert!(
+            m.cells[0]
+                .description
+                .contains("The base's failover settings.")
+        );
+        assert!(m.cells[1].description.contains("Variant tight."));
+    }
+
+    #[test]
+    fn a_bad_variant_value_is_placed_in_the_variant() {
+        let text = VARIANTS.replace("threshold = 2", "threshold = 0");
+        assert_eq!(
+            err(&text),
+            "m.toml:24:13: variants[1].failover.threshold: must be at least 1"
+        );
+    }
+
+    #[test]
+    fn a_variant_may_not_hold_faults_or_share_a_name() {
+        let faults = VARIANTS.replace(
+            "[variants.failover]",
+            "[[variants.faults]]\nkind = \"kill_region\"\nregion = \"us\"\nat = \"4s\"\n[variants.failover]",
+        );
+        assert_eq!(
+            err(&faults),
+            "m.toml:22:12: variants[1].faults: not a variant key: faults belong to the \
+             scenarios: [[scenarios.faults]]"
+        );
+        let twice = VARIANTS.replace("name = \"tight\"", "name = \"default\"");
+        assert_eq!(
+            err(&twice),
+            r#"m.toml:21:8: variants[1].name: variant "default" is defined twice (also variants[0])"#
         );
     }
 

@@ -59,16 +59,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Experiment, ExperimentError> {
     })
 }
 
-/// Loads every `*.toml` in `dir` except [`MATRIX_FILE`], sorted by file name. Stops at the
+/// Loads every `*.toml` in `dir` except matrix files, sorted by file name. Stops at the
 /// first file with a problem.
 pub fn load_dir(dir: &Path) -> Result<Vec<Experiment>, ExperimentError> {
     let io = |e: std::io::Error| ExperimentError::io(dir, &e);
     let mut paths: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let is_toml = path.extension().is_some_and(|x| x == "toml");
-        let is_matrix = path.file_name().is_some_and(|n| n == MATRIX_FILE);
-        if is_toml && !is_matrix && path.is_file() {
+        let is_toml = path.extension().is_some_and(|x| x == "toml") && path.is_file();
+        // Matrix files (`matrix.toml`, or any with `postures`/`scenarios`) are not experiments.
+        if is_toml && !matrix::is_matrix(&path)? {
             paths.push(path);
         }
     }

@@ -96,6 +96,7 @@ impl Experiment {
         match &self.failover.manager {
             Manager::Builtin => plan,
             Manager::Patroni(p) => plan.with_patroni(p.clone()),
+            Manager::PgAutoFailover(p) => plan.with_pg_auto_failover(p.clone()),
         }
     }
 }
@@ -200,7 +201,7 @@ fn yes() -> bool {
     true
 }
 
-pub use crate::ha::{HaproxyChecks, Manager, Patroni, Placement};
+pub use crate::ha::{HaproxyChecks, Manager, Patroni, PgAutoFailover, Placement};
 
 /// A fault and when it starts and heals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

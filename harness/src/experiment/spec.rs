@@ -216,6 +216,44 @@ pub struct FailoverSpec {
     pub manager: Option<Spanned<String>>,
     /// `[failover.patroni]`: Patroni's settings; only with `manager = "patroni"`.
     pub patroni: Option<Spanned<PatroniSpec>>,
+    /// `[failover.pg_auto_failover]`: pg_auto_failover's settings; only with
+    /// `manager = "pg_auto_failover"`.
+    pub pg_auto_failover: Option<Spanned<PgAutoFailoverSpec>>,
+}
+
+/// `[failover.pg_auto_failover]`: pg_auto_failover's own settings under their own names (the
+/// monitor's GUCs without their `pgautofailover.` prefix), in its units (milliseconds,
+/// bytes), and where its monitor runs. Bounds are the GUCs' own (`pg_settings.min_val`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgAutoFailoverSpec {
+    /// `health_check_period`: ms, at least 1. Default 5000.
+    pub health_check_period: Option<Spanned<i64>>,
+    /// `health_check_timeout`: ms, at least 1. Default 5000.
+    pub health_check_timeout: Option<Spanned<i64>>,
+    /// `health_check_max_retries`: 1–100. Default 2.
+    pub health_check_max_retries: Option<Spanned<i64>>,
+    /// `health_check_retry_delay`: ms, at least 1. Default 2000.
+    pub health_check_retry_delay: Option<Spanned<i64>>,
+    /// `node_considered_unhealthy_timeout`: ms, at least 1. Default 20000.
+    pub node_considered_unhealthy_timeout: Option<Spanned<i64>>,
+    /// `primary_demote_timeout`: ms, at least 1. Default 30000.
+    pub primary_demote_timeout: Option<Spanned<i64>>,
+    /// `promote_wal_log_threshold`: bytes, at least 1. Default 16777216.
+    pub promote_wal_log_threshold: Option<Spanned<i64>>,
+    /// `startup_grace_period`: ms, at least 1. Default 10000.
+    pub startup_grace_period: Option<Spanned<i64>>,
+    /// `number_sync_standbys`: the formation's; 0 with the one standby here. Default 0.
+    pub number_sync_standbys: Option<Spanned<i64>>,
+    /// `replication_quorum`: every node's. Default true.
+    pub replication_quorum: Option<Spanned<bool>>,
+    /// `candidate_priority`: every node's, 0–100. Default 50.
+    pub candidate_priority: Option<Spanned<i64>>,
+    /// `monitor`: where the monitor runs: `witness`, `us` or `eu`. Default `witness`.
+    pub monitor: Option<Spanned<String>>,
+    /// `witness_rtt`: round trip between each data region and the witness. Default: the
+    /// network's `rtt`.
+    pub witness_rtt: Option<Spanned<DurationText>>,
 }
 
 /// `[failover.patroni]`: Patroni's own settings under their own names, in Patroni's units

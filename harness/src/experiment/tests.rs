@@ -76,6 +76,8 @@ fn every_shipped_experiment_loads() {
             "patroni-lag-refuses-failover",
             "patroni-region-loss",
             "patroni-sync-strict-partition",
+            "pg-auto-failover-monitor-in-lost-region",
+            "pg-auto-failover-region-loss",
             "residency-ap-async",
             "residency-pinned",
             "single-region-region-loss",
@@ -1563,7 +1565,8 @@ fn patroni_settings_have_patronis_names_defaults_and_rules() {
     );
     assert_eq!(
         err(&format!("{AP}[failover]\nmanager = \"stolon\"\n")),
-        "x.toml:4:11: failover.manager: unknown failover manager \"stolon\"; one of builtin, patroni"
+        "x.toml:4:11: failover.manager: unknown failover manager \"stolon\"; one of builtin, \
+         patroni, pg_auto_failover"
     );
     assert!(
         err(&format!("{AP}[failover.patroni]\nttl = 20\n")).starts_with(
@@ -1648,6 +1651,15 @@ fn residency_mistakes_are_refused_at_their_place() {
              has 2 users (workload.users × its share); a user is erased once",
         ),
         (
+            format!(
+                "{AP}[residency]\n[[residency.erasures]]\nat = \"1s\"\nhome = \"us\"\n\
+                 users = 4294967295\n[[residency.erasures]]\nat = \"2s\"\nhome = \"us\"\n\
+                 users = 4294967295\n"
+            ),
+            "x.toml:7:9: residency.erasures[0].users: 4294967295 erasures of us users in all, \
+             but us has 20 users (workload.users × its share); a user is erased once",
+        ),
+        (
             format!("{AP}[residency]\npoll = \"2s\"\n"),
             "x.toml:4:8: residency.poll: at most 1s: the poll interval is the erasure time's \
              resolution",
@@ -1665,5 +1677,163 @@ fn residency_mistakes_are_refused_at_their_place() {
     assert!(
         e.starts_with("x.toml:4:1: residency.reads: unknown field `reads`"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_managers_matrix_crosses_each_manager_and_its_settings_with_both_faults() {
+    let m = super::matrix::load(&experiments_dir().join("managers.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cells: Vec<(&str, &str)> = m
+        .cells
+        .iter()
+        .map(|e| (e.name.as_str(), e.failover.manager.name()))
+        .collect();
+    let mut expected = Vec::new();
+    for scenario in ["region-loss", "partition"] {
+        for (variant, manager) in [
+            ("builtin", "builtin"),
+            ("builtin-tight", "builtin"),
+            ("patroni", "patroni"),
+            ("patroni-tight", "patroni"),
+            ("pg-auto-failover", "pg_auto_failover"),
+            ("pg-auto-failover-tight", "pg_auto_failover"),
+        ] {
+            expected.push((format!("{scenario}-ap-async-{variant}"), manager));
+        }
+    }
+    let expected: Vec<(&str, &str)> = expected.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+    assert_eq!(cells, expected);
+    // Patroni with its defaults: Patroni's own, and a run long enough for its ttl.
+    let defaults = &m.cells[2];
+    match &defaults.failover.manager {
+        crate::ha::Manager::Patroni(p) => assert_eq!((p.ttl, p.loop_wait), (30, 10)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(defaults.duration, s(55));
+    assert_eq!(m.cells[1].failover.interval, Duration::from_millis(200));
+}
+
+#[test]
+fn pg_auto_failover_settings_have_its_names_defaults_and_bounds() {
+    let e = ok(&format!("{AP}[failover]\nmanager = \"pg_auto_failover\"\n"));
+    let Manager::PgAutoFailover(p) = &e.failover.manager else {
+        panic!("{:?}", e.failover.manager)
+    };
+    assert_eq!(e.failover.manager.name(), "pg_auto_failover");
+    // pg_auto_failover 2.0's defaults, as `pg_settings` of its monitor gives them.
+    assert_eq!(
+        (
+            p.health_check_period,
+            p.health_check_timeout,
+            p.health_check_max_retries,
+            p.health_check_retry_delay
+        ),
+        (5000, 5000, 2, 2000)
+    );
+    assert_eq!(
+        (
+            p.node_considered_unhealthy_timeout,
+            p.primary_demote_timeout,
+            p.promote_wal_log_threshold,
+            p.startup_grace_period
+        ),
+        (20_000, 30_000, 16_777_216, 10_000)
+    );
+    assert_eq!(
+        (
+            p.number_sync_standbys,
+            p.replication_quorum,
+            p.candidate_priority
+        ),
+        (0, true, 50)
+    );
+    assert_eq!(
+        (p.monitor.region.as_str(), p.monitor.witness_rtt),
+        ("witness", ms(0))
+    );
+    let paf = |body: &str| {
+        err(&format!(
+            "{AP}[failover]\nmanager = \"pg_auto_failover\"\n\n[failover.pg_auto_failover]\n{body}"
+        ))
+    };
+    assert_eq!(
+        paf("health_check_period = 0\n"),
+        "x.toml:7:23: failover.pg_auto_failover.health_check_period: 0 is outside \
+         pg_auto_failover's range for health_check_period: 1 to 2147483647 ms"
+    );
+    assert_eq!(
+        paf("node_considered_unhealthy_timeout = -5\n"),
+        "x.toml:7:37: failover.pg_auto_failover.node_considered_unhealthy_timeout: -5 is \
+         outside pg_auto_failover's range for node_considered_unhealthy_timeout: 1 to \
+         2147483647 ms"
+    );
+    assert_eq!(
+        paf("health_check_max_retries = 101\n"),
+        "x.toml:7:28: failover.pg_auto_failover.health_check_max_retries: 101 is outside \
+         pg_auto_failover's range for health_check_max_retries: 1 to 100"
+    );
+    assert_eq!(
+        paf("candidate_priority = 101\n"),
+        "x.toml:7:22: failover.pg_auto_failover.candidate_priority: 101 is outside \
+         pg_auto_failover's range for candidate_priority: 0 to 100"
+    );
+    assert_eq!(
+        paf("number_sync_standbys = 1\n"),
+        "x.toml:7:24: failover.pg_auto_failover.number_sync_standbys: 1 needs at least 2 \
+         standbys in the replication quorum and this stack has one (the monitor refuses it); 0 \
+         is the only value here"
+    );
+    assert_eq!(
+        paf("monitor = \"ap\"\n"),
+        "x.toml:7:11: failover.pg_auto_failover.monitor: unknown place \"ap\" for the monitor; \
+         one of witness, us, eu"
+    );
+    assert!(
+        paf("health_check_periode = 1\n").contains("unknown field `health_check_periode`"),
+        "{}",
+        paf("health_check_periode = 1\n")
+    );
+    // The builtin controller's settings, and Patroni's, are not pg_auto_failover's.
+    assert_eq!(
+        err(&format!(
+            "{AP}[failover]\nmanager = \"pg_auto_failover\"\ninterval = \"1s\"\n"
+        )),
+        "x.toml:5:12: failover.interval: a setting of the builtin controller; \
+         pg_auto_failover's are in [failover.pg_auto_failover] (health_check_period, \
+         node_considered_unhealthy_timeout, …)"
+    );
+    assert!(
+        err(&format!(
+            "{AP}[failover]\nmanager = \"pg_auto_failover\"\n[failover.patroni]\nttl = 20\n"
+        ))
+        .starts_with("x.toml:5:1: failover.patroni: Patroni's settings need manager = \"patroni\"")
+    );
+    assert!(
+        err(&format!(
+            "{AP}[failover.pg_auto_failover]\nhealth_check_period = 1000\n"
+        ))
+        .starts_with(
+            "x.toml:3:1: failover.pg_auto_failover: pg_auto_failover's settings need \
+                 manager = \"pg_auto_failover\""
+        )
+    );
+    assert!(
+        err("posture = \"active-passive-sync\"\nduration = \"20s\"\n[failover]\nmanager = \"pg_auto_failover\"\n")
+            .starts_with("x.toml:4:11: failover.manager: pg_auto_failover runs here with posture")
+    );
+    // Its stack: the monitor where placed, keepers registering the replication links.
+    let e = ok(&format!(
+        "{AP}[failover]\nmanager = \"pg_auto_failover\"\n\n[failover.pg_auto_failover]\nmonitor = \"us\"\n"
+    ));
+    let plan = e.stack_plan();
+    assert!(plan.nodes.iter().any(|n| n.to_string() == "us-dcs"));
+    assert!(plan.links.iter().any(|l| l.name == "eu-to-us-dcs"));
+    assert_eq!(
+        plan.registered_links()
+            .iter()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect::<Vec<_>>(),
+        ["replication us-db", "replication-to-us eu-db"]
     );
 }

@@ -551,7 +551,52 @@ impl Validation<'_> {
                     );
                     return None;
                 }
+                if let Some(p) = &f.pg_auto_failover {
+                    self.c.report(
+                        p.span(),
+                        "failover.pg_auto_failover",
+                        "pg_auto_failover's settings need manager = \"pg_auto_failover\" in \
+                         [failover]",
+                    );
+                    return None;
+                }
                 Some(Manager::Builtin)
+            }
+            Some((span, "pg_auto_failover")) => {
+                // The monitor owns the commit mode (replication_quorum, number_sync_standbys)
+                // and promotes by itself.
+                if let Some(p) = posture
+                    && p != Posture::ActivePassiveAsync
+                {
+                    self.c.report(
+                        span.clone(),
+                        "failover.manager",
+                        format!(
+                            "pg_auto_failover runs here with posture = \"active-passive-async\" \
+                             (not {p}); its commit mode comes from replication_quorum and \
+                             number_sync_standbys in [failover.pg_auto_failover]"
+                        ),
+                    );
+                }
+                self.not_the_builtins(
+                    f,
+                    "pg_auto_failover's are in [failover.pg_auto_failover] \
+                     (health_check_period, node_considered_unhealthy_timeout, …)",
+                );
+                if let Some(p) = &f.patroni {
+                    self.c.report(
+                        p.span(),
+                        "failover.patroni",
+                        "Patroni's settings need manager = \"patroni\" in [failover]",
+                    );
+                }
+                let spec = f
+                    .pg_auto_failover
+                    .as_ref()
+                    .map(|p| p.get_ref().clone())
+                    .unwrap_or_default();
+                self.pg_auto_failover(&spec, rtt)
+                    .map(Manager::PgAutoFailover)
             }
             Some((span, "patroni")) => {
                 // Patroni owns the commit mode (synchronous_mode) and promotes by itself.
@@ -568,20 +613,17 @@ impl Validation<'_> {
                         ),
                     );
                 }
-                for (key, set) in [
-                    ("failover.mode", f.mode.as_ref().map(|v| v.span())),
-                    ("failover.interval", f.interval.as_ref().map(|v| v.span())),
-                    ("failover.threshold", f.threshold.as_ref().map(|v| v.span())),
-                    ("failover.fencing", f.fencing.as_ref().map(|v| v.span())),
-                ] {
-                    if let Some(at) = set {
-                        self.c.report(
-                            at,
-                            key,
-                            "a setting of the builtin controller; Patroni's are in \
-                             [failover.patroni] (ttl, loop_wait, retry_timeout, …)",
-                        );
-                    }
+                self.not_the_builtins(
+                    f,
+                    "Patroni's are in [failover.patroni] (ttl, loop_wait, retry_timeout, …)",
+                );
+                if let Some(p) = &f.pg_auto_failover {
+                    self.c.report(
+                        p.span(),
+                        "failover.pg_auto_failover",
+                        "pg_auto_failover's settings need manager = \"pg_auto_failover\" in \
+                         [failover]",
+                    );
                 }
                 let spec = f
                     .patroni
@@ -594,9 +636,193 @@ impl Validation<'_> {
                 self.c.report(
                     span,
                     "failover.manager",
-                    format!("unknown failover manager \"{other}\"; one of builtin, patroni"),
+                    format!(
+                        "unknown failover manager \"{other}\"; one of builtin, patroni, \
+                         pg_auto_failover"
+                    ),
                 );
                 None
+            }
+        }
+    }
+
+    /// Refuses the builtin controller's settings under a real manager (`theirs`: where that
+    /// manager's own are).
+    fn not_the_builtins(&mut self, f: &FailoverSpec, theirs: &str) {
+        for (key, set) in [
+            ("failover.mode", f.mode.as_ref().map(|v| v.span())),
+            ("failover.interval", f.interval.as_ref().map(|v| v.span())),
+            ("failover.threshold", f.threshold.as_ref().map(|v| v.span())),
+            ("failover.fencing", f.fencing.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(at) = set {
+                self.c.report(
+                    at,
+                    key,
+                    format!("a setting of the builtin controller; {theirs}"),
+                );
+            }
+        }
+    }
+
+    /// `[failover.pg_auto_failover]`: each setting within its GUC's own bounds (as the
+    /// installed extension's `pg_settings` gives them), `number_sync_standbys` as the monitor
+    /// accepts it with one standby, and the monitor's place.
+    fn pg_auto_failover(
+        &mut self,
+        p: &PgAutoFailoverSpec,
+        rtt: Option<Duration>,
+    ) -> Option<PgAutoFailover> {
+        let within = |c: &mut Checker,
+                      key: &str,
+                      v: Option<&Spanned<i64>>,
+                      (min, max): (i64, i64),
+                      unit: &str,
+                      default: i64| match v {
+            None => Some(default),
+            Some(x) if (min..=max).contains(x.get_ref()) => Some(*x.get_ref()),
+            Some(x) => {
+                c.report(
+                    x.span(),
+                    format!("failover.pg_auto_failover.{key}"),
+                    format!(
+                        "{} is outside pg_auto_failover's range for {key}: {min} to {max}{unit}",
+                        x.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        const INT: (i64, i64) = (1, i32::MAX as i64);
+        let ms = |c: &mut Checker, key: &str, v: Option<&Spanned<i64>>, default: i64| {
+            within(c, key, v, INT, " ms", default).map(|v| v as u32)
+        };
+        let period = ms(
+            &mut self.c,
+            "health_check_period",
+            p.health_check_period.as_ref(),
+            5000,
+        );
+        let timeout = ms(
+            &mut self.c,
+            "health_check_timeout",
+            p.health_check_timeout.as_ref(),
+            5000,
+        );
+        let retries = within(
+            &mut self.c,
+            "health_check_max_retries",
+            p.health_check_max_retries.as_ref(),
+            (1, 100),
+            "",
+            2,
+        );
+        let delay = ms(
+            &mut self.c,
+            "health_check_retry_delay",
+            p.health_check_retry_delay.as_ref(),
+            2000,
+        );
+        let unhealthy = ms(
+            &mut self.c,
+            "node_considered_unhealthy_timeout",
+            p.node_considered_unhealthy_timeout.as_ref(),
+            20_000,
+        );
+        let demote = ms(
+            &mut self.c,
+            "primary_demote_timeout",
+            p.primary_demote_timeout.as_ref(),
+            30_000,
+        );
+        let threshold = within(
+            &mut self.c,
+            "promote_wal_log_threshold",
+            p.promote_wal_log_threshold.as_ref(),
+            INT,
+            " bytes",
+            16_777_216,
+        );
+        let grace = ms(
+            &mut self.c,
+            "startup_grace_period",
+            p.startup_grace_period.as_ref(),
+            10_000,
+        );
+        let sync = match &p.number_sync_standbys {
+            None => Some(0),
+            Some(n) if *n.get_ref() == 0 => Some(0),
+            Some(n) => {
+                self.c.report(
+                    n.span(),
+                    "failover.pg_auto_failover.number_sync_standbys",
+                    format!(
+                        "{} needs at least {} standbys in the replication quorum and this \
+                         stack has one (the monitor refuses it); 0 is the only value here",
+                        n.get_ref(),
+                        n.get_ref().saturating_add(1)
+                    ),
+                );
+                None
+            }
+        };
+        let priority = within(
+            &mut self.c,
+            "candidate_priority",
+            p.candidate_priority.as_ref(),
+            (0, 100),
+            "",
+            50,
+        );
+        let region = self.placement(
+            "failover.pg_auto_failover.monitor",
+            "the monitor",
+            p.monitor.as_ref(),
+        );
+        let witness_rtt = self.c.duration_or(
+            "failover.pg_auto_failover.witness_rtt",
+            p.witness_rtt.as_ref(),
+            rtt.unwrap_or_default(),
+            false,
+        );
+        Some(PgAutoFailover {
+            health_check_period: period?,
+            health_check_timeout: timeout?,
+            health_check_max_retries: retries? as u32,
+            health_check_retry_delay: delay?,
+            node_considered_unhealthy_timeout: unhealthy?,
+            primary_demote_timeout: demote?,
+            promote_wal_log_threshold: threshold? as u64,
+            startup_grace_period: grace?,
+            number_sync_standbys: sync?,
+            replication_quorum: p.replication_quorum.as_ref().is_none_or(|q| *q.get_ref()),
+            candidate_priority: priority? as u32,
+            monitor: Placement {
+                region: region?,
+                witness_rtt: witness_rtt?,
+            },
+        })
+    }
+
+    /// Where a manager's own state runs (`what`, at `key`): the witness by default.
+    fn placement(&mut self, key: &str, what: &str, v: Option<&Spanned<String>>) -> Option<String> {
+        match v {
+            None => Some(WITNESS_REGION.to_string()),
+            Some(d) => {
+                let r = d.get_ref().trim();
+                if r == WITNESS_REGION || REGIONS.contains(&r) {
+                    Some(r.to_string())
+                } else {
+                    self.c.report(
+                        d.span(),
+                        key,
+                        format!(
+                            "unknown place \"{r}\" for {what}; one of {WITNESS_REGION}, {}",
+                            REGIONS.join(", ")
+                        ),
+                    );
+                    None
+                }
             }
         }
     }
@@ -665,25 +891,7 @@ impl Validation<'_> {
                 "only means something with synchronous_mode = true",
             );
         }
-        let region = match &p.dcs {
-            None => Some(WITNESS_REGION.to_string()),
-            Some(d) => {
-                let r = d.get_ref().trim();
-                if r == WITNESS_REGION || REGIONS.contains(&r) {
-                    Some(r.to_string())
-                } else {
-                    self.c.report(
-                        d.span(),
-                        "failover.patroni.dcs",
-                        format!(
-                            "unknown place \"{r}\" for etcd; one of {WITNESS_REGION}, {}",
-                            REGIONS.join(", ")
-                        ),
-                    );
-                    None
-                }
-            }
-        };
+        let region = self.placement("failover.patroni.dcs", "etcd", p.dcs.as_ref());
         let witness_rtt = self.c.duration_or(
             "failover.patroni.witness_rtt",
             p.witness_rtt.as_ref(),
@@ -910,7 +1118,8 @@ impl Validation<'_> {
             ok = false;
         }
         let us_users = workload.map(|w| ((w.users as f64) * w.us_fraction).round() as u32);
-        let mut taken: std::collections::BTreeMap<String, u32> = Default::default();
+        // In u64: the fuzzer's `users = 4294967295` overflowed a u32 sum.
+        let mut taken: std::collections::BTreeMap<String, u64> = Default::default();
         let mut erasures = Vec::new();
         for (i, e) in r.erasures.iter().enumerate() {
             let field = |k: &str| format!("residency.erasures[{i}].{k}");
@@ -975,8 +1184,8 @@ impl Validation<'_> {
                     w.users - us_users
                 };
                 let so_far = taken.entry(home.clone()).or_default();
-                *so_far += users;
-                if *so_far > available {
+                *so_far += u64::from(users);
+                if *so_far > u64::from(available) {
                     let span = entry.users.as_ref().map_or(e.span(), |u| u.span());
                     self.c.report(
                         span,

@@ -9,6 +9,7 @@
 
 pub mod builtin;
 pub mod patroni;
+pub mod pg_auto_failover;
 
 use crate::experiment::Experiment;
 use crate::record::Recorder;
@@ -37,5 +38,8 @@ pub fn for_experiment(exp: &Experiment) -> Box<dyn FailoverManager> {
     match &exp.failover.manager {
         crate::ha::Manager::Builtin => Box::new(builtin::Builtin::new(exp.failover.clone())),
         crate::ha::Manager::Patroni(p) => Box::new(patroni::PatroniWatch::new(p.clone())),
+        crate::ha::Manager::PgAutoFailover(p) => {
+            Box::new(pg_auto_failover::PgAutoFailoverWatch::new(p.clone()))
+        }
     }
 }

@@ -284,14 +284,7 @@ pub async fn router_primary_timeline(stack: &Stack, region: &str) -> Option<u32>
     let c = crate::postgres::connect(port, Duration::from_millis(400))
         .await
         .ok()?;
-    let sql = "SELECT CASE WHEN pg_is_in_recovery() THEN 0 \
-               ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
-    let row = tokio::time::timeout(Duration::from_millis(400), c.query_one(sql, &[]))
-        .await
-        .ok()?
-        .ok()?;
-    let tl: i32 = row.get(0);
-    (tl > 0).then_some(tl as u32)
+    crate::postgres::primary_timeline(&c, Duration::from_millis(400)).await
 }
 
 #[cfg(test)]

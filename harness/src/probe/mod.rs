@@ -93,6 +93,8 @@ impl ProbeSet {
             // subscriber by its subscription.
             let walsender = if stack.posture.is_active_active() {
                 crate::postgres::subscription_name(&primary)
+            } else if stack.plan().pg_auto_failover.is_some() {
+                crate::stack::pg_auto_failover::SECOND_STANDBY.to_string()
             } else {
                 other_region(&primary).to_string()
             };

@@ -364,8 +364,12 @@ impl Pump {
             return Written::Done; // a `timeout`/`reset_peer` toxic arrived while it waited
         }
         let Chunk {
-            mut data, arrived, ..
+            mut data,
+            arrived,
+            due,
         } = chunk;
+        // When the data could first leave: pacing owes nothing for time before it.
+        let ready = due.unwrap_or(arrived);
         let (allowed, limit_reached) = self.limit(data.len());
         data.truncate(allowed);
         while !data.is_empty() {
@@ -388,7 +392,7 @@ impl Pump {
                         Err(how) => Written::Ended(how),
                     };
                 };
-                self.paced_until = self.paced_until.max(Instant::now()) + time;
+                self.paced_until = pace_after(self.paced_until, ready, Instant::now()) + time;
             }
             let piece = data.split_to(n);
             if self.dst.write_all(&piece).await.is_err() {
@@ -617,5 +621,55 @@ async fn sleep_until_deadline(deadline: Option<(Instant, Ending)>) -> Ending {
             how
         }
         None => std::future::pending().await,
+    }
+}
+
+/// How far the bandwidth schedule may have fallen behind and still be caught up: a pump the
+/// host kept from running (an oversleep, a busy CPU) sends what it owes back to back, as
+/// Toxiproxy carries a late sleep into the next one, so the rate stays at the cap instead of
+/// sinking below it. Lateness beyond this is treated as a restart of the schedule.
+const MAX_CATCH_UP: Duration = Duration::from_millis(100);
+
+/// Where the next piece's transmit time starts: the later of the schedule's end and the
+/// instant the data was `ready` (a source that sent nothing earns no credit), while `now` is at
+/// most [`MAX_CATCH_UP`] past it; else `now`. Never earlier than either, so no piece leaves
+/// before its time and the cap holds over any span that starts when data is waiting.
+fn pace_after(paced_until: Instant, ready: Instant, now: Instant) -> Instant {
+    let owed_from = paced_until.max(ready);
+    if now.saturating_duration_since(owed_from) > MAX_CATCH_UP {
+        now
+    } else {
+        owed_from
+    }
+}
+
+#[cfg(test)]
+mod pacing_tests {
+    use super::*;
+
+    #[test]
+    fn a_late_pump_catches_up_but_an_idle_source_earns_no_credit() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            pace_after(t0, t0, t0 + ms(30)),
+            t0,
+            "30 ms late: on schedule"
+        );
+        assert_eq!(
+            pace_after(t0, t0, t0 + ms(500)),
+            t0 + ms(500),
+            "too late: restarts"
+        );
+        assert_eq!(
+            pace_after(t0, t0 + ms(50), t0 + ms(60)),
+            t0 + ms(50),
+            "idle source"
+        );
+        assert_eq!(
+            pace_after(t0 + ms(10), t0, t0),
+            t0 + ms(10),
+            "never before the schedule"
+        );
     }
 }

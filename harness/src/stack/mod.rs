@@ -7,6 +7,7 @@
 //!   [`native`] (local processes) and [`docker`] (containers) behind it.
 //! - [`recipe`]: the one bring-up recipe, any plan over any backend.
 //! - [`wiring`]: where nodes and links are reached, by the harness and by each other.
+//! - [`ha_config`]: what Patroni, etcd and HAProxy are told, on any backend.
 //! - [`topology`]: regions, node ids and link names; [`routing`]: the stack's "DNS";
 //!   [`clock`]: libfaketime for skewed clocks; [`ports`]: ports on 127.0.0.1.
 //!
@@ -17,7 +18,9 @@
 pub mod backend;
 pub mod clock;
 pub mod docker;
+pub mod ha_config;
 pub mod native;
+pub mod pg_auto_failover;
 pub mod plan;
 pub mod ports;
 pub mod recipe;

@@ -14,7 +14,7 @@ use super::routing::RoutingState;
 use super::topology::{self, LinkSpec, NodeId, Role};
 use super::wiring::Wiring;
 use crate::app::AppTuning;
-use crate::ha::Patroni;
+use crate::ha::{Patroni, PgAutoFailover};
 use crate::posture::Posture;
 use std::time::Duration;
 
@@ -46,6 +46,10 @@ pub struct StackPlan {
     /// Count personal-data tokens in every link's bytes (built-in fault proxy only; see
     /// `crate::proxy::meter`).
     pub count_tokens: bool,
+    /// pg_auto_failover's deployment when it is the failover manager (then every database is
+    /// a keeper's, the monitor runs where it says, and apps write through a libpq multi-host
+    /// DSN).
+    pub pg_auto_failover: Option<PgAutoFailover>,
 }
 
 /// What one node runs, with every address as the stack's own nodes see it.
@@ -77,6 +81,33 @@ pub enum Program {
     /// HAProxy sending PostgreSQL connections to whichever server's Patroni answers
     /// `/primary` with 200.
     Haproxy(RouterConfig),
+    /// pg_auto_failover's monitor (`pg_autoctl create monitor --run`): a PostgreSQL with the
+    /// `pgautofailover` extension holding the formation's state. Its own settings are GUCs,
+    /// set once it answers (the recipe's set-up).
+    PgAutoFailoverMonitor,
+    /// A pg_auto_failover keeper (`pg_autoctl create postgres --run`) and the PostgreSQL it
+    /// runs as its child.
+    PgAutoFailoverKeeper(Keeper),
+}
+
+/// One pg_auto_failover keeper, with every address as the other nodes reach it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keeper {
+    /// Node name (its region).
+    pub name: String,
+    /// The address it registers in the monitor (`--hostname`, and its PostgreSQL's port,
+    /// which pg_auto_failover registers as is): pg_auto_failover has one address per node,
+    /// which the other node streams from and the monitor health-checks. It is the
+    /// replication link that carries the other region's stream from this database, placed on
+    /// this database's own port (see [`StackPlan::registered_links`]).
+    pub hostname: (String, u16),
+    /// Where it reaches the monitor (directly in the same region, else through a link).
+    pub monitor: (String, u16),
+    /// The first keeper registers a copy of the empty cluster and becomes the primary; the
+    /// other clones it (`pg_basebackup` through the first's registered address).
+    pub first: bool,
+    /// The deployment's settings (its `--candidate-priority`, `--replication-quorum`).
+    pub settings: PgAutoFailover,
 }
 
 /// One Patroni member, with every address as the other nodes reach it.
@@ -117,14 +148,24 @@ pub struct RouterServer {
 
 impl RouterConfig {
     /// `haproxy.cfg` listening on `bind`, in the layout of Patroni's HAProxy template.
-    pub fn render(&self, bind: &str) -> String {
+    /// `nameserver`: where servers named by host name are resolved while HAProxy runs (a
+    /// container's servers may not exist yet when it starts: they start unresolved, as
+    /// HAProxy's `init-addr none` allows); None when every server is an IP address.
+    pub fn render(&self, bind: &str, nameserver: Option<&str>) -> String {
         let c = &self.checks;
+        let (resolvers, resolve) = match nameserver {
+            Some(ns) => (
+                format!("resolvers stack\n    nameserver dns {ns}\n    hold valid 1s\n\n"),
+                " resolvers stack resolve-prefer ipv4 init-addr libc,none",
+            ),
+            None => (String::new(), ""),
+        };
         let mut text = format!(
-            "global\n    maxconn 400\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    \
+            "global\n    maxconn 400\n\n{resolvers}defaults\n    mode tcp\n    timeout connect 2s\n    \
              timeout client 30m\n    timeout server 30m\n    timeout check 1s\n\n\
              listen postgres\n    bind {bind}\n    option httpchk OPTIONS /primary\n    \
              http-check expect status 200\n    default-server inter {}ms fall {} rise {} \
-             on-marked-down shutdown-sessions\n",
+             on-marked-down shutdown-sessions{resolve}\n",
             c.inter.as_millis(),
             c.fall,
             c.rise
@@ -135,8 +176,15 @@ impl RouterConfig {
             check: (ah, ap),
         } in &self.servers
         {
+            // `addr` must resolve when the file is read; the check's host is the server's
+            // own whenever both go through the same place (every backend places them so).
+            let addr = if ah == h {
+                String::new()
+            } else {
+                format!(" addr {ah}")
+            };
             text.push_str(&format!(
-                "    server {name} {h}:{p} maxconn 200 check addr {ah} port {ap}\n"
+                "    server {name} {h}:{p} maxconn 200 check{addr} port {ap}\n"
             ));
         }
         text
@@ -153,6 +201,9 @@ pub enum Readiness {
     /// An HTTP `GET` of this path answers (any status: a degraded dependency is the app's
     /// business, not a start-up failure).
     Http(&'static str),
+    /// pg_auto_failover's monitor answers with its extension installed (before that, a
+    /// keeper's registration would fail).
+    Monitor,
 }
 
 /// One node, ready to be started by a backend.
@@ -200,6 +251,66 @@ impl StackPlan {
             patroni: None,
             unpublished: Vec::new(),
             count_tokens: false,
+            pg_auto_failover: None,
+        }
+    }
+
+    /// The same stack with pg_auto_failover as its failover manager: every database a
+    /// keeper's, the monitor where `paf.monitor` says; plus each data region's link to the
+    /// monitor when it is elsewhere. Replication both ways already has its links (every
+    /// two-database plan has both), and the keepers register those links' addresses.
+    pub fn with_pg_auto_failover(mut self, paf: PgAutoFailover) -> StackPlan {
+        use topology::{LinkPurpose, LinkSpec, link_name};
+        let monitor = NodeId::new(&paf.monitor.region, Role::Dcs);
+        for r in self.regions.clone() {
+            if r != monitor.region {
+                self.links.push(LinkSpec {
+                    name: link_name(&r, LinkPurpose::ToDcs, &monitor.region),
+                    from: r.clone(),
+                    to: monitor.region.clone(),
+                    target: monitor.clone(),
+                });
+            }
+        }
+        self.nodes.push(monitor);
+        self.pg_auto_failover = Some(paf);
+        self
+    }
+
+    /// The links whose address a database registers as its own (pg_auto_failover's
+    /// keepers), with that database: a backend places each on the database's own port
+    /// (pg_auto_failover registers the port PostgreSQL listens on) at another address, since
+    /// both cannot share one (natively: another loopback address).
+    pub fn registered_links(&self) -> Vec<(String, NodeId)> {
+        if self.pg_auto_failover.is_none() {
+            return Vec::new();
+        }
+        self.regions
+            .iter()
+            .map(|r| {
+                (
+                    Self::replication_link_of(r).to_string(),
+                    NodeId::new(r, Role::Db),
+                )
+            })
+            .collect()
+    }
+
+    /// The replication link that carries the other region's stream from `region`'s database.
+    fn replication_link_of(region: &str) -> &'static str {
+        if region == topology::PRIMARY_REGION {
+            topology::REPLICATION
+        } else {
+            topology::REPLICATION_TO_US
+        }
+    }
+
+    /// The round trip of the witness's links, when a manager placed its state there.
+    fn witness_rtt(&self) -> Option<Duration> {
+        match (&self.patroni, &self.pg_auto_failover) {
+            (Some(p), _) => Some(p.dcs.witness_rtt),
+            (_, Some(p)) => Some(p.monitor.witness_rtt),
+            _ => None,
         }
     }
 
@@ -249,11 +360,11 @@ impl StackPlan {
     /// The round trip and jitter of one link: the witness's own round trip on links to and
     /// from the witness, the regions' on every other.
     pub fn link_rtt(&self, link: &LinkSpec) -> (Duration, Duration) {
-        match &self.patroni {
-            Some(p)
+        match self.witness_rtt() {
+            Some(rtt)
                 if link.to == topology::WITNESS_REGION || link.from == topology::WITNESS_REGION =>
             {
-                (p.dcs.witness_rtt, Duration::ZERO)
+                (rtt, Duration::ZERO)
             }
             _ => self.rtt,
         }
@@ -276,14 +387,25 @@ impl StackPlan {
             .map(|id| {
                 let mut after = None;
                 let (program, ready) = match id.role {
-                    Role::Db => match &self.patroni {
-                        None => (self.postgres(id, wiring), Readiness::Sql),
-                        Some(p) => {
+                    Role::Db => match (&self.patroni, &self.pg_auto_failover) {
+                        (Some(p), _) => {
                             if !self.primary_regions().contains(&id.region) {
                                 after = Some(NodeId::new(&self.regions[0], Role::Db));
                             }
                             (Program::Patroni(self.member(id, p, wiring)), Readiness::Sql)
                         }
+                        (None, Some(p)) => {
+                            // The monitor first, then the first keeper (which becomes the
+                            // primary), then the other (which clones it).
+                            let keeper = self.keeper(id, p, wiring);
+                            after = Some(if keeper.first {
+                                NodeId::new(&p.monitor.region, Role::Dcs)
+                            } else {
+                                NodeId::new(&self.regions[0], Role::Db)
+                            });
+                            (Program::PgAutoFailoverKeeper(keeper), Readiness::Sql)
+                        }
+                        (None, None) => (self.postgres(id, wiring), Readiness::Sql),
                     },
                     Role::Cache => (Program::Redis, Readiness::RedisPing),
                     Role::App => (
@@ -292,6 +414,9 @@ impl StackPlan {
                         },
                         Readiness::Http(crate::app::HEALTH_PATH),
                     ),
+                    Role::Dcs if self.pg_auto_failover.is_some() => {
+                        (Program::PgAutoFailoverMonitor, Readiness::Monitor)
+                    }
                     Role::Dcs => (Program::Etcd, Readiness::Http("/health")),
                     Role::Router => (Program::Haproxy(self.router(id, wiring)), Readiness::Sql),
                     Role::Api => unreachable!("an API is placed, never started on its own"),
@@ -352,6 +477,23 @@ impl StackPlan {
         }
     }
 
+    fn keeper(&self, id: &NodeId, p: &PgAutoFailover, wiring: &Wiring) -> Keeper {
+        Keeper {
+            name: id.region.clone(),
+            hostname: wiring
+                .link_inside(Self::replication_link_of(&id.region))
+                .unwrap_or_default(),
+            monitor: self.reach(
+                wiring,
+                &id.region,
+                &NodeId::new(&p.monitor.region, Role::Dcs),
+                topology::LinkPurpose::ToDcs,
+            ),
+            first: self.regions.first() == Some(&id.region),
+            settings: p.clone(),
+        }
+    }
+
     fn router(&self, id: &NodeId, wiring: &Wiring) -> RouterConfig {
         use topology::LinkPurpose;
         let servers = self
@@ -399,5 +541,115 @@ impl StackPlan {
             standby_of,
             wal_log_hints: self.wal_log_hints,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::routing::Routing;
+    use crate::stack::wiring::{Endpoint, LinkPlacement, Placement};
+
+    /// The plan of the shipped pg_auto_failover region loss, placed as the native backend
+    /// places it: node `i` on port 20000 + i, a registered link on its database's port at
+    /// 127.0.0.2, every other link on a port of its own.
+    fn placed_paf() -> (StackPlan, Wiring) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments/pg-auto-failover-region-loss.toml");
+        let plan = crate::experiment::load(&path).unwrap().stack_plan();
+        let mut placement = Placement::default();
+        for (i, n) in plan.placed().iter().enumerate() {
+            let port = 20_000 + i as u16;
+            let inside = ("127.0.0.1".to_string(), port);
+            placement.nodes.insert(n.clone(), Endpoint { port, inside });
+        }
+        let registered = plan.registered_links();
+        for (i, l) in plan.links.iter().enumerate() {
+            let (host, port) = match registered.iter().find(|(name, _)| *name == l.name) {
+                Some((_, db)) => ("127.0.0.2", placement.nodes[db].port),
+                None => ("127.0.0.1", 30_000 + i as u16),
+            };
+            let endpoint = Endpoint {
+                port,
+                inside: (host.to_string(), port),
+            };
+            let listen = format!("{host}:{port}");
+            placement
+                .links
+                .insert(l.name.clone(), LinkPlacement { endpoint, listen });
+        }
+        let wiring = Wiring::new(plan.posture, placement).with_multi_host(true);
+        (plan, wiring)
+    }
+
+    #[test]
+    fn pg_auto_failover_keepers_register_their_replication_links_and_apps_use_libpq() {
+        let (plan, wiring) = placed_paf();
+        let routing = Routing::new(plan.posture);
+        let specs = plan.specs(&wiring, &routing.snapshot());
+        let spec = |id: &str| specs.iter().find(|s| s.id.to_string() == id).unwrap();
+        let port = |id: &str| wiring.endpoint(&NodeId::parse(id).unwrap()).unwrap().port;
+        let monitor = spec("witness-dcs");
+        assert_eq!(
+            (&monitor.program, monitor.ready),
+            (&Program::PgAutoFailoverMonitor, Readiness::Monitor)
+        );
+        // us registers the link eu streams from (`replication`), on us-db's own port; it
+        // reaches the monitor through its witness link, and starts once the monitor is up.
+        let Program::PgAutoFailoverKeeper(us) = &spec("us-db").program else {
+            panic!("{:?}", spec("us-db").program)
+        };
+        assert_eq!(us.hostname, ("127.0.0.2".to_string(), port("us-db")));
+        assert_eq!(
+            Some(us.hostname.clone()),
+            wiring.link_inside(topology::REPLICATION)
+        );
+        assert_eq!(
+            Some(us.monitor.clone()),
+            wiring.link_inside("us-to-witness-dcs")
+        );
+        assert!(us.first);
+        assert_eq!(
+            spec("us-db")
+                .after
+                .as_ref()
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("witness-dcs")
+        );
+        let Program::PgAutoFailoverKeeper(eu) = &spec("eu-db").program else {
+            panic!("{:?}", spec("eu-db").program)
+        };
+        assert_eq!(eu.hostname, ("127.0.0.2".to_string(), port("eu-db")));
+        assert!(!eu.first);
+        assert_eq!(
+            spec("eu-db")
+                .after
+                .as_ref()
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("us-db")
+        );
+        // eu's app: its own database directly, then us's through its app-to-db link; libpq
+        // keeps the one that takes writes.
+        let (write, read) = wiring.app_dsns("eu", &routing.snapshot()).unwrap();
+        let via = wiring.link_inside("eu-app-to-us-db").unwrap();
+        assert!(
+            write.starts_with(&format!(
+                "host=127.0.0.1,{} port={},{} ",
+                via.0,
+                port("eu-db"),
+                via.1
+            )) && write.ends_with("target_session_attrs=read-write"),
+            "{write}"
+        );
+        assert_eq!(read, crate::postgres::dsn_at("127.0.0.1", port("eu-db")));
+        // The witness keeps its own round trip.
+        let to_witness = plan
+            .links
+            .iter()
+            .find(|l| l.name == "eu-to-witness-dcs")
+            .unwrap();
+        assert_eq!(plan.link_rtt(to_witness).0, Duration::from_millis(40));
     }
 }

@@ -32,7 +32,8 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     let t = std::time::Instant::now();
     let placement = backend.prepare(&plan).await?;
     tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "placed");
-    let wiring = Wiring::new(plan.posture, placement);
+    let wiring =
+        Wiring::new(plan.posture, placement).with_multi_host(plan.pg_auto_failover.is_some());
     let routing = Arc::new(Routing::new(plan.posture));
     let specs = plan.specs(&wiring, &routing.snapshot());
     let backend: Arc<dyn Backend> = Arc::from(backend);
@@ -157,6 +158,7 @@ pub(super) async fn wait_ready(
     loop {
         let ready = match node.ready {
             Readiness::Sql => crate::postgres::answers(port, Duration::from_millis(500)).await,
+            Readiness::Monitor => super::pg_auto_failover::monitor_ready(port).await,
             Readiness::RedisPing => redis_pings(port).await,
             Readiness::Http(path) => http
                 .get(format!("http://127.0.0.1:{port}{path}"))
@@ -229,6 +231,20 @@ async fn set_up_posture(
     tracing::debug!("migrated");
     if plan.posture.is_active_active() {
         replicate_both_ways(wiring, links, &plan.unpublished).await
+    } else if let Some(paf) = &plan.pg_auto_failover {
+        let monitor = NodeId::new(&paf.monitor.region, Role::Dcs);
+        let monitor = wiring
+            .endpoint(&monitor)
+            .ok_or_else(|| StackError::NotPlaced(monitor.to_string()))?
+            .port;
+        let dbs = plan
+            .regions
+            .iter()
+            .map(|r| Ok((r.clone(), db_port(wiring, r)?)))
+            .collect::<Result<Vec<_>, StackError>>()?;
+        super::pg_auto_failover::set_up(paf, monitor, &dbs)
+            .await
+            .map_err(StackError::from)
     } else if let Some(patroni) = &plan.patroni {
         // Patroni owns the commit mode (synchronous_mode): only wait for the standby.
         let port = db_port(wiring, &primaries[0])?;

@@ -20,7 +20,8 @@ pub const REPLICATION: &str = "replication";
 pub const REPLICATION_TO_US: &str = "replication-to-us";
 /// Both regions, primary first.
 pub const REGIONS: [&str; 2] = [PRIMARY_REGION, STANDBY_REGION];
-/// A location that holds no data, only a failover manager's own state (Patroni's etcd),
+/// A location that holds no data, only a failover manager's own state (Patroni's etcd,
+/// pg_auto_failover's monitor),
 /// reached from every data region through its own links.
 pub const WITNESS_REGION: &str = "witness";
 
@@ -43,7 +44,8 @@ pub enum Role {
     Cache,
     /// The sample app.
     App,
-    /// A failover manager's own state: Patroni's DCS (etcd). Not in [`Role::ALL`]: only
+    /// A failover manager's own state: Patroni's DCS (etcd), pg_auto_failover's monitor. Not
+    /// in [`Role::ALL`]: only
     /// stacks with such a manager have it, in one region.
     Dcs,
     /// The region's database router (HAProxy on Patroni's REST checks), which the region's
@@ -192,7 +194,8 @@ pub enum LinkPurpose {
     AppToCache,
     /// A region's Patroni and HAProxy reaching another region's Patroni REST API.
     ToApi,
-    /// A region's Patroni reaching the DCS in another region (or the witness).
+    /// A region's Patroni reaching the DCS in another region (or the witness); a region's
+    /// pg_auto_failover keeper reaching the monitor.
     ToDcs,
 }
 

@@ -44,12 +44,37 @@ pub struct Placement {
 pub struct Wiring {
     posture: Posture,
     placement: Placement,
+    /// Apps write through a libpq multi-host DSN naming every database, and libpq finds the
+    /// primary (`target_session_attrs=read-write`): how pg_auto_failover's users deploy it.
+    multi_host: bool,
 }
 
 impl Wiring {
     /// The addresses of `placement` in `posture`.
     pub fn new(posture: Posture, placement: Placement) -> Wiring {
-        Wiring { posture, placement }
+        Wiring {
+            posture,
+            placement,
+            multi_host: false,
+        }
+    }
+
+    /// The same wiring, with apps writing through a multi-host DSN when `on`.
+    pub fn with_multi_host(mut self, on: bool) -> Wiring {
+        self.multi_host = on;
+        self
+    }
+
+    /// The multi-host DSN `from`'s app writes through: its own region's database directly,
+    /// then every other through the app-to-db link, `target_session_attrs=read-write`.
+    pub fn multi_host_dsn(&self, from: &str) -> Option<String> {
+        let mut hosts = vec![self.endpoint(&NodeId::new(from, Role::Db))?.inside.clone()];
+        for r in REGIONS.iter().filter(|r| **r != from) {
+            if self.endpoint(&NodeId::new(r, Role::Db)).is_some() {
+                hosts.push(self.link_inside(&link_name(from, LinkPurpose::AppToDb, r))?);
+            }
+        }
+        Some(crate::postgres::multi_host_dsn(&hosts))
     }
 
     /// Where a node is reached.
@@ -115,6 +140,8 @@ impl Wiring {
             // A real HA manager's stack: writes go to the region's router, which finds the
             // primary by itself (the routing table is not consulted).
             crate::postgres::dsn_at(&router.inside.0, router.inside.1)
+        } else if self.multi_host {
+            self.multi_host_dsn(region)?
         } else if self.posture.is_active_active() {
             self.inside_db_dsn(region)?
         } else {

@@ -5,7 +5,8 @@
 
 use super::images::Images;
 use crate::stack::clock;
-use crate::stack::plan::{NodeSpec, Program};
+use crate::stack::ha_config::{self, MemberHost};
+use crate::stack::plan::{NodeSpec, PatroniMember, Program};
 use crate::stack::topology::Role;
 
 /// Port PostgreSQL listens on inside its container.
@@ -29,6 +30,20 @@ pub const DB_VOLUME: &str = "/tmp";
 /// the official image, where the start script runs `initdb` (or, for a standby,
 /// `pg_basebackup`) instead.
 pub const PG_TEMPLATE: &str = "/var/lib/regiondrill/pg-template";
+/// Docker's DNS server inside a container on a user-defined network: container names
+/// resolve there once the container exists.
+pub const DOCKER_DNS: &str = "127.0.0.11:53";
+/// How many times (0.1 s apart) a container's script checks for what it needs before its
+/// program starts (the proxy's and its peers' containers start at the same time as it).
+const WAIT_TRIES: u32 = 600;
+/// A Patroni member's directory (its configuration, and PostgreSQL's data below it).
+pub const PATRONI_DIR: &str = "/tmp/patroni";
+/// Debian's PostgreSQL programs, in the database image.
+pub const PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+/// etcd's data, inside its container.
+pub const ETCD_DATA: &str = "/tmp/etcd";
+/// etcd's peer port (a one-member cluster: never reached from outside its container).
+pub const ETCD_PEER_PORT: u16 = 2380;
 /// The clock offset file of a skewed node, inside its container.
 pub const CLOCK_FILE: &str = "/tmp/regiondrill-faketime";
 
@@ -122,11 +137,82 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
             port: APP_PORT,
             volumes: Vec::new(),
         },
-        Program::Patroni(_) | Program::Etcd | Program::Haproxy(_) => {
-            unreachable!("Docker refuses Patroni stacks in prepare (not in the images yet)")
+        Program::Patroni(member) => patroni(member, images),
+        Program::Etcd => Container {
+            image: images.db.clone(),
+            entrypoint: "etcd".into(),
+            cmd: ha_config::etcd_args(
+                &node.id.to_string(),
+                ETCD_DATA,
+                "0.0.0.0",
+                listen_port(Role::Dcs),
+                // Never used: Patroni reaches etcd as a proxy, through the links.
+                &("127.0.0.1".to_string(), listen_port(Role::Dcs)),
+                ETCD_PEER_PORT,
+            ),
+            user: Some("postgres".into()),
+            env: Vec::new(),
+            port: listen_port(Role::Dcs),
+            volumes: Vec::new(),
+        },
+        Program::Haproxy(router) => {
+            let bind = format!("0.0.0.0:{}", listen_port(Role::Router));
+            let cfg = router.render(&bind, Some(DOCKER_DNS));
+            Container {
+                image: images.db.clone(),
+                entrypoint: "sh".into(),
+                cmd: vec![
+                    "-c".into(),
+                    format!(
+                        "cat > /tmp/haproxy.cfg <<'CFG'\n{cfg}CFG\nexec haproxy -f /tmp/haproxy.cfg -db"
+                    ),
+                ],
+                user: Some("postgres".into()),
+                env: Vec::new(),
+                port: listen_port(Role::Router),
+                volumes: Vec::new(),
+            }
+        }
+        Program::PgAutoFailoverMonitor | Program::PgAutoFailoverKeeper(_) => {
+            unreachable!("Docker refuses pg_auto_failover stacks in prepare (not in the images)")
         }
     };
     if node.skewed { under_faketime(c) } else { c }
+}
+
+/// A Patroni member: its configuration written into the container, then Patroni, which
+/// initialises (or clones) and runs PostgreSQL itself in [`DB_VOLUME`]. A restart keeps the
+/// data, and Patroni rejoins with it.
+fn patroni(member: &PatroniMember, images: &Images) -> Container {
+    let host = MemberHost {
+        listen: "0.0.0.0",
+        pg_port: PG_PORT,
+        api_port: listen_port(Role::Api),
+        dir: PATRONI_DIR,
+        bin_dir: PG_BIN_DIR,
+        trust: "0.0.0.0/0",
+    };
+    let config = ha_config::patroni_config(member, &host);
+    // Patroni exits at start when its etcd does not answer (its name not resolving yet, its
+    // link not created yet, etcd still starting: all start at once here): wait until etcd
+    // answers through the very address Patroni uses, for at most a minute.
+    let (dcs_host, dcs_port) = &member.dcs;
+    let script = format!(
+        "n=0; until python3 -c \"import urllib.request as u; \
+         u.urlopen('http://{dcs_host}:{dcs_port}/version', timeout=1)\" 2>/dev/null; do \
+         n=$((n + 1)); [ \"$n\" -ge {WAIT_TRIES} ] && break; sleep 0.1; done\n\
+         mkdir -p {PATRONI_DIR} && cat > {PATRONI_DIR}/patroni.yml <<'YML'\n{config}\nYML\n\
+         exec patroni {PATRONI_DIR}/patroni.yml"
+    );
+    Container {
+        image: images.db.clone(),
+        entrypoint: "sh".into(),
+        cmd: vec!["-c".into(), script],
+        user: Some("postgres".into()),
+        env: vec![("HOME".into(), PATRONI_DIR.into())],
+        port: PG_PORT,
+        volumes: vec![DB_VOLUME.into()],
+    }
 }
 
 /// Runs a container's program under libfaketime: the offset file must exist before the

@@ -18,9 +18,9 @@ pub mod images;
 
 use super::StackError;
 use super::backend::{Backend, BoxFuture, NodeStatus};
-use super::plan::{NodeSpec, StackPlan};
+use super::plan::{NodeSpec, Program, StackPlan};
 use super::ports::PortAllocator;
-use super::topology::NodeId;
+use super::topology::{NodeId, Role};
 use super::wiring::{Endpoint, LinkPlacement, Placement};
 use crate::proxy::FaultProxy;
 use containers::{Container, LINK_PORT_BASE, PROXY_API_PORT};
@@ -83,7 +83,17 @@ impl DockerBackend {
             .ok_or_else(|| StackError::NotPlaced(node.id.to_string()))?;
         let c = containers::container(node, &self.images);
         let name = self.name_of(&node.id.to_string());
-        let (networks, ports) = ([network], [(port, c.port)]);
+        let mut ports = vec![(port, c.port)];
+        if let Program::Patroni(_) = node.program {
+            let api = NodeId::new(&node.id.region, Role::Api);
+            let (_, api_port) = self
+                .placed
+                .get(&api)
+                .cloned()
+                .ok_or_else(|| StackError::NotPlaced(api.to_string()))?;
+            ports.push((api_port, containers::listen_port(Role::Api)));
+        }
+        let networks = [network];
         let spec = run_spec(&c, &networks, &ports, &self.run_id);
         let t = Instant::now();
         self.engine.run_container(&name, &spec).await?;
@@ -111,16 +121,27 @@ impl Backend for DockerBackend {
         plan: &'a StackPlan,
     ) -> BoxFuture<'a, Result<Placement, StackError>> {
         Box::pin(async move {
-            if plan.patroni.is_some() {
+            if plan.patroni.is_some() && self.images.db != Images::local().db {
+                return Err(StackError::Engine(format!(
+                    "manager = \"patroni\" on Docker needs the offline database image, which \
+                     holds Patroni, etcd and HAProxy (`just images`); {} holds none of them",
+                    self.images.db
+                )));
+            }
+            if plan.pg_auto_failover.is_some() {
                 return Err(StackError::Engine(
-                    "manager = \"patroni\" runs on the native backend only so far (the offline \
-                     images do not hold Patroni, etcd and HAProxy yet): use --backend native"
+                    "manager = \"pg_auto_failover\" runs on the native backend only so far \
+                     (its containers are not built yet: its keepers register one address per \
+                     node, which the per-region networks do not give yet): use --backend \
+                     native"
                         .into(),
                 ));
             }
             self.engine.sweep().await;
             check_images(&self.engine, &self.images).await?;
-            self.networks = plan.regions.iter().map(|r| self.name_of(r)).collect();
+            // A network per region any node is in: the data regions, and a witness's.
+            let regions: BTreeSet<&str> = plan.nodes.iter().map(|n| n.region.as_str()).collect();
+            self.networks = regions.iter().map(|r| self.name_of(r)).collect();
             let creating = self
                 .networks
                 .iter()
@@ -133,10 +154,15 @@ impl Backend for DockerBackend {
                     .map_err(|e| StackError::io(std::path::Path::new("ports"), e))
             };
             let mut placement = Placement::default();
-            for node in &plan.nodes {
+            for node in &plan.placed() {
                 let port = next()?;
+                // A Patroni member's REST API is a second port of its database's container.
+                let container = match node.role {
+                    Role::Api => NodeId::new(&node.region, Role::Db),
+                    _ => node.clone(),
+                };
                 let inside = (
-                    self.name_of(&node.to_string()),
+                    self.name_of(&container.to_string()),
                     containers::listen_port(node.role),
                 );
                 placement

@@ -1,16 +1,26 @@
 //! The real HA managers' programs as local processes: Patroni (its configuration file, one
-//! per member), etcd and HAProxy, all as PostgreSQL's unprivileged user.
+//! per member), etcd and HAProxy, pg_auto_failover's `pg_autoctl` (monitor and keepers), all
+//! as PostgreSQL's unprivileged user.
 //!
 //! Patroni starts PostgreSQL detached from itself (a new session, the intermediate process
 //! gone), so the postmaster would not be a descendant of the Patroni process the backend
 //! started, and a "kill node" would leave it running. The member is therefore started as a
 //! child subreaper (`PR_SET_CHILD_SUBREAPER`): orphans below it are re-parented to it, the
 //! postmaster stays in its tree, and the tree is frozen and killed as one, as for every node.
+//!
+//! `pg_autoctl … --run` keeps PostgreSQL in its own tree (a supervisor, a "start/stop
+//! postgres" service whose child the postmaster is, and the keeper's "node active" service),
+//! but a service outlives the supervisor and restarts PostgreSQL by itself (seen: a kill of
+//! the supervisor and the postmaster alone left the service, which started PostgreSQL again
+//! within 2 s). So a keeper is started as a subreaper too and killed as one tree; its files
+//! (configuration, state, pid files: `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_RUNTIME_DIR`)
+//! are all kept in the node's directory, which goes with the run's.
 
 use super::pg::PgBinaries;
 use super::process::RunAs;
 use crate::stack::StackError;
-use crate::stack::plan::{PatroniMember, RouterConfig};
+use crate::stack::ha_config::{MemberHost, patroni_config};
+use crate::stack::plan::{Keeper, PatroniMember, RouterConfig};
 use std::path::{Path, PathBuf};
 
 /// Where Patroni, etcd and HAProxy are.
@@ -50,7 +60,7 @@ impl HaPrograms {
 }
 
 /// Writes a member's `patroni.yml` in `dir` (owned by `run_as`) for a PostgreSQL on `pg_port`
-/// and a REST API on `api_port`; returns its path. JSON, which YAML reads as is.
+/// and a REST API on `api_port`; returns its path.
 pub fn write_patroni_config(
     member: &PatroniMember,
     dir: &Path,
@@ -59,67 +69,17 @@ pub fn write_patroni_config(
     api_port: u16,
     run_as: Option<RunAs>,
 ) -> Result<PathBuf, StackError> {
-    let s = &member.settings;
-    let mut parameters = serde_json::Map::new();
-    for (k, v) in crate::postgres::cluster_conf() {
-        parameters.insert(
-            k,
-            serde_json::Value::String(v.trim_matches('\'').to_string()),
-        );
-    }
-    // TCP only, as for every native PostgreSQL (a long run directory would overflow a socket
-    // path); Patroni then connects to `listen`.
-    parameters.insert("unix_socket_directories".into(), "".into());
-    let hba = [
-        "host all all 127.0.0.1/32 trust",
-        "host replication all 127.0.0.1/32 trust",
-    ];
-    let user = serde_json::json!({"username": crate::postgres::SUPERUSER});
-    let config = serde_json::json!({
-        "scope": "regiondrill",
-        "name": member.name,
-        "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
-        "restapi": {
-            "listen": format!("127.0.0.1:{api_port}"),
-            "connect_address": format!("{}:{}", member.api_connect.0, member.api_connect.1),
-        },
-        "etcd3": {"hosts": [format!("{}:{}", member.dcs.0, member.dcs.1)], "protocol": "http"},
-        "bootstrap": {
-            "dcs": {
-                "ttl": s.ttl,
-                "loop_wait": s.loop_wait,
-                "retry_timeout": s.retry_timeout,
-                "maximum_lag_on_failover": s.maximum_lag_on_failover,
-                "synchronous_mode": s.synchronous_mode,
-                "synchronous_mode_strict": s.synchronous_mode_strict,
-                "failsafe_mode": s.failsafe_mode,
-                "postgresql": {
-                    "use_pg_rewind": s.use_pg_rewind,
-                    "use_slots": true,
-                    "parameters": parameters,
-                },
-            },
-            "initdb": [
-                {"encoding": "UTF8"}, {"locale": "C"}, {"wal-segsize": "1"}, "no-sync",
-                {"auth": "trust"},
-            ],
-        },
-        "postgresql": {
-            "listen": format!("127.0.0.1:{pg_port}"),
-            "connect_address": format!("{}:{}", member.pg_connect.0, member.pg_connect.1),
-            "data_dir": dir.join("pgdata"),
-            "bin_dir": pg.tool(""),
-            "pgpass": dir.join("pgpass"),
-            "authentication": {"superuser": user, "replication": user, "rewind": user},
-            // Patroni forces cluster_name to the scope on every member: the app names the
-            // committing database by this instead (stacks/app/README.md, `committed_by`).
-            "parameters": {"unix_socket_directories": "", "regiondrill.node": member.name},
-            "pg_hba": hba,
-        },
-    });
+    let (dir_text, bin_dir) = (dir.to_string_lossy(), pg.tool(""));
+    let host = MemberHost {
+        listen: "127.0.0.1",
+        pg_port,
+        api_port,
+        dir: &dir_text,
+        bin_dir: &bin_dir.to_string_lossy(),
+        trust: "127.0.0.1/32",
+    };
     let path = dir.join("patroni.yml");
-    let text = serde_json::to_string_pretty(&config).expect("static JSON");
-    std::fs::write(&path, text).map_err(|e| StackError::io(&path, e))?;
+    std::fs::write(&path, patroni_config(member, &host)).map_err(|e| StackError::io(&path, e))?;
     chown(&path, run_as)?;
     Ok(path)
 }
@@ -132,34 +92,18 @@ pub fn write_haproxy_config(
     run_as: Option<RunAs>,
 ) -> Result<PathBuf, StackError> {
     let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, router.render(&format!("127.0.0.1:{port}")))
+    std::fs::write(&path, router.render(&format!("127.0.0.1:{port}"), None))
         .map_err(|e| StackError::io(&path, e))?;
     chown(&path, run_as)?;
     Ok(path)
 }
 
-/// etcd's arguments: one member `name` serving clients on `port` and peers on `peer_port`.
+/// etcd's arguments: one member `name` keeping its data in `data` and serving clients on
+/// 127.0.0.1:`port`.
 pub fn etcd_args(name: &str, data: &Path, port: u16, peer_port: u16) -> Vec<String> {
-    let client = format!("http://127.0.0.1:{port}");
-    let peer = format!("http://127.0.0.1:{peer_port}");
-    vec![
-        "--name".into(),
-        name.into(),
-        "--data-dir".into(),
-        data.join("etcd").display().to_string(),
-        "--listen-client-urls".into(),
-        client.clone(),
-        "--advertise-client-urls".into(),
-        client,
-        "--listen-peer-urls".into(),
-        peer.clone(),
-        "--initial-advertise-peer-urls".into(),
-        peer.clone(),
-        "--initial-cluster".into(),
-        format!("{name}={peer}"),
-        "--log-level".into(),
-        "warn".into(),
-    ]
+    let local = ("127.0.0.1".to_string(), port);
+    let data = data.join("etcd").display().to_string();
+    crate::stack::ha_config::etcd_args(name, &data, "127.0.0.1", port, &local, peer_port)
 }
 
 fn chown(path: &Path, run_as: Option<RunAs>) -> Result<(), StackError> {
@@ -181,4 +125,122 @@ pub fn subreaper(cmd: &mut tokio::process::Command) {
             Ok(())
         });
     }
+}
+
+/// Finds `pg_autoctl` (Debian: `/usr/bin`).
+pub fn find_pg_autoctl() -> Result<PathBuf, StackError> {
+    super::programs::on_path("pg_autoctl")
+        .or_else(|| Some(PathBuf::from("/usr/bin/pg_autoctl")).filter(|p| p.is_file()))
+        .ok_or_else(|| StackError::Missing {
+            what: "pg_autoctl (for manager = \"pg_auto_failover\")".into(),
+            looked: "PATH, /usr/bin".into(),
+            install: "apt-get install postgresql-15-auto-failover pg-auto-failover-cli (or run \
+                      stacks/deps.sh)"
+                .into(),
+        })
+}
+
+/// Where `pg_autoctl` keeps a node's cluster, inside its node directory `dir`.
+pub fn pgdata(dir: &Path) -> PathBuf {
+    dir.join("pgdata")
+}
+
+/// The directories of a `pg_autoctl` whose node directory is `dir`, for its configuration,
+/// state and pid files (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_RUNTIME_DIR`). They must
+/// exist before it starts: where one does not, it falls back to `~/.config`, … and
+/// `/tmp/pg_autoctl` (seen: every run left its pid files there).
+pub fn pg_autoctl_dirs(dir: &Path) -> [PathBuf; 3] {
+    ["config", "share", "run"].map(|d| dir.join(d))
+}
+
+/// The environment of a `pg_autoctl` whose node directory is `dir`: its files in
+/// [`pg_autoctl_dirs`] (not in the user's home or `/tmp`), PostgreSQL's programs first on
+/// `PATH`.
+pub fn pg_autoctl_env(cmd: &mut tokio::process::Command, dir: &Path, pg: &PgBinaries) {
+    let bin = pg.tool("pg_ctl");
+    let bin = bin.parent().unwrap_or(Path::new("/usr/bin"));
+    let [config, share, run] = pg_autoctl_dirs(dir);
+    cmd.env("HOME", dir)
+        .env("XDG_CONFIG_HOME", config)
+        .env("XDG_DATA_HOME", share)
+        .env("XDG_RUNTIME_DIR", run)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGDATA");
+}
+
+/// The arguments of pg_auto_failover's monitor on `port` (its cluster in `dir`). HBA rules
+/// stay the cluster's own (trust from 127.0.0.1, where every connection comes from, through
+/// a link or not).
+pub fn monitor_args(dir: &Path, pg: &PgBinaries, port: u16) -> Vec<String> {
+    vec![
+        "create".into(),
+        "monitor".into(),
+        "--pgdata".into(),
+        pgdata(dir).display().to_string(),
+        "--pgport".into(),
+        port.to_string(),
+        "--pgctl".into(),
+        pg.tool("pg_ctl").display().to_string(),
+        "--hostname".into(),
+        "127.0.0.1".into(),
+        "--no-ssl".into(),
+        "--skip-pg-hba".into(),
+        "--run".into(),
+    ]
+}
+
+/// The arguments of a keeper whose PostgreSQL listens on 127.0.0.1:`port` (its cluster in
+/// `dir`): registered at `keeper.hostname`, whose port must be `port` (pg_auto_failover
+/// registers the port PostgreSQL listens on).
+pub fn keeper_args(
+    keeper: &Keeper,
+    dir: &Path,
+    pg: &PgBinaries,
+    port: u16,
+) -> Result<Vec<String>, StackError> {
+    let (host, registered) = &keeper.hostname;
+    if *registered != port || host.is_empty() {
+        return Err(StackError::NotPlaced(format!(
+            "{}'s registered address {host}:{registered} (it must be on its port {port})",
+            keeper.name
+        )));
+    }
+    let (mhost, mport) = &keeper.monitor;
+    let s = &keeper.settings;
+    Ok(vec![
+        "create".into(),
+        "postgres".into(),
+        "--pgdata".into(),
+        pgdata(dir).display().to_string(),
+        "--pgport".into(),
+        port.to_string(),
+        "--pghost".into(),
+        "127.0.0.1".into(),
+        "--listen".into(),
+        "127.0.0.1".into(),
+        "--pgctl".into(),
+        pg.tool("pg_ctl").display().to_string(),
+        "--hostname".into(),
+        host.clone(),
+        "--name".into(),
+        keeper.name.clone(),
+        "--username".into(),
+        crate::postgres::SUPERUSER.into(),
+        "--dbname".into(),
+        "postgres".into(),
+        "--monitor".into(),
+        format!(
+            "postgres://autoctl_node@{mhost}:{mport}/{}?sslmode=disable",
+            crate::stack::pg_auto_failover::DATABASE
+        ),
+        "--no-ssl".into(),
+        "--skip-pg-hba".into(),
+        "--candidate-priority".into(),
+        s.candidate_priority.to_string(),
+        "--replication-quorum".into(),
+        s.replication_quorum.to_string(),
+        "--run".into(),
+    ])
 }

@@ -31,6 +31,10 @@ use std::time::Duration;
 
 pub use rundir::sweep;
 
+/// The loopback address the links a database registers as its own listen on
+/// ([`StackPlan::registered_links`]); the database itself listens on 127.0.0.1, same port.
+const REGISTERED_HOST: &str = "127.0.0.2";
+
 /// Numbers the logs of scripts run on a node's data ([`Backend::run_on_data`]).
 static DATA_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -120,11 +124,26 @@ impl NativeBackend {
         }
         if matches!(
             node.program,
-            Program::Patroni(_) | Program::Etcd | Program::Haproxy(_)
+            Program::Patroni(_)
+                | Program::Etcd
+                | Program::Haproxy(_)
+                | Program::PgAutoFailoverMonitor
+                | Program::PgAutoFailoverKeeper(_)
         ) && !data.exists()
         {
             // Theirs to fill (Patroni makes its cluster, etcd its store), as their user.
             std::fs::create_dir_all(&data).map_err(|e| StackError::io(&data, e))?;
+            if matches!(
+                node.program,
+                Program::PgAutoFailoverMonitor | Program::PgAutoFailoverKeeper(_)
+            ) {
+                for d in ha::pg_autoctl_dirs(&data) {
+                    std::fs::create_dir_all(&d).map_err(|e| StackError::io(&d, e))?;
+                }
+            }
+            if self.seeds_cluster(&node.program) {
+                self.seed_cluster(node, &data).await?;
+            }
             if let Some(u) = programs.run_as {
                 u.chown_tree(&data).map_err(|e| StackError::io(&data, e))?;
             }
@@ -159,7 +178,44 @@ impl NativeBackend {
 }
 
 impl NativeBackend {
-    /// The configuration files and extra ports of Patroni, etcd and HAProxy.
+    /// Whether `pg_autoctl` gets a copy of the empty cluster rather than making its own: the
+    /// monitor and the first keeper (the other keeper clones the first). So they start in
+    /// half the time and with the drill's settings (`fsync` off, dynamic shared memory in
+    /// files, …), which pg_auto_failover's own `postgresql-auto-failover.conf` then overrides
+    /// where it has its own.
+    fn seeds_cluster(&self, program: &Program) -> bool {
+        match program {
+            Program::PgAutoFailoverMonitor => true,
+            Program::PgAutoFailoverKeeper(k) => k.first,
+            _ => false,
+        }
+    }
+
+    /// A copy of the empty cluster in the node directory `dir`, with pg_auto_failover's
+    /// memory sizing undone (`postgresql.auto.conf` is read last): it sizes
+    /// `shared_buffers` for the host alone (6 GB here), and three clusters share this host.
+    async fn seed_cluster(&self, node: &NodeSpec, dir: &std::path::Path) -> Result<(), StackError> {
+        let (programs, run) = self.parts()?;
+        let pgdata = ha::pgdata(dir);
+        let conf = crate::postgres::cluster_conf();
+        let log = self.log(&node.id, "")?;
+        pg_template::initdb(
+            &programs.pg,
+            &pgdata,
+            run.path(),
+            &log,
+            programs.run_as,
+            &conf,
+        )
+        .await?;
+        let auto = pgdata.join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+        text.push_str("shared_buffers = '64MB'\n");
+        std::fs::write(&auto, text).map_err(|e| StackError::io(&auto, e))
+    }
+
+    /// The configuration files and extra ports of Patroni, etcd and HAProxy, and the
+    /// arguments and environment of `pg_autoctl`.
     fn ha_args(
         &self,
         node: &NodeSpec,
@@ -194,6 +250,16 @@ impl NativeBackend {
                 let file = ha::write_haproxy_config(router, data, port, programs.run_as)?;
                 cmd.arg("-f").arg(file).arg("-db");
             }
+            Program::PgAutoFailoverMonitor => {
+                ha::pg_autoctl_env(cmd, data, &programs.pg);
+                cmd.args(ha::monitor_args(data, &programs.pg, port));
+                ha::subreaper(cmd);
+            }
+            Program::PgAutoFailoverKeeper(keeper) => {
+                ha::pg_autoctl_env(cmd, data, &programs.pg);
+                cmd.args(ha::keeper_args(keeper, data, &programs.pg, port)?);
+                ha::subreaper(cmd);
+            }
             _ => {}
         }
         Ok(())
@@ -222,6 +288,7 @@ impl Backend for NativeBackend {
             self.programs = Some(Programs::find(
                 !plan.tuning.skewed.is_empty(),
                 plan.patroni.is_some(),
+                plan.pg_auto_failover.is_some(),
             )?);
             let dir =
                 RunDir::create(&self.run_id).map_err(|e| StackError::io(&rundir::base_dir(), e))?;
@@ -247,13 +314,24 @@ impl Backend for NativeBackend {
                     .nodes
                     .insert(node.clone(), Endpoint { port, inside });
             }
+            let registered = plan.registered_links();
             for link in &plan.links {
-                let port = next()?;
+                // A link a database registers as its own address listens on that
+                // database's port, on another loopback address (the database listens on
+                // 127.0.0.1 only). The harness never reaches these links by port.
+                let (host, port) = match registered.iter().find(|(l, _)| *l == link.name) {
+                    Some((_, db)) => {
+                        let port = self.state().ports.get(db).copied();
+                        let port = port.ok_or_else(|| StackError::NotPlaced(db.to_string()))?;
+                        (REGISTERED_HOST, port)
+                    }
+                    None => ("127.0.0.1", next()?),
+                };
                 let endpoint = Endpoint {
                     port,
-                    inside: ("127.0.0.1".to_string(), port),
+                    inside: (host.to_string(), port),
                 };
-                let listen = format!("127.0.0.1:{port}");
+                let listen = format!("{host}:{port}");
                 placement
                     .links
                     .insert(link.name.clone(), LinkPlacement { endpoint, listen });

@@ -26,11 +26,14 @@ pub struct Programs {
     pub faketime: Option<PathBuf>,
     /// Patroni, etcd and HAProxy, when the stack runs Patroni.
     pub ha: Option<super::ha::HaPrograms>,
+    /// `pg_autoctl`, when the stack runs pg_auto_failover.
+    pub pg_autoctl: Option<PathBuf>,
 }
 
 impl Programs {
-    /// Finds every program; `faketime` when some node's clock is skewed.
-    pub fn find(faketime: bool, ha: bool) -> Result<Programs, StackError> {
+    /// Finds every program; `faketime` when some node's clock is skewed, `ha` for Patroni,
+    /// `paf` for pg_auto_failover.
+    pub fn find(faketime: bool, ha: bool, paf: bool) -> Result<Programs, StackError> {
         let faketime = if faketime {
             Some(clock::libfaketime().ok_or_else(|| StackError::Missing {
                 what: "libfaketime (for clock_skew faults)".into(),
@@ -48,6 +51,11 @@ impl Programs {
             faketime,
             ha: if ha {
                 Some(super::ha::HaPrograms::find()?)
+            } else {
+                None
+            },
+            pg_autoctl: if paf {
+                Some(super::ha::find_pg_autoctl()?)
             } else {
                 None
             },
@@ -78,6 +86,16 @@ impl Programs {
             Program::Patroni(_) => (ha()?.patroni.clone(), self.run_as),
             Program::Etcd => (ha()?.etcd.clone(), self.run_as),
             Program::Haproxy(_) => (ha()?.haproxy.clone(), self.run_as),
+            Program::PgAutoFailoverMonitor | Program::PgAutoFailoverKeeper(_) => {
+                let found = self.pg_autoctl.clone();
+                let found = found.ok_or_else(|| StackError::Missing {
+                    what: "pg_autoctl".into(),
+                    looked: "PATH".into(),
+                    install: "apt-get install postgresql-15-auto-failover pg-auto-failover-cli"
+                        .into(),
+                })?;
+                (found, self.run_as)
+            }
         };
         let mut cmd =
             process::command(&program, log, run_as).map_err(|e| StackError::io(log, e))?;
@@ -113,7 +131,11 @@ impl Programs {
                     .args(args);
             }
             // Their files and extra ports are the backend's (`NativeBackend::ha_args`).
-            Program::Patroni(_) | Program::Etcd | Program::Haproxy(_) => {}
+            Program::Patroni(_)
+            | Program::Etcd
+            | Program::Haproxy(_)
+            | Program::PgAutoFailoverMonitor
+            | Program::PgAutoFailoverKeeper(_) => {}
         }
         if node.skewed {
             let lib = self.faketime.as_ref().ok_or_else(|| StackError::Missing {

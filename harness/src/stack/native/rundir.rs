@@ -175,7 +175,9 @@ fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 /// which dies with Patroni's tree while the harness lives, but outlives a `kill -9`'d harness
 /// (Patroni dies of its parent-death signal; the postmaster, re-parented to init, does not —
 /// nor one that Patroni's start-up helper launches just after). Found by their command lines,
-/// which name their data directory in `dir`; processes of other runs are left alone.
+/// which name their data directory in `dir`, or their environment (pg_autoctl's services,
+/// which outlive their supervisor and restart PostgreSQL); processes of other runs are left
+/// alone.
 fn kill_detached_postmasters(dir: &Path) {
     let here = format!("{}/", dir.display());
     let Ok(procs) = std::fs::read_dir("/proc") else {
@@ -186,7 +188,11 @@ fn kill_detached_postmasters(dir: &Path) {
             continue;
         };
         let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-        if pid > 0 && String::from_utf8_lossy(&cmdline).contains(&here) {
+        // pg_autoctl's services retitle themselves ("pg_autoctl: node active"): their
+        // environment names the node's directory (`XDG_CONFIG_HOME`, …).
+        let environ = std::fs::read(p.path().join("environ")).unwrap_or_default();
+        let names = |b: &[u8]| String::from_utf8_lossy(b).contains(&here);
+        if pid > 0 && (names(&cmdline) || names(&environ)) {
             // Not a process group leader (Patroni's helper made the session): the tree
             // below it, then itself.
             super::process::kill_tree(pid);
