@@ -252,6 +252,57 @@ async fn ctrl_c_at_any_stage_removes_every_container_and_network() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn residency_ap_async_finds_every_users_data_abroad_in_containers() {
+    if !docker_or_skip("residency_ap_async_finds_every_users_data_abroad_in_containers").await {
+        return;
+    }
+    let (out, _dir) = crate::support::run_shipped_on(
+        BackendChoice::Docker,
+        "experiments/residency-ap-async.toml",
+    )
+    .await;
+    assert_eq!(out.backend, "docker");
+    let r = &out.findings.residency;
+    assert!(r.checked && r.unreadable.is_empty(), "{r:#?}");
+    // The same known answer at rest as natively: each region holds the other's 20 users.
+    let held = |region: &str, home: &str| r.by_region[region].users_by_home.get(home).copied();
+    assert_eq!(
+        (held("us", "eu"), held("eu", "us")),
+        (Some(20), Some(20)),
+        "{r:#?}"
+    );
+    assert_eq!(r.at_rest_users, 40);
+    // The proxy container cannot count tokens: in flight is "not counted", never 0.
+    assert_eq!(r.in_flight, None);
+    assert!(!out.verdict.passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_under_partition_completes_after_the_heal_in_containers() {
+    if !docker_or_skip("erasure_under_partition_completes_after_the_heal_in_containers").await {
+        return;
+    }
+    let (out, _dir) = crate::support::run_shipped_on(
+        BackendChoice::Docker,
+        "experiments/erasure-under-partition.toml",
+    )
+    .await;
+    let e = &out.findings.erasure;
+    assert_eq!(
+        (e.requested, e.acknowledged, e.done, e.pending),
+        (8, 8, 8, 0),
+        "{e:#?}"
+    );
+    // Acknowledged during the cut: done only after the heal, as natively.
+    assert_eq!((e.during_fault, e.done_before_heal), (3, 0), "{e:#?}");
+    for r in e.erasures.iter().filter(|r| r.fault.is_some()) {
+        assert!(r.done_ms.unwrap() > r.heal_ms.unwrap(), "{r:?}");
+    }
+    // The erased users' writes are erased, not lost.
+    assert!(out.findings.lost_writes.erased > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patroni_holds_its_region_loss_known_answer_in_containers() {
     if !docker_or_skip("patroni_holds_its_region_loss_known_answer_in_containers").await {
         return;

@@ -226,6 +226,7 @@ fn sample_history() -> (History, Probes, FinalState) {
     };
     survivors.sort_unstable();
     let final_state = FinalState {
+        residency: None,
         primaries: Vec::new(),
         standbys: Vec::new(),
         primary_region: Some("eu".into()),

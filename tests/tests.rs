@@ -35,6 +35,9 @@ mod proxy_peers;
 /// Real bytes through the fault proxy's toxics: latency, black hole, down, reset, bandwidth,
 /// limit, slicer, slow close, live toxic changes.
 mod proxy_toxics;
+/// Data residency (at rest and in flight) and the right to erasure: the shipped experiments'
+/// known answers.
+mod residency;
 /// The nightly CI workflow: linted, and consistent with the repository and the CLI.
 mod workflow;
 

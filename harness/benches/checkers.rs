@@ -345,6 +345,9 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
                         value: None,
                     }
                 }
+                OpKind::ProfileWrite | OpKind::ProfileRead | OpKind::Erase => {
+                    unreachable!("the synthetic plan has no personal-data operations")
+                }
             }
         };
         if kind == OpKind::Write
@@ -419,6 +422,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         counters: counter_keys.iter().cloned().zip(final_counters).collect(),
     };
     let final_state = FinalState {
+        residency: None,
         primaries: Vec::new(),
         standbys: Vec::new(),
         primary_region: Some("eu".into()),

@@ -263,6 +263,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
         ev(END + 500 * MS, EventKind::Healed),
     ];
     let final_state = FinalState {
+        residency: None,
         primaries: Vec::new(),
         standbys: Vec::new(),
         primary_region: Some("eu".into()),

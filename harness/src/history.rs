@@ -33,6 +33,24 @@ pub enum OpKind {
     Write,
     /// `POST /counters/{key}/incr` by 1.
     Incr,
+    /// `PUT /users/{id}/profile`: the user's personal data (see `crate::residency`); its key
+    /// is `profile:{user}`.
+    ProfileWrite,
+    /// `GET /users/{id}/profile`.
+    ProfileRead,
+    /// `DELETE /users/{id}`: erasure of everything the user wrote and its profile.
+    Erase,
+}
+
+impl OpKind {
+    /// Whether this is an operation on a user's personal data (profile write or read,
+    /// erasure), which only the residency and erasure checkers look at.
+    pub fn is_personal(self) -> bool {
+        matches!(
+            self,
+            OpKind::ProfileWrite | OpKind::ProfileRead | OpKind::Erase
+        )
+    }
 }
 
 /// Where a read's answer came from.
@@ -366,6 +384,62 @@ pub struct Probes {
     /// written before it existed.
     #[serde(default)]
     pub host: Vec<HostSample>,
+    /// Where copies of each user whose erasure was requested were seen, poll after poll
+    /// (`probe::erasure`; empty without planned erasures).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasure: Vec<ErasureTrace>,
+    /// Personal-data tokens counted in the bytes crossing each link (`crate::residency`;
+    /// None: not counted, e.g. a run without `[residency]` or an external Toxiproxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<Vec<LinkTokens>>,
+}
+
+/// The copies of one user's personal data the erasure probe saw, from the erasure's planned
+/// time to the end of the run. Only changes are kept: each entry is the first poll that saw
+/// a new set of copies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErasureTrace {
+    /// The user.
+    pub user: u32,
+    /// The user's home region.
+    pub home: String,
+    /// Each change of what the polls saw, in time order.
+    pub changes: Vec<CopiesSeen>,
+    /// When the last poll was sent (the trace says nothing past it).
+    pub last_poll_ns: Option<Nanos>,
+}
+
+/// What one poll saw of a user's personal data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopiesSeen {
+    /// When the poll was sent.
+    pub at_ns: Nanos,
+    /// Where a copy was: `<region>-db <table>` or `<region>-cache <key>`.
+    pub copies: Vec<String>,
+    /// Stores that could not be read in this poll (a copy there is neither seen nor ruled
+    /// out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+}
+
+impl CopiesSeen {
+    /// Whether this poll read every store and found no copy.
+    pub fn clean(&self) -> bool {
+        self.copies.is_empty() && self.unreadable.is_empty()
+    }
+}
+
+/// Personal-data tokens one link carried from one region into another, per user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkTokens {
+    /// The link's name.
+    pub link: String,
+    /// The region the bytes left.
+    pub from: String,
+    /// The region the bytes entered.
+    pub to: String,
+    /// Tokens counted, by user (a token seen twice counts twice).
+    pub by_user: std::collections::BTreeMap<u32, u64>,
 }
 
 /// The state read after faults were healed and the system settled.
@@ -388,6 +462,43 @@ pub struct FinalState {
     /// Active-passive: the primary's standbys, as its `pg_stat_replication` showed them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub standbys: Vec<StandbyState>,
+    /// Personal data found at rest after the run, in every database and cache of every
+    /// region (`crate::residency::scan`; None: the run had no `[residency]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<AtRest>,
+}
+
+/// What the at-rest scan found: every personal-data token in every table of every database
+/// (primary or replica) and every key of every cache, by region, and the policy it is judged
+/// against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AtRest {
+    /// Where each home region's users' personal data may be (the experiment's policy).
+    pub allow: std::collections::BTreeMap<String, Vec<String>>,
+    /// Each user's home region (every user the workload had).
+    pub homes: std::collections::BTreeMap<u32, String>,
+    /// The stores read (`us-db (primary)`, `eu-cache`, …).
+    pub scanned: Vec<String>,
+    /// Stores that could not be read, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+    /// Every (store, place, user) holding a token, with how many tokens.
+    pub found: Vec<HeldCopy>,
+}
+
+/// Tokens of one user found in one place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HeldCopy {
+    /// The region of the store.
+    pub region: String,
+    /// `db` or `cache`.
+    pub store: String,
+    /// A table (`profiles`, `kv_us`, …) or a cache key (`profile:7`).
+    pub place: String,
+    /// The user whose token it is.
+    pub user: u32,
+    /// How many tokens (a row with the token in an email and a name counts 2).
+    pub tokens: u32,
 }
 
 /// A standby as the primary saw it when the final state was read.

@@ -21,6 +21,8 @@
 //! - [`failover`]: failover managers (part of the system under test) behind one seam; the
 //!   built-in controller is the first.
 //! - [`workload`]: the seeded operation plan and the simulated users that run it.
+//! - [`residency`]: personal data in the workload (per-user tokens, profiles, erasures), the
+//!   at-rest scan, and the token counter the fault proxy uses in flight.
 //! - [`probe`]: replication lag (heartbeat, `pg_stat_replication`) and in-region health,
 //!   sampled during the run.
 //! - [`record`]: the run's one clock and the recorder of operations and events.
@@ -52,6 +54,7 @@ pub mod progress;
 pub mod proxy;
 pub mod record;
 pub mod report;
+pub mod residency;
 pub mod run;
 pub mod run_folder;
 pub mod schedule;

@@ -206,7 +206,7 @@ pub const HARNESS_SCHEMA: &str =
 
 /// The app's tables a region writes in active-active postures (see stacks/app/README.md).
 pub fn region_tables(region: &str) -> Vec<String> {
-    ["kv", "writes", "counter"]
+    ["kv", "writes", "counter", "profiles"]
         .iter()
         .map(|t| format!("{t}_{region}"))
         .collect()
@@ -219,18 +219,23 @@ pub fn subscription_name(from: &str) -> String {
 }
 
 /// Active-active replication, one direction: `from`'s database (harness port `from_port`)
-/// publishes its own tables (and, from the primary region, the heartbeat table); the
-/// database at harness port `to_port` subscribes, connecting with `from_dsn_inside` — the
-/// replication link as that database reaches it.
+/// publishes its own tables but those named in `unpublished` (without their region suffix;
+/// they stay in `from`) and, from the primary region, the heartbeat table; the database at
+/// harness port `to_port` subscribes, connecting with `from_dsn_inside` — the replication
+/// link as that database reaches it.
 pub async fn replicate(
     from: &str,
     from_port: u16,
     to_port: u16,
     from_dsn_inside: &str,
     with_heartbeat: bool,
+    unpublished: &[String],
 ) -> Result<(), PgError> {
     let publisher = connect(from_port, Duration::from_secs(3)).await?;
-    let mut tables = region_tables(from);
+    let mut tables: Vec<String> = region_tables(from)
+        .into_iter()
+        .filter(|t| !unpublished.iter().any(|u| *t == format!("{u}_{from}")))
+        .collect();
     if with_heartbeat {
         tables.push("regiondrill_heartbeat".into());
     }

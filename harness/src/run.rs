@@ -309,7 +309,17 @@ async fn drive(
     };
     // The run's clock starts with the workload: plan and fault times count from here.
     let clock = Clock::start();
-    let probes = ProbeSet::start(stack, heartbeat, clock, cancel.child_token());
+    let mut probes = ProbeSet::start(stack, heartbeat, clock, cancel.child_token());
+    if let Some(r) = &exp.residency {
+        let kv = Plan::new(&exp.workload, exp.duration, exp.seed);
+        let personal = crate::residency::PersonalPlan::new(r, &kv, exp.duration, exp.seed);
+        let targets = personal
+            .erasures
+            .iter()
+            .map(|&(at, user)| (at, user, kv.home(user).to_string()))
+            .collect();
+        probes.watch_erasures(stack, targets, r.poll, clock);
+    }
     let recorder = Recorder::new(clock);
     let stop_manager = cancel.child_token();
     let manager = failover::for_experiment(exp);
@@ -388,17 +398,37 @@ async fn run_and_heal(
     let t = Instant::now();
     recorder.event(EventKind::WorkloadStarted);
     let schedule = Schedule::new(exp.faults.clone(), exp.operations.clone());
-    let plan = Arc::new(Plan::new(&exp.workload, exp.duration, exp.seed));
+    let mut plan = Plan::new(&exp.workload, exp.duration, exp.seed);
+    if let Some(r) = &exp.residency {
+        // Users who ask for erasure stop using the service from then on.
+        let personal = crate::residency::PersonalPlan::new(r, &plan, exp.duration, exp.seed);
+        plan.departures = personal.erasures.iter().map(|&(at, u)| (u, at)).collect();
+    }
+    let plan = Arc::new(plan);
     let client = AppClient::new(exp.workload.op_timeout);
     let workload = workload::run(
-        plan,
+        plan.clone(),
         stack.clone(),
         client,
         exp.failover.dns_ttl,
         recorder.clone(),
         cancel.clone(),
     );
-    let (_, scheduled) = tokio::join!(workload, schedule.run(stack, recorder, cancel));
+    let personal = async {
+        let Some(r) = &exp.residency else { return };
+        let personal = crate::residency::PersonalPlan::new(r, &plan, exp.duration, exp.seed);
+        crate::residency::workload::run(
+            Arc::new(personal),
+            plan.clone(),
+            exp.seed,
+            stack.clone(),
+            AppClient::new(exp.workload.op_timeout),
+            recorder.clone(),
+            cancel.clone(),
+        )
+        .await;
+    };
+    let (_, _, scheduled) = tokio::join!(workload, personal, schedule.run(stack, recorder, cancel));
     recorder.event(EventKind::WorkloadStopped);
     let workload_ms = ms_since(t);
     scheduled?;
@@ -416,7 +446,16 @@ async fn run_and_heal(
         _ = tokio::time::sleep(exp.settle) => {}
     }
     bg.stop_probes().await;
-    let final_state = final_state::read(stack).await;
+    let mut final_state = final_state::read(stack).await;
+    if let Some(r) = &exp.residency {
+        let homes = (0..plan.users)
+            .map(|u| (u, plan.home(u).to_string()))
+            .collect();
+        final_state.residency = Some(crate::residency::scan(stack, r.allow.clone(), homes).await);
+        if let Some(sampled) = bg.sampled.as_mut() {
+            sampled.in_flight = stack.token_counts();
+        }
+    }
     Ok((workload_ms, ms_since(t), final_state))
 }
 

@@ -249,6 +249,7 @@ mod tests {
         for fs in [
             None,
             Some(FinalState {
+                residency: None,
                 primaries: Vec::new(),
                 standbys: Vec::new(),
                 primary_region: Some("us".into()),

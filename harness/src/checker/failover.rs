@@ -286,7 +286,7 @@ pub fn check(history: &History) -> FailoverFindings {
             _ => continue,
         }
         let slot = match op.kind {
-            OpKind::Incr => continue,
+            OpKind::Incr | OpKind::ProfileWrite | OpKind::ProfileRead | OpKind::Erase => continue,
             OpKind::Write => &mut tally.write_back,
             OpKind::Read => {
                 tally.issued_reads = true;

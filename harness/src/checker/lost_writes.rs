@@ -22,10 +22,15 @@
 //!     that should have been down: split-brain), or there was no fault at all, the RPO is the
 //!     span those writes cover: latest acknowledgement − earliest invoke among them;
 //!   - it is None only when not checked.
+//! - **Erased**: an acknowledged write absent from the final state whose user's erasure
+//!   (`DELETE /users/{id}`, see [`super::erasure`]) was acknowledged, and which was invoked
+//!   before that acknowledgement: the erasure may have removed it on purpose, so it is not
+//!   counted as lost (`erased` counts them). A write lost for another reason by a user later
+//!   erased is counted there too: with erasures, the lost-write count is a lower bound.
 
 use super::failover;
 use super::rows::{FindingRow, RowContext, dur};
-use super::{FastSet, ms_between};
+use super::{FastMap, FastSet, ms_between};
 use crate::history::{EventKind, FinalState, History, Nanos, OpKind, Outcome, ms};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +51,9 @@ pub struct LostWrites {
     pub failure_at_ms: Option<f64>,
     /// RPO observed: span of acknowledged writes lost, in ms (None: not checked).
     pub rpo_ms: Option<f64>,
+    /// Acknowledged writes absent because their user's erasure removed them (not lost).
+    #[serde(default)]
+    pub erased: usize,
 }
 
 /// Compares acknowledged writes with the final state.
@@ -60,8 +68,16 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> LostWrites 
             checked: false,
             failure_at_ms: failure.map(ms),
             rpo_ms: None,
+            erased: 0,
         };
     };
+    let erasures: FastMap<u32, Nanos> = history
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Erase && o.outcome.is_ok())
+        .map(|o| (o.user, o.complete_ns))
+        .collect();
+    let mut erased = 0;
     let present: FastSet<u64> = final_state.write_ids.iter().copied().collect();
     let mut ids = Vec::new();
     let (mut unknown_absent, mut unknown_present) = (0, 0);
@@ -69,6 +85,12 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> LostWrites 
     let mut latest_ack = 0;
     for op in history.ops.iter().filter(|op| op.kind == OpKind::Write) {
         match op.outcome {
+            Outcome::Ok { .. }
+                if !present.contains(&op.id)
+                    && erasures.get(&op.user).is_some_and(|&at| op.invoke_ns < at) =>
+            {
+                erased += 1;
+            }
             Outcome::Ok { .. } if !present.contains(&op.id) => {
                 ids.push(op.id);
                 earliest_invoke = earliest_invoke.min(op.invoke_ns);
@@ -105,6 +127,7 @@ pub fn check(history: &History, final_state: Option<&FinalState>) -> LostWrites 
         checked: true,
         failure_at_ms: failure.map(ms),
         rpo_ms,
+        erased,
     }
 }
 
@@ -116,6 +139,12 @@ pub fn rows(l: &LostWrites, cx: &RowContext) -> Vec<FindingRow> {
         "not checked".into()
     };
     let mut rows = vec![cx.judged("RPO (acked writes lost)", lost, "rpo")];
+    if l.erased > 0 {
+        rows.push(FindingRow::sub(
+            "acked writes erased on request (not lost)",
+            l.erased.to_string(),
+        ));
+    }
     if l.unknown_absent + l.unknown_present > 0 {
         rows.push(FindingRow::sub(
             "unknown-outcome writes absent/present",
@@ -132,6 +161,7 @@ mod tests {
 
     fn final_state(ids: &[u64]) -> FinalState {
         FinalState {
+            residency: None,
             primaries: Vec::new(),
             standbys: Vec::new(),
             primary_region: Some("eu".into()),
@@ -171,8 +201,28 @@ mod tests {
                 checked: true,
                 failure_at_ms: Some(1000.0),
                 rpo_ms: Some(300.0),
+                erased: 0,
             }
         );
+    }
+
+    #[test]
+    fn writes_removed_by_an_acknowledged_erasure_are_not_lost() {
+        // User 2's writes 1 and 3 are gone: 1 was invoked before user 2's erasure was
+        // acknowledged (at 50), so it was erased; 3 was invoked after it, so it is lost.
+        let mut erase = w(9, "profile:2", 40, 50).user(2);
+        erase.0.kind = OpKind::Erase;
+        let h = history(
+            vec![
+                w(1, "a", 0, 10).user(2),
+                erase,
+                w(3, "a", 60, 70).user(2),
+                w(4, "b", 0, 5),
+            ],
+            vec![],
+        );
+        let lost = check(&h, Some(&final_state(&[4])));
+        assert_eq!((lost.count, lost.ids.clone(), lost.erased), (1, vec![3], 1));
     }
 
     #[test]
@@ -223,6 +273,7 @@ mod tests {
         for fs in [
             None,
             Some(FinalState {
+                residency: None,
                 primaries: Vec::new(),
                 standbys: Vec::new(),
                 primary_region: None,
@@ -341,6 +392,7 @@ mod tests {
         let lost = check(
             &h,
             Some(&FinalState {
+                residency: None,
                 primaries: Vec::new(),
                 standbys: Vec::new(),
                 primary_region: Some("eu".into()),

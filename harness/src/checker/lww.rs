@@ -196,6 +196,7 @@ mod tests {
         assert_eq!(check(&h, None), Lww::default());
         // A final state without region views (an old run, or no database reachable).
         let fs = FinalState {
+            residency: None,
             primaries: Vec::new(),
             standbys: Vec::new(),
             primary_region: Some("us".into()),

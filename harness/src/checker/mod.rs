@@ -28,6 +28,9 @@
 //! - [`split_brain`]: writes the old primary acknowledged after the new one was promoted.
 //! - [`counters`]: acknowledged increments lost (or invented) in the final counter values.
 //! - [`conflicts`]: keys committed by both regions; travelling users' write latency.
+//! - [`residency`]: users' personal data found (at rest) or carried (in flight) in a region
+//!   their policy does not allow.
+//! - [`erasure`]: acknowledged erasure → no copy left in any region: times, copies left.
 //! - [`failback`]: the planned operations after a failover — rejoin (rewind or re-clone,
 //!   divergent writes cross-checked with the lost ones), switchover (downtime, writes lost) —
 //!   and whether one primary with a caught-up standby was left.
@@ -50,6 +53,7 @@
 
 pub mod conflicts;
 pub mod counters;
+pub mod erasure;
 pub mod failback;
 pub mod failover;
 pub mod false_failovers;
@@ -61,6 +65,7 @@ pub mod ops;
 pub mod read_your_writes;
 pub mod replay_lag;
 pub mod replication_lag;
+pub mod residency;
 pub mod rows;
 pub mod slo;
 pub mod split_brain;
@@ -186,6 +191,8 @@ checkers! {
     #[serde(default)] lww: Lww = (history, final_state);
     #[serde(default)] counters: Counters = (history, final_state);
     #[serde(default)] conflicts: Conflicts = (history);
+    #[serde(default)] residency: residency::Residency = (history, probes, final_state);
+    #[serde(default)] erasure: erasure::Erasure = (history, probes, final_state);
     latency: latency::Latency = (history);
     unavailability: unavailability::Unavailability = (history);
     ops: OpCounts = (history);
@@ -459,6 +466,7 @@ mod tests {
             ..Probes::default()
         };
         let final_state = FinalState {
+            residency: None,
             primaries: Vec::new(),
             standbys: Vec::new(),
             primary_region: Some("eu".into()),
@@ -574,7 +582,7 @@ mod tests {
         let text = serde_json::to_string(&f).unwrap();
         let at = |name: &str| text.find(&format!("\"{name}\":")).unwrap();
         assert!(CHECKERS.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
-        assert_eq!(CHECKERS.len(), 17);
+        assert_eq!(CHECKERS.len(), 19);
         assert_eq!(CHECKERS[..3], ["failover", "timelines", "false_failovers"]);
         assert_eq!(CHECKERS[CHECKERS.len() - 2..], ["ops", "host"]);
     }

@@ -23,6 +23,9 @@ pub struct OpCounts {
     /// Counter increments.
     #[serde(default)]
     pub increments: usize,
+    /// Operations on personal data (profile writes and reads, erasures: `crate::residency`).
+    #[serde(default)]
+    pub personal: usize,
 }
 
 /// Counts the history's operations.
@@ -41,6 +44,7 @@ pub fn check(history: &History) -> OpCounts {
             OpKind::Read => c.reads += 1,
             OpKind::Write => c.writes += 1,
             OpKind::Incr => c.increments += 1,
+            OpKind::ProfileWrite | OpKind::ProfileRead | OpKind::Erase => c.personal += 1,
         }
     }
     c
@@ -74,6 +78,7 @@ mod tests {
         assert_eq!(
             check(&h),
             OpCounts {
+                personal: 0,
                 total: 5,
                 ok: 2,
                 fail: 1,

@@ -85,7 +85,7 @@ pub fn check(history: &History) -> ReadYourWrites {
     let mut writes: Vec<(u64, Nanos, Nanos)> = Vec::new();
     let mut reads: Vec<(u64, Nanos, usize)> = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
-        if op.kind == OpKind::Incr || !op.outcome.is_ok() {
+        if !matches!(op.kind, OpKind::Read | OpKind::Write) || !op.outcome.is_ok() {
             continue;
         }
         let next = key_index.len() as u32;

@@ -114,6 +114,59 @@ pub fn verdict(findings: &Findings, slo: &Slo) -> Verdict {
             passed: !over && errors.is_empty(),
         });
     }
+    let res = &findings.residency;
+    if res.checked || slo.max_residency_violations.is_some() {
+        let limit = slo.max_residency_violations.unwrap_or(0);
+        let (observed, passed) = if res.checked {
+            let mut observed = format!(
+                "{} user{}",
+                res.violations,
+                if res.violations == 1 { "" } else { "s" }
+            );
+            if !res.unreadable.is_empty() {
+                observed.push_str(&format!(" ({} stores not scanned)", res.unreadable.len()));
+            }
+            (
+                observed,
+                res.violations <= limit as usize && res.unreadable.is_empty(),
+            )
+        } else {
+            ("not checked".to_owned(), false)
+        };
+        checks.push(SloCheck {
+            name: super::residency::CHECK.into(),
+            stated: match slo.max_residency_violations {
+                Some(l) => l.to_string(),
+                None => "0 (default)".into(),
+            },
+            observed,
+            passed,
+        });
+    }
+    if let Some(within) = slo.erasure_within {
+        let stated_ms = within.as_nanos() as f64 / 1e6;
+        let e = &findings.erasure;
+        let (observed, passed) = if !e.checked {
+            ("no erasure requested".to_owned(), false)
+        } else if e.pending + e.not_acknowledged > 0 {
+            (
+                format!(
+                    "{} pending, {} not acknowledged",
+                    e.pending, e.not_acknowledged
+                ),
+                false,
+            )
+        } else {
+            let max = e.max_ms.unwrap_or(0.0);
+            (fmt_ms(max), max <= stated_ms)
+        };
+        checks.push(SloCheck {
+            name: super::erasure::CHECK.into(),
+            stated: fmt_ms(stated_ms),
+            observed,
+            passed,
+        });
+    }
     let fb = &findings.failback;
     if fb.checked {
         let mut problems: Vec<String> = fb.failed.clone();
@@ -202,6 +255,8 @@ mod tests {
 
     fn slo(rto_ms: Option<u64>, rpo_ms: Option<u64>, stale: Option<f64>) -> Slo {
         Slo {
+            max_residency_violations: None,
+            erasure_within: None,
             rto: rto_ms.map(Duration::from_millis),
             rpo: rpo_ms.map(Duration::from_millis),
             max_stale_read_rate: stale,
@@ -228,6 +283,7 @@ mod tests {
         }
         let h = history(ops, vec![fault(1000, 0, true)]);
         let fs = FinalState {
+            residency: None,
             primaries: Vec::new(),
             standbys: Vec::new(),
             primary_region: Some("eu".into()),

@@ -32,6 +32,12 @@
 //!
 //! Grouped by the reader's home region (`by_region`) and by where the answer came from
 //! (`by_source`: `cache` or `db`; a read that does not say is counted in neither group).
+//!
+//! # Erasure
+//! An acknowledged erasure (`DELETE /users/{id}`, see [`super::erasure`]) removes the user's
+//! writes on purpose, so an older value (or nothing) is then the right answer. Reads of a key
+//! invoked after the acknowledged erasure of any user who wrote it are not judged: they are
+//! counted apart (`after_erasure`), in neither `reads` nor `count`.
 
 use super::rows::{FindingRow, RowContext, dur, pct};
 use super::{FastMap, ms_between, quantiles};
@@ -58,6 +64,13 @@ pub struct StaleReads {
     pub by_region: BTreeMap<String, StaleGroup>,
     /// Per source of the answer: `cache` or `db`.
     pub by_source: BTreeMap<String, StaleGroup>,
+    /// Reads not judged because a writer of their key had been erased (see the module docs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after_erasure: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Stale reads within one group.
@@ -118,6 +131,15 @@ pub fn check(history: &History) -> StaleReads {
     // Keys are numbered once; writes are found by id (a write id is its operation id).
     let mut key_index: FastMap<&str, usize> = FastMap::default();
     let mut keys: Vec<KeyWrites> = Vec::new();
+    // User → when its erasure was acknowledged; key number → the earliest such time among
+    // the key's writers.
+    let erased: FastMap<u32, Nanos> = history
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Erase && o.outcome.is_ok())
+        .map(|o| (o.user, o.complete_ns))
+        .collect();
+    let mut key_erased: FastMap<usize, Nanos> = FastMap::default();
     // ok write id → (key number, complete_ns).
     let mut ok_writes: FastMap<u64, (usize, Nanos)> = FastMap::default();
     for op in &history.ops {
@@ -130,6 +152,10 @@ pub fn check(history: &History) -> StaleReads {
         });
         keys[k].writes.push((op.complete_ns, op.invoke_ns, op.id));
         ok_writes.insert(op.id, (k, op.complete_ns));
+        if let Some(&at) = erased.get(&op.user) {
+            let e = key_erased.entry(k).or_insert(at);
+            *e = (*e).min(at);
+        }
     }
     for kw in &mut keys {
         kw.writes
@@ -146,7 +172,7 @@ pub fn check(history: &History) -> StaleReads {
     }
 
     let mut ages = Vec::new();
-    let (mut reads, mut count) = (0, 0);
+    let (mut reads, mut count, mut after_erasure) = (0, 0, 0);
     let mut by_region: FastMap<&str, StaleGroup> = FastMap::default();
     let (mut cache, mut db) = (StaleGroup::default(), StaleGroup::default());
     for op in &history.ops {
@@ -160,6 +186,14 @@ pub fn check(history: &History) -> StaleReads {
             continue;
         }
         let t = op.invoke_ns;
+        if key_index
+            .get(op.key.as_str())
+            .and_then(|k| key_erased.get(k))
+            .is_some_and(|&at| at <= t)
+        {
+            after_erasure += 1;
+            continue;
+        }
         let superseded = key_index.get(op.key.as_str()).and_then(|&k| {
             let returned_ack = match write_id {
                 None => None,
@@ -203,6 +237,7 @@ pub fn check(history: &History) -> StaleReads {
             .map(|(region, g)| (region.to_owned(), g.finish()))
             .collect(),
         by_source,
+        after_erasure,
     }
 }
 
@@ -219,6 +254,34 @@ pub fn rows(s: &StaleReads, cx: &RowContext) -> Vec<FindingRow> {
         ),
         "stale_read_rate",
     )]
+}
+
+#[cfg(test)]
+mod erasure_tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    #[test]
+    fn reads_after_a_writers_erasure_are_not_judged() {
+        // User 2 writes a (2) over user 1's (1), then is erased (acked at 50): a read of a at
+        // 60 returning 1 (or nothing) is right, not stale. A read at 40, before the erasure,
+        // returning 1 is stale.
+        let mut erase = w(9, "profile:2", 45, 50).user(2);
+        erase.0.kind = OpKind::Erase;
+        let h = history(
+            vec![
+                w(1, "a", 0, 10),
+                w(2, "a", 20, 30).user(2),
+                r(3, "a", 40, 41, Some(1)),
+                erase,
+                r(4, "a", 60, 61, Some(1)),
+                r(5, "a", 62, 63, None),
+            ],
+            vec![],
+        );
+        let s = check(&h);
+        assert_eq!((s.reads, s.count, s.after_erasure), (1, 1, 2));
+    }
 }
 
 #[cfg(test)]

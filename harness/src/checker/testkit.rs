@@ -243,6 +243,7 @@ pub fn final_regions(regions: &[RegionView]) -> FinalState {
     write_ids.sort_unstable();
     write_ids.dedup();
     FinalState {
+        residency: None,
         primaries: Vec::new(),
         standbys: Vec::new(),
         primary_region: regions.first().map(|(r, _, _)| (*r).to_owned()),

@@ -118,7 +118,7 @@ pub struct Matrix {
 pub const OBJECTIVES: [&str; 3] = ["rto", "rpo", "max_stale_read_rate"];
 
 /// Keys `[base]` may not hold, and why.
-const NOT_BASE: [(&str, &str); 7] = [
+const NOT_BASE: [(&str, &str); 8] = [
     ("name", "each cell is named <scenario>-<posture short name>"),
     (
         "description",
@@ -137,6 +137,10 @@ const NOT_BASE: [(&str, &str); 7] = [
     (
         "slo",
         "the matrix's top-level [slo] (defaults and one table per posture) gives every cell's SLO",
+    ),
+    (
+        "residency",
+        "residency drills are single experiments for now (a matrix has no residency column)",
     ),
 ];
 
@@ -1017,6 +1021,8 @@ at = "3s"
                 rpo: Some(rpo),
                 max_stale_read_rate: None,
                 max_false_failovers: None,
+                max_residency_violations: None,
+                erasure_within: None,
             };
             assert_eq!(cell.slo, slo, "{}", cell.name);
 
@@ -1429,7 +1435,8 @@ threshold = 2
         assert_eq!(
             err(&in_table),
             "m.toml:21:1: slo.single-region.rtoo: unknown field `rtoo`, expected one of `rto`, \
-             `rpo`, `max_stale_read_rate`, `max_false_failovers`"
+             `rpo`, `max_stale_read_rate`, `max_false_failovers`, `max_residency_violations`, \
+             `erasure_within`"
         );
     }
 

@@ -45,6 +45,10 @@ pub struct Experiment {
     pub operations: Vec<crate::operation::ScheduledOperation>,
     /// What the posture promises.
     pub slo: Slo,
+    /// Personal data: where each user's may live, which tables hold it, its workload and
+    /// planned erasures (`[residency]`; None: the run has no personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub residency: Option<Residency>,
     /// The scenario's name when a matrix generated this experiment (posture × scenario).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
@@ -83,6 +87,12 @@ impl Experiment {
             self.app_tuning(),
         );
         plan.wal_log_hints = self.failover.wal_log_hints;
+        if let Some(r) = &self.residency {
+            plan.count_tokens = true;
+            if r.pinned {
+                plan.unpublished = r.personal_tables.clone();
+            }
+        }
         match &self.failover.manager {
             Manager::Builtin => plan,
             Manager::Patroni(p) => plan.with_patroni(p.clone()),
@@ -225,4 +235,54 @@ pub struct Slo {
     /// `checker::slo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_false_failovers: Option<u32>,
+    /// Most residency violations acceptable (users whose personal data was found at rest in a
+    /// region its policy does not allow). None: not stated; with a `[residency]` policy the
+    /// limit is then 0 (see `checker::slo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_residency_violations: Option<u32>,
+    /// Longest acceptable erasure time (acknowledged erasure → no copy left anywhere); an
+    /// erasure still pending at the end misses it.
+    #[serde(
+        with = "humantime_serde",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub erasure_within: Option<Duration>,
+}
+
+/// `[residency]`: personal data in the workload and the policy it is checked against (see
+/// `crate::residency`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Residency {
+    /// The app's tables that hold personal data (names without a region suffix: `profiles`,
+    /// `kv`, `writes`). With `pinned`, these are not replicated to the other region.
+    pub personal_tables: Vec<String>,
+    /// Where each home region's users' personal data may be, at rest and in flight. Every
+    /// region with users is a key; by default each maps to itself only.
+    pub allow: std::collections::BTreeMap<String, Vec<String>>,
+    /// The compliant variant of `active-active-partitioned`: the personal tables are left out
+    /// of the logical replication publications, so they stay in their home region while the
+    /// other tables still replicate.
+    pub pinned: bool,
+    /// Profile reads per second, all users together (open loop, uniform users; a user whose
+    /// erasure was requested reads no more).
+    pub profile_reads_per_s: f64,
+    /// How often the erasure probe looks for copies of users whose erasure was requested.
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+    /// Planned erasures, in time order.
+    pub erasures: Vec<PlannedErasure>,
+}
+
+/// `[[residency.erasures]]`: at `at`, `users` users of `home` (chosen by the seed, never
+/// twice) ask for erasure (`DELETE /users/{id}` to their home region's app).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedErasure {
+    /// Offset from the start of the workload.
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    /// Home region of the users erased.
+    pub home: String,
+    /// How many.
+    pub users: u32,
 }

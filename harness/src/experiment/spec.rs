@@ -62,6 +62,49 @@ pub struct ExperimentSpec {
     pub operations: Vec<Spanned<OperationEntry>>,
     /// `[slo]`: what the posture promises. Optional; each stated figure becomes a verdict line.
     pub slo: Option<SloSpec>,
+    /// `[residency]`: personal data in the workload, the policy it is checked against, and
+    /// planned erasures. Optional; absent, the run has no personal data.
+    pub residency: Option<Spanned<ResidencySpec>>,
+}
+
+/// `[residency]` (see `crate::residency`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResidencySpec {
+    /// `personal_tables`: the app's tables that hold personal data, without a region suffix:
+    /// any of `profiles`, `kv`, `writes`. Default `["profiles"]`. With `pinned`, they are left
+    /// out of cross-region replication.
+    pub personal_tables: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `allow`: a table of home region → regions where that region's users' personal data may
+    /// be, e.g. `allow = { us = ["us"], eu = ["eu"] }`. Default: each region its own only.
+    pub allow: Option<Spanned<AllowSpec>>,
+    /// `pinned`: leave the personal tables out of logical replication (the compliant variant;
+    /// `active-active-partitioned` only). Default false.
+    pub pinned: Option<Spanned<bool>>,
+    /// `profile_reads_per_s`: profile reads per second, all users together, ≥ 0. Default 20.
+    pub profile_reads_per_s: Option<Spanned<f64>>,
+    /// `poll`: how often the erasure probe looks for copies; more than 0, at most 1 s.
+    /// Default `"50ms"`.
+    pub poll: Option<Spanned<DurationText>>,
+    /// `[[residency.erasures]]`: planned erasures.
+    #[serde(default)]
+    pub erasures: Vec<Spanned<ErasureSpec>>,
+}
+
+/// `[residency] allow`: home region → the regions, each spanned.
+pub type AllowSpec = std::collections::BTreeMap<String, Spanned<Vec<Spanned<String>>>>;
+
+/// `[[residency.erasures]]`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureSpec {
+    /// `at` (required): when, from the start of the workload; before `duration`.
+    pub at: Option<Spanned<DurationText>>,
+    /// `home` (required): the home region of the users erased (`us` or `eu`).
+    pub home: Option<Spanned<String>>,
+    /// `users`: how many of that region's users (chosen by the seed, never one twice); at
+    /// least 1. Default 1.
+    pub users: Option<Spanned<u32>>,
 }
 
 /// One `[[operations]]` entry (see `crate::operation`).
@@ -350,4 +393,11 @@ pub struct SloSpec {
     /// own region, an integer ≥ 0 (absent: 0, judged only when a failover was false or
     /// failed).
     pub max_false_failovers: Option<Spanned<u32>>,
+    /// `max_residency_violations`: most users whose personal data may be found at rest in a
+    /// region their policy does not allow, an integer ≥ 0 (absent: 0 when `[residency]` is
+    /// there). Needs `[residency]`.
+    pub max_residency_violations: Option<Spanned<u32>>,
+    /// `erasure_within`: longest acceptable erasure time (acknowledged → no copy anywhere).
+    /// Needs `[residency]`.
+    pub erasure_within: Option<Spanned<DurationText>>,
 }

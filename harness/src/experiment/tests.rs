@@ -69,6 +69,8 @@ fn every_shipped_experiment_loads() {
             "cache-invalidation",
             "cache-ttl-only",
             "crdt-counter-partition",
+            "erasure-invalidate",
+            "erasure-under-partition",
             "lww-counter-partition",
             "patroni-dcs-in-lost-region",
             "patroni-lag-refuses-failover",
@@ -76,6 +78,8 @@ fn every_shipped_experiment_loads() {
             "patroni-sync-strict-partition",
             "pg-auto-failover-monitor-in-lost-region",
             "pg-auto-failover-region-loss",
+            "residency-ap-async",
+            "residency-pinned",
             "single-region-region-loss",
         ]
     );
@@ -234,6 +238,7 @@ fn load_dir_skips_the_matrix_and_other_files() {
 fn defaults_are_filled_in() {
     let e = parse(AP, Path::new("dir/my-drill.toml")).unwrap();
     let expected = Experiment {
+        residency: None,
         name: "my-drill".into(),
         description: String::new(),
         source: PathBuf::from("dir/my-drill.toml"),
@@ -1569,6 +1574,109 @@ fn patroni_settings_have_patronis_names_defaults_and_rules() {
         ),
         "{}",
         err(&format!("{AP}[failover.patroni]\nttl = 20\n"))
+    );
+}
+
+#[test]
+fn residency_is_read_with_its_defaults_and_erasures_in_time_order() {
+    let e = ok(&format!(
+        "{AP}[residency]\n[[residency.erasures]]\nat = \"5s\"\nhome = \"eu\"\nusers = 2\n\
+         [[residency.erasures]]\nat = \"1s\"\nhome = \"us\"\n[slo]\nerasure_within = \"2s\"\n"
+    ));
+    let r = e.residency.clone().expect("residency");
+    assert_eq!(r.personal_tables, vec!["profiles".to_string()]);
+    assert_eq!(
+        r.allow,
+        [
+            ("eu".to_string(), vec!["eu".to_string()]),
+            ("us".to_string(), vec!["us".to_string()])
+        ]
+        .into()
+    );
+    assert!(!r.pinned);
+    assert_eq!((r.profile_reads_per_s, r.poll), (20.0, ms(50)));
+    assert_eq!(
+        r.erasures
+            .iter()
+            .map(|e| (e.at, e.home.as_str(), e.users))
+            .collect::<Vec<_>>(),
+        [(s(1), "us", 1), (s(5), "eu", 2)]
+    );
+    assert_eq!(e.slo.erasure_within, Some(s(2)));
+    assert_eq!(e.slo.max_residency_violations, None);
+    assert!(e.stack_plan().count_tokens);
+    assert!(e.stack_plan().unpublished.is_empty());
+    // Without [residency], nothing is counted.
+    assert!(!ok(AP).stack_plan().count_tokens);
+
+    let pinned = ok(
+        "posture = \"active-active-partitioned\"\nduration = \"5s\"\n[residency]\n\
+         pinned = true\npersonal_tables = [\"profiles\", \"kv\"]\nallow = { eu = [\"eu\", \"us\"] }\n",
+    );
+    let r = pinned.residency.as_ref().unwrap();
+    assert_eq!(r.allow["eu"], vec!["eu".to_string(), "us".to_string()]);
+    assert_eq!(r.allow["us"], vec!["us".to_string()]);
+    assert_eq!(pinned.stack_plan().unpublished, vec!["profiles", "kv"]);
+}
+
+#[test]
+fn residency_mistakes_are_refused_at_their_place() {
+    let cases = [
+        (
+            format!("{AP}[residency]\npinned = true\n"),
+            "x.toml:4:10: residency.pinned: pinning leaves personal tables out of logical \
+             replication, which only active-active-partitioned has (not active-passive-async); \
+             set false or use posture = \"active-active-partitioned\"",
+        ),
+        (
+            format!("{AP}[residency]\npersonal_tables = [\"profiles\", \"users\"]\n"),
+            "x.toml:4:32: residency.personal_tables: \"users\" is not one of the app's tables: \
+             profiles, kv, writes (without a region suffix)",
+        ),
+        (
+            format!("{AP}[residency]\n[[residency.erasures]]\nat = \"25s\"\nhome = \"us\"\n"),
+            "x.toml:5:6: residency.erasures[0].at: at 25s, not before the end of the workload \
+             (duration = 20s)",
+        ),
+        (
+            format!("{AP}[residency]\n[[residency.erasures]]\nat = \"2s\"\nhome = \"asia\"\n"),
+            "x.toml:6:8: residency.erasures[0].home: unknown region \"asia\"; one of us, eu",
+        ),
+        (
+            format!(
+                "{AP}[workload]\nusers = 4\n[residency]\n[[residency.erasures]]\nat = \"2s\"\n\
+                 home = \"eu\"\nusers = 3\n"
+            ),
+            "x.toml:9:9: residency.erasures[0].users: 3 erasures of eu users in all, but eu \
+             has 2 users (workload.users × its share); a user is erased once",
+        ),
+        (
+            format!(
+                "{AP}[residency]\n[[residency.erasures]]\nat = \"1s\"\nhome = \"us\"\n\
+                 users = 4294967295\n[[residency.erasures]]\nat = \"2s\"\nhome = \"us\"\n\
+                 users = 4294967295\n"
+            ),
+            "x.toml:7:9: residency.erasures[0].users: 4294967295 erasures of us users in all, \
+             but us has 20 users (workload.users × its share); a user is erased once",
+        ),
+        (
+            format!("{AP}[residency]\npoll = \"2s\"\n"),
+            "x.toml:4:8: residency.poll: at most 1s: the poll interval is the erasure time's \
+             resolution",
+        ),
+        (
+            format!("{AP}[slo]\nerasure_within = \"1s\"\n"),
+            "x.toml:4:18: slo.erasure_within: needs a [residency] section: without personal \
+             data in the workload there is nothing to judge",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(err(&text), expected, "{text}");
+    }
+    let e = err(&format!("{AP}[residency]\nreads = 3\n"));
+    assert!(
+        e.starts_with("x.toml:4:1: residency.reads: unknown field `reads`"),
+        "{e}"
     );
 }
 

@@ -142,6 +142,7 @@ impl Validation<'_> {
             ));
         }
         let slo = self.slo(&spec.slo.as_ref().cloned().unwrap_or_default());
+        let residency = self.residency(spec, posture, duration, workload.as_ref());
         self.planned_ops(spec, duration, workload.as_ref());
         self.network_rtt(spec, network.as_ref(), workload.as_ref(), duration);
 
@@ -164,6 +165,7 @@ impl Validation<'_> {
             faults,
             operations,
             slo: slo?,
+            residency: residency?,
             scenario: None,
         })
     }
@@ -935,6 +937,9 @@ impl Validation<'_> {
     fn slo(&mut self, s: &SloSpec) -> Option<Slo> {
         let rto = self.c.optional_duration("slo.rto", s.rto.as_ref());
         let rpo = self.c.optional_duration("slo.rpo", s.rpo.as_ref());
+        let erasure_within = self
+            .c
+            .optional_duration("slo.erasure_within", s.erasure_within.as_ref());
         let max_stale_read_rate = match &s.max_stale_read_rate {
             None => Some(None),
             Some(v) => self
@@ -949,7 +954,270 @@ impl Validation<'_> {
             // An integer ≥ 0 by its type: a negative or fractional value is refused while
             // the file is read, with its line and column.
             max_false_failovers: s.max_false_failovers.as_ref().map(|v| *v.get_ref()),
+            max_residency_violations: s.max_residency_violations.as_ref().map(|v| *v.get_ref()),
+            erasure_within: erasure_within?,
         })
+    }
+
+    /// `[residency]`, and the SLOs that need it.
+    fn residency(
+        &mut self,
+        spec: &ExperimentSpec,
+        posture: Option<Posture>,
+        duration: Option<Duration>,
+        workload: Option<&Workload>,
+    ) -> Option<Option<Residency>> {
+        let Some(section) = &spec.residency else {
+            let slo = spec.slo.as_ref();
+            for (key, span) in [
+                (
+                    "slo.max_residency_violations",
+                    slo.and_then(|s| s.max_residency_violations.as_ref().map(|v| v.span())),
+                ),
+                (
+                    "slo.erasure_within",
+                    slo.and_then(|s| s.erasure_within.as_ref().map(|v| v.span())),
+                ),
+            ] {
+                if let Some(span) = span {
+                    self.c.report(
+                        span,
+                        key,
+                        "needs a [residency] section: without personal data in the workload \
+                         there is nothing to judge",
+                    );
+                }
+            }
+            return Some(None);
+        };
+        let r = section.get_ref();
+        let mut ok = true;
+        let personal_tables = match &r.personal_tables {
+            None => vec!["profiles".to_string()],
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    self.c.report(
+                        list.span(),
+                        "residency.personal_tables",
+                        format!(
+                            "empty: name at least one of {}",
+                            crate::residency::APP_TABLES.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+                let mut tables = Vec::new();
+                for t in list.get_ref() {
+                    let name = t.get_ref().trim();
+                    if crate::residency::APP_TABLES.contains(&name) {
+                        if !tables.iter().any(|x: &String| x == name) {
+                            tables.push(name.to_string());
+                        }
+                    } else {
+                        self.c.report(
+                            t.span(),
+                            "residency.personal_tables",
+                            format!(
+                                "\"{name}\" is not one of the app's tables: {} (without a \
+                                 region suffix)",
+                                crate::residency::APP_TABLES.join(", ")
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+                tables
+            }
+        };
+        let mut allow: std::collections::BTreeMap<String, Vec<String>> = REGIONS
+            .iter()
+            .map(|r| (r.to_string(), vec![r.to_string()]))
+            .collect();
+        if let Some(table) = &r.allow {
+            for (home, regions) in table.get_ref() {
+                if !REGIONS.contains(&home.as_str()) {
+                    self.c.report(
+                        table.span(),
+                        format!("residency.allow.{home}"),
+                        format!(
+                            "unknown home region \"{home}\"; one of {}",
+                            REGIONS.join(", ")
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+                let mut list = Vec::new();
+                for region in regions.get_ref() {
+                    let name = region.get_ref().trim();
+                    if REGIONS.contains(&name) {
+                        list.push(name.to_string());
+                    } else {
+                        self.c.report(
+                            region.span(),
+                            format!("residency.allow.{home}"),
+                            format!("unknown region \"{name}\"; one of {}", REGIONS.join(", ")),
+                        );
+                        ok = false;
+                    }
+                }
+                list.sort();
+                list.dedup();
+                allow.insert(home.clone(), list);
+            }
+        }
+        let pinned = match &r.pinned {
+            None => false,
+            Some(p) => {
+                let on = *p.get_ref();
+                if on && posture.is_some_and(|p| p != Posture::ActiveActivePartitioned) {
+                    self.c.report(
+                        p.span(),
+                        "residency.pinned",
+                        format!(
+                            "pinning leaves personal tables out of logical replication, which \
+                             only active-active-partitioned has (not {}); set false or use \
+                             posture = \"active-active-partitioned\"",
+                            posture.map(|p| p.name()).unwrap_or_default()
+                        ),
+                    );
+                    ok = false;
+                }
+                on
+            }
+        };
+        let profile_reads_per_s = match &r.profile_reads_per_s {
+            None => 20.0,
+            Some(v) => {
+                let x = *v.get_ref();
+                if !(x.is_finite() && x >= 0.0) {
+                    self.c.report(
+                        v.span(),
+                        "residency.profile_reads_per_s",
+                        "must be 0 or more",
+                    );
+                    ok = false;
+                }
+                x
+            }
+        };
+        let poll = self.c.duration_or(
+            "residency.poll",
+            r.poll.as_ref(),
+            Duration::from_millis(50),
+            true,
+        );
+        if let (Some(p), Some(text)) = (poll, &r.poll)
+            && p > Duration::from_secs(1)
+        {
+            self.c.report(
+                text.span(),
+                "residency.poll",
+                "at most 1s: the poll interval is the erasure time's resolution",
+            );
+            ok = false;
+        }
+        let us_users = workload.map(|w| ((w.users as f64) * w.us_fraction).round() as u32);
+        // In u64: the fuzzer's `users = 4294967295` overflowed a u32 sum.
+        let mut taken: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut erasures = Vec::new();
+        for (i, e) in r.erasures.iter().enumerate() {
+            let field = |k: &str| format!("residency.erasures[{i}].{k}");
+            let entry = e.get_ref();
+            let at = match &entry.at {
+                None => {
+                    self.c
+                        .report(e.span(), field("at"), "required: when, e.g. \"5s\"");
+                    None
+                }
+                Some(t) => self.c.parse_duration(&field("at"), t).and_then(|at| {
+                    if duration.is_some_and(|d| at >= d) {
+                        self.c.report(
+                            t.span(),
+                            field("at"),
+                            format!(
+                                "at {}, not before the end of the workload (duration = {})",
+                                show(at),
+                                show(duration.unwrap_or_default())
+                            ),
+                        );
+                        None
+                    } else {
+                        Some(at)
+                    }
+                }),
+            };
+            let home = match &entry.home {
+                None => {
+                    self.c.report(
+                        e.span(),
+                        field("home"),
+                        format!("required: one of {}", REGIONS.join(", ")),
+                    );
+                    None
+                }
+                Some(h) if REGIONS.contains(&h.get_ref().trim()) => {
+                    Some(h.get_ref().trim().to_string())
+                }
+                Some(h) => {
+                    self.c.report(
+                        h.span(),
+                        field("home"),
+                        format!(
+                            "unknown region \"{}\"; one of {}",
+                            h.get_ref(),
+                            REGIONS.join(", ")
+                        ),
+                    );
+                    None
+                }
+            };
+            let users = self
+                .c
+                .at_least_one(&field("users"), entry.users.as_ref(), 1);
+            if let (Some(home), Some(users), Some(us_users), Some(w)) =
+                (&home, users, us_users, workload)
+            {
+                let available = if home == PRIMARY_REGION {
+                    us_users
+                } else {
+                    w.users - us_users
+                };
+                let so_far = taken.entry(home.clone()).or_default();
+                *so_far += u64::from(users);
+                if *so_far > u64::from(available) {
+                    let span = entry.users.as_ref().map_or(e.span(), |u| u.span());
+                    self.c.report(
+                        span,
+                        field("users"),
+                        format!(
+                            "{} erasures of {home} users in all, but {home} has {available} \
+                             users (workload.users × its share); a user is erased once",
+                            *so_far
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            match (at, home, users) {
+                (Some(at), Some(home), Some(users)) => {
+                    erasures.push(PlannedErasure { at, home, users })
+                }
+                _ => ok = false,
+            }
+        }
+        erasures.sort_by_key(|e| e.at);
+        if !ok {
+            return None;
+        }
+        Some(Some(Residency {
+            personal_tables,
+            allow,
+            pinned,
+            profile_reads_per_s,
+            poll: poll?,
+            erasures,
+        }))
     }
 
     /// Fault `i` (file order): the common keys here, its own keys by its kind's file.

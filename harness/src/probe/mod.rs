@@ -4,17 +4,19 @@
 //! - [`replication_stat`]: PostgreSQL's own view (`pg_stat_replication`).
 //! - [`health`]: each region's database checked from inside its region.
 //! - [`host`]: the harness host's own health (timer lag, CPU).
+//! - [`erasure`]: where copies of users asked to be erased still are, poll after poll.
 //!
 //! Probes connect to the databases directly (not through links): they measure, they are not
 //! part of the system under test. [`ProbeSet`] starts them all for a stack and collects
 //! their samples.
 
+pub mod erasure;
 pub mod health;
 pub mod heartbeat;
 pub mod host;
 pub mod replication_stat;
 
-use crate::history::{HealthSample, HostSample, Probes, ReplicationStat};
+use crate::history::{ErasureTrace, HealthSample, HostSample, Nanos, Probes, ReplicationStat};
 use crate::postgres::PgError;
 use crate::record::Clock;
 use crate::stack::Stack;
@@ -30,6 +32,7 @@ pub struct ProbeSet {
     replication: Arc<Mutex<Vec<ReplicationStat>>>,
     health: Arc<Mutex<Vec<HealthSample>>>,
     host: Arc<Mutex<Vec<HostSample>>>,
+    erasure: Arc<Mutex<Vec<ErasureTrace>>>,
 }
 
 impl ProbeSet {
@@ -62,6 +65,7 @@ impl ProbeSet {
             replication: Arc::default(),
             health: Arc::default(),
             host: Arc::default(),
+            erasure: Arc::default(),
         };
         let (out, stop) = (set.host.clone(), set.stop.clone());
         set.tasks.spawn(host::watch(clock, out, stop));
@@ -115,6 +119,29 @@ impl ProbeSet {
         set
     }
 
+    /// Starts the erasure probe ([`erasure`]) for `targets` (planned time, user, home),
+    /// polling every `poll`.
+    pub fn watch_erasures(
+        &mut self,
+        stack: &Arc<Stack>,
+        targets: Vec<(Nanos, u32, String)>,
+        poll: std::time::Duration,
+        clock: Clock,
+    ) {
+        if targets.is_empty() {
+            return;
+        }
+        let (out, stop) = (self.erasure.clone(), self.stop.clone());
+        self.tasks.spawn(erasure::watch(
+            stack.clone(),
+            targets,
+            poll,
+            clock,
+            out,
+            stop,
+        ));
+    }
+
     /// Stops every probe and returns what they sampled (health samples in time order).
     pub async fn finish(mut self) -> Probes {
         self.stop.cancel();
@@ -127,6 +154,8 @@ impl ProbeSet {
             replication: std::mem::take(&mut *self.replication.lock().expect("stat lock")),
             health,
             host: std::mem::take(&mut *self.host.lock().expect("host lock")),
+            erasure: std::mem::take(&mut *self.erasure.lock().expect("erasure lock")),
+            in_flight: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! takes effect on open connections; chunks already queued are re-planned under the new set,
 //! never dropped (except by `timeout`/`reset_peer`, whose job that is).
 
+use super::meter::{StreamMeter, TokenMeter};
 use super::pipe::Pipe;
 use super::precise_timer::PreciseTimer;
 use super::toxic::{Bandwidth, Slicer, Stream, Toxic, ToxicKind};
@@ -92,6 +93,7 @@ pub(crate) async fn run(
     toxics: watch::Receiver<ToxicSet>,
     cancel: CancellationToken,
     open: Arc<AtomicUsize>,
+    (meter, proxy): (Arc<TokenMeter>, Arc<str>),
 ) {
     open.fetch_add(1, Ordering::Relaxed);
     let _guard = OpenGuard(open);
@@ -109,8 +111,16 @@ pub(crate) async fn run(
         upstream_w,
         toxics.clone(),
         stop.clone(),
+        StreamMeter::new(&meter, &proxy, Stream::Upstream),
     );
-    let down = Pump::new(Stream::Downstream, upstream_r, client_w, toxics, stop);
+    let down = Pump::new(
+        Stream::Downstream,
+        upstream_r,
+        client_w,
+        toxics,
+        stop,
+        StreamMeter::new(&meter, &proxy, Stream::Downstream),
+    );
     let up = tokio::spawn(up.run());
     let _ = tokio::join!(up, down.run());
 }
@@ -169,6 +179,8 @@ struct Pump {
     /// For direct mode; made on first use. `None` after it failed (then direct mode copies).
     pipe: Option<Pipe>,
     pipe_failed: bool,
+    /// Counts personal-data tokens in what is written out, when the server counts.
+    meter: Option<StreamMeter>,
 }
 
 impl Pump {
@@ -178,6 +190,7 @@ impl Pump {
         dst: OwnedWriteHalf,
         toxics_rx: watch::Receiver<ToxicSet>,
         stop: Stop,
+        meter: Option<StreamMeter>,
     ) -> Self {
         let mut p = Pump {
             stream,
@@ -195,6 +208,7 @@ impl Pump {
             timer: None,
             pipe: None,
             pipe_failed: false,
+            meter,
         };
         let _ = p.refresh();
         p
@@ -270,12 +284,14 @@ impl Pump {
         }
     }
 
-    /// Whether the stream can go direct: nothing queued and no toxic in effect.
+    /// Whether the stream can go direct: nothing queued, no toxic in effect, and no token
+    /// counting (spliced bytes never reach user space).
     fn direct(&self) -> bool {
         self.queue.is_empty()
             && !self.src_done
             && self.applying().next().is_none()
             && !self.pipe_failed
+            && self.meter.is_none()
     }
 
     /// Direct mode: splices until EOF (`Ok(true)`), a toxic change (`Ok(false)`, with every
@@ -381,6 +397,9 @@ impl Pump {
             let piece = data.split_to(n);
             if self.dst.write_all(&piece).await.is_err() {
                 return Written::Ended(Ending::Close);
+            }
+            if let Some(m) = self.meter.as_mut() {
+                m.feed(&piece);
             }
             for t in self.active.iter_mut().filter(|t| t.applies) {
                 t.passed += n as u64;

@@ -20,6 +20,7 @@ mod connection;
 mod error;
 mod limits;
 mod link;
+pub mod meter;
 mod pipe;
 mod precise_timer;
 mod registry;

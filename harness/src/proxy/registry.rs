@@ -22,6 +22,8 @@ pub(crate) struct ProxyInput {
 pub(crate) struct Registry {
     proxies: Mutex<BTreeMap<String, TcpProxy>>,
     shutdown: CancellationToken,
+    /// Personal-data tokens counted on every proxy's connections, once enabled.
+    pub meter: std::sync::Arc<super::meter::TokenMeter>,
 }
 
 impl Registry {
@@ -29,6 +31,7 @@ impl Registry {
         Registry {
             proxies: Mutex::new(BTreeMap::new()),
             shutdown,
+            meter: Default::default(),
         }
     }
 
@@ -177,7 +180,13 @@ impl Registry {
     }
 
     fn new_proxy(&self, name: String, listen: String, upstream: String) -> TcpProxy {
-        TcpProxy::new(name, listen, upstream, self.shutdown.clone())
+        TcpProxy::new(
+            name,
+            listen,
+            upstream,
+            self.shutdown.clone(),
+            self.meter.clone(),
+        )
     }
 }
 

@@ -115,6 +115,12 @@ impl ProxyServer {
         })
     }
 
+    /// The counter of personal-data tokens in the bytes every proxy carries (off until
+    /// enabled; see [`super::meter`]).
+    pub fn token_meter(&self) -> Arc<super::meter::TokenMeter> {
+        self.registry.meter.clone()
+    }
+
     /// Where the API listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr

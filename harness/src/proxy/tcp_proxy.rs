@@ -34,6 +34,8 @@ pub(crate) struct TcpProxy {
     open: Arc<AtomicUsize>,
     /// The server's token: its shutdown stops this proxy too.
     server: CancellationToken,
+    /// The server's token meter.
+    meter: Arc<super::meter::TokenMeter>,
 }
 
 struct Running {
@@ -43,7 +45,13 @@ struct Running {
 
 impl TcpProxy {
     /// A stopped proxy.
-    pub fn new(name: String, listen: String, upstream: String, server: CancellationToken) -> Self {
+    pub fn new(
+        name: String,
+        listen: String,
+        upstream: String,
+        server: CancellationToken,
+        meter: Arc<super::meter::TokenMeter>,
+    ) -> Self {
         TcpProxy {
             name,
             listen,
@@ -52,6 +60,7 @@ impl TcpProxy {
             running: None,
             open: Arc::new(AtomicUsize::new(0)),
             server,
+            meter,
         }
     }
 
@@ -85,6 +94,7 @@ impl TcpProxy {
             self.toxics.subscribe(),
             cancel.clone(),
             self.open.clone(),
+            (self.meter.clone(), Arc::from(self.name.as_str())),
         ));
         self.running = Some(Running { cancel, accept });
         tracing::debug!(proxy = %self.name, listen = %self.listen, upstream = %self.upstream, "proxy started");
@@ -258,6 +268,7 @@ async fn accept_loop(
     toxics: watch::Receiver<ToxicSet>,
     cancel: CancellationToken,
     open: Arc<AtomicUsize>,
+    meter: (Arc<super::meter::TokenMeter>, Arc<str>),
 ) {
     loop {
         let client = tokio::select! {
@@ -272,11 +283,12 @@ async fn accept_loop(
                 }
             },
         };
-        let (upstream, toxics, cancel, open) = (
+        let (upstream, toxics, cancel, open, meter) = (
             upstream.clone(),
             toxics.clone(),
             cancel.clone(),
             open.clone(),
+            meter.clone(),
         );
         tokio::spawn(async move {
             let dial =
@@ -295,7 +307,7 @@ async fn accept_loop(
                     }
                 },
             };
-            connection::run(client, server, toxics, cancel, open).await;
+            connection::run(client, server, toxics, cancel, open, meter).await;
         });
     }
 }

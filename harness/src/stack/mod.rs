@@ -228,6 +228,43 @@ impl Stack {
         self.proxy.describe()
     }
 
+    /// The personal-data tokens every link carried, by direction (from the connecting
+    /// side's region to the other: upstream; back: downstream), when the built-in fault proxy
+    /// counted them (`StackPlan::count_tokens`); None otherwise (a real Toxiproxy cannot).
+    pub fn token_counts(&self) -> Option<Vec<crate::history::LinkTokens>> {
+        let FaultProxy::BuiltIn(server) = &self.proxy else {
+            return None;
+        };
+        let meter = server.token_meter();
+        if !meter.enabled() {
+            return None;
+        }
+        let mut counts = meter.counts();
+        let mut out = Vec::new();
+        for (name, link) in &self.links {
+            for (stream, from, to) in [
+                (
+                    crate::proxy::Stream::Upstream,
+                    &link.spec.from,
+                    &link.spec.to,
+                ),
+                (
+                    crate::proxy::Stream::Downstream,
+                    &link.spec.to,
+                    &link.spec.from,
+                ),
+            ] {
+                out.push(crate::history::LinkTokens {
+                    link: name.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    by_user: counts.remove(&(name.clone(), stream)).unwrap_or_default(),
+                });
+            }
+        }
+        Some(out)
+    }
+
     /// A client for the fault proxy.
     pub fn proxy_client(&self) -> ToxiproxyClient {
         self.proxy.client()

@@ -39,6 +39,13 @@ pub struct StackPlan {
     /// Patroni's deployment when it is the failover manager (then every database is a
     /// Patroni member, etcd runs where it says, and each region has a router).
     pub patroni: Option<Patroni>,
+    /// Active-active: the app's tables (names without the region suffix, e.g. `profiles`)
+    /// left out of the logical replication publications, so each region keeps its own
+    /// (`[residency] pinned`). Empty: every region table is replicated.
+    pub unpublished: Vec<String>,
+    /// Count personal-data tokens in every link's bytes (built-in fault proxy only; see
+    /// `crate::proxy::meter`).
+    pub count_tokens: bool,
     /// pg_auto_failover's deployment when it is the failover manager (then every database is
     /// a keeper's, the monitor runs where it says, and apps write through a libpq multi-host
     /// DSN).
@@ -242,6 +249,8 @@ impl StackPlan {
             rtt,
             wal_log_hints: true,
             patroni: None,
+            unpublished: Vec::new(),
+            count_tokens: false,
             pg_auto_failover: None,
         }
     }

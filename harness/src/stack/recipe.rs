@@ -42,6 +42,12 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     let (proxy, started) = tokio::join!(backend.start_proxy(), starts);
     let proxy = proxy?;
     started?;
+    if plan.count_tokens
+        && let crate::proxy::FaultProxy::BuiltIn(server) = &proxy
+    {
+        // Before any link exists: every connection of the run is counted.
+        server.token_meter().enable();
+    }
     tracing::debug!(
         elapsed_ms = t.elapsed().as_millis() as u64,
         "nodes and proxy started"
@@ -224,7 +230,7 @@ async fn set_up_posture(
     .await?;
     tracing::debug!("migrated");
     if plan.posture.is_active_active() {
-        replicate_both_ways(wiring, links).await
+        replicate_both_ways(wiring, links, &plan.unpublished).await
     } else if let Some(paf) = &plan.pg_auto_failover {
         let monitor = NodeId::new(&paf.monitor.region, Role::Dcs);
         let monitor = wiring
@@ -265,10 +271,12 @@ fn db_port(wiring: &Wiring, region: &str) -> Result<u16, StackError> {
 
 /// Active-active replication (both primaries up and migrated): each region's tables flow to
 /// the other through the replication links — `us`'s through `replication` (the `eu`
-/// database connects to `us`), `eu`'s through `replication-to-us`.
+/// database connects to `us`), `eu`'s through `replication-to-us` — except the tables named
+/// in `unpublished`, which stay in their region.
 async fn replicate_both_ways(
     wiring: &Wiring,
     links: &BTreeMap<String, StackLink>,
+    unpublished: &[String],
 ) -> Result<(), StackError> {
     use super::topology::{
         PRIMARY_REGION as US, REPLICATION, REPLICATION_TO_US, STANDBY_REGION as EU,
@@ -284,7 +292,7 @@ async fn replicate_both_ways(
         crate::postgres::execute(&c, crate::postgres::HARNESS_SCHEMA).await?;
     }
     let (us, eu) = (db_port(wiring, US)?, db_port(wiring, EU)?);
-    crate::postgres::replicate(US, us, eu, &via(REPLICATION)?, true).await?;
-    crate::postgres::replicate(EU, eu, us, &via(REPLICATION_TO_US)?, false).await?;
+    crate::postgres::replicate(US, us, eu, &via(REPLICATION)?, true, unpublished).await?;
+    crate::postgres::replicate(EU, eu, us, &via(REPLICATION_TO_US)?, false, unpublished).await?;
     Ok(())
 }

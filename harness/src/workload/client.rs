@@ -57,7 +57,51 @@ impl AppClient {
             OpKind::Write => self.http.put(&url).json(&serde_json::json!({ "value": format!("w{write_id}"), "write_id": write_id, "user": user, "home": home })),
             OpKind::Read => self.http.get(&url),
             OpKind::Incr => self.http.post(format!("{base}/counters/{key}/incr")).json(&serde_json::json!({ "by": 1 })),
+            OpKind::ProfileWrite | OpKind::ProfileRead | OpKind::Erase => {
+                return Outcome::Fail {
+                    error: "personal-data operations go through AppClient::personal".into(),
+                };
+            }
         };
+        self.send(kind, req).await
+    }
+
+    /// A personal-data operation of `user` (home `home`): `PUT /users/{user}/profile` with an
+    /// email and a name that carry `token`, `GET /users/{user}/profile?home=…`, or
+    /// `DELETE /users/{user}` (erasure). Other kinds go through [`AppClient::call`].
+    pub async fn personal(
+        &self,
+        base: &str,
+        kind: OpKind,
+        user: u32,
+        home: &str,
+        token: &str,
+    ) -> Outcome {
+        let req = match kind {
+            OpKind::ProfileWrite => {
+                self.http
+                    .put(format!("{base}/users/{user}/profile"))
+                    .json(&serde_json::json!({
+                        "email": format!("{token}@example.org"),
+                        "name": format!("User {token}"),
+                        "home": home,
+                    }))
+            }
+            OpKind::ProfileRead => self
+                .http
+                .get(format!("{base}/users/{user}/profile?home={home}")),
+            OpKind::Erase => self.http.delete(format!("{base}/users/{user}")),
+            OpKind::Read | OpKind::Write | OpKind::Incr => {
+                return Outcome::Fail {
+                    error: "key-value operations go through AppClient::call".into(),
+                };
+            }
+        };
+        self.send(kind, req).await
+    }
+
+    /// Sends `req` and turns its answer into an outcome.
+    async fn send(&self, kind: OpKind, req: reqwest::RequestBuilder) -> Outcome {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return transport_outcome(kind, &e, self.timeout),
@@ -82,7 +126,7 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
         })
     };
     match (status, kind) {
-        (200, _) | (404, OpKind::Read) => match answer {
+        (200, _) | (404, OpKind::Read | OpKind::ProfileRead) => match answer {
             Some(a) => Outcome::Ok {
                 served_by: a.region.unwrap_or_default(),
                 version: a.version,
@@ -97,9 +141,11 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
                 timeline: a.timeline,
             },
             // A success we cannot read: for a write, it may have happened.
-            None if kind == OpKind::Write => Outcome::Unknown {
-                error: format!("unreadable answer (HTTP {status})"),
-            },
+            None if matches!(kind, OpKind::Write | OpKind::ProfileWrite | OpKind::Erase) => {
+                Outcome::Unknown {
+                    error: format!("unreadable answer (HTTP {status})"),
+                }
+            }
             None => Outcome::Fail {
                 error: format!("unreadable answer (HTTP {status})"),
             },
@@ -108,7 +154,7 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
             let said_fail = answer.as_ref().and_then(|a| a.outcome.as_deref()) == Some("fail");
             // Reads have no effect: any failure is a fail. Writes are `fail` only when the app
             // says so (4xx are rejected before anything is done).
-            if kind == OpKind::Read || said_fail || (400..500).contains(&status) {
+            if is_read(kind) || said_fail || (400..500).contains(&status) {
                 Outcome::Fail {
                     error: error(&answer),
                 }
@@ -121,6 +167,11 @@ fn classify(kind: OpKind, status: u16, answer: Option<Answer>, body: &[u8]) -> O
     }
 }
 
+/// Whether `kind` only reads (any failure of it is a `fail`).
+fn is_read(kind: OpKind) -> bool {
+    matches!(kind, OpKind::Read | OpKind::ProfileRead)
+}
+
 /// A transport error: a write is `fail` only when the request certainly never reached the
 /// app (the connection could not be made).
 fn transport_outcome(kind: OpKind, e: &reqwest::Error, timeout: Duration) -> Outcome {
@@ -129,7 +180,7 @@ fn transport_outcome(kind: OpKind, e: &reqwest::Error, timeout: Duration) -> Out
     } else {
         format!("{e}")
     };
-    if kind == OpKind::Read || e.is_connect() {
+    if is_read(kind) || e.is_connect() {
         Outcome::Fail { error }
     } else {
         Outcome::Unknown { error }

@@ -50,6 +50,9 @@ pub async fn run(
         }
         // Reap finished tasks so the set stays small.
         while inflight.try_join_next().is_some() {}
+        if plan.departed(op.user, op.at_ns) {
+            continue;
+        }
         let (plan, stack, client, recorder, routes) = (
             plan.clone(),
             stack.clone(),

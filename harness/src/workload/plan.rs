@@ -50,6 +50,9 @@ pub struct Plan {
     /// The first operation's id (1 unless several plans run against one stack, as the
     /// calibration's steps do: write ids must not repeat).
     first_id: u64,
+    /// Users who leave at a time (they asked for erasure): the workload issues none of their
+    /// operations planned at or after it (the plan's draws are unchanged).
+    pub departures: std::collections::BTreeMap<u32, Nanos>,
 }
 
 impl Plan {
@@ -74,7 +77,13 @@ impl Plan {
             duration,
             seed,
             first_id: 1,
+            departures: Default::default(),
         }
+    }
+
+    /// Whether `user` has left by `at_ns` (see [`Plan::departures`]).
+    pub fn departed(&self, user: u32, at_ns: Nanos) -> bool {
+        self.departures.get(&user).is_some_and(|&d| d <= at_ns)
     }
 
     /// The same plan with operation ids counted from `first_id`.

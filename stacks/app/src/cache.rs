@@ -42,6 +42,10 @@ use crate::posture::CacheMode;
 /// The pub/sub channel on which a region announces the keys it wrote (`invalidate` mode).
 pub const INVALIDATION_CHANNEL: &str = "regiondrill:invalidate";
 
+/// The pub/sub channel on which a region announces the users whose profile it changed or
+/// erased (`invalidate` mode); each message is a user id.
+pub const PROFILE_INVALIDATION_CHANNEL: &str = "regiondrill:invalidate-profile";
+
 /// What the cache holds for one key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
@@ -208,6 +212,68 @@ impl Cache {
         }
     }
 
+    /// The cached profile of `user` (the JSON the app answers with), if any.
+    pub async fn get_profile(
+        &self,
+        user: i64,
+        deadline: Deadline,
+    ) -> Result<Option<Vec<u8>>, CacheError> {
+        let key = profile_redis_key(&user.to_string());
+        self.run(redis::cmd("GET").arg(key), deadline).await
+    }
+
+    /// Caches the profile of `user` (`json`) for the configured lifetime (jittered).
+    pub async fn set_profile(
+        &self,
+        user: i64,
+        json: &[u8],
+        deadline: Deadline,
+    ) -> Result<(), CacheError> {
+        let cmd = redis::cmd("SET")
+            .arg(profile_redis_key(&user.to_string()))
+            .arg(json)
+            .arg("PX")
+            .arg(jittered_ttl_ms(self.ttl_ms, self.jitter_ms, random_u64()))
+            .to_owned();
+        self.run(&cmd, deadline).await
+    }
+
+    /// What a committed profile write or an erasure of `user` does to the caches: delete
+    /// `profile:{user}` here and, by cache mode, nothing more (`ttl`: the other region's copy
+    /// lives out its TTL), publish the user on [`PROFILE_INVALIDATION_CHANNEL`]
+    /// (`invalidate`), or delete it remotely too (`write-through`, spawned: a profile is never
+    /// pushed to the other region, only removed there). Bounded by the cache timeout alone.
+    pub async fn after_profile_change(&self, user: i64) -> Result<(), CacheError> {
+        let deadline = Deadline::after(self.timeout);
+        let id = user.to_string();
+        let key = profile_redis_key(&id);
+        match self.mode {
+            CacheMode::Ttl => {
+                let _n: i64 = self.run(redis::cmd("DEL").arg(&key), deadline).await?;
+                Ok(())
+            }
+            CacheMode::Invalidate => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("DEL").arg(&key).ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(PROFILE_INVALIDATION_CHANNEL)
+                    .arg(&id)
+                    .ignore();
+                let mut conn = self.manager.clone();
+                match deadline.run(pipe.query_async::<()>(&mut conn)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(CacheError(format!("redis: {e}"))),
+                    Err(_) => Err(CacheError("redis: no answer in time".to_owned())),
+                }
+            }
+            CacheMode::WriteThrough => {
+                self.to_remote(redis::cmd("DEL").arg(&key).to_owned());
+                let _n: i64 = self.run(redis::cmd("DEL").arg(&key), deadline).await?;
+                Ok(())
+            }
+        }
+    }
+
     /// One `PING`, for `/health`.
     pub async fn ping(&self, deadline: Deadline) -> Result<(), CacheError> {
         let _pong: String = self.run(&redis::cmd("PING"), deadline).await?;
@@ -320,6 +386,11 @@ fn del_cmd<'a>(keys: impl IntoIterator<Item = &'a str>) -> redis::Cmd {
 /// The Redis key of a `kv` key.
 pub fn redis_key(key: &str) -> String {
     format!("kv:{key}")
+}
+
+/// The Redis key of a user's cached profile.
+pub fn profile_redis_key(user: &str) -> String {
+    format!("profile:{user}")
 }
 
 /// `ttl_ms` changed by a uniform amount in `[-jitter_ms, +jitter_ms]` drawn from `random`,

@@ -36,7 +36,8 @@ use crate::posture::{REGIONS, Region};
 /// The schema of `single-writer` that `migrate` creates; every statement is idempotent.
 ///
 /// `writes` is an append-only log of every committed write: the harness reads it from the
-/// final primary to find lost writes (acknowledged, yet absent).
+/// final primary to find lost writes (acknowledged, yet absent). `profiles` holds each user's
+/// personal data (`PUT /users/{id}/profile`); only erasure deletes from it.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
     key text PRIMARY KEY,
@@ -59,10 +60,17 @@ CREATE TABLE IF NOT EXISTS counters (
     key text PRIMARY KEY,
     value bigint NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id bigint PRIMARY KEY,
+    home text NOT NULL,
+    email text NOT NULL,
+    name text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
 ";
 
 /// The tables of one region for the active-active postures (`kv_{r}`, `writes_{r}`,
-/// `counter_{r}`); idempotent. Each is written by one database only, its region's primary,
+/// `counter_{r}`, `profiles_{r}`); idempotent. Each is written by one database only, its region's primary,
 /// and replicated to the other region's database by logical replication (set up by the
 /// harness). The primary keys are the replica identity logical replication needs to apply
 /// updates and deletes.
@@ -101,6 +109,13 @@ CREATE TABLE IF NOT EXISTS counter_{r} (
     n bigint NOT NULL DEFAULT 0,
     value bigint NOT NULL DEFAULT 0,
     hlc bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS profiles_{r} (
+    user_id bigint PRIMARY KEY,
+    home text NOT NULL,
+    email text NOT NULL,
+    name text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 "
     )

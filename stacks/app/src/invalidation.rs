@@ -3,7 +3,9 @@
 //! The other region's app publishes every key it writes on
 //! [`INVALIDATION_CHANNEL`](crate::cache::INVALIDATION_CHANNEL) of its own Redis. This task
 //! subscribes to that channel through the link (`--remote-redis`) and, for each message,
-//! deletes `kv:{key}` from this region's Redis.
+//! deletes `kv:{key}` from this region's Redis. Profiles go the same way on
+//! [`PROFILE_INVALIDATION_CHANNEL`](crate::cache::PROFILE_INVALIDATION_CHANNEL): each message
+//! is a user id, and `profile:{id}` is deleted (a profile write or an erasure elsewhere).
 //!
 //! It never blocks a request: requests only read its state (`/health`, check `invalidation`).
 //! When the subscription cannot be made, or drops, it is made again after
@@ -24,7 +26,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use redis::aio::ConnectionManager;
 
-use crate::cache::{INVALIDATION_CHANNEL, redis_key};
+use crate::cache::{
+    INVALIDATION_CHANNEL, PROFILE_INVALIDATION_CHANNEL, profile_redis_key, redis_key,
+};
 
 /// Wait between a failed or dropped subscription and the next attempt.
 pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
@@ -164,12 +168,19 @@ impl Subscription {
                         break "the subscribed connection closed".to_owned();
                     };
                     let key = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+                    // A message on the profile channel names a user whose profile changed or
+                    // was erased; on the key channel, a `kv` key.
+                    let redis_key = if message.get_channel_name() == PROFILE_INVALIDATION_CHANNEL {
+                        profile_redis_key(&key)
+                    } else {
+                        redis_key(&key)
+                    };
                     self.received.fetch_add(1, Ordering::Relaxed);
                     // Spawned: a slow local Redis must not hold up the next messages. Deletes
                     // commute, so their order does not matter.
                     let mut conn = local.clone();
                     tokio::spawn(async move {
-                        let del = redis::cmd("DEL").arg(redis_key(&key)).to_owned();
+                        let del = redis::cmd("DEL").arg(&redis_key).to_owned();
                         match tokio::time::timeout(
                             cache_timeout,
                             del.query_async::<i64>(&mut conn),
@@ -196,7 +207,9 @@ impl Subscription {
 async fn subscribe(remote: &redis::Client) -> Result<redis::aio::PubSub, String> {
     let work = async {
         let mut pubsub = remote.get_async_pubsub().await?;
-        pubsub.subscribe(INVALIDATION_CHANNEL).await?;
+        pubsub
+            .subscribe(&[INVALIDATION_CHANNEL, PROFILE_INVALIDATION_CHANNEL])
+            .await?;
         redis::RedisResult::Ok(pubsub)
     };
     match tokio::time::timeout(ANSWER_WITHIN, work).await {

@@ -254,19 +254,19 @@ async fn lww_reads_take_the_greatest_hlc_then_region_and_the_clock_observes_what
         s.us.delete("/users/8").await,
         (
             200,
-            json!({"user": 8, "deleted_writes": 1, "deleted_keys": 1})
+            json!({"user": 8, "deleted_writes": 1, "deleted_keys": 1, "deleted_profiles": 0})
         )
     );
     assert_eq!(s.eu.get("/kv/h").await.1["value"], "h7");
     assert_eq!(
         s.eu.delete("/users/8").await.1,
-        json!({"user": 8, "deleted_writes": 1, "deleted_keys": 1})
+        json!({"user": 8, "deleted_writes": 1, "deleted_keys": 1, "deleted_profiles": 0})
     );
     assert_eq!(s.eu.get("/kv/h").await.0, 404);
     // User 7's write 1 is gone from writes_us; the row k it wrote was overwritten since.
     assert_eq!(
         s.us.delete("/users/7").await.1,
-        json!({"user": 7, "deleted_writes": 1, "deleted_keys": 0})
+        json!({"user": 7, "deleted_writes": 1, "deleted_keys": 0, "deleted_profiles": 0})
     );
 }
 
@@ -546,7 +546,7 @@ async fn partitioned_writes_go_to_the_home_primary_and_every_ack_names_its_commi
         app.delete("/users/7").await,
         (
             200,
-            json!({"user": 7, "deleted_writes": 2, "deleted_keys": 2})
+            json!({"user": 7, "deleted_writes": 2, "deleted_keys": 2, "deleted_profiles": 0})
         )
     );
     assert_eq!(count(&db_us, "SELECT count(*) FROM writes_us").await, 0);

@@ -323,3 +323,39 @@ async fn single_flight_makes_concurrent_misses_share_one_db_read() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_erasure_invalidates_the_other_regions_cached_profile_only_in_invalidate_mode() {
+    for mode in ["invalidate", "ttl"] {
+        let s = CrossCache::start(mode);
+        if mode == "invalidate" {
+            assert!(
+                within(Duration::from_secs(3), || subscribed(&s.eu))
+                    .await
+                    .is_some()
+            );
+        }
+        let body = json!({"email": "rdpii-0000003-00000001@example.org", "name": "three"});
+        assert_eq!(s.us.put("/users/3/profile", body).await.0, 200);
+        // eu reads it (a traveller): eu's cache holds a copy.
+        assert_eq!(s.eu.get("/users/3/profile").await.1["source"], "db");
+        assert!(s.redis_eu.get("profile:3").is_some());
+        // Erased through us: us's copy goes at once; eu's goes with the invalidation, or
+        // stays until its TTL (60 s here) without one.
+        assert_eq!(s.us.delete("/users/3").await.1["deleted_profiles"], 1);
+        assert_eq!(s.redis_us.get("profile:3"), None);
+        let gone = within(Duration::from_secs(1), || async {
+            s.redis_eu.get("profile:3").is_none()
+        })
+        .await;
+        match mode {
+            "invalidate" => assert!(gone.is_some(), "eu still caches the erased profile"),
+            _ => {
+                assert!(gone.is_none(), "ttl mode removed eu's copy");
+                // And eu serves the erased profile from its cache.
+                let (status, read) = s.eu.get("/users/3/profile").await;
+                assert_eq!((status, read["source"].clone()), (200, json!("cache")));
+            }
+        }
+    }
+}

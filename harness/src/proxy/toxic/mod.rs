@@ -28,7 +28,9 @@ use serde_json::{Map, Value};
 /// Which direction of a proxied connection a toxic acts on.
 ///
 /// `downstream` is upstream server → client (Toxiproxy's default), `upstream` is client → server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// Client → upstream server.

@@ -2,12 +2,14 @@
 //! extractors they use: the request [`Deadline`], a path parameter and a JSON body whose errors
 //! name the parameter or field.
 //!
-//! One module per endpoint family: [`health`], [`kv`], [`counters`], [`users`], [`admin`].
+//! One module per endpoint family: [`health`], [`kv`], [`counters`], [`profiles`], [`users`],
+//! [`admin`].
 
 mod admin;
 mod counters;
 mod health;
 mod kv;
+mod profiles;
 mod users;
 
 use std::convert::Infallible;
@@ -78,6 +80,7 @@ pub fn router(app: AppState) -> Router {
         .route("/counters/{key}", get(counters::get))
         .route("/counters/{key}/incr", post(counters::incr))
         .route("/users/{id}", delete(users::erase))
+        .route("/users/{id}/profile", get(profiles::get).put(profiles::put))
         .route("/admin/db", get(admin::show).post(admin::swap))
         .fallback(no_route)
         .method_not_allowed_fallback(bad_method)

@@ -1,0 +1,81 @@
+//! Counting personal-data tokens in the bytes proxies carry (`crate::residency`), off by
+//! default. Once [`TokenMeter::enable`]d, every connection opened afterwards feeds each piece
+//! it writes out (what really crossed, so nothing a black hole swallowed) to a
+//! [`TokenCounter`] of its stream, which keeps less than a token of the stream (a token split
+//! across two reads still counts once) and never the payload; counts are added to the meter,
+//! per proxy and stream, only when a piece held a token.
+//!
+//! A counting connection never goes direct (`splice(2)` moves bytes without their reaching
+//! user space): it copies, as under any toxic. The cost is measured in the proxy bench.
+
+use super::toxic::Stream;
+use crate::residency::TokenCounter;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Tokens by proxy and stream, then by user.
+pub type TokenCounts = BTreeMap<(String, Stream), BTreeMap<u32, u64>>;
+
+/// One server's token counts.
+#[derive(Debug, Default)]
+pub struct TokenMeter {
+    enabled: AtomicBool,
+    counts: Mutex<TokenCounts>,
+}
+
+impl TokenMeter {
+    /// Counts on every connection opened from now on.
+    pub fn enable(&self) {
+        self.enabled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether new connections count.
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// What was counted so far.
+    pub fn counts(&self) -> TokenCounts {
+        self.counts.lock().expect("meter lock").clone()
+    }
+
+    /// Adds one stream's counts.
+    fn add(&self, proxy: &str, stream: Stream, by_user: &BTreeMap<u32, u64>) {
+        let mut counts = self.counts.lock().expect("meter lock");
+        let entry = counts.entry((proxy.to_string(), stream)).or_default();
+        for (&user, &n) in by_user {
+            *entry.entry(user).or_default() += n;
+        }
+    }
+}
+
+/// One stream's counter, feeding its proxy's meter.
+pub(crate) struct StreamMeter {
+    meter: Arc<TokenMeter>,
+    proxy: Arc<str>,
+    stream: Stream,
+    counter: TokenCounter,
+}
+
+impl StreamMeter {
+    /// A counter for `stream` of `proxy`, when `meter` is enabled.
+    pub(crate) fn new(meter: &Arc<TokenMeter>, proxy: &Arc<str>, stream: Stream) -> Option<Self> {
+        meter.enabled().then(|| StreamMeter {
+            meter: meter.clone(),
+            proxy: proxy.clone(),
+            stream,
+            counter: TokenCounter::default(),
+        })
+    }
+
+    /// Counts the tokens `piece` completes.
+    pub(crate) fn feed(&mut self, piece: &[u8]) {
+        self.counter.feed(piece);
+        if !self.counter.by_user.is_empty() {
+            self.meter
+                .add(&self.proxy, self.stream, &self.counter.by_user);
+            self.counter.by_user.clear();
+        }
+    }
+}
