@@ -272,8 +272,22 @@ async fn residency_ap_async_finds_every_users_data_abroad_in_containers() {
         "{r:#?}"
     );
     assert_eq!(r.at_rest_users, 40);
-    // The proxy container cannot count tokens: in flight is "not counted", never 0.
-    assert_eq!(r.in_flight, None);
+    // In flight, counted by the proxy container through its API: the same known answer as
+    // natively — eu users' profiles crossed into us on the eu app's link to the primary, us
+    // users' into eu on the replication stream, nothing personal on the monitor's link.
+    let leak = |link: &str, to: &str| {
+        r.in_flight
+            .as_ref()
+            .expect("the proxy container counts tokens")
+            .iter()
+            .find(|l| l.link == link && l.to == to)
+            .unwrap_or_else(|| panic!("no {link} into {to}"))
+            .clone()
+    };
+    assert_eq!(leak("eu-app-to-us-db", "us").violating_users, 20);
+    assert_eq!(leak("replication", "eu").violating_users, 20);
+    assert_eq!(leak("eu-monitor-to-us-db", "eu").tokens, 0);
+    assert_eq!(r.in_flight_users, Some(40));
     assert!(!out.verdict.passed);
 }
 

@@ -1092,3 +1092,47 @@ async fn every_error_body_is_toxiproxy_json_including_404_405_413_414() {
     let (got, content_type, body, _) = raw(small.addr(), request.as_bytes(), limit).await;
     assert_json_error(got, &content_type, &body, 413, "at most 1000 bytes");
 }
+
+/// regiondrill's one extension of the API, so that a proxy in a container counts
+/// personal-data tokens too: off until `POST /regiondrill/tokens`, then every connection
+/// opened afterwards is counted, by proxy, direction and user; never the payload.
+#[tokio::test]
+async fn tokens_are_counted_through_the_api_once_enabled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = Api::start().await;
+    let (status, v) = api.call("GET", "/regiondrill/tokens", None).await;
+    assert_eq!((status, v), (200, json!({"enabled": false, "counts": []})));
+    let echo = crate::support::echo_server().await;
+    let listen = api.create("eu-to-us", &echo.addr.to_string()).await["listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, v) = api.call("POST", "/regiondrill/tokens", None).await;
+    assert_eq!((status, &v["enabled"]), (200, &json!(true)), "{v}");
+    let token = regiondrill::residency::token(17, 1);
+    let mut c = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    let sent = format!("name={token}; email={token}@example.org");
+    c.write_all(sent.as_bytes()).await.unwrap();
+    let mut back = vec![0; sent.len()];
+    c.read_exact(&mut back).await.unwrap();
+    drop(c);
+    let client = regiondrill::proxy::ToxiproxyClient::new(&api.server.url());
+    let mut counts = None;
+    for _ in 0..100 {
+        counts = client.token_counts().await.unwrap();
+        if counts.as_ref().is_some_and(|c| c.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let counts = counts.expect("counting");
+    for stream in [
+        regiondrill::proxy::Stream::Upstream,
+        regiondrill::proxy::Stream::Downstream,
+    ] {
+        let by_user = &counts[&("eu-to-us".to_string(), stream)];
+        assert_eq!(by_user.get(&17), Some(&2), "{stream:?}: {counts:?}");
+    }
+    let (_, v) = api.call("GET", "/regiondrill/tokens", None).await;
+    assert!(!v.to_string().contains("example.org"), "payload kept: {v}");
+}

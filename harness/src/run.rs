@@ -453,7 +453,7 @@ async fn run_and_heal(
             .collect();
         final_state.residency = Some(crate::residency::scan(stack, r.allow.clone(), homes).await);
         if let Some(sampled) = bg.sampled.as_mut() {
-            sampled.in_flight = stack.token_counts();
+            sampled.in_flight = stack.token_counts().await;
         }
     }
     Ok((workload_ms, ms_since(t), final_state))

@@ -196,6 +196,28 @@ impl ToxiproxyClient {
             .map(drop)
     }
 
+    /// `POST /regiondrill/tokens`: the built-in proxy counts personal-data tokens on every
+    /// connection opened from now on. A real Toxiproxy has no such route: an error.
+    pub async fn count_tokens(&self) -> Result<(), ClientError> {
+        self.send_text(reqwest::Method::POST, "/regiondrill/tokens", None)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /regiondrill/tokens`: what the built-in proxy counted; None when it was not
+    /// counting.
+    pub async fn token_counts(&self) -> Result<Option<super::meter::TokenCounts>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            enabled: bool,
+            counts: Vec<super::meter::TokenRow>,
+        }
+        let a: Answer = self
+            .send(reqwest::Method::GET, "/regiondrill/tokens", None)
+            .await?;
+        Ok(a.enabled.then(|| super::meter::from_rows(a.counts)))
+    }
+
     /// `GET /proxies/{name}/toxics`.
     pub async fn toxics(&self, proxy: &str) -> Result<Vec<ToxicInfo>, ClientError> {
         self.send(

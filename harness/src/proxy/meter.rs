@@ -17,6 +17,48 @@ use std::sync::{Arc, Mutex};
 /// Tokens by proxy and stream, then by user.
 pub type TokenCounts = BTreeMap<(String, Stream), BTreeMap<u32, u64>>;
 
+/// One row of [`TokenCounts`] as the API carries it (`GET /regiondrill/tokens`: a
+/// regiondrill extension of Toxiproxy's API, so that a proxy in a container counts too).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenRow {
+    /// The proxy (link) name.
+    pub proxy: String,
+    /// Which direction.
+    pub stream: Stream,
+    /// The user whose tokens these are.
+    pub user: u32,
+    /// How many tokens.
+    pub tokens: u64,
+}
+
+/// Counts as rows, in order.
+pub fn to_rows(counts: &TokenCounts) -> Vec<TokenRow> {
+    counts
+        .iter()
+        .flat_map(|((proxy, stream), by_user)| {
+            by_user.iter().map(move |(&user, &tokens)| TokenRow {
+                proxy: proxy.clone(),
+                stream: *stream,
+                user,
+                tokens,
+            })
+        })
+        .collect()
+}
+
+/// Rows back into counts.
+pub fn from_rows(rows: Vec<TokenRow>) -> TokenCounts {
+    let mut counts = TokenCounts::new();
+    for r in rows {
+        *counts
+            .entry((r.proxy, r.stream))
+            .or_default()
+            .entry(r.user)
+            .or_default() += r.tokens;
+    }
+    counts
+}
+
 /// One server's token counts.
 #[derive(Debug, Default)]
 pub struct TokenMeter {

@@ -47,6 +47,7 @@ fn routes(api: Arc<Api>) -> Router {
         .route("/proxies", get(list).post(create))
         .route("/populate", post(populate))
         .route("/reset", post(reset))
+        .route("/regiondrill/tokens", get(tokens).post(count_tokens))
         .route(
             "/proxies/{proxy}",
             get(show).post(update).patch(update).delete(delete),
@@ -301,6 +302,23 @@ async fn populate(State(api): Shared, Body(body): Body) -> ApiResult {
             Ok(json(e.status, body))
         }
     }
+}
+
+/// `GET /regiondrill/tokens` (not Toxiproxy's): whether personal-data tokens are counted,
+/// and what was counted, as [`super::meter::TokenRow`]s.
+async fn tokens(State(api): Shared) -> Response {
+    let meter = &api.registry.meter;
+    let rows = super::meter::to_rows(&meter.counts());
+    json(
+        StatusCode::OK,
+        json!({ "enabled": meter.enabled(), "counts": rows }),
+    )
+}
+
+/// `POST /regiondrill/tokens` (not Toxiproxy's): count on every connection opened from now on.
+async fn count_tokens(State(api): Shared) -> Response {
+    api.registry.meter.enable();
+    tokens(State(api)).await
 }
 
 async fn reset(State(api): Shared) -> ApiResult {

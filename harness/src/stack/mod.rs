@@ -231,15 +231,14 @@ impl Stack {
     /// The personal-data tokens every link carried, by direction (from the connecting
     /// side's region to the other: upstream; back: downstream), when the built-in fault proxy
     /// counted them (`StackPlan::count_tokens`); None otherwise (a real Toxiproxy cannot).
-    pub fn token_counts(&self) -> Option<Vec<crate::history::LinkTokens>> {
-        let FaultProxy::BuiltIn(server) = &self.proxy else {
-            return None;
+    pub async fn token_counts(&self) -> Option<Vec<crate::history::LinkTokens>> {
+        let mut counts = match &self.proxy {
+            FaultProxy::BuiltIn(server) => {
+                let meter = server.token_meter();
+                meter.enabled().then(|| meter.counts())?
+            }
+            other => other.client().token_counts().await.ok().flatten()?,
         };
-        let meter = server.token_meter();
-        if !meter.enabled() {
-            return None;
-        }
-        let mut counts = meter.counts();
         let mut out = Vec::new();
         for (name, link) in &self.links {
             for (stream, from, to) in [

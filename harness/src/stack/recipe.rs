@@ -42,11 +42,17 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     let (proxy, started) = tokio::join!(backend.start_proxy(), starts);
     let proxy = proxy?;
     started?;
-    if plan.count_tokens
-        && let crate::proxy::FaultProxy::BuiltIn(server) = &proxy
-    {
-        // Before any link exists: every connection of the run is counted.
-        server.token_meter().enable();
+    if plan.count_tokens {
+        // Before any link exists: every connection of the run is counted. The built-in proxy
+        // in a container counts through its API; a real Toxiproxy cannot (not counted).
+        match &proxy {
+            crate::proxy::FaultProxy::BuiltIn(server) => server.token_meter().enable(),
+            other => {
+                if let Err(e) = other.client().count_tokens().await {
+                    tracing::info!(error = %e, "this fault proxy does not count tokens");
+                }
+            }
+        }
     }
     tracing::debug!(
         elapsed_ms = t.elapsed().as_millis() as u64,
