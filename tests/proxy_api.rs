@@ -1116,7 +1116,7 @@ async fn tokens_are_counted_through_the_api_once_enabled() {
     let mut back = vec![0; sent.len()];
     c.read_exact(&mut back).await.unwrap();
     drop(c);
-    let client = regiondrill::proxy::ToxiproxyClient::new(&api.server.url());
+    let client = regiondrill::proxy::ToxiproxyClient::new(api.server.url());
     let mut counts = None;
     for _ in 0..100 {
         counts = client.token_counts().await.unwrap();
