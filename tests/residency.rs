@@ -239,6 +239,19 @@ async fn erasure_under_partition_completes_only_after_the_heal_and_a_ttl_cache_k
     let erased: BTreeSet<u32> = e.erasures.iter().map(|r| r.user).collect();
     assert!(scan.found.iter().all(|c| !erased.contains(&c.user)));
     assert!(out.verdict.passed, "{:?}", out.verdict);
+    // The HTML report draws them: one bar per erasure, the fault's window behind them.
+    regiondrill::report::render_run(&out.dir).unwrap();
+    let html = std::fs::read_to_string(out.dir.join("report.html")).unwrap();
+    let i = html
+        .find("<figcaption>Erasures:")
+        .expect("an erasure timeline");
+    let figure = &html[i..i + html[i..].find("</figure>").unwrap()];
+    assert_eq!(
+        figure.matches("stroke=\"#7550A0\"").count(),
+        8 + 1,
+        "8 bars and the legend's"
+    );
+    assert!(figure.contains("fault window"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

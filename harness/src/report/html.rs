@@ -102,6 +102,14 @@ pub fn charts(run: &StoredRun) -> String {
         ),
         timeline::latency_svg(&t),
     );
+    let erasure = &run.results.findings.erasure;
+    if erasure.checked {
+        figure(
+            "Erasures: each from its acknowledged request to the first poll that found no copy \
+             in any region's databases or caches",
+            timeline::erasure_svg(&t, erasure),
+        );
+    }
     if run.history.is_none() {
         html.push_str(
             "<p class=\"meta\">No history.jsonl in the run folder: error-rate and latency \

@@ -15,6 +15,10 @@
 //!   that changes); per region, because one p50 over both regions — or over local reads and
 //!   remote writes — would jump between them from bucket to bucket.
 //!
+//! - **erasures** (`[residency]` runs with planned erasures): one row per erasure, a bar from
+//!   its acknowledged request to the first poll that found no copy in any region (a cross at
+//!   the end of the run when copies remained).
+//!
 //! Behind the data: each fault's window, shaded from its `FaultStarted` to its
 //! `FaultHealed` (or to `Healed`, or to the end of the run when never healed). On top:
 //! the failover controller's steps — primary declared down, fenced, promoted, rerouted — as
@@ -332,6 +336,7 @@ const REGION_COLORS: [RGBColor; 3] = [
     RGBColor(44, 160, 44),
 ];
 const UNSEEN: RGBColor = RGBColor(90, 90, 90);
+const ERASURE: RGBColor = RGBColor(117, 80, 160);
 const GRID: RGBColor = RGBColor(232, 232, 232);
 const AXIS_TEXT: RGBColor = RGBColor(60, 60, 60);
 
@@ -702,6 +707,52 @@ pub fn latency_svg(t: &Timeline) -> Option<Result<String, String>> {
             }
         }
         marks(&mut chart, legend, t)
+    }))
+}
+
+/// The erasures of a `[residency]` run, one row each (in the order they were acknowledged):
+/// a bar from the acknowledged request to the first poll that found no copy anywhere, or a
+/// cross at the end of the run where copies remained. None when nothing was acknowledged.
+pub fn erasure_svg(
+    t: &Timeline,
+    e: &crate::checker::erasure::Erasure,
+) -> Option<Result<String, String>> {
+    let mut rows: Vec<(f64, Option<f64>)> = e
+        .erasures
+        .iter()
+        .filter_map(|r| Some((r.ack_ms? / 1e3, r.done_ms.map(|d| d / 1e3))))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let end = rows.iter().filter_map(|r| r.1).fold(t.end_s, f64::max);
+    let n = rows.len() as f64;
+    Some(svg(|root, legend| {
+        let mut chart = builder(root)
+            .build_cartesian_2d(0f64..end, 0f64..n)
+            .map_err(err)?;
+        frame(&mut chart, legend, t, "erasures (one per row)")?;
+        let y = |i: usize| n - i as f64 - 0.5;
+        chart
+            .draw_series(rows.iter().enumerate().map(|(i, (ack, done))| {
+                let to = done.unwrap_or(end);
+                PathElement::new(vec![(*ack, y(i)), (to, y(i))], ERASURE.stroke_width(3))
+            }))
+            .map_err(err)?;
+        legend.add("until no copy", Swatch::Line(ERASURE.to_rgba(), 3));
+        let pending: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].1.is_none()).collect();
+        if !pending.is_empty() {
+            chart
+                .draw_series(
+                    pending
+                        .iter()
+                        .map(|&i| Cross::new((end, y(i)), 4, UNSEEN.stroke_width(2))),
+                )
+                .map_err(err)?;
+            legend.add("copies remain", Swatch::Cross(UNSEEN));
+        }
+        Ok(())
     }))
 }
 
