@@ -59,11 +59,14 @@ pub fn from_rows(rows: Vec<TokenRow>) -> TokenCounts {
     counts
 }
 
+/// One stream's counts, by user: shared by every connection of that proxy and direction.
+type StreamCounts = Arc<Mutex<BTreeMap<u32, u64>>>;
+
 /// One server's token counts.
 #[derive(Debug, Default)]
 pub struct TokenMeter {
     enabled: AtomicBool,
-    counts: Mutex<TokenCounts>,
+    streams: Mutex<BTreeMap<(String, Stream), StreamCounts>>,
 }
 
 impl TokenMeter {
@@ -77,26 +80,31 @@ impl TokenMeter {
         self.enabled.load(Ordering::Relaxed)
     }
 
-    /// What was counted so far.
+    /// What was counted so far (streams that carried no token are left out).
     pub fn counts(&self) -> TokenCounts {
-        self.counts.lock().expect("meter lock").clone()
+        let streams = self.streams.lock().expect("meter lock");
+        streams
+            .iter()
+            .map(|(k, v)| (k.clone(), v.lock().expect("stream lock").clone()))
+            .filter(|(_, by_user)| !by_user.is_empty())
+            .collect()
     }
 
-    /// Adds one stream's counts.
-    fn add(&self, proxy: &str, stream: Stream, by_user: &BTreeMap<u32, u64>) {
-        let mut counts = self.counts.lock().expect("meter lock");
-        let entry = counts.entry((proxy.to_string(), stream)).or_default();
-        for (&user, &n) in by_user {
-            *entry.entry(user).or_default() += n;
-        }
+    /// The counts of `proxy`'s `stream`, made on first use.
+    fn stream(&self, proxy: &str, stream: Stream) -> StreamCounts {
+        let mut streams = self.streams.lock().expect("meter lock");
+        streams
+            .entry((proxy.to_string(), stream))
+            .or_default()
+            .clone()
     }
 }
 
-/// One stream's counter, feeding its proxy's meter.
+/// One stream's counter, feeding its proxy's meter. A piece is counted straight into the
+/// stream's shared counts under their own lock (uncontended: one connection writes a
+/// direction at a time), with no map or name made per piece.
 pub(crate) struct StreamMeter {
-    meter: Arc<TokenMeter>,
-    proxy: Arc<str>,
-    stream: Stream,
+    counts: StreamCounts,
     counter: TokenCounter,
 }
 
@@ -104,20 +112,15 @@ impl StreamMeter {
     /// A counter for `stream` of `proxy`, when `meter` is enabled.
     pub(crate) fn new(meter: &Arc<TokenMeter>, proxy: &Arc<str>, stream: Stream) -> Option<Self> {
         meter.enabled().then(|| StreamMeter {
-            meter: meter.clone(),
-            proxy: proxy.clone(),
-            stream,
+            counts: meter.stream(proxy, stream),
             counter: TokenCounter::default(),
         })
     }
 
     /// Counts the tokens `piece` completes.
     pub(crate) fn feed(&mut self, piece: &[u8]) {
-        self.counter.feed(piece);
-        if !self.counter.by_user.is_empty() {
-            self.meter
-                .add(&self.proxy, self.stream, &self.counter.by_user);
-            self.counter.by_user.clear();
-        }
+        let mut counts = self.counts.lock().expect("stream lock");
+        self.counter
+            .feed_with(piece, |user| *counts.entry(user).or_default() += 1);
     }
 }

@@ -97,6 +97,14 @@ impl TokenCounter {
     /// Counts the tokens `chunk` completes: those that began in the bytes before it, then
     /// those inside it.
     pub fn feed(&mut self, chunk: &[u8]) {
+        let mut by_user = std::mem::take(&mut self.by_user);
+        self.feed_with(chunk, |u| *by_user.entry(u).or_default() += 1);
+        self.by_user = by_user;
+    }
+
+    /// Like [`TokenCounter::feed`], handing each token's user to `found` instead of
+    /// [`TokenCounter::by_user`].
+    pub fn feed_with(&mut self, chunk: &[u8], mut found: impl FnMut(u32)) {
         let keep = TOKEN_LEN - 1;
         if !self.tail.is_empty() {
             // Tokens spanning the boundary start in the tail (shorter than a token) and end in
@@ -105,13 +113,11 @@ impl TokenCounter {
             let head = chunk.len().min(keep);
             let start_len = joined.len();
             joined.extend_from_slice(&chunk[..head]);
-            let by_user = &mut self.by_user;
-            tokens_in(&joined, |u| *by_user.entry(u).or_default() += 1);
+            tokens_in(&joined, &mut found);
             joined.truncate(start_len);
             self.tail = joined;
         }
-        let by_user = &mut self.by_user;
-        tokens_in(chunk, |u| *by_user.entry(u).or_default() += 1);
+        tokens_in(chunk, &mut found);
         if chunk.len() >= keep {
             self.tail.clear();
             self.tail.extend_from_slice(&chunk[chunk.len() - keep..]);
