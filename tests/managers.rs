@@ -72,6 +72,14 @@ pub fn assert_patroni_region_loss_known_answer(out: &regiondrill::run::RunOutput
     assert_eu_took_over_once_and_timelines_agree(out);
 }
 
+/// No manager promoted anyone in the run.
+fn promoted_nobody(out: &regiondrill::run::RunOutput) -> bool {
+    !out.history
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Promoted { .. }))
+}
+
 /// The manager promoted eu once, eu is the primary at the end, nothing was refused, and the
 /// timelines bracket the same outage as the clients saw: the last write on timeline 1 came
 /// at most about one interval between writes (plus the bracket's uncertainty) before the
@@ -106,13 +114,7 @@ async fn patroni_with_its_dcs_in_the_lost_region_never_fails_over_and_says_why()
     assert_eq!((f.detected_at_ms, f.promoted_at_ms), (None, None));
     let why = f.refused.as_deref().expect("the report says why");
     assert!(why.starts_with("DCS unreachable: etcd (in us)"), "{why}");
-    assert!(
-        !out.history
-            .events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Promoted { .. })),
-        "promoted without a DCS"
-    );
+    assert!(promoted_nobody(&out), "promoted without a DCS");
     assert!(!out.verdict.passed);
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
 }
@@ -128,10 +130,7 @@ async fn patroni_refuses_a_replica_beyond_maximum_lag_and_loses_nothing() {
         "{why}"
     );
     assert!(
-        !out.history
-            .events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Promoted { .. })),
+        promoted_nobody(&out),
         "promoted a replica beyond maximum_lag_on_failover"
     );
     // Availability was given up to bound the loss: us comes back the leader, nothing lost.
@@ -182,10 +181,7 @@ async fn patroni_sync_strict_blocks_writes_under_a_partition_and_loses_none() {
     assert!(lost.checked);
     assert_eq!(lost.count, 0, "lost {:?}", lost.ids);
     assert!(
-        !out.history
-            .events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Promoted { .. })),
+        promoted_nobody(&out),
         "us kept the leader key: nothing may be promoted"
     );
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
@@ -297,13 +293,7 @@ async fn pg_auto_failover_with_its_monitor_in_the_lost_region_never_fails_over_a
         why.starts_with("monitor unreachable: pg_auto_failover's monitor (in us)"),
         "{why}"
     );
-    assert!(
-        !out.history
-            .events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Promoted { .. })),
-        "promoted without a monitor"
-    );
+    assert!(promoted_nobody(&out), "promoted without a monitor");
     assert!(!out.verdict.passed);
     assert_eq!(left_running(&out.run_id), Vec::<String>::new());
     assert_eq!(retitled_left_running(&out.run_id), Vec::<String>::new());

@@ -312,21 +312,6 @@ struct Variant {
     description: String,
 }
 
-/// Keys a variant may not hold (besides those `[base]` may not hold), and why.
-const NOT_VARIANT: [(&str, &str); 5] = [
-    ("posture", "the matrix sets it per cell from `postures`"),
-    ("seed", "the matrix's top-level `seed` is every cell's seed"),
-    (
-        "faults",
-        "faults belong to the scenarios: [[scenarios.faults]]",
-    ),
-    (
-        "operations",
-        "operations belong to the scenarios: [[scenarios.operations]]",
-    ),
-    ("slo", "the matrix's top-level [slo] gives every cell's SLO"),
-];
-
 struct Scenario {
     index: usize,
     name: Spanned<String>,
@@ -499,8 +484,10 @@ fn check<'d, 'i>(
         };
         for (i, entry) in list.get_ref().iter().enumerate() {
             if let Some(DeValue::Table(t)) = written.get(i) {
-                for (key, why) in NOT_VARIANT {
-                    if let Some((k, _)) = t.get_key_value(key) {
+                // `[base]`'s forbidden keys, but for the variant's own name and description.
+                let own = |k: &&(&str, &str)| !matches!(k.0, "name" | "description");
+                for (key, why) in NOT_BASE.iter().filter(own) {
+                    if let Some((k, _)) = t.get_key_value(*key) {
                         c.report(
                             k.span(),
                             format!("variants[{i}].{key}"),

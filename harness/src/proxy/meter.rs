@@ -100,9 +100,8 @@ impl TokenMeter {
     }
 }
 
-/// One stream's counter, feeding its proxy's meter. A piece is counted straight into the
-/// stream's shared counts under their own lock (uncontended: one connection writes a
-/// direction at a time), with no map or name made per piece.
+/// One stream's counter, feeding its proxy's meter. A piece's tokens are counted straight
+/// into the stream's shared counts under their own lock, with no map or name made per piece.
 pub(crate) struct StreamMeter {
     counts: StreamCounts,
     counter: TokenCounter,
@@ -117,10 +116,13 @@ impl StreamMeter {
         })
     }
 
-    /// Counts the tokens `piece` completes.
+    /// Counts the tokens `piece` completes; only a piece holding one takes the lock.
     pub(crate) fn feed(&mut self, piece: &[u8]) {
-        let mut counts = self.counts.lock().expect("stream lock");
-        self.counter
-            .feed_with(piece, |user| *counts.entry(user).or_default() += 1);
+        let shared = &self.counts;
+        let mut counts = None;
+        self.counter.feed_with(piece, |user| {
+            let c = counts.get_or_insert_with(|| shared.lock().expect("stream lock"));
+            *c.entry(user).or_default() += 1;
+        });
     }
 }
