@@ -115,7 +115,7 @@ pub async fn calibrate(
     let backend_name = stack.backend().to_string();
     let manager_recorder = Recorder::new(Clock::start());
     let stop = cancel.child_token();
-    let manager = crate::failover::for_experiment(exp).run(
+    let manager = crate::failover::for_experiment(exp, false).run(
         stack.clone(),
         manager_recorder.clone(),
         stop.clone(),

@@ -10,7 +10,7 @@ use crate::history::{FinalState, RegionState, StandbyState};
 use crate::postgres;
 use crate::posture::Posture;
 use crate::stack::Stack;
-use crate::stack::topology::{NodeId, REGIONS, Role};
+use crate::stack::topology::REGIONS;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -24,10 +24,10 @@ pub async fn read(stack: &Stack) -> FinalState {
     let mut state = FinalState::default();
     let mut ids = BTreeSet::new();
     for region in regions {
-        let Some(port) = stack.port(&NodeId::new(&region, Role::Db)) else {
+        let Some(dsn) = stack.db_dsn(&region) else {
             continue;
         };
-        match tokio::time::timeout(Duration::from_secs(10), read_region(port, stack.posture)).await
+        match tokio::time::timeout(Duration::from_secs(10), read_region(&dsn, stack.posture)).await
         {
             Ok(Ok((write_ids, region_state))) => {
                 ids.extend(write_ids);
@@ -49,12 +49,14 @@ pub async fn read(stack: &Stack) -> FinalState {
     state
 }
 
-/// How far the standby on `port` is behind `target` (bytes of the primary's WAL, as the
+/// How far the standby at `dsn` is behind `target` (bytes of the primary's WAL, as the
 /// standby itself has replayed it: `pg_stat_replication`'s replay position is only as fresh
 /// as the standby's last report, up to 10 s old when idle), once it has replayed `target` or
 /// after 5 s. None when it cannot be read.
-async fn behind(port: u16, target: i64) -> Option<i64> {
-    let c = postgres::connect(port, Duration::from_secs(2)).await.ok()?;
+async fn behind(dsn: &str, target: i64) -> Option<i64> {
+    let c = postgres::connect_dsn(dsn, Duration::from_secs(2))
+        .await
+        .ok()?;
     let sql = "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -72,10 +74,10 @@ async fn behind(port: u16, target: i64) -> Option<i64> {
 async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     let mut primaries = Vec::new();
     for region in REGIONS {
-        let Some(port) = stack.port(&NodeId::new(region, Role::Db)) else {
+        let Some(dsn) = stack.db_dsn(region) else {
             continue;
         };
-        let Ok(c) = postgres::connect(port, Duration::from_secs(2)).await else {
+        let Ok(c) = postgres::connect_dsn(&dsn, Duration::from_secs(2)).await else {
             continue;
         };
         if matches!(postgres::in_recovery(&c).await, Ok(false)) {
@@ -84,10 +86,10 @@ async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     }
     let primary = stack.routing.snapshot().primary;
     let mut standbys = Vec::new();
-    let Some(port) = stack.port(&NodeId::new(&primary, Role::Db)) else {
+    let Some(dsn) = stack.db_dsn(&primary) else {
         return (primaries, standbys);
     };
-    let Ok(c) = postgres::connect(port, Duration::from_secs(2)).await else {
+    let Ok(c) = postgres::connect_dsn(&dsn, Duration::from_secs(2)).await else {
         return (primaries, standbys);
     };
     let Ok(target) = postgres::current_lsn(&c).await else {
@@ -100,8 +102,8 @@ async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     };
     for r in rows {
         let region = r.get::<_, Option<String>>(0).unwrap_or_default();
-        let behind = match stack.port(&NodeId::new(&region, Role::Db)) {
-            Some(port) => behind(port, target).await,
+        let behind = match stack.db_dsn(&region) {
+            Some(dsn) => behind(&dsn, target).await,
             None => None,
         };
         standbys.push(StandbyState {
@@ -114,8 +116,8 @@ async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     (primaries, standbys)
 }
 
-async fn read_region(port: u16, posture: Posture) -> Result<(Vec<u64>, RegionState), String> {
-    let c = postgres::connect(port, Duration::from_secs(3))
+async fn read_region(dsn: &str, posture: Posture) -> Result<(Vec<u64>, RegionState), String> {
+    let c = postgres::connect_dsn(dsn, Duration::from_secs(3))
         .await
         .map_err(|e| e.to_string())?;
     let [writes, kv, counters] = crate::app::final_state_queries(posture);

@@ -2,7 +2,7 @@
 //! experiment could not run (bad file, missing program, stack failure, Ctrl-C).
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use regiondrill::experiment::{self, Experiment, matrix};
 use regiondrill::progress::Progress;
 use regiondrill::report::{self, MatrixIndex, MatrixRun, ShardRecord};
@@ -60,6 +60,49 @@ enum Command {
         /// Keep the stack's data directories and logs after the run (native backend).
         #[arg(long)]
         keep: bool,
+        /// Drill a running stack described by this target file instead of bringing one up
+        /// (see README, "Drill your own stack").
+        #[arg(long, value_name = "FILE")]
+        target: Option<PathBuf>,
+        /// With --target: print every fault, command and time the drill would run, and what
+        /// the target cannot do, without contacting anything.
+        #[arg(long, requires = "target")]
+        dry_run: bool,
+    },
+    /// Bring an experiment's stack up and leave it running, with its failover manager, for
+    /// `run --target` to drill; writes its target file and returns.
+    Up {
+        /// The experiment whose stack is brought up (its faults are not run).
+        file: PathBuf,
+        /// Where the target file is written.
+        #[arg(long, default_value = "target.toml")]
+        target_file: PathBuf,
+        /// Where the stack runs (as for `run`).
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: BackendChoice,
+        /// Container images (as for `run`).
+        #[arg(long, value_enum, default_value = "auto")]
+        images: ImageChoice,
+        /// Hold the stack in this process (what `up` starts in the background).
+        #[arg(long, hide = true)]
+        hold: bool,
+    },
+    /// Remove a stack `up` brought up: everything it started, and its target file.
+    Down {
+        /// The target file `up` wrote.
+        target_file: PathBuf,
+    },
+    /// Ask a held stack to kill, restart, pause or resume a node (the commands of an `up`
+    /// target file).
+    #[command(hide = true)]
+    Node {
+        /// kill, restart, pause or resume.
+        op: String,
+        /// The node, e.g. us-db.
+        node: String,
+        /// The holder's control API.
+        #[arg(long)]
+        control: String,
     },
     /// Run a set of experiments — a directory of experiment files, or a matrix file that
     /// crosses postures with fault scenarios — and print one comparison table.
@@ -157,7 +200,42 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { files, args, keep } => run(files, args, keep, &cancel_on_signals()).await,
+        Command::Run {
+            files,
+            args,
+            keep,
+            target,
+            dry_run,
+        } => match (target, dry_run) {
+            (Some(t), true) => dry_run_target(files, t),
+            (target, _) => run(files, args, keep, target, &cancel_on_signals()).await,
+        },
+        Command::Up {
+            file,
+            target_file,
+            backend,
+            images,
+            hold,
+        } => {
+            if hold {
+                hold_stack(file, target_file, backend, images, &cancel_on_signals()).await
+            } else {
+                up(file, target_file, backend, images).await
+            }
+        }
+        Command::Down { target_file } => down(target_file).await,
+        Command::Node { op, node, control } => {
+            match regiondrill::hold::send(&control, &op, &node).await {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(text) => {
+                    eprint!("{text}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Matrix {
             inputs,
             args,
@@ -253,6 +331,7 @@ async fn run_all(
     out: &Path,
     keep: bool,
     render: bool,
+    target: Option<&regiondrill::target::Target>,
     cancel: &CancellationToken,
 ) -> Vec<Ran> {
     let progress = Progress::new(args.quiet, experiments.len());
@@ -269,6 +348,7 @@ async fn run_all(
             keep_stack_files: keep,
             images: args.images,
             observer: Some(shown.observer()),
+            target: target.cloned(),
         };
         match regiondrill::run::run(exp, &opts, cancel).await {
             Ok(output) => {
@@ -319,13 +399,42 @@ async fn run(
     files: Vec<PathBuf>,
     args: RunArgs,
     keep: bool,
+    target: Option<PathBuf>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     let experiments: Vec<Experiment> = files
         .iter()
         .map(|f| experiment::load(f))
         .collect::<Result<_, _>>()?;
-    let ran = run_all(&experiments, &args, &args.out, keep, true, cancel).await;
+    let target = target.map(|t| regiondrill::target::load(&t)).transpose()?;
+    if let Some(t) = &target {
+        // Every experiment is checked before the first runs: a drill never stops half-way
+        // for want of a command.
+        let mut refused = Vec::new();
+        for exp in &experiments {
+            let plan = regiondrill::stack::external::plan_for(exp.stack_plan(), t);
+            for r in regiondrill::target::needs::refusals(t, exp, &plan) {
+                refused.push(format!("{}: {r}", exp.source.display()));
+            }
+        }
+        if !refused.is_empty() {
+            anyhow::bail!(
+                "{} cannot run these experiments:\n  {}",
+                t.source.display(),
+                refused.join("\n  ")
+            );
+        }
+    }
+    let ran = run_all(
+        &experiments,
+        &args,
+        &args.out,
+        keep,
+        true,
+        target.as_ref(),
+        cancel,
+    )
+    .await;
     let mut done = Vec::new();
     for r in &ran {
         if let Ran::Done(results, dir) = r {
@@ -405,7 +514,7 @@ async fn run_matrix(
     let dir = args.out.join(regiondrill::run::run_id(&folder));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // render_matrix below renders every run folder as well as the matrix's own reports.
-    let ran = run_all(&experiments, &args, &dir, false, false, cancel).await;
+    let ran = run_all(&experiments, &args, &dir, false, false, None, cancel).await;
     let runs = experiments
         .iter()
         .zip(&ran)
@@ -560,6 +669,7 @@ async fn calibrate(
         keep_stack_files: false,
         images: args.images,
         observer: None,
+        target: None,
     };
     eprintln!(
         "calibrating {} ({} s per step, from {} ops/s)",
@@ -622,4 +732,169 @@ async fn proxy(host: IpAddr, port: u16) -> anyhow::Result<()> {
         .context("waiting for Ctrl-C")?;
     server.shutdown().await;
     Ok(())
+}
+
+/// `run --target T --dry-run`: what each experiment would do to the target.
+fn dry_run_target(files: Vec<PathBuf>, target: PathBuf) -> anyhow::Result<ExitCode> {
+    let target = regiondrill::target::load(&target)?;
+    let mut refused = false;
+    for f in &files {
+        let exp = experiment::load(f)?;
+        let plan = regiondrill::stack::external::plan_for(exp.stack_plan(), &target);
+        refused |= !regiondrill::target::needs::refusals(&target, &exp, &plan).is_empty();
+        print!(
+            "{}",
+            regiondrill::target::dry_run::describe(&exp, &plan, &target)
+        );
+    }
+    Ok(if refused {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// How long `up` waits for its holder to write the target file.
+const UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `up`: starts a holder in the background (its own session, so the terminal's Ctrl-C and
+/// hang-up do not reach it) and returns once it has written the target file.
+async fn up(
+    file: PathBuf,
+    target_file: PathBuf,
+    backend: BackendChoice,
+    images: ImageChoice,
+) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt as _;
+    experiment::load(&file)?;
+    if target_file.exists() {
+        anyhow::bail!(
+            "{} exists: run `regiondrill down {}` first, or choose another --target-file",
+            target_file.display(),
+            target_file.display()
+        );
+    }
+    let log_path = target_file.with_extension("log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("finding the regiondrill binary")?;
+    let backend = backend
+        .to_possible_value()
+        .expect("a value")
+        .get_name()
+        .to_string();
+    let images = images
+        .to_possible_value()
+        .expect("a value")
+        .get_name()
+        .to_string();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("up")
+        .arg(&file)
+        .arg("--target-file")
+        .arg(&target_file)
+        .args(["--backend", &backend, "--images", &images, "--hold"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if std::env::var_os("REGIONDRILL_LOG").is_none() {
+        cmd.env("REGIONDRILL_LOG", "info");
+    }
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("starting the stack's holder")?;
+    let deadline = std::time::Instant::now() + UP_WITHIN;
+    loop {
+        if target_file.exists() {
+            println!(
+                "stack up, held by process {}; target file: {}\n\
+                 drill it: regiondrill run EXPERIMENT --target {}\n\
+                 remove it: regiondrill down {}",
+                child.id(),
+                target_file.display(),
+                target_file.display(),
+                target_file.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            anyhow::bail!(
+                "the stack did not come up ({status}); {}:\n{}",
+                log_path.display(),
+                tail.join("\n")
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: our own child.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            anyhow::bail!(
+                "the stack was not up within {UP_WITHIN:?}; see {}",
+                log_path.display()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `up --hold`: the holder itself.
+async fn hold_stack(
+    file: PathBuf,
+    target_file: PathBuf,
+    backend: BackendChoice,
+    images: ImageChoice,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let exp = experiment::load(&file)?;
+    regiondrill::hold::hold(&exp, backend, images, &target_file, cancel).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long `down` waits for the holder to remove everything.
+const DOWN_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `down`: stops the holder a target file names (SIGTERM: it removes everything it started)
+/// and waits until it is gone.
+async fn down(target_file: PathBuf) -> anyhow::Result<ExitCode> {
+    let target = regiondrill::target::load(&target_file)?;
+    let Some(owner) = target.up else {
+        anyhow::bail!(
+            "{} was not written by `regiondrill up` (no [up] section): its stack is not ours to remove",
+            target_file.display()
+        );
+    };
+    let pid = owner.pid as libc::pid_t;
+    let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let is_holder = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--hold"));
+    if !is_holder {
+        let _ = std::fs::remove_file(&target_file);
+        println!(
+            "the holder (process {pid}) is already gone; removed {}",
+            target_file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // SAFETY: a process whose command line says it is a holder.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + DOWN_WITHIN;
+    while alive() {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "the holder (process {pid}) is still removing its stack after {DOWN_WITHIN:?}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_file(&target_file);
+    let _ = std::fs::remove_file(target_file.with_extension("log"));
+    println!("stack removed ({})", owner.experiment);
+    Ok(ExitCode::SUCCESS)
 }

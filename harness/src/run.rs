@@ -75,6 +75,8 @@ pub struct RunOptions {
     pub images: ImageChoice,
     /// Told of each stage (progress display); `None` for silence.
     pub observer: Option<Observer>,
+    /// Drive this stack someone else runs instead of bringing one up (`--target`).
+    pub target: Option<crate::target::Target>,
 }
 
 impl RunOptions {
@@ -100,6 +102,9 @@ pub enum RunError {
     /// Writing the run folder failed.
     #[error(transparent)]
     Output(#[from] WriteError),
+    /// The target cannot run the experiment: every reason, one per line.
+    #[error("the target cannot run this experiment:\n  {}", .0.join("\n  "))]
+    Refused(Vec<String>),
     /// The run stopped early; what it recorded up to then is in `dir`, marked incomplete.
     #[error("{error} (incomplete run folder: {})", dir.display())]
     Incomplete {
@@ -205,6 +210,14 @@ pub async fn run(
     stages.enter(Stage::BringingUp, opts);
     let t = Instant::now();
     let up = async {
+        if let Some(target) = &opts.target {
+            let plan = crate::stack::external::plan_for(exp.stack_plan(), target);
+            let refusals = crate::target::needs::refusals(target, exp, &plan);
+            if !refusals.is_empty() {
+                return Err(RunError::Refused(refusals));
+            }
+            return Ok(crate::stack::external::attach(plan, target).await?);
+        }
         let plan = exp.stack_plan();
         // pg_auto_failover stacks run natively only so far: `auto` picks the backend that can
         // run them (an explicit `docker` is refused by the Docker backend, saying why).
@@ -213,7 +226,7 @@ pub async fn run(
             other => other,
         };
         let backend = choice.backend(&run_id, opts.images).await?;
-        Stack::up(plan, backend).await
+        Ok(Stack::up(plan, backend).await?)
     };
     let stack = tokio::select! {
         _ = cancel.cancelled() => {
@@ -322,7 +335,7 @@ async fn drive(
     }
     let recorder = Recorder::new(clock);
     let stop_manager = cancel.child_token();
-    let manager = failover::for_experiment(exp);
+    let manager = failover::for_experiment(exp, opts.target.is_some());
     let manager = tokio::spawn(manager.run(stack.clone(), recorder.clone(), stop_manager.clone()));
     let mut bg = Background {
         manager: Some(manager),
@@ -343,7 +356,7 @@ async fn drive(
 
 /// Tears the stack down once the run's tasks have let go of it (they all stop on their own
 /// within moments of the run ending).
-async fn teardown(mut stack: Arc<Stack>) {
+pub(crate) async fn teardown(mut stack: Arc<Stack>) {
     for _ in 0..500 {
         match Arc::try_unwrap(stack) {
             Ok(s) => return s.teardown().await,

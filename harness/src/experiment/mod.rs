@@ -17,7 +17,7 @@
 //! everything else (semantic checks, which see the whole file, so the first in file order is
 //! reported even when a later key is what made an earlier one wrong).
 
-mod error;
+pub(crate) mod error;
 pub mod matrix;
 mod model;
 pub mod spec;

@@ -8,6 +8,7 @@
 //! are further implementations of [`FailoverManager`].
 
 pub mod builtin;
+pub mod external;
 pub mod patroni;
 pub mod pg_auto_failover;
 
@@ -33,8 +34,11 @@ pub trait FailoverManager: Send + Sync {
     ) -> BoxFuture<'static, ()>;
 }
 
-/// The manager an experiment names.
-pub fn for_experiment(exp: &Experiment) -> Box<dyn FailoverManager> {
+/// The manager an experiment names; on a target (`external`), the target's own, observed.
+pub fn for_experiment(exp: &Experiment, external: bool) -> Box<dyn FailoverManager> {
+    if external {
+        return Box::new(external::ExternalWatch);
+    }
     match &exp.failover.manager {
         crate::ha::Manager::Builtin => Box::new(builtin::Builtin::new(exp.failover.clone())),
         crate::ha::Manager::Patroni(p) => Box::new(patroni::PatroniWatch::new(p.clone())),

@@ -4,7 +4,8 @@
 //! Monotonic time is not faked (`FAKETIME_DONT_FAKE_MONOTONIC=1`), so timers and timeouts
 //! keep working. Heal sets the offset back to zero.
 
-use super::{Fault, Running};
+use crate::stack::plan::StackPlan;
+use super::{Fault, Running, Need};
 use crate::fields::{FaultCheck, nodes, show};
 use crate::posture::Posture;
 use crate::stack::topology::{NodeId, Role};
@@ -94,6 +95,10 @@ impl Fault for ClockSkew {
 
     fn skewed_node(&self) -> Option<&NodeId> {
         Some(&self.node)
+    }
+
+    fn needs(&self, _plan: &StackPlan) -> Vec<Need> {
+        vec![Need::Clock(self.node.clone())]
     }
 }
 

@@ -1,7 +1,8 @@
 //! Kill node: SIGKILL to one node's process group (or `docker kill`), as a crashed machine.
 //! Heal restarts it — except a primary that was deposed by a failover, which is left down.
 
-use super::{Fault, Running};
+use crate::stack::plan::StackPlan;
+use super::{Fault, Running, Need};
 use crate::fields::FaultCheck;
 use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError};
@@ -54,5 +55,12 @@ impl Fault for KillNode {
 
     fn hits_primary(&self, stack: &Stack) -> bool {
         self.node.region == stack.routing.snapshot().primary && self.node.role == Role::Db
+    }
+
+    fn needs(&self, _plan: &StackPlan) -> Vec<Need> {
+        vec![
+            Need::NodeOp(self.node.clone(), "kill"),
+            Need::NodeOp(self.node.clone(), "restart"),
+        ]
     }
 }

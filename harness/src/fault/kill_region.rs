@@ -1,7 +1,8 @@
 //! Kill region: every node of a region killed at once. Heal brings the region back: a DCS
 //! placed there first, then the database (unless it is a deposed primary), cache, router, app.
 
-use super::{Fault, Running};
+use crate::stack::plan::StackPlan;
+use super::{Fault, Running, Need};
 use crate::fields::FaultCheck;
 use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError};
@@ -61,5 +62,12 @@ impl Fault for KillRegion {
 
     fn hits_primary(&self, stack: &Stack) -> bool {
         self.region == stack.routing.snapshot().primary
+    }
+
+    fn needs(&self, plan: &StackPlan) -> Vec<Need> {
+        let nodes = plan.nodes.iter().filter(|n| n.region == self.region);
+        nodes
+            .flat_map(|n| [Need::NodeOp(n.clone(), "kill"), Need::NodeOp(n.clone(), "restart")])
+            .collect()
     }
 }

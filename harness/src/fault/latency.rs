@@ -1,7 +1,8 @@
 //! Latency: adds a round trip (± jitter) on links, on top of the regions' baseline RTT. Half
 //! goes on each direction, so the stated RTT is what a request and its reply pay.
 
-use super::{Fault, Running, describe_links, select};
+use crate::stack::plan::StackPlan;
+use super::{Fault, Running, describe_links, select, Need, link_needs};
 use crate::fields::LinkSelector;
 use crate::fields::{FaultCheck, show};
 use crate::fields::DurationText;
@@ -104,5 +105,9 @@ impl Fault for Latency {
             show(self.rtt),
             describe_links(&self.links)
         )
+    }
+
+    fn needs(&self, plan: &StackPlan) -> Vec<Need> {
+        link_needs(plan, &self.links)
     }
 }

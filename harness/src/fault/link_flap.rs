@@ -7,8 +7,9 @@
 //! the run. Every up brings the links fully up: a partition of the same links at the same
 //! time is undone by it.
 
+use crate::stack::plan::StackPlan;
 use super::partition::PartitionMode;
-use super::{Fault, Running, cuts_monitor, describe_links, select};
+use super::{Fault, Need, Running, cuts_monitor, describe_links, link_needs, select};
 use crate::fields::LinkSelector;
 use crate::fields::{FaultCheck, show};
 use crate::fields::DurationText;
@@ -105,6 +106,10 @@ impl Fault for LinkFlap {
 
     fn hits_primary(&self, stack: &Stack) -> bool {
         cuts_monitor(stack, &self.links)
+    }
+
+    fn needs(&self, plan: &StackPlan) -> Vec<Need> {
+        link_needs(plan, &self.links)
     }
 }
 

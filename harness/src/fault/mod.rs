@@ -16,6 +16,7 @@
 
 use crate::fields::FaultCheck;
 use crate::fields::LinkSelector;
+use crate::stack::plan::StackPlan;
 use crate::stack::topology::{LinkPurpose, NodeId, link_name, other_region};
 use crate::stack::{Stack, StackError, StackLink};
 use serde::de::DeserializeOwned;
@@ -65,6 +66,36 @@ pub(crate) trait Fault: Sized {
     fn skewed_node(&self) -> Option<&NodeId> {
         None
     }
+
+    /// What the fault needs of a stack built from `plan`: its links, node operations and
+    /// clocks. A stack someone else runs (a target) must offer each, or the fault is refused
+    /// before anything runs.
+    fn needs(&self, plan: &StackPlan) -> Vec<Need>;
+}
+
+/// Something a fault needs of the stack it acts on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// Toxics on this link (a proxy carrying it).
+    Link(String),
+    /// An operation on a node: `kill`, `restart`, `pause` or `resume`.
+    NodeOp(NodeId, &'static str),
+    /// Shifting the node's wall clock.
+    Clock(NodeId),
+}
+
+/// The links a selector names in a stack built from `plan` (faults on links need each).
+fn link_needs(plan: &StackPlan, selector: &LinkSelector) -> Vec<Need> {
+    let names: Vec<String> = match selector {
+        LinkSelector::Named(names) => names.clone(),
+        LinkSelector::Between(a, b) => plan
+            .links
+            .iter()
+            .filter(|l| (l.from == *a && l.to == *b) || (l.from == *b && l.to == *a))
+            .map(|l| l.name.clone())
+            .collect(),
+    };
+    names.into_iter().map(Need::Link).collect()
 }
 
 /// The fault kinds: `"<kind name>" => <file>::<Type>,`, one line each, in the order error
@@ -139,6 +170,13 @@ macro_rules! registry {
                 match self {
                     $(FaultSpec::$Type(f) => f.skewed_node(),)*
                 }
+            }
+        }
+
+        /// What a fault needs of a stack built from `plan` (see [`Need`]).
+        pub fn needs(spec: &FaultSpec, plan: &StackPlan) -> Vec<Need> {
+            match spec {
+                $(FaultSpec::$Type(f) => f.needs(plan),)*
             }
         }
 

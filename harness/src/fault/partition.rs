@@ -1,7 +1,8 @@
 //! Partition: cuts links. A black hole drops bytes (connections stall; both ways or one way);
 //! refuse takes the link down (connections closed, new ones refused).
 
-use super::{Fault, Running, cuts_monitor, describe_links, select};
+use crate::stack::plan::StackPlan;
+use super::{Fault, Running, cuts_monitor, describe_links, select, Need, link_needs};
 use crate::fields::LinkSelector;
 use crate::fields::{FaultCheck, joins, joins_regions};
 use crate::proxy::{self, Direction, Stream};
@@ -153,6 +154,10 @@ impl Fault for Partition {
 
     fn hits_primary(&self, stack: &Stack) -> bool {
         cuts_monitor(stack, &self.links)
+    }
+
+    fn needs(&self, plan: &StackPlan) -> Vec<Need> {
+        link_needs(plan, &self.links)
     }
 }
 

@@ -2,7 +2,8 @@
 //! pause`), so its connections stay open but nothing answers — the grey failure a stalled VM
 //! or a long GC pause looks like. Heal resumes it.
 
-use super::{Fault, Running};
+use crate::stack::plan::StackPlan;
+use super::{Fault, Running, Need};
 use crate::fields::FaultCheck;
 use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError};
@@ -48,5 +49,12 @@ impl Fault for PauseNode {
 
     fn hits_primary(&self, stack: &Stack) -> bool {
         self.node.region == stack.routing.snapshot().primary && self.node.role == Role::Db
+    }
+
+    fn needs(&self, _plan: &StackPlan) -> Vec<Need> {
+        vec![
+            Need::NodeOp(self.node.clone(), "pause"),
+            Need::NodeOp(self.node.clone(), "resume"),
+        ]
     }
 }

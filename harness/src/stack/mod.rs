@@ -18,6 +18,7 @@
 pub mod backend;
 pub mod clock;
 pub mod docker;
+pub mod external;
 pub mod ha_config;
 pub mod native;
 pub mod pg_auto_failover;
@@ -299,6 +300,11 @@ impl Stack {
         self.wiring.harness_db_dsn(region)
     }
 
+    /// URL for the harness to reach a region's cache directly.
+    pub fn cache_url(&self, region: &str) -> Option<String> {
+        self.wiring.harness_cache_url(region)
+    }
+
     /// URL the harness uses to reach `serving`'s app on behalf of a user in `user_region`:
     /// directly within a region, through the users link across regions.
     pub fn app_url_for(&self, user_region: &str, serving: &str) -> Option<String> {
@@ -352,7 +358,8 @@ impl Stack {
             return Ok(true);
         }
         self.start_again(node).await?;
-        if node.role == Role::App {
+        // A target's app (no placement here) is its own to configure.
+        if node.role == Role::App && self.wiring.endpoint(node).is_some() {
             let url = self.wiring.app_url_for(&node.region, &node.region);
             if let Some(url) = url {
                 self.reconfigure_app(&node.region, &url, Duration::from_secs(3))
@@ -367,6 +374,10 @@ impl Stack {
     /// ready.
     pub async fn start_again(&self, node: &NodeId) -> Result<(), StackError> {
         self.backend.restart(node).await?;
+        if self.wiring.endpoint(node).is_none() {
+            // A target's node: its restart command returns once it is back.
+            return Ok(());
+        }
         let spec = self
             .plan
             .specs(&self.wiring, &self.routing.snapshot())

@@ -47,6 +47,18 @@ pub struct Wiring {
     /// Apps write through a libpq multi-host DSN naming every database, and libpq finds the
     /// primary (`target_session_attrs=read-write`): how pg_auto_failover's users deploy it.
     multi_host: bool,
+    /// Where the harness reaches what a target (a stack someone else runs) names, instead of
+    /// `127.0.0.1:port`: a database's DSN, a cache's or an app's URL, a link's `host:port`.
+    external: ExternalAddresses,
+}
+
+/// The addresses of a stack someone else runs, as its target file gives them.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalAddresses {
+    /// A database's DSN, a cache's `redis://` URL, an app's base URL.
+    pub nodes: BTreeMap<NodeId, String>,
+    /// Where the harness reaches a link's proxy (users' links), by link name.
+    pub links: BTreeMap<String, (String, u16)>,
 }
 
 impl Wiring {
@@ -56,6 +68,15 @@ impl Wiring {
             posture,
             placement,
             multi_host: false,
+            external: ExternalAddresses::default(),
+        }
+    }
+
+    /// The wiring of a stack someone else runs: every address is the target's.
+    pub fn external(posture: Posture, addresses: ExternalAddresses) -> Wiring {
+        Wiring {
+            external: addresses,
+            ..Wiring::new(posture, Placement::default())
         }
     }
 
@@ -99,8 +120,21 @@ impl Wiring {
 
     /// The DSN the harness uses to reach a region's database directly (in its region).
     pub fn harness_db_dsn(&self, region: &str) -> Option<String> {
-        self.endpoint(&NodeId::new(region, Role::Db))
-            .map(|e| crate::postgres::dsn(e.port))
+        let node = NodeId::new(region, Role::Db);
+        if let Some(dsn) = self.external.nodes.get(&node) {
+            return Some(dsn.clone());
+        }
+        self.endpoint(&node).map(|e| crate::postgres::dsn(e.port))
+    }
+
+    /// The URL the harness uses to reach a region's cache directly.
+    pub fn harness_cache_url(&self, region: &str) -> Option<String> {
+        let node = NodeId::new(region, Role::Cache);
+        if let Some(url) = self.external.nodes.get(&node) {
+            return Some(url.clone());
+        }
+        self.endpoint(&node)
+            .map(|e| format!("redis://127.0.0.1:{}", e.port))
     }
 
     /// The DSN of a node's database as the stack's nodes reach it, directly.
@@ -112,6 +146,16 @@ impl Wiring {
     /// URL the harness uses to reach `serving`'s app on behalf of a user in `user_region`:
     /// directly within a region, through the users link across regions.
     pub fn app_url_for(&self, user_region: &str, serving: &str) -> Option<String> {
+        let app = NodeId::new(serving, Role::App);
+        if let Some(direct) = self.external.nodes.get(&app) {
+            // A target's users reach another region's app through the users' link when the
+            // target names where it is reached, else directly (over the real network).
+            let link = link_name(user_region, LinkPurpose::UsersToApp, serving);
+            return Some(match self.external.links.get(&link) {
+                Some((host, port)) if user_region != serving => format!("http://{host}:{port}"),
+                _ => direct.clone(),
+            });
+        }
         let port = if user_region == serving {
             self.endpoint(&NodeId::new(serving, Role::App))?.port
         } else {
