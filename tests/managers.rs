@@ -319,6 +319,7 @@ async fn pg_auto_failover_on_docker_is_refused_saying_why() {
         keep_stack_files: false,
         images: regiondrill::stack::docker::images::ImageChoice::Auto,
         observer: None,
+        target: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let e = regiondrill::run::run(&exp, &opts, &cancel)

@@ -38,6 +38,9 @@ mod proxy_toxics;
 /// Data residency (at rest and in flight) and the right to erasure: the shipped experiments'
 /// known answers.
 mod residency;
+/// Targets: a held stack drilled as someone else's (`up`, `run --target`, `down`), database-only
+/// mode, dry runs, refusals and the allow-list.
+mod targets;
 /// The nightly CI workflow: linted, and consistent with the repository and the CLI.
 mod workflow;
 

@@ -106,6 +106,7 @@ async fn run_on(out: &PathBuf, backend: BackendChoice, name: &str, toml: &str) -
         keep_stack_files: false,
         images: regiondrill::stack::docker::images::ImageChoice::Auto,
         observer: None,
+        target: None,
     };
     regiondrill::run::run(&exp, &opts, &CancellationToken::new())
         .await
@@ -216,6 +217,7 @@ async fn calibration(backend: BackendChoice) {
         keep_stack_files: false,
         images: regiondrill::stack::docker::images::ImageChoice::Auto,
         observer: None,
+        target: None,
     };
     let c = regiondrill::calibrate::calibrate(
         &exp,

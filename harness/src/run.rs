@@ -102,9 +102,9 @@ pub enum RunError {
     /// Writing the run folder failed.
     #[error(transparent)]
     Output(#[from] WriteError),
-    /// The target cannot run the experiment: every reason, one per line.
-    #[error("the target cannot run this experiment:\n  {}", .0.join("\n  "))]
-    Refused(Vec<String>),
+    /// The target (its file) cannot run the experiment: every reason, one per line.
+    #[error("{} cannot run this experiment:\n  {}", .0.display(), .1.join("\n  "))]
+    Refused(PathBuf, Vec<String>),
     /// The run stopped early; what it recorded up to then is in `dir`, marked incomplete.
     #[error("{error} (incomplete run folder: {})", dir.display())]
     Incomplete {
@@ -214,7 +214,7 @@ pub async fn run(
             let plan = crate::stack::external::plan_for(exp.stack_plan(), target);
             let refusals = crate::target::needs::refusals(target, exp, &plan);
             if !refusals.is_empty() {
-                return Err(RunError::Refused(refusals));
+                return Err(RunError::Refused(target.source.clone(), refusals));
             }
             return Ok(crate::stack::external::attach(plan, target).await?);
         }

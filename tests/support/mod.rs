@@ -263,6 +263,7 @@ pub async fn run_toml_on(
         keep_stack_files,
         images: regiondrill::stack::docker::images::ImageChoice::Auto,
         observer: None,
+        target: None,
     };
     let output = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new())
         .await
@@ -287,6 +288,7 @@ pub async fn run_shipped_on(
         keep_stack_files: false,
         images: regiondrill::stack::docker::images::ImageChoice::Auto,
         observer: None,
+        target: None,
     };
     let run = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new())
         .await

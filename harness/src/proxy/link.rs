@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// Names of the toxics a link owns, so re-applying a fault replaces it instead of conflicting.
 /// The baseline round trip is not a fault: [`Link::heal`] keeps it.
+/// The prefix of every toxic regiondrill adds.
+const OURS: &str = "regiondrill_";
 const RTT: &str = "regiondrill_rtt";
 const DELAY: &str = "regiondrill_delay";
 const PARTITION: &str = "regiondrill_partition";
@@ -136,11 +138,12 @@ impl Link {
         self.client.set_enabled(&self.name, true).await.map(drop)
     }
 
-    /// Undoes every fault on the link: every toxic but the baseline round trip removed, proxy
-    /// enabled.
+    /// Undoes every fault on the link: every toxic regiondrill added but the baseline round
+    /// trip removed, proxy enabled. Toxics someone else added (a target's own, on its
+    /// Toxiproxy) are left alone.
     pub async fn heal(&self) -> Result<(), ClientError> {
         for t in self.client.toxics(&self.name).await? {
-            if !t.name.starts_with(RTT) {
+            if t.name.starts_with(OURS) && !t.name.starts_with(RTT) {
                 self.remove_if_present(&t.name).await?;
             }
         }

@@ -7,15 +7,14 @@ use crate::fault::{self, Need};
 use crate::stack::plan::StackPlan;
 
 /// Every reason `target` cannot run `exp` (empty: it can), one line each, naming the fault
-/// or section and what the target lacks.
+/// or section and what the target lacks (the target file is the caller's to name).
 pub fn refusals(target: &Target, exp: &Experiment, plan: &StackPlan) -> Vec<String> {
     let mut out = Vec::new();
-    let file = target.source.display();
     for (i, f) in exp.faults.iter().enumerate() {
         let what = format!("faults[{i}] ({})", fault::describe(&f.fault));
         for need in fault::needs(&f.fault, plan) {
             if let Some(lack) = lacks(target, &need) {
-                out.push(format!("{what}: {file} {lack}"));
+                out.push(format!("{what}: {lack}"));
             }
         }
     }
@@ -34,16 +33,18 @@ pub fn refusals(target: &Target, exp: &Experiment, plan: &StackPlan) -> Vec<Stri
         );
     }
     if target.db_regions().is_empty() {
-        out.push(format!(
-            "{file} gives no region a database (regions.<region>.db): lost writes, the final \
-             state and failover cannot be measured"
-        ));
+        out.push(
+            "no region has a database (regions.<region>.db): lost writes, the final state and \
+             failover cannot be measured"
+                .to_string(),
+        );
     }
     if !target.has_app() && exp.posture.is_active_active() {
-        out.push(format!(
-            "{file} has no app: database-only mode drives single-writer postures only (the \
-             active-active postures' merging is the app's)"
-        ));
+        out.push(
+            "no app: database-only mode drives single-writer postures only (the active-active \
+             postures' merging is the app's)"
+                .to_string(),
+        );
     }
     out
 }
@@ -52,17 +53,17 @@ pub fn refusals(target: &Target, exp: &Experiment, plan: &StackPlan) -> Vec<Stri
 fn lacks(target: &Target, need: &Need) -> Option<String> {
     match need {
         Need::Link(name) if target.toxiproxy.is_none() => Some(format!(
-            "has no [toxiproxy] api, so link `{name}` cannot be faulted"
+            "no [toxiproxy] api, so link `{name}` cannot be faulted"
         )),
         Need::Link(name) => (!target.links.contains_key(name)).then(|| {
             format!(
-                "names no Toxiproxy proxy for link `{name}` (add [links.\"{name}\"] proxy = \"…\")"
+                "no Toxiproxy proxy for link `{name}` (add [links.\"{name}\"] proxy = \"…\")"
             )
         }),
         Need::NodeOp(node, op) => {
             let has = target.nodes.get(node).and_then(|o| o.command(op)).is_some();
             (!has)
-                .then(|| format!("has no `{op}` command for {node} ([nodes.{node}] {op} = \"…\")"))
+                .then(|| format!("no `{op}` command for {node} ([nodes.{node}] {op} = \"…\")"))
         }
         Need::Clock(node) => Some(format!(
             "cannot shift {node}'s clock: clock skew needs libfaketime in a node regiondrill \

@@ -41,6 +41,11 @@ impl AppClient {
         AppClient { http, timeout }
     }
 
+    /// How long each operation may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// `PUT /kv/{key}` with value `w{write_id}` for a user living in `home`, `GET /kv/{key}`,
     /// or `POST /counters/{key}/incr` by 1.
     pub async fn call(

@@ -6,10 +6,12 @@
 //! answer expires. A user in one region calling an app in the other goes through the
 //! `<region>-users-to-<region>-app` link and pays the round trip. A travelling user is in
 //! the other region and calls that region's app, which (in partition-by-user) sends its
-//! writes home.
+//! writes home. A stack without apps (a database-only target) is driven over SQL instead
+//! ([`sql`]), its users' answers coming from the same routing table.
 
 pub mod client;
 pub mod plan;
+pub mod sql;
 
 use crate::history::Operation;
 use crate::record::Recorder;
@@ -23,8 +25,17 @@ use tokio_util::sync::CancellationToken;
 /// A user's cached routing answer.
 #[derive(Debug, Clone)]
 struct Route {
-    url: Option<String>,
+    to: Option<Destination>,
     fetched: Instant,
+}
+
+/// Where a user's operations go.
+#[derive(Debug, Clone)]
+enum Destination {
+    /// An app's base URL.
+    App(String),
+    /// Databases, directly (database-only mode).
+    Db(sql::SqlRoute),
 }
 
 /// Runs the plan against the stack; returns when every issued operation has completed (each
@@ -38,6 +49,10 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let clock = recorder.clock();
+    let db_only = !stack
+        .nodes()
+        .any(|n| n.role == crate::stack::topology::Role::App);
+    let sql = sql::SqlClient::new(client.timeout());
     let routes: Arc<Vec<Mutex<Option<Route>>>> =
         Arc::new((0..plan.users).map(|_| Mutex::new(None)).collect());
     let mut inflight = tokio::task::JoinSet::new();
@@ -53,24 +68,35 @@ pub async fn run(
         if plan.departed(op.user, op.at_ns) {
             continue;
         }
-        let (plan, stack, client, recorder, routes) = (
+        let (plan, stack, client, sql, recorder, routes) = (
             plan.clone(),
             stack.clone(),
             client.clone(),
+            sql.clone(),
             recorder.clone(),
             routes.clone(),
         );
         inflight.spawn(async move {
             let region = plan.home(op.user);
             let location = plan.location(op.user);
-            let url = resolve(&routes[op.user as usize], &stack, location, dns_ttl);
+            let to = resolve(
+                &routes[op.user as usize],
+                &stack,
+                location,
+                dns_ttl,
+                db_only,
+            );
             let per_user = stack.posture == crate::posture::Posture::ActiveActivePartitioned;
             let key = plan.key(&op, per_user);
             let invoke_ns = recorder.clock().now();
-            let outcome = match url {
-                Some(base) => {
+            let outcome = match to {
+                Some(Destination::App(base)) => {
                     client
                         .call(&base, op.kind, &key, op.id, op.user, region)
+                        .await
+                }
+                Some(Destination::Db(route)) => {
+                    sql.call(&route, op.kind, &key, op.id, op.user, location)
                         .await
                 }
                 None => crate::history::Outcome::Fail {
@@ -100,25 +126,47 @@ pub async fn run(
     while inflight.join_next().await.is_some() {}
 }
 
-/// The user's app URL: the cached answer while it is younger than the TTL, else a fresh one
-/// from the routing table.
+/// Where the user's operations go: the cached answer while it is younger than the TTL, else
+/// a fresh one from the routing table.
 fn resolve(
     cache: &Mutex<Option<Route>>,
     stack: &Stack,
     region: &str,
     ttl: Duration,
-) -> Option<String> {
+    db_only: bool,
+) -> Option<Destination> {
     let mut cached = cache.lock().expect("route lock");
     if let Some(r) = cached.as_ref() {
         if r.fetched.elapsed() < ttl {
-            return r.url.clone();
+            return r.to.clone();
         }
     }
-    let serving = stack.routing.serving(region);
-    let url = stack.app_url_for(region, &serving);
+    let to = if db_only {
+        db_route(stack, region).map(Destination::Db)
+    } else {
+        let serving = stack.routing.serving(region);
+        stack.app_url_for(region, &serving).map(Destination::App)
+    };
     *cached = Some(Route {
-        url: url.clone(),
+        to: to.clone(),
         fetched: Instant::now(),
     });
-    url
+    to
+}
+
+/// Database-only mode: writes to the routed primary, reads from the user's region's own
+/// database unless it has none or was deposed (then the primary's).
+fn db_route(stack: &Stack, region: &str) -> Option<sql::SqlRoute> {
+    let routing = stack.routing.snapshot();
+    let write = stack.db_dsn(&routing.primary)?;
+    let (read_region, read) = match stack.db_dsn(region) {
+        Some(dsn) if !routing.deposed.contains(region) => (region.to_string(), dsn),
+        _ => (routing.primary.clone(), write.clone()),
+    };
+    Some(sql::SqlRoute {
+        write_region: routing.primary,
+        write,
+        read_region,
+        read,
+    })
 }

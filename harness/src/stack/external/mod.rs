@@ -72,6 +72,15 @@ pub async fn attach(plan: StackPlan, target: &Target) -> Result<Stack, StackErro
             routing.follow(&primary);
         }
     }
+    let db_only = !plan.nodes.iter().any(|n| n.role == Role::App);
+    if db_only {
+        // Database-only mode writes the app's tables itself.
+        let primary = routing.snapshot().primary;
+        let dsn = wiring
+            .harness_db_dsn(&primary)
+            .ok_or_else(|| StackError::NotRunning(format!("{primary}-db")))?;
+        crate::workload::sql::ensure_schema(&dsn).await?;
+    }
     let backend = ExternalBackend {
         target: target.clone(),
         links: links.values().map(|l| l.link.clone()).collect(),
