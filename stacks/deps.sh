@@ -6,8 +6,9 @@
 # `patroni` failover manager), pg_auto_failover (the `pg_auto_failover` one), libfaketime
 # (clock-skew faults),
 # Chromium (the test that lays the HTML report out in a browser) and, when a Docker engine
-# answers, mmdebstrap (the offline images). PyPI: the workflow linters and the third-party
-# fault-proxy client the tests drive the proxy with (only for `--for test`).
+# answers, mmdebstrap (the offline images). PyPI: the workflow linters, the third-party
+# fault-proxy client the tests drive the proxy with, and kubernetes-validate (the Kubernetes
+# example's manifests against the schemas it ships) (only for `--for test`).
 #
 # As root (or with passwordless sudo) it installs them with apt-get and pip; otherwise it
 # stops, exit 1, printing the one command to run.
@@ -58,6 +59,9 @@ if [ "$purpose" = test ]; then
     has zizmor || pip_missing+=(zizmor==1.32.0)
     has check-jsonschema || pip_missing+=(check-jsonschema==0.39.0)
     python3 -c 'import toxiproxy' >/dev/null 2>&1 || pip_missing+=(toxiproxy-python==0.1.1)
+    # The Kubernetes example's manifests (tests/k8s.rs), validated offline against the
+    # Kubernetes schemas the package ships, pinned.
+    has kubernetes-validate || pip_missing+=(kubernetes-validate==1.37.0)
 fi
 
 cargo_missing=false

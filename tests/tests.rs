@@ -16,6 +16,9 @@ mod experiments;
 mod failback;
 /// Honest under overload: false and failed failovers and a saturated host, said first.
 mod honesty;
+/// The Kubernetes example (stacks/k8s): its manifests against the Kubernetes schemas, its
+/// target file against its manifests.
+mod k8s;
 /// The `link_flap` fault's task on real bytes through the fault proxy: down, up, heal.
 mod link_flap;
 /// Real HA managers (Patroni with etcd and HAProxy, pg_auto_failover) drilled with known
