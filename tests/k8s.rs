@@ -969,3 +969,22 @@ fn the_cross_checks_name_what_mismatches() {
         "expected {expected:?}, got {problems:#?}"
     );
 }
+
+/// The example's target file is one regiondrill's own loader accepts, and it offers what the
+/// shipped region-loss drills need (kill and restart of every node of a region, the
+/// replication link): nothing is refused before the drill would run.
+#[test]
+fn the_target_file_loads_and_can_run_the_shipped_region_loss_drills() {
+    let path = repo().join("stacks/k8s/target.toml");
+    let target = regiondrill::target::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(target.has_app());
+    for file in [
+        "experiments/ap-async-region-loss.toml",
+        "experiments/ap-async-partition-then-region-loss.toml",
+    ] {
+        let exp = regiondrill::experiment::load(&repo().join(file)).unwrap();
+        let plan = regiondrill::stack::external::plan_for(exp.stack_plan(), &target);
+        let refused = regiondrill::target::needs::refusals(&target, &exp, &plan);
+        assert!(refused.is_empty(), "{file}: {refused:?}");
+    }
+}

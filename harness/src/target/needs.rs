@@ -56,14 +56,11 @@ fn lacks(target: &Target, need: &Need) -> Option<String> {
             "no [toxiproxy] api, so link `{name}` cannot be faulted"
         )),
         Need::Link(name) => (!target.links.contains_key(name)).then(|| {
-            format!(
-                "no Toxiproxy proxy for link `{name}` (add [links.\"{name}\"] proxy = \"…\")"
-            )
+            format!("no Toxiproxy proxy for link `{name}` (add [links.\"{name}\"] proxy = \"…\")")
         }),
         Need::NodeOp(node, op) => {
             let has = target.nodes.get(node).and_then(|o| o.command(op)).is_some();
-            (!has)
-                .then(|| format!("no `{op}` command for {node} ([nodes.{node}] {op} = \"…\")"))
+            (!has).then(|| format!("no `{op}` command for {node} ([nodes.{node}] {op} = \"…\")"))
         }
         Need::Clock(node) => Some(format!(
             "cannot shift {node}'s clock: clock skew needs libfaketime in a node regiondrill \
