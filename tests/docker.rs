@@ -43,6 +43,19 @@ async fn leftovers() -> Vec<String> {
     v
 }
 
+/// Docker's volumes (the databases' are anonymous, removed with their containers: they carry
+/// no label, so a test compares the set before and after its run).
+fn volumes() -> std::collections::BTreeSet<String> {
+    let o = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q"])
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_loses_nothing_on_region_loss_in_containers() {
     if !docker_or_skip("sync_loses_nothing_on_region_loss_in_containers").await {
@@ -333,4 +346,69 @@ async fn patroni_holds_its_region_loss_known_answer_in_containers() {
         "left behind: {:?}",
         leftovers().await
     );
+}
+
+/// pg_auto_failover in containers: the monitor on the witness's network, a keeper per
+/// region, each registered at its replication link in the proxy container (the other
+/// keeper's stream and the monitor's health checks cross it; each keeper's reports cross its
+/// link to the witness). The same known answer as natively, and nothing left: containers,
+/// networks, the databases' volumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_auto_failover_holds_its_region_loss_known_answer_in_containers() {
+    if !docker_or_skip("pg_auto_failover_holds_its_region_loss_known_answer_in_containers").await {
+        return;
+    }
+    let before = volumes();
+    let (out, _dir) = run_shipped_on(
+        BackendChoice::Docker,
+        "experiments/pg-auto-failover-region-loss.toml",
+    )
+    .await;
+    assert_eq!(out.backend, "docker");
+    crate::managers::assert_pg_auto_failover_region_loss_known_answer(&out);
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
+    let left: Vec<String> = volumes().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "volumes left behind: {left:?}");
+}
+
+/// Ctrl-C while a pg_auto_failover stack is being formed and while its workload runs: exit
+/// 2, and no container, network or volume of the run left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_auto_failover_ctrl_c_removes_every_container_network_and_volume() {
+    use crate::support::interrupt::{STAGES, interrupt};
+    let test = "pg_auto_failover_ctrl_c_removes_every_container_network_and_volume";
+    if !docker_or_skip(test).await {
+        return;
+    }
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/pg-auto-failover-region-loss.toml");
+    let toml = std::fs::read_to_string(shipped).unwrap();
+    let [bring_up, workload, ..] = STAGES;
+    // 6 s into bring-up: the formation is being made (the monitor, then us's keeper, then
+    // eu's cloning us: which one is reached depends on the host's load).
+    for (stage, delay) in [(bring_up, 6_000), (workload, 1_000)] {
+        let before = volumes();
+        let tmp = TempDir::new("docker-paf-ctrlc");
+        let file = tmp.0.join("paf.toml");
+        std::fs::write(&file, &toml).unwrap();
+        let run = interrupt(
+            regiondrill(&tmp.0, &file),
+            stage,
+            Duration::from_millis(delay),
+        )
+        .await;
+        let at = format!("SIGINT {delay} ms after \"{stage}\"");
+        assert_eq!(run.code, Some(2), "{at}: exit code\n{}", run.stderr);
+        assert!(
+            leftovers().await.is_empty(),
+            "{at}: left behind: {:?}",
+            leftovers().await
+        );
+        let left: Vec<String> = volumes().difference(&before).cloned().collect();
+        assert!(left.is_empty(), "{at}: volumes left behind: {left:?}");
+    }
 }

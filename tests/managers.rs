@@ -224,7 +224,18 @@ fn pg_auto_failover(out: &regiondrill::run::RunOutput) -> regiondrill::ha::PgAut
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_auto_failover_fails_over_after_its_unhealthy_and_demote_timeouts() {
     let (out, _dir) = run_shipped("pg-auto-failover-region-loss.toml").await;
-    let p = pg_auto_failover(&out);
+    assert_pg_auto_failover_region_loss_known_answer(&out);
+    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
+    assert_eq!(retitled_left_running(&out.run_id), Vec::<String>::new());
+    assert!(
+        !left_in_tmp(&out.run_id),
+        "pg_autoctl left files in /tmp/pg_autoctl"
+    );
+}
+
+/// The known answer of `pg-auto-failover-region-loss.toml`, on any backend.
+pub fn assert_pg_auto_failover_region_loss_known_answer(out: &regiondrill::run::RunOutput) {
+    let p = pg_auto_failover(out);
     let unhealthy = f64::from(p.node_considered_unhealthy_timeout);
     let demote = f64::from(p.primary_demote_timeout);
     // The health checks fail well before the keeper's silence counts.
@@ -256,7 +267,7 @@ async fn pg_auto_failover_fails_over_after_its_unhealthy_and_demote_timeouts() {
     assert!(out.verdict.passed, "{:?}", out.verdict);
     // The stream crosses the replication link: PostgreSQL's own replay_lag is at least the
     // link's round trip (the WAL goes out, the standby's reply comes back), as it would not
-    // be between two local processes.
+    // be between two local processes or two containers on one network.
     let rtt = out.experiment.network.rtt.as_secs_f64() * 1e3;
     let replay = out
         .findings
@@ -270,13 +281,7 @@ async fn pg_auto_failover_fails_over_after_its_unhealthy_and_demote_timeouts() {
     // replication_quorum: every acknowledged write was flushed on eu.
     let lost = &out.findings.lost_writes;
     assert!(lost.checked && lost.count == 0, "{lost:?}");
-    assert_eu_took_over_once_and_timelines_agree(&out);
-    assert_eq!(left_running(&out.run_id), Vec::<String>::new());
-    assert_eq!(retitled_left_running(&out.run_id), Vec::<String>::new());
-    assert!(
-        !left_in_tmp(&out.run_id),
-        "pg_autoctl left files in /tmp/pg_autoctl"
-    );
+    assert_eu_took_over_once_and_timelines_agree(out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,9 +308,11 @@ async fn pg_auto_failover_with_its_monitor_in_the_lost_region_never_fails_over_a
     );
 }
 
+/// pg_auto_failover on Docker needs the offline database image (the official `postgres`
+/// image holds no `pg_autoctl`): refused before anything starts, saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_auto_failover_on_docker_is_refused_saying_why() {
-    let test = "pg_auto_failover_on_docker_is_refused_saying_why";
+async fn pg_auto_failover_on_docker_with_the_official_images_is_refused_saying_why() {
+    let test = "pg_auto_failover_on_docker_with_the_official_images_is_refused_saying_why";
     if !crate::support::docker_or_skip(test).await {
         return;
     }
@@ -317,17 +324,18 @@ async fn pg_auto_failover_on_docker_is_refused_saying_why() {
         backend: regiondrill::stack::BackendChoice::Docker,
         out: out.0.clone(),
         keep_stack_files: false,
-        images: regiondrill::stack::docker::images::ImageChoice::Auto,
+        images: regiondrill::stack::docker::images::ImageChoice::Official,
         observer: None,
         target: None,
     };
     let cancel = tokio_util::sync::CancellationToken::new();
     let e = regiondrill::run::run(&exp, &opts, &cancel)
         .await
-        .expect_err("the Docker backend refuses pg_auto_failover");
+        .expect_err("the official images hold no pg_auto_failover");
+    let e = e.to_string();
     assert!(
-        e.to_string()
-            .contains("manager = \"pg_auto_failover\" runs on the native backend only"),
+        e.contains("manager = \"pg_auto_failover\" on Docker needs the offline database image")
+            && e.contains("just images"),
         "{e}"
     );
 }

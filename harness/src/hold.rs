@@ -40,12 +40,8 @@ pub async fn hold(
 ) -> Result<(), HoldError> {
     let run_id = crate::run::run_id(&format!("{}-up", exp.name));
     let plan = exp.stack_plan();
-    let choice = match backend {
-        BackendChoice::Auto if plan.pg_auto_failover.is_some() => BackendChoice::Native,
-        other => other,
-    };
     let up = async {
-        let backend = choice.backend(&run_id, images).await?;
+        let backend = backend.backend(&run_id, images).await?;
         Stack::up(plan, backend).await
     };
     let stack = tokio::select! {

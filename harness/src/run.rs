@@ -219,13 +219,7 @@ pub async fn run(
             return Ok(crate::stack::external::attach(plan, target).await?);
         }
         let plan = exp.stack_plan();
-        // pg_auto_failover stacks run natively only so far: `auto` picks the backend that can
-        // run them (an explicit `docker` is refused by the Docker backend, saying why).
-        let choice = match opts.backend {
-            BackendChoice::Auto if plan.pg_auto_failover.is_some() => BackendChoice::Native,
-            other => other,
-        };
-        let backend = choice.backend(&run_id, opts.images).await?;
+        let backend = opts.backend.backend(&run_id, opts.images).await?;
         Ok(Stack::up(plan, backend).await?)
     };
     let stack = tokio::select! {

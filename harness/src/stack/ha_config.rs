@@ -1,5 +1,6 @@
-//! What Patroni, etcd and HAProxy are told, the same on every backend: only where each
-//! listens, keeps its files and trusts connections from differs ([`MemberHost`]).
+//! What Patroni, etcd, HAProxy and pg_auto_failover's `pg_autoctl` are told, the same on
+//! every backend: only where each listens, keeps its files and trusts connections from
+//! differs ([`MemberHost`], [`AutoctlHost`]).
 //!
 //! Every address a member is given for another node is the address the plan wired (a link
 //! on the fault proxy when the node is in another region), so faults on the links reach
@@ -7,7 +8,7 @@
 //! (`use_proxies`): otherwise it asks etcd for its members' advertised client URLs and talks
 //! to those directly, around the link, once its cache refreshes.
 
-use crate::stack::plan::PatroniMember;
+use crate::stack::plan::{Keeper, PatroniMember};
 
 /// Where one Patroni member runs, as its backend places it.
 #[derive(Debug, Clone)]
@@ -124,6 +125,97 @@ pub fn etcd_args(
         "--log-level".into(),
         "warn".into(),
     ]
+}
+
+/// Where one `pg_autoctl` node (monitor or keeper) runs, as its backend places it.
+#[derive(Debug, Clone)]
+pub struct AutoctlHost<'a> {
+    /// Its PostgreSQL's data directory.
+    pub pgdata: &'a str,
+    /// `pg_ctl`, which pg_autoctl runs PostgreSQL with.
+    pub pg_ctl: &'a str,
+    /// The port its PostgreSQL listens on (a keeper registers it as is).
+    pub port: u16,
+    /// A keeper's PostgreSQL `listen_addresses` (`127.0.0.1` natively, `*` in a container;
+    /// the monitor keeps pg_autoctl's default).
+    pub listen: &'a str,
+    /// Where a keeper reaches its own PostgreSQL (`--pghost`), never through a link.
+    pub local: &'a str,
+}
+
+/// The arguments of pg_auto_failover's monitor (`pg_autoctl create monitor --run`), after
+/// `pg_autoctl`, known as `hostname`. HBA rules stay the cluster's own (`--skip-pg-hba`: the
+/// backend makes them trust where connections come from, through a link or not).
+pub fn monitor_args(host: &AutoctlHost, hostname: &str) -> Vec<String> {
+    [
+        "create",
+        "monitor",
+        "--pgdata",
+        host.pgdata,
+        "--pgport",
+        &host.port.to_string(),
+        "--pgctl",
+        host.pg_ctl,
+        "--hostname",
+        hostname,
+        "--no-ssl",
+        "--skip-pg-hba",
+        "--run",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The arguments of a keeper (`pg_autoctl create postgres --run`), after `pg_autoctl`:
+/// registered at `keeper.hostname`, whose port must be the one its PostgreSQL listens on
+/// (pg_auto_failover registers that port as is; else the error says which address is wrong).
+pub fn keeper_args(keeper: &Keeper, host: &AutoctlHost) -> Result<Vec<String>, String> {
+    let (name, registered) = &keeper.hostname;
+    if *registered != host.port || name.is_empty() {
+        return Err(format!(
+            "{}'s registered address {name}:{registered} (it must be on its port {})",
+            keeper.name, host.port
+        ));
+    }
+    let (mhost, mport) = &keeper.monitor;
+    let s = &keeper.settings;
+    let monitor = format!(
+        "postgres://autoctl_node@{mhost}:{mport}/{}?sslmode=disable",
+        crate::stack::pg_auto_failover::DATABASE
+    );
+    Ok([
+        "create",
+        "postgres",
+        "--pgdata",
+        host.pgdata,
+        "--pgport",
+        &host.port.to_string(),
+        "--pghost",
+        host.local,
+        "--listen",
+        host.listen,
+        "--pgctl",
+        host.pg_ctl,
+        "--hostname",
+        name,
+        "--name",
+        &keeper.name,
+        "--username",
+        crate::postgres::SUPERUSER,
+        "--dbname",
+        "postgres",
+        "--monitor",
+        &monitor,
+        "--no-ssl",
+        "--skip-pg-hba",
+        "--candidate-priority",
+        &s.candidate_priority.to_string(),
+        "--replication-quorum",
+        &s.replication_quorum.to_string(),
+        "--run",
+    ]
+    .map(String::from)
+    .to_vec())
 }
 
 #[cfg(test)]

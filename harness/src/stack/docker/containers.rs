@@ -6,7 +6,7 @@
 use super::images::Images;
 use crate::stack::clock;
 use crate::stack::ha_config::{self, MemberHost};
-use crate::stack::plan::{NodeSpec, PatroniMember, Program};
+use crate::stack::plan::{Keeper, NodeSpec, PatroniMember, Program};
 use crate::stack::topology::Role;
 
 /// Port PostgreSQL listens on inside its container.
@@ -44,6 +44,11 @@ pub const PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 pub const ETCD_DATA: &str = "/tmp/etcd";
 /// etcd's peer port (a one-member cluster: never reached from outside its container).
 pub const ETCD_PEER_PORT: u16 = 2380;
+/// A `pg_autoctl` node's directory (its `XDG_*` files, and PostgreSQL's data below it).
+pub const AUTOCTL_DIR: &str = "/tmp/pg_autoctl";
+/// The port pg_auto_failover's monitor listens on inside its container. A keeper's
+/// PostgreSQL listens on its registered link's port instead (see [`pg_autoctl`]).
+pub const MONITOR_PORT: u16 = PG_PORT;
 /// The clock offset file of a skewed node, inside its container.
 pub const CLOCK_FILE: &str = "/tmp/regiondrill-faketime";
 
@@ -173,9 +178,8 @@ pub fn container(node: &NodeSpec, images: &Images) -> Container {
                 volumes: Vec::new(),
             }
         }
-        Program::PgAutoFailoverMonitor | Program::PgAutoFailoverKeeper(_) => {
-            unreachable!("Docker refuses pg_auto_failover stacks in prepare (not in the images)")
-        }
+        Program::PgAutoFailoverMonitor => pg_autoctl(None, images),
+        Program::PgAutoFailoverKeeper(keeper) => pg_autoctl(Some(keeper), images),
     };
     if node.skewed { under_faketime(c) } else { c }
 }
@@ -211,6 +215,102 @@ fn patroni(member: &PatroniMember, images: &Images) -> Container {
         user: Some("postgres".into()),
         env: vec![("HOME".into(), PATRONI_DIR.into())],
         port: PG_PORT,
+        volumes: vec![DB_VOLUME.into()],
+    }
+}
+
+/// pg_auto_failover's monitor (`keeper` None) or a keeper, `pg_autoctl … --run` as the
+/// `postgres` user with its files in [`AUTOCTL_DIR`] (in [`DB_VOLUME`]: a restart keeps
+/// them, and `pg_autoctl create` then runs the node it already has). Its pid files
+/// (`XDG_RUNTIME_DIR`) are removed at each start: a restarted container's pg_autoctl is pid
+/// 1 again, as the killed one was, and would take itself for that one, still running.
+///
+/// pg_auto_failover has one address per node, which it registers in the monitor
+/// (`--hostname` and the port PostgreSQL listens on) and which both the monitor's health
+/// checks and the other keeper's stream (`pg_basebackup`, `primary_conninfo`) use. A keeper
+/// registers its database's replication link in the proxy container (the plan's
+/// `Keeper::hostname`: the proxy's name, which Docker's DNS resolves on every region's
+/// network and the witness's to the proxy's address there); so the backend has the link
+/// listen on a port of its own and the keeper's PostgreSQL listen on that same port in its
+/// own container (`Keeper::hostname.1`), and whoever connects to the registered address,
+/// from any network, crosses that link. The keeper reaches its own PostgreSQL on
+/// 127.0.0.1, never through the link.
+///
+/// The monitor and the first keeper start on a copy of the image's empty cluster (the
+/// drill's settings and trust for the stack's networks; in `postgresql.auto.conf`, read
+/// last, `shared_buffers` set back from pg_auto_failover's sizing for the whole host, and
+/// the socket in `/tmp`, since the image has no `/var/run/postgresql`);
+/// the other keeper clones the first with `pg_basebackup` (its configuration and
+/// `pg_hba.conf` are the first's). A keeper waits until the monitor answers through the
+/// address it was given (the links are created while the nodes start).
+fn pg_autoctl(keeper: Option<&Keeper>, images: &Images) -> Container {
+    let pgdata = format!("{AUTOCTL_DIR}/pgdata");
+    let pg_ctl = format!("{PG_BIN_DIR}/pg_ctl");
+    let port = keeper.map_or(MONITOR_PORT, |k| k.hostname.1);
+    let host = ha_config::AutoctlHost {
+        pgdata: &pgdata,
+        pg_ctl: &pg_ctl,
+        port,
+        listen: "*",
+        local: "127.0.0.1",
+    };
+    // Its container's host name (which resolves to it on its network): the monitor's own
+    // address is informational only, keepers are given the monitor's link.
+    let args = match keeper {
+        None => ha_config::monitor_args(&host, "$(hostname)"),
+        // Its port is the registered one by construction; an unplaced (empty) address is
+        // refused before the container is made (`DockerBackend::start`).
+        Some(k) => ha_config::keeper_args(k, &host).unwrap_or_default(),
+    };
+    let seeded = keeper.is_none_or(|k| k.first);
+    let conf = crate::stack::native::pg::conf_text(&crate::postgres::cluster_conf());
+    let seed = if seeded {
+        format!(
+            r#"if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  cp -a {PG_TEMPLATE} "$PGDATA"
+  cat >> "$PGDATA/postgresql.conf" <<'CONF'
+{conf}CONF
+  printf 'host all all 0.0.0.0/0 trust
+host replication all 0.0.0.0/0 trust
+' >> "$PGDATA/pg_hba.conf"
+  printf "shared_buffers = '64MB'\nunix_socket_directories = '/tmp'\n" >> "$PGDATA/postgresql.auto.conf"
+fi
+"#
+        )
+    } else {
+        String::new()
+    };
+    let wait = match keeper {
+        Some(Keeper {
+            monitor: (mhost, mport),
+            ..
+        }) => format!(
+            "n=0; until pg_isready -q -h {mhost} -p {mport} -t 1; do \
+             n=$((n + 1)); [ \"$n\" -ge {WAIT_TRIES} ] && break; sleep 0.1; done\n"
+        ),
+        None => String::new(),
+    };
+    // Double quotes: the monitor's host name is expanded; no argument holds `"`, `\`, `$`
+    // or a backquote otherwise.
+    let argv: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
+    let script = format!(
+        r#"set -e
+export PGDATA={pgdata} HOME={AUTOCTL_DIR}
+export XDG_CONFIG_HOME={AUTOCTL_DIR}/config XDG_DATA_HOME={AUTOCTL_DIR}/share XDG_RUNTIME_DIR={AUTOCTL_DIR}/run
+rm -rf "$XDG_RUNTIME_DIR"
+mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
+{seed}{wait}unset PGDATA
+exec pg_autoctl {}
+"#,
+        argv.join(" ")
+    );
+    Container {
+        image: images.db.clone(),
+        entrypoint: "sh".into(),
+        cmd: vec!["-c".into(), script],
+        user: Some("postgres".into()),
+        env: Vec::new(),
+        port,
         volumes: vec![DB_VOLUME.into()],
     }
 }
@@ -335,6 +435,53 @@ mod tests {
             "{script}"
         );
         assert_eq!(c.user.as_deref(), Some("postgres"));
+    }
+
+    /// A keeper's PostgreSQL listens on the port it registers (its link's, in the proxy's
+    /// container), registered at the proxy's name; it reaches its own PostgreSQL directly
+    /// and waits for the monitor through its link. Only the first keeper (and the monitor)
+    /// starts on a copy of the empty cluster; the other clones it.
+    #[test]
+    fn a_keeper_registers_its_link_and_listens_on_its_port() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments/pg-auto-failover-region-loss.toml");
+        let settings = crate::experiment::load(&path)
+            .unwrap()
+            .stack_plan()
+            .pg_auto_failover
+            .unwrap();
+        let keeper = |first| Keeper {
+            name: "us".into(),
+            hostname: ("rd-x-proxy".into(), 10_000),
+            monitor: ("rd-x-proxy".into(), 10_010),
+            first,
+            settings: settings.clone(),
+        };
+        let mut node = spec(Program::PgAutoFailoverKeeper(keeper(true)), false);
+        node.id = NodeId::new("us", Role::Db);
+        let c = container(&node, &Images::local());
+        assert_eq!((c.port, c.user.as_deref()), (10_000, Some("postgres")));
+        let script = &c.cmd[1];
+        for arg in [
+            r#""--hostname" "rd-x-proxy""#,
+            r#""--pgport" "10000""#,
+            r#""--pghost" "127.0.0.1""#,
+            r#""--listen" "*""#,
+            r#""--monitor" "postgres://autoctl_node@rd-x-proxy:10010/pg_auto_failover?sslmode=disable""#,
+            "until pg_isready -q -h rd-x-proxy -p 10010",
+            "cp -a /var/lib/regiondrill/pg-template",
+            r#"rm -rf "$XDG_RUNTIME_DIR""#,
+        ] {
+            assert!(script.contains(arg), "{arg} not in {script}");
+        }
+        node.program = Program::PgAutoFailoverKeeper(keeper(false));
+        let script = &container(&node, &Images::local()).cmd[1];
+        assert!(!script.contains("pg-template"), "{script}");
+        node.program = Program::PgAutoFailoverMonitor;
+        let c = container(&node, &Images::local());
+        assert_eq!(c.port, MONITOR_PORT);
+        assert!(c.cmd[1].contains(r#""create" "monitor""#), "{}", c.cmd[1]);
+        assert!(c.cmd[1].contains("pg-template"), "{}", c.cmd[1]);
     }
 
     #[test]

@@ -81,6 +81,14 @@ impl DockerBackend {
             .get(&node.id)
             .cloned()
             .ok_or_else(|| StackError::NotPlaced(node.id.to_string()))?;
+        if let Program::PgAutoFailoverKeeper(k) = &node.program
+            && (k.hostname.0.is_empty() || k.monitor.0.is_empty())
+        {
+            return Err(StackError::NotPlaced(format!(
+                "{}'s registered address or its monitor's",
+                node.id
+            )));
+        }
         let c = containers::container(node, &self.images);
         let name = self.name_of(&node.id.to_string());
         let mut ports = vec![(port, c.port)];
@@ -128,14 +136,12 @@ impl Backend for DockerBackend {
                     self.images.db
                 )));
             }
-            if plan.pg_auto_failover.is_some() {
-                return Err(StackError::Engine(
-                    "manager = \"pg_auto_failover\" runs on the native backend only so far \
-                     (its containers are not built yet: its keepers register one address per \
-                     node, which the per-region networks do not give yet): use --backend \
-                     native"
-                        .into(),
-                ));
+            if plan.pg_auto_failover.is_some() && self.images.db != Images::local().db {
+                return Err(StackError::Engine(format!(
+                    "manager = \"pg_auto_failover\" on Docker needs the offline database \
+                     image, which holds pg_auto_failover (`just images`); {} does not",
+                    self.images.db
+                )));
             }
             self.engine.sweep().await;
             check_images(&self.engine, &self.images).await?;
@@ -153,6 +159,7 @@ impl Backend for DockerBackend {
                     .allocate()
                     .map_err(|e| StackError::io(std::path::Path::new("ports"), e))
             };
+            let (node_listen, link_listen) = inside_ports(plan);
             let mut placement = Placement::default();
             for node in &plan.placed() {
                 let port = next()?;
@@ -161,10 +168,7 @@ impl Backend for DockerBackend {
                     Role::Api => NodeId::new(&node.region, Role::Db),
                     _ => node.clone(),
                 };
-                let inside = (
-                    self.name_of(&container.to_string()),
-                    containers::listen_port(node.role),
-                );
+                let inside = (self.name_of(&container.to_string()), node_listen[node]);
                 placement
                     .nodes
                     .insert(node.clone(), Endpoint { port, inside });
@@ -172,8 +176,8 @@ impl Backend for DockerBackend {
                     .insert(node.clone(), (self.name_of(&node.region), port));
             }
             self.proxy_ports = vec![(next()?, PROXY_API_PORT)];
-            for (i, link) in plan.links.iter().enumerate() {
-                let listen = LINK_PORT_BASE + i as u16;
+            for link in &plan.links {
+                let listen = link_listen[&link.name];
                 let port = next()?;
                 self.proxy_ports.push((port, listen));
                 let endpoint = Endpoint {
@@ -411,6 +415,41 @@ fn remove_blocking(engine: Engine, run_id: String) {
     let _ = done.join();
 }
 
+/// The port each placed node listens on inside its container, and each link inside the
+/// proxy's. Every link has a port of its own; a database that registers its link as its own
+/// address (pg_auto_failover's keepers, [`StackPlan::registered_links`]) listens on that
+/// link's port in its own container, since pg_auto_failover registers the port PostgreSQL
+/// listens on (see `containers::pg_autoctl`). pg_auto_failover's monitor is a PostgreSQL
+/// ([`containers::MONITOR_PORT`]); every other node listens on its role's port.
+fn inside_ports(plan: &StackPlan) -> (BTreeMap<NodeId, u16>, BTreeMap<String, u16>) {
+    let links: BTreeMap<String, u16> = plan
+        .links
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.clone(), LINK_PORT_BASE + i as u16))
+        .collect();
+    let registered = plan.registered_links();
+    let nodes = plan
+        .placed()
+        .into_iter()
+        .map(|node| {
+            let registered = registered
+                .iter()
+                .find(|(_, db)| *db == node)
+                .and_then(|(link, _)| links.get(link).copied());
+            let port = match registered {
+                Some(port) => port,
+                None if node.role == Role::Dcs && plan.pg_auto_failover.is_some() => {
+                    containers::MONITOR_PORT
+                }
+                None => containers::listen_port(node.role),
+            };
+            (node, port)
+        })
+        .collect();
+    (nodes, links)
+}
+
 /// Fails with the images that are neither present nor pullable, and how to get them.
 async fn check_images(engine: &Engine, images: &Images) -> Result<(), StackError> {
     let mut unpullable = Vec::new();
@@ -465,6 +504,41 @@ fn run_spec<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// pg_auto_failover's keepers register their replication links: each database listens
+    /// in its container on the port its link listens on in the proxy's, so the address a
+    /// keeper registers (the proxy's name, that port) reaches it only through that link.
+    #[test]
+    fn a_keepers_database_listens_on_its_registered_links_port() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments/pg-auto-failover-region-loss.toml");
+        let plan = crate::experiment::load(&path).unwrap().stack_plan();
+        let (nodes, links) = inside_ports(&plan);
+        let node = |id: &str| nodes[&NodeId::parse(id).unwrap()];
+        assert_eq!(node("us-db"), links[crate::stack::topology::REPLICATION]);
+        assert_eq!(
+            node("eu-db"),
+            links[crate::stack::topology::REPLICATION_TO_US]
+        );
+        assert_ne!(node("us-db"), node("eu-db"));
+        let monitor = NodeId::new(crate::stack::topology::WITNESS_REGION, Role::Dcs);
+        assert_eq!(nodes[&monitor], containers::MONITOR_PORT);
+        // Every link a port of its own, none the proxy's API.
+        let mut ports: Vec<u16> = links.values().copied().collect();
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), links.len());
+        assert!(!ports.contains(&PROXY_API_PORT));
+        // Any other stack's databases keep PostgreSQL's port.
+        let plain = crate::experiment::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../experiments/ap-async-region-loss.toml"),
+        )
+        .unwrap()
+        .stack_plan();
+        let (nodes, _) = inside_ports(&plain);
+        assert_eq!(nodes[&NodeId::parse("us-db").unwrap()], containers::PG_PORT);
+    }
 
     #[test]
     fn container_names_fit_a_dns_label_whatever_the_experiment_name() {

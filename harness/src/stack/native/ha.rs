@@ -19,7 +19,7 @@
 use super::pg::PgBinaries;
 use super::process::RunAs;
 use crate::stack::StackError;
-use crate::stack::ha_config::{MemberHost, patroni_config};
+use crate::stack::ha_config::{AutoctlHost, MemberHost, patroni_config};
 use crate::stack::plan::{Keeper, PatroniMember, RouterConfig};
 use std::path::{Path, PathBuf};
 
@@ -170,25 +170,13 @@ pub fn pg_autoctl_env(cmd: &mut tokio::process::Command, dir: &Path, pg: &PgBina
         .env_remove("PGDATA");
 }
 
-/// The arguments of pg_auto_failover's monitor on `port` (its cluster in `dir`). HBA rules
-/// stay the cluster's own (trust from 127.0.0.1, where every connection comes from, through
-/// a link or not).
+/// The arguments of pg_auto_failover's monitor on `port` (its cluster in `dir`), known as
+/// 127.0.0.1. HBA rules stay the cluster's own (trust from 127.0.0.1, where every connection
+/// comes from, through a link or not).
 pub fn monitor_args(dir: &Path, pg: &PgBinaries, port: u16) -> Vec<String> {
-    vec![
-        "create".into(),
-        "monitor".into(),
-        "--pgdata".into(),
-        pgdata(dir).display().to_string(),
-        "--pgport".into(),
-        port.to_string(),
-        "--pgctl".into(),
-        pg.tool("pg_ctl").display().to_string(),
-        "--hostname".into(),
-        "127.0.0.1".into(),
-        "--no-ssl".into(),
-        "--skip-pg-hba".into(),
-        "--run".into(),
-    ]
+    let (pgdata, pg_ctl) = paths(dir, pg);
+    let host = autoctl_host(&pgdata, &pg_ctl, port);
+    crate::stack::ha_config::monitor_args(&host, "127.0.0.1")
 }
 
 /// The arguments of a keeper whose PostgreSQL listens on 127.0.0.1:`port` (its cluster in
@@ -200,47 +188,27 @@ pub fn keeper_args(
     pg: &PgBinaries,
     port: u16,
 ) -> Result<Vec<String>, StackError> {
-    let (host, registered) = &keeper.hostname;
-    if *registered != port || host.is_empty() {
-        return Err(StackError::NotPlaced(format!(
-            "{}'s registered address {host}:{registered} (it must be on its port {port})",
-            keeper.name
-        )));
-    }
-    let (mhost, mport) = &keeper.monitor;
-    let s = &keeper.settings;
-    Ok(vec![
-        "create".into(),
-        "postgres".into(),
-        "--pgdata".into(),
+    let (pgdata, pg_ctl) = paths(dir, pg);
+    let host = autoctl_host(&pgdata, &pg_ctl, port);
+    crate::stack::ha_config::keeper_args(keeper, &host).map_err(StackError::NotPlaced)
+}
+
+/// A node's data directory and `pg_ctl`, as arguments.
+fn paths(dir: &Path, pg: &PgBinaries) -> (String, String) {
+    (
         pgdata(dir).display().to_string(),
-        "--pgport".into(),
-        port.to_string(),
-        "--pghost".into(),
-        "127.0.0.1".into(),
-        "--listen".into(),
-        "127.0.0.1".into(),
-        "--pgctl".into(),
         pg.tool("pg_ctl").display().to_string(),
-        "--hostname".into(),
-        host.clone(),
-        "--name".into(),
-        keeper.name.clone(),
-        "--username".into(),
-        crate::postgres::SUPERUSER.into(),
-        "--dbname".into(),
-        "postgres".into(),
-        "--monitor".into(),
-        format!(
-            "postgres://autoctl_node@{mhost}:{mport}/{}?sslmode=disable",
-            crate::stack::pg_auto_failover::DATABASE
-        ),
-        "--no-ssl".into(),
-        "--skip-pg-hba".into(),
-        "--candidate-priority".into(),
-        s.candidate_priority.to_string(),
-        "--replication-quorum".into(),
-        s.replication_quorum.to_string(),
-        "--run".into(),
-    ])
+    )
+}
+
+/// A local `pg_autoctl`: PostgreSQL on 127.0.0.1 only (the links a database registers
+/// listen on 127.0.0.2, same port).
+fn autoctl_host<'a>(pgdata: &'a str, pg_ctl: &'a str, port: u16) -> AutoctlHost<'a> {
+    AutoctlHost {
+        pgdata,
+        pg_ctl,
+        port,
+        listen: "127.0.0.1",
+        local: "127.0.0.1",
+    }
 }
