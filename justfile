@@ -43,8 +43,8 @@ test: (deps "test")
     REGIONDRILL_REQUIRE_BROWSER=1 REGIONDRILL_REQUIRE_PEERS=1 cargo nextest run --workspace --no-fail-fast
     cargo test --workspace --doc
 
-# The long known answers `just test` leaves out (about 5 minutes: the HA managers' other
-# scenarios, failback and Patroni in containers). Run it before a release and after touching
+# The long known answers `just test` leaves out (about 6 minutes: the HA managers' other
+# scenarios; failback, Patroni and pg_auto_failover in containers). Run it before a release and after touching
 # the HA managers, failback or the Docker backend.
 test-long: (deps "test")
     cargo nextest run --workspace --no-run

@@ -4,6 +4,8 @@
 //!   teardown
 //! - a Patroni stack's bring-up to ready (target ≤ 8 s natively, ≤ 12 s on Docker: Patroni
 //!   runs `initdb` and clones the replica itself)
+//! - a pg_auto_failover stack's bring-up to a formed primary + secondary (no target: the
+//!   monitor, then the first keeper, then the second's clone, one after the other)
 //! - the workload's sustained recorded operations per second through the apps
 //!   (target ≥ 2,000 on 2 cores, with PostgreSQL, Redis, the apps and the harness sharing them)
 //! - harness overhead per experiment: bring-up + checks + teardown + rendering (and
@@ -34,6 +36,7 @@ async fn main() {
 
     bring_up_and_teardown(&out, BackendChoice::Native, 0.35).await;
     patroni_bring_up(&out, BackendChoice::Native, 8.0).await;
+    pg_auto_failover_bring_up(&out, BackendChoice::Native).await;
 
     for rate in [2_000, 3_000] {
         let toml = format!(
@@ -84,6 +87,7 @@ async fn main() {
         );
         bring_up_and_teardown(&out, BackendChoice::Docker, 3.0).await;
         patroni_bring_up(&out, BackendChoice::Docker, 12.0).await;
+        pg_auto_failover_bring_up(&out, BackendChoice::Docker).await;
         overhead(&out, BackendChoice::Docker, 25.0).await;
     } else {
         println!("  docker figures SKIPPED: no Docker engine answers");
@@ -160,6 +164,27 @@ async fn patroni_bring_up(out: &PathBuf, backend: BackendChoice, target_s: f64) 
         format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
         &format!("≤ {target_s} s"),
         b <= target_s * 1e3,
+    );
+}
+
+/// The shipped pg_auto_failover stack (monitor in a witness, a keeper per region) from
+/// nothing to a formed primary + secondary, three times: the second keeper's clone included.
+const PG_AUTO_FAILOVER_BRING_UP: &str = "posture = \"active-passive-async\"\n\
+    duration = \"500ms\"\nsettle = \"0s\"\n[failover]\nmanager = \"pg_auto_failover\"\n\
+    [failover.pg_auto_failover]\nmonitor = \"witness\"\n";
+
+async fn pg_auto_failover_bring_up(out: &PathBuf, backend: BackendChoice) {
+    let mut bring_up = Vec::new();
+    for _ in 0..3 {
+        let r = run_on(out, backend, "paf-bringup", PG_AUTO_FAILOVER_BRING_UP).await;
+        bring_up.push(r.timings.bring_up_ms);
+    }
+    let b = median(&mut bring_up);
+    report(
+        &format!("{backend:?} pg_auto_failover (monitor, 2 keepers) bring-up to formed"),
+        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
+        "—",
+        true,
     );
 }
 

@@ -98,8 +98,8 @@ pub struct Keeper {
     /// The address it registers in the monitor (`--hostname`, and its PostgreSQL's port,
     /// which pg_auto_failover registers as is): pg_auto_failover has one address per node,
     /// which the other node streams from and the monitor health-checks. It is the
-    /// replication link that carries the other region's stream from this database, placed on
-    /// this database's own port (see [`StackPlan::registered_links`]).
+    /// replication link that carries the other region's stream from this database, on the
+    /// port this database listens on (see [`StackPlan::registered_links`]).
     pub hostname: (String, u16),
     /// Where it reaches the monitor (directly in the same region, else through a link).
     pub monitor: (String, u16),
@@ -278,9 +278,10 @@ impl StackPlan {
     }
 
     /// The links whose address a database registers as its own (pg_auto_failover's
-    /// keepers), with that database: a backend places each on the database's own port
-    /// (pg_auto_failover registers the port PostgreSQL listens on) at another address, since
-    /// both cannot share one (natively: another loopback address).
+    /// keepers), with that database: link and database must share a port, since
+    /// pg_auto_failover registers the port PostgreSQL listens on. Natively the link listens on
+    /// the database's port at another loopback address (127.0.0.2); on Docker the database
+    /// listens in its container on the port the link has in the proxy's.
     pub fn registered_links(&self) -> Vec<(String, NodeId)> {
         if self.pg_auto_failover.is_none() {
             return Vec::new();

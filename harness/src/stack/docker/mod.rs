@@ -1,8 +1,16 @@
 //! The Docker backend: every node a container, through testcontainers.
 //!
-//! One user-defined network per region; the fault proxy's container is attached to every
-//! region's network, and is the only thing that is, so every byte between the regions
-//! crosses a link. The harness reaches containers through ports published on 127.0.0.1 only.
+//! One user-defined network per region (and one for a witness, where a failover manager's
+//! state lives); the fault proxy's container is attached to every region's network, and is
+//! the only thing that is, so every byte between the regions crosses a link. The harness
+//! reaches containers through ports published on 127.0.0.1 only.
+//!
+//! Each link listens on a port of its own in the proxy's container. A database that
+//! registers one address for everyone (pg_auto_failover's keepers: the other keeper streams
+//! from it, the monitor health-checks it) registers its replication link — the proxy's name,
+//! which Docker's DNS resolves on every network, and that link's port — and listens on that
+//! same port in its own container, since pg_auto_failover registers the port PostgreSQL
+//! listens on ([`inside_ports`], `containers::pg_autoctl`).
 //! What each container runs is in [`containers`]. Containers are created and started through
 //! the engine's API (testcontainers' bollard client) with two calls each, all at once, and
 //! removed by the run's label.
