@@ -217,6 +217,7 @@ async fn each_break_of_the_contract_is_named_and_nothing_else() {
         "kv.put-again",
         "kv.replay",
         "errors.malformed-body",
+        "errors.no-route",
         "errors.wrong-method",
         "erasure.profile-gone",
     ]
@@ -231,6 +232,7 @@ async fn each_break_of_the_contract_is_named_and_nothing_else() {
         ),
         ("kv.replay", "expected status 409, got 200"),
         ("errors.malformed-body", "expected status 400, got 422"),
+        ("errors.no-route", "missing field `outcome`"),
         ("errors.wrong-method", "expected status 405, got 200"),
         (
             "erasure.profile-gone",
@@ -248,7 +250,7 @@ async fn each_break_of_the_contract_is_named_and_nothing_else() {
     assert!(
         report
             .summary()
-            .starts_with("contract: 11 passed, 6 failed, 0 skipped (1 app): "),
+            .starts_with("contract: 10 passed, 7 failed, 0 skipped (1 app): "),
         "{}",
         report.summary()
     );
@@ -352,12 +354,13 @@ async fn the_cli_exits_1_with_the_failures_and_2_when_an_app_cannot_be_reached()
             "no line {line:?} in:\n{stdout}"
         );
     }
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("FAIL")).count(), 6);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("FAIL")).count(), 7);
     assert_eq!(
         stdout.lines().last(),
         Some(
-            "contract: 11 passed, 6 failed, 0 skipped (1 app): erasure.profile-gone, \
-             errors.malformed-body, errors.wrong-method, kv.put, kv.put-again, kv.replay"
+            "contract: 10 passed, 7 failed, 0 skipped (1 app): erasure.profile-gone, \
+             errors.malformed-body, errors.no-route, errors.wrong-method, kv.put, kv.put-again, \
+             kv.replay"
         ),
         "{stdout}"
     );
@@ -386,6 +389,15 @@ async fn the_cli_exits_1_with_the_failures_and_2_when_an_app_cannot_be_reached()
         "{stderr}"
     );
     assert_eq!(stdout, "");
+
+    // Every unreachable app is named.
+    let (code, _, stderr) = cli(&[&closed, &good.url, &closed]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr.matches(&format!("cannot reach {closed}")).count(),
+        2,
+        "{stderr}"
+    );
 
     // Not a URL at all: exit 2 too.
     let (code, _, stderr) = cli(&["ftp://127.0.0.1:1"]).await;

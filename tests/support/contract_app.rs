@@ -29,6 +29,8 @@ pub struct Breaks {
     pub wrong_method_ok: bool,
     /// A malformed body is a 422 (axum's default) instead of a 400.
     pub malformed_422: bool,
+    /// An unknown path is a 404 without `outcome` (`{"error": …}` only).
+    pub no_route_without_outcome: bool,
 }
 
 impl Breaks {
@@ -41,6 +43,7 @@ impl Breaks {
             erasure_keeps_profile: true,
             wrong_method_ok: true,
             malformed_422: true,
+            no_route_without_outcome: true,
         }
     }
 }
@@ -122,7 +125,13 @@ pub async fn start(
             "/admin/db",
             get(|| async { Json(json!({"write_db": "memory", "read_db": "memory"})) }),
         )
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no route") })
+        .fallback(move || async move {
+            if breaks.no_route_without_outcome {
+                (StatusCode::NOT_FOUND, Json(json!({"error": "no route"}))).into_response()
+            } else {
+                error(StatusCode::NOT_FOUND, "no route")
+            }
+        })
         .method_not_allowed_fallback(|| async { error(StatusCode::METHOD_NOT_ALLOWED, "method") })
         .with_state(fake);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,13 +12,13 @@
 //! - this file: the runner ([`run`]), its [`Options`], the [`Check`] result and the
 //!   [`Report`]; the HTTP client every check shares and the small vocabulary the checks use
 //!   to say what was wrong.
-//! - [`health`]: `GET /health` (its shape, and whether the app is ready) and `GET /admin/db`.
-//! - [`kv`]: `PUT`/`GET /kv/{key}`: acknowledgements, versions, replays, read-your-write,
+//! - `health.rs`: `GET /health` (its shape, and whether the app is ready) and `GET /admin/db`.
+//! - `kv.rs`: `PUT`/`GET /kv/{key}`: acknowledgements, versions, replays, read-your-write,
 //!   absent keys, percent-decoded keys.
-//! - [`errors`]: the error answers: malformed body, no route, wrong method.
-//! - [`counters`]: `POST /counters/{key}/incr` and `GET /counters/{key}`.
-//! - [`erasure`]: profiles, then `DELETE /users/{id}` and what must be gone after it.
-//! - [`regions`]: with several apps, distinct regions and replication between them.
+//! - `errors.rs`: the error answers: malformed body, no route, wrong method.
+//! - `counters.rs`: `POST /counters/{key}/incr` and `GET /counters/{key}`.
+//! - `erasure.rs`: profiles, then `DELETE /users/{id}` and what must be gone after it.
+//! - `regions.rs`: with several apps, distinct regions and replication between them.
 //!
 //! Everything a check writes lives under keys prefixed `regiondrill-contract-<random>` and
 //! users with random ids from 9·10^15 (far above any workload's, and below 2^53 so that an
@@ -72,21 +72,27 @@ pub enum ContractError {
         /// What is wrong with it.
         why: String,
     },
-    /// An app did not answer `GET /health` at all (refused, timed out, not HTTP): nothing
-    /// else can be checked against it.
-    #[error("cannot reach {url}: {error}")]
-    Unreachable {
-        /// The app's base URL.
-        url: String,
-        /// What the client saw.
-        error: String,
-    },
+    /// Apps that did not answer `GET /health` at all (refused, timed out, not HTTP): nothing
+    /// can be checked against them. Every such app is named, not only the first.
+    #[error("{}", unreachable(.0))]
+    Unreachable(
+        /// Each app's base URL and what the client saw.
+        Vec<(String, String)>,
+    ),
     /// No URL was given.
     #[error("no app URL given")]
     NoUrl,
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
+}
+
+/// `cannot reach URL: error`, one per app, `; `-separated.
+fn unreachable(apps: &[(String, String)]) -> String {
+    apps.iter()
+        .map(|(url, error)| format!("cannot reach {url}: {error}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A check's verdict.
@@ -259,19 +265,20 @@ pub async fn run(urls: &[String], opts: &Options) -> Result<Report, ContractErro
     let run_tag = format!("{:08x}", rand::random::<u32>());
     let mut ids = Ids::new();
     let mut apps = Vec::new();
+    let mut unreached = Vec::new();
     for (i, base) in bases.iter().enumerate() {
         let http = Http {
             client: client.clone(),
             base: base.clone(),
         };
         // Reachability first, for every app, before anything is written anywhere.
-        let first = http
-            .get("/health")
-            .await
-            .map_err(|error| ContractError::Unreachable {
-                url: base.clone(),
-                error,
-            })?;
+        let first = match http.get("/health").await {
+            Ok(answer) => answer,
+            Err(error) => {
+                unreached.push((base.clone(), error));
+                continue;
+            }
+        };
         apps.push(App {
             http,
             prefix: format!("regiondrill-contract-{run_tag}-{i}"),
@@ -285,6 +292,9 @@ pub async fn run(urls: &[String], opts: &Options) -> Result<Report, ContractErro
         });
     }
 
+    if !unreached.is_empty() {
+        return Err(ContractError::Unreachable(unreached));
+    }
     let mut checks = Vec::new();
     for app in &mut apps {
         checks.extend(health::checks(app));
