@@ -65,10 +65,11 @@ const SINGLE_APP_CHECKS: [&str; 17] = [
     "erasure.key-gone",
 ];
 
-/// A native stack of `posture` (1 ms between the regions), and its two apps' URLs.
-async fn sample_stack(posture: &str) -> (Stack, Vec<String>) {
+/// A native stack of `posture` (1 ms between the regions) whose apps' caches work in
+/// `cache_mode`, and its two apps' URLs.
+async fn sample_stack(posture: &str, cache_mode: &str) -> (Stack, Vec<String>) {
     let toml = format!(
-        "posture = \"{posture}\"\nduration = \"1s\"\n[network]\nrtt = \"1ms\"\n[failover]\nmode = \"manual\"\n"
+        "posture = \"{posture}\"\nduration = \"1s\"\n[network]\nrtt = \"1ms\"\n[failover]\nmode = \"manual\"\n[cache]\nmode = \"{cache_mode}\"\n"
     );
     let path = std::path::Path::new("contract.toml");
     let exp = regiondrill::experiment::parse(&toml, path).unwrap_or_else(|e| panic!("{e}"));
@@ -94,17 +95,17 @@ async fn sample_stack(posture: &str) -> (Stack, Vec<String>) {
 /// `partitioned`); the report lists both apps' checks and the cross-region ones. (Each
 /// stack comes up natively in well under a second, so every active-active posture is
 /// covered too.)
-async fn sample_app_passes(posture: &str) {
-    let (stack, urls) = sample_stack(posture).await;
+async fn sample_app_passes(posture: &str, cache_mode: &str) {
+    let (stack, urls) = sample_stack(posture, cache_mode).await;
     let t = Instant::now();
     let report = contract::run(&urls, &Options::default()).await;
     let took = t.elapsed();
     stack.teardown().await;
-    let report = report.unwrap_or_else(|e| panic!("{posture}: {e}"));
-    eprintln!("{posture} ({took:?}):\n{report}");
+    let report = report.unwrap_or_else(|e| panic!("{posture}, {cache_mode}: {e}"));
+    eprintln!("{posture}, cache {cache_mode} ({took:?}):\n{report}");
     assert!(
         report.passed(),
-        "the sample app fails its contract ({posture}):\n{}",
+        "the sample app fails its contract ({posture}, cache {cache_mode}):\n{}",
         lines(&report)
     );
     assert_eq!(report.exit_code(), 0);
@@ -166,22 +167,30 @@ async fn sample_app_passes(posture: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_app_honours_the_contract_active_passive() {
-    sample_app_passes("active-passive-async").await;
+    sample_app_passes("active-passive-async", "ttl").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_app_honours_the_contract_active_active_lww() {
-    sample_app_passes("active-active-lww").await;
+    sample_app_passes("active-active-lww", "ttl").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_app_honours_the_contract_active_active_crdt() {
-    sample_app_passes("active-active-crdt").await;
+    sample_app_passes("active-active-crdt", "ttl").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_app_honours_the_contract_active_active_partitioned() {
-    sample_app_passes("active-active-partitioned").await;
+    sample_app_passes("active-active-partitioned", "ttl").await;
+}
+
+/// The other cache modes: a read may then come from the cache (`write-through` fills it on
+/// the write), and `/health` has a fourth check (`invalidation`) besides the three required.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_app_honours_the_contract_in_the_other_cache_modes() {
+    sample_app_passes("active-passive-sync", "invalidate").await;
+    sample_app_passes("active-active-lww", "write-through").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

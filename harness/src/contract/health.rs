@@ -14,6 +14,7 @@ pub(super) fn checks(app: &mut App) -> Vec<Check> {
     };
     let mut p = Problems::new();
     let mut down = Vec::new();
+    let mut cache_mode = None;
     if p.status(&answer, &[200, 503])
         && let Some(obj) = p.object(&answer)
     {
@@ -29,6 +30,7 @@ pub(super) fn checks(app: &mut App) -> Vec<Check> {
             .get("posture")
             .and_then(|v| v.as_str())
             .map(str::to_string);
+        cache_mode = obj.get("cache_mode").and_then(|v| v.as_str());
         let mut all_ok = true;
         for dep in ["write_db", "read_db", "cache"] {
             let Some(check) = p.field(obj, &format!("checks.{dep}")) else {
@@ -78,11 +80,16 @@ pub(super) fn checks(app: &mut App) -> Vec<Check> {
             p.add("`status`: \"ok\" although a dependency check is not ok");
         }
     }
-    let note = match (&app.region, &app.posture) {
+    let mut note = match (&app.region, &app.posture) {
         (Some(r), Some(posture)) => format!("region {r}, posture {posture}"),
         (Some(r), None) => format!("region {r}, no posture given"),
         _ => String::new(),
     };
+    if let Some(mode) = cache_mode
+        && !note.is_empty()
+    {
+        note.push_str(&format!(", cache mode {mode}"));
+    }
     let shape = Check::verdict_noted(&url, "health", p, note);
     let mut ready = Problems::new();
     if answer.status != 200 {
