@@ -31,6 +31,7 @@
 //! - [`run`]: one experiment end to end; [`run_folder`]: the folder it writes, which
 //!   reports read.
 //! - [`calibrate`]: the highest rate this machine and a stack sustain.
+//! - [`contract`]: whether an app honours the HTTP contract the harness relies on.
 //! - [`report`]: terminal, Markdown, HTML and JUnit reports, rendered from run folders;
 //!   merging a sharded matrix's slices, comparing nights, the trend over nights.
 //! - [`shard`]: which cells of a matrix each of N CI jobs runs, and the matrix's fingerprint.
@@ -39,6 +40,7 @@
 pub mod app;
 pub mod calibrate;
 pub mod checker;
+pub mod contract;
 pub mod experiment;
 pub mod failover;
 pub mod fault;

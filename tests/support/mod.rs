@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod contract_app;
 pub mod interrupt;
 
 use std::net::SocketAddr;
