@@ -22,6 +22,12 @@ struct Held {
 }
 
 impl Held {
+    /// `up` of a shipped experiment file (from the repository's root).
+    fn up_shipped(name: &str, file: &str) -> Held {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+        Held::up(name, &std::fs::read_to_string(path).unwrap())
+    }
+
     fn up(name: &str, toml: &str) -> Held {
         let tmp = TempDir::new(name);
         let experiment = tmp.0.join(format!("{name}.toml"));
@@ -62,6 +68,27 @@ impl Held {
         regiondrill::run::run(&exp, &opts, &CancellationToken::new())
             .await
             .unwrap_or_else(|e| panic!("the drill could not run: {e}"))
+    }
+
+    /// The held stack's target file without its apps (no `app` addresses, no app nodes): a
+    /// database-only target.
+    fn database_only(&self) -> PathBuf {
+        let text = std::fs::read_to_string(&self.target).unwrap();
+        let mut db_only = String::new();
+        let mut skipping = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                skipping = line.contains("-app]") || line.contains("-app\"]");
+            }
+            if !skipping && !line.starts_with("app = ") {
+                db_only.push_str(line);
+                db_only.push('\n');
+            }
+        }
+        assert!(!db_only.contains("app = "), "{db_only}");
+        let file = self.tmp.0.join("db-only.toml");
+        std::fs::write(&file, db_only).unwrap();
+        file
     }
 
     /// `down`, then: nothing the holder started still runs, and its files are gone.
@@ -164,21 +191,7 @@ async fn a_held_async_stack_loses_exactly_the_partition_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_only_mode_loses_exactly_the_partition_window() {
     let held = Held::up("target-db-only", ASYNC_PARTITION_THEN_KILL);
-    let text = std::fs::read_to_string(&held.target).unwrap();
-    let mut db_only = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if line.starts_with('[') {
-            skipping = line.contains("-app]") || line.contains("-app\"]");
-        }
-        if !skipping && !line.starts_with("app = ") {
-            db_only.push_str(line);
-            db_only.push('\n');
-        }
-    }
-    assert!(!db_only.contains("app = "), "{db_only}");
-    let file = held.tmp.0.join("db-only.toml");
-    std::fs::write(&file, db_only).unwrap();
+    let file = held.database_only();
     let out = held.drill(&file).await;
     assert_promoted_eu(&out);
     assert!(
@@ -318,4 +331,32 @@ fn a_host_outside_the_allow_list_is_refused_at_its_line() {
         target.display()
     );
     assert!(stderr.contains(&want), "want {want}\ngot {stderr}");
+}
+
+/// Database-only mode against a Patroni stack (long tier: Patroni cannot fail over before its
+/// leader key expires): the drill sees Patroni promote `eu`, and the users' RTO keeps the
+/// shipped bound, [ttl − loop_wait, ttl + loop_wait + 4 s].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_only_mode_holds_patronis_region_loss_known_answer() {
+    let held = Held::up_shipped("target-patroni", "experiments/patroni-region-loss.toml");
+    let out = held.drill(&held.database_only()).await;
+    assert_promoted_eu(&out);
+    let p = match &out.experiment.failover.manager {
+        regiondrill::ha::Manager::Patroni(p) => p.clone(),
+        other => panic!("not Patroni: {other:?}"),
+    };
+    let (ttl, loop_wait) = (f64::from(p.ttl) * 1e3, f64::from(p.loop_wait) * 1e3);
+    let f = &out.findings;
+    let rto = f.failover.rto_ms.expect("recovered");
+    assert!(
+        (ttl - loop_wait..=ttl + loop_wait + 4_000.0).contains(&rto),
+        "RTO {rto} ms with ttl {ttl} ms, loop_wait {loop_wait} ms"
+    );
+    assert!(f.lost_writes.checked);
+    assert!(
+        f.lost_writes.rpo_ms.unwrap_or(0.0) <= 1_000.0,
+        "RPO {:?} ms",
+        f.lost_writes.rpo_ms
+    );
+    held.down();
 }

@@ -245,7 +245,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
             url_host(t.api.get_ref(), &["http"]),
         )?;
     }
-    let known_links: Vec<String> = topology::links().into_iter().map(|l| l.name).collect();
+    let known_links = topology::link_names();
     for (name, link) in &spec.links {
         let field = format!("links.{}", quoted(name.get_ref()));
         if !known_links.contains(name.get_ref()) {
