@@ -360,3 +360,89 @@ async fn database_only_mode_holds_patronis_region_loss_known_answer() {
     );
     held.down();
 }
+
+/// Ctrl-C in the middle of a drill of a target: the drill exits 2 and leaves the target as
+/// it found it — no regiondrill toxic on any of its proxies but the holder's own baseline
+/// round trip, every proxy enabled, the killed node restarted through its command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_drill_leaves_the_target_as_it_was() {
+    let held = Held::up(
+        "target-ctrl-c",
+        "posture = \"active-passive-async\"\nduration = \"30s\"\n",
+    );
+    let drill = held.tmp.0.join("drill.toml");
+    std::fs::write(
+        &drill,
+        r#"
+posture = "active-passive-async"
+duration = "30s"
+[[faults]]
+kind = "partition"
+links = ["replication", "eu-app-to-us-db"]
+mode = "refuse"
+at = "500ms"
+[[faults]]
+kind = "kill_node"
+node = "us-cache"
+at = "1s"
+"#,
+    )
+    .unwrap();
+    let target = regiondrill::target::load(&held.target).unwrap();
+    let api = regiondrill::proxy::ToxiproxyClient::new(target.toxiproxy.clone().unwrap());
+    let mut run = tokio::process::Command::new(BIN)
+        .args(["run", "--quiet", "--target"])
+        .arg(&held.target)
+        .arg(&drill)
+        .arg("--out")
+        .arg(held.tmp.0.join("reports"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Until the faults are in: a proxy disabled, the cache down.
+    let cache = target.regions["us"].cache.clone().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let disabled = api.proxies().await.unwrap().values().any(|p| !p.enabled);
+        let cache_down = redis_pings(&cache).await.is_none();
+        if disabled && cache_down {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the faults never took effect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.id().unwrap() as libc::pid_t, libc::SIGINT) };
+    let status = run.wait().await.unwrap();
+    assert_eq!(status.code(), Some(2));
+    for (name, proxy) in api.proxies().await.unwrap() {
+        assert!(proxy.enabled, "{name} left disabled");
+        let toxics = api.toxics(&name).await.unwrap();
+        let left: Vec<_> = toxics
+            .iter()
+            .filter(|t| !t.name.starts_with("regiondrill_rtt"))
+            .map(|t| t.name.clone())
+            .collect();
+        assert!(left.is_empty(), "{name} keeps toxics {left:?}");
+    }
+    assert!(redis_pings(&cache).await.is_some(), "us-cache left down");
+    held.down();
+}
+
+/// PONG from the Redis at `url`, if it answers within a second.
+async fn redis_pings(url: &str) -> Option<String> {
+    let client = redis::Client::open(url).ok()?;
+    let ping = async {
+        let mut c = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), ping)
+        .await
+        .ok()
+        .flatten()
+}
