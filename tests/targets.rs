@@ -334,12 +334,17 @@ fn a_host_outside_the_allow_list_is_refused_at_its_line() {
 }
 
 /// Database-only mode against a Patroni stack (long tier: Patroni cannot fail over before its
-/// leader key expires): the drill sees Patroni promote `eu`, and the users' RTO keeps the
-/// shipped bound, [ttl − loop_wait, ttl + loop_wait + 4 s].
+/// leader key expires), the users writing through each region's HAProxy (`write_db`): the
+/// drill sees Patroni promote `eu`, and the users' RTO keeps the shipped bound,
+/// [ttl − loop_wait, ttl + loop_wait + 4 s].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_only_mode_holds_patronis_region_loss_known_answer() {
     let held = Held::up_shipped("target-patroni", "experiments/patroni-region-loss.toml");
-    let out = held.drill(&held.database_only()).await;
+    let file = held.database_only();
+    // Users write through each region's HAProxy, the endpoint that follows Patroni's leader.
+    let target = regiondrill::target::load(&file).unwrap();
+    assert!(target.regions.values().all(|r| r.write_db.is_some()));
+    let out = held.drill(&file).await;
     assert_promoted_eu(&out);
     let p = match &out.experiment.failover.manager {
         regiondrill::ha::Manager::Patroni(p) => p.clone(),
