@@ -104,7 +104,7 @@ impl Held {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!self.target.exists(), "target file left behind");
-        let left = processes_under(&self.tmp.0.join("runs"));
+        let left = support::leftovers(&self.tmp.0);
         assert!(left.is_empty(), "left running after down: {left:?}");
         let runs = std::fs::read_dir(self.tmp.0.join("runs"))
             .map(|d| d.count())
@@ -119,29 +119,6 @@ impl Drop for Held {
             let _ = Command::new(BIN).arg("down").arg(&self.target).output();
         }
     }
-}
-
-/// Processes whose environment or command line names `dir` (the holder's runs).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let marker = format!("REGIONDRILL_TMP={}", dir.display());
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().to_string();
-        if !pid.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(
-            &std::fs::read(entry.path().join("cmdline")).unwrap_or_default(),
-        )
-        .replace('\0', " ");
-        if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
-            || cmdline.contains(&dir.display().to_string())
-        {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
 }
 
 /// The drill saw the stack's own manager promote `eu`, and read the final state there.
