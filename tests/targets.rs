@@ -128,11 +128,18 @@ fn assert_promoted_eu(out: &RunOutput) {
         out.history
             .events
             .iter()
-            .any(|e| matches!(&e.kind, EventKind::Promoted { region } if region == "eu")),
+            .any(|e| matches!(&e.kind, EventKind::Promoted { region, .. } if region == "eu")),
         "no promotion of eu observed: {:?}",
         out.history.events
     );
     assert_eq!(out.final_state.primary_region.as_deref(), Some("eu"));
+    // Judged by the replaced primary's health, which the region's loss took: not false.
+    let ff = &out.findings.false_failovers;
+    assert_eq!(
+        (ff.failovers, ff.count, ff.not_measured),
+        (1, 0, 0),
+        "{ff:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

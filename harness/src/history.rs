@@ -194,6 +194,10 @@ pub enum EventKind {
     Promoted {
         /// The new primary's region.
         region: String,
+        /// The region that was primary before, when the promotion was observed from outside
+        /// (a target's own manager: no declaration names the primary it replaced).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// Apps and the routing table point at the new primary (clients follow after the TTL).
     Rerouted {
