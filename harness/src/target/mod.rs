@@ -9,7 +9,7 @@
 //!
 //! - [`load`]/[`parse`]: the file, validated (errors name file, line, column and field).
 //! - [`needs`]: what an experiment asks of a target, and the faults it cannot perform.
-//! - [`write`]: the target file of a stack `regiondrill up` brought up.
+//! - [`mod@write`]: the target file of a stack `regiondrill up` brought up.
 
 pub mod dry_run;
 pub mod needs;
