@@ -2,7 +2,7 @@
 //! errors that name file, line and field, results.json's stable names, and nothing left
 //! running after Ctrl-C or even `kill -9` of the harness.
 
-use crate::support::TempDir;
+use crate::support::{TempDir, leftovers};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -30,30 +30,6 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
-}
-
-/// Processes whose environment carries `REGIONDRILL_TMP=<tmp>/runs` (children inherit the
-/// CLI's environment) or whose command line names `tmp` (PostgreSQL's workers rewrite their
-/// titles over their environment; their postmaster's command line names its data directory).
-fn leftovers(tmp: &Path) -> Vec<String> {
-    let marker = format!("REGIONDRILL_TMP={}", tmp.join("runs").display());
-    let path = tmp.display().to_string();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().to_string();
-        if !pid.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(
-            &std::fs::read(entry.path().join("cmdline")).unwrap_or_default(),
-        )
-        .replace('\0', " ");
-        if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) || cmdline.contains(&path) {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
 }
 
 async fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {

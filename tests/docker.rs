@@ -348,6 +348,141 @@ async fn patroni_holds_its_region_loss_known_answer_in_containers() {
     );
 }
 
+/// A user's own app image in place of the sample app (`REGIONDRILL_IMAGE_APP`): built here,
+/// offline, from the local app image with its binary moved away and a `regiondrill-app`
+/// wrapper script in its place (what README's "Your own app on the Docker backend" asks of an
+/// image). The run's app containers run that image, and the known answer holds: synchronous
+/// replication loses nothing when `us` is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_app_image_runs_in_place_of_the_sample_app() {
+    if !docker_or_skip("a_users_app_image_runs_in_place_of_the_sample_app").await {
+        return;
+    }
+    const IMAGE: &str = "regiondrill-test/your-app:1";
+    let tmp = TempDir::new("docker-your-app");
+    let dockerfile = "FROM regiondrill/app:latest\n\
+        RUN p=$(command -v regiondrill-app) && mv \"$p\" /opt/your-app && \
+        printf '#!/bin/sh\\nexec /opt/your-app \"$@\"\\n' > \"$p\" && chmod +x \"$p\"\n";
+    std::fs::write(tmp.0.join("Dockerfile"), dockerfile).unwrap();
+    let built = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", IMAGE])
+        .arg(&tmp.0)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let file = tmp.0.join("sync.toml");
+    std::fs::write(&file, region_loss("active-passive-sync", "6s", "3s")).unwrap();
+    let run = regiondrill(&tmp.0, &file)
+        .env("REGIONDRILL_IMAGE_APP", IMAGE)
+        .spawn()
+        .unwrap();
+    // While it runs: its app containers run the user's image.
+    let mut seen = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen && Instant::now() < deadline {
+        let ps = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "--filter",
+                "label=regiondrill.run",
+                "--format",
+                "{{.Image}} {{.Names}}",
+            ])
+            .output()
+            .unwrap();
+        seen = String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l.starts_with(IMAGE) && l.ends_with("-app"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = run.wait_with_output().await.unwrap();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", IMAGE])
+        .output();
+    assert!(seen, "no app container ran {IMAGE}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results = std::fs::read_dir(tmp.0.join("reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("results.json"))
+        .find(|p| p.exists())
+        .expect("results.json");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results).unwrap()).unwrap();
+    let lost = &results["findings"]["lost_writes"];
+    assert_eq!(lost["checked"], true);
+    assert_eq!(lost["count"], 0, "sync lost writes with the user's image");
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
+}
+
+/// `regiondrill up --backend docker` holds a stack in containers; a drill through its target
+/// file keeps the partition-window known answer; `down` removes every container and network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_docker_stack_is_drilled_as_a_target_and_removed_by_down() {
+    if !docker_or_skip("a_held_docker_stack_is_drilled_as_a_target_and_removed_by_down").await {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_regiondrill");
+    let tmp = TempDir::new("docker-up");
+    let file = tmp.0.join("async.toml");
+    std::fs::write(&file, ASYNC_PARTITION_THEN_KILL).unwrap();
+    let target = tmp.0.join("target.toml");
+    let up = std::process::Command::new(bin)
+        .args(["up", "--backend", "docker", "--target-file"])
+        .arg(&target)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let exp = regiondrill::experiment::load(&file).unwrap();
+    let opts = regiondrill::run::RunOptions {
+        backend: BackendChoice::Native,
+        out: tmp.0.join("reports"),
+        keep_stack_files: false,
+        images: regiondrill::stack::docker::images::ImageChoice::Auto,
+        observer: None,
+        target: Some(regiondrill::target::load(&target).unwrap()),
+    };
+    let out = regiondrill::run::run(&exp, &opts, &tokio_util::sync::CancellationToken::new()).await;
+    let down = std::process::Command::new(bin)
+        .arg("down")
+        .arg(&target)
+        .output()
+        .unwrap();
+    let out = out.unwrap_or_else(|e| panic!("the drill could not run: {e}"));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert_eq!(out.backend, "external");
+    assert_eq!(out.final_state.primary_region.as_deref(), Some("eu"));
+    assert_loses_the_partition_window(&out);
+    assert!(!target.exists());
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
+}
+
 /// pg_auto_failover in containers: the monitor on the witness's network, a keeper per
 /// region, each registered at its replication link in the proxy container (the other
 /// keeper's stream and the monitor's health checks cross it; each keeper's reports cross its

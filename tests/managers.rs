@@ -90,7 +90,7 @@ fn assert_eu_took_over_once_and_timelines_agree(out: &regiondrill::run::RunOutpu
         .history
         .events
         .iter()
-        .filter(|e| matches!(&e.kind, EventKind::Promoted { region } if region == "eu"))
+        .filter(|e| matches!(&e.kind, EventKind::Promoted { region, .. } if region == "eu"))
         .count();
     assert_eq!(promoted, 1, "the manager promoted eu once");
     assert_eq!(out.final_state.primary_region.as_deref(), Some("eu"));

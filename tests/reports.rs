@@ -188,6 +188,7 @@ fn sample_history() -> (History, Probes, FinalState) {
             6_700,
             EventKind::Promoted {
                 region: "eu".into(),
+                from: None,
             },
         ),
         ev(

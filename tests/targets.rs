@@ -22,6 +22,12 @@ struct Held {
 }
 
 impl Held {
+    /// `up` of a shipped experiment file (from the repository's root).
+    fn up_shipped(name: &str, file: &str) -> Held {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+        Held::up(name, &std::fs::read_to_string(path).unwrap())
+    }
+
     fn up(name: &str, toml: &str) -> Held {
         let tmp = TempDir::new(name);
         let experiment = tmp.0.join(format!("{name}.toml"));
@@ -64,6 +70,27 @@ impl Held {
             .unwrap_or_else(|e| panic!("the drill could not run: {e}"))
     }
 
+    /// The held stack's target file without its apps (no `app` addresses, no app nodes): a
+    /// database-only target.
+    fn database_only(&self) -> PathBuf {
+        let text = std::fs::read_to_string(&self.target).unwrap();
+        let mut db_only = String::new();
+        let mut skipping = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                skipping = line.contains("-app]") || line.contains("-app\"]");
+            }
+            if !skipping && !line.starts_with("app = ") {
+                db_only.push_str(line);
+                db_only.push('\n');
+            }
+        }
+        assert!(!db_only.contains("app = "), "{db_only}");
+        let file = self.tmp.0.join("db-only.toml");
+        std::fs::write(&file, db_only).unwrap();
+        file
+    }
+
     /// `down`, then: nothing the holder started still runs, and its files are gone.
     fn down(&self) {
         let out = Command::new(BIN)
@@ -77,7 +104,7 @@ impl Held {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!self.target.exists(), "target file left behind");
-        let left = processes_under(&self.tmp.0.join("runs"));
+        let left = support::leftovers(&self.tmp.0);
         assert!(left.is_empty(), "left running after down: {left:?}");
         let runs = std::fs::read_dir(self.tmp.0.join("runs"))
             .map(|d| d.count())
@@ -94,29 +121,6 @@ impl Drop for Held {
     }
 }
 
-/// Processes whose environment or command line names `dir` (the holder's runs).
-fn processes_under(dir: &Path) -> Vec<String> {
-    let marker = format!("REGIONDRILL_TMP={}", dir.display());
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().to_string();
-        if !pid.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(
-            &std::fs::read(entry.path().join("cmdline")).unwrap_or_default(),
-        )
-        .replace('\0', " ");
-        if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
-            || cmdline.contains(&dir.display().to_string())
-        {
-            found.push(format!("{pid}: {cmdline}"));
-        }
-    }
-    found
-}
-
 /// The drill saw the stack's own manager promote `eu`, and read the final state there.
 fn assert_promoted_eu(out: &RunOutput) {
     assert_eq!(out.backend, "external");
@@ -124,11 +128,18 @@ fn assert_promoted_eu(out: &RunOutput) {
         out.history
             .events
             .iter()
-            .any(|e| matches!(&e.kind, EventKind::Promoted { region } if region == "eu")),
+            .any(|e| matches!(&e.kind, EventKind::Promoted { region, .. } if region == "eu")),
         "no promotion of eu observed: {:?}",
         out.history.events
     );
     assert_eq!(out.final_state.primary_region.as_deref(), Some("eu"));
+    // Judged by the replaced primary's health, which the region's loss took: not false.
+    let ff = &out.findings.false_failovers;
+    assert_eq!(
+        (ff.failovers, ff.count, ff.not_measured),
+        (1, 0, 0),
+        "{ff:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,21 +175,7 @@ async fn a_held_async_stack_loses_exactly_the_partition_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_only_mode_loses_exactly_the_partition_window() {
     let held = Held::up("target-db-only", ASYNC_PARTITION_THEN_KILL);
-    let text = std::fs::read_to_string(&held.target).unwrap();
-    let mut db_only = String::new();
-    let mut skipping = false;
-    for line in text.lines() {
-        if line.starts_with('[') {
-            skipping = line.contains("-app]") || line.contains("-app\"]");
-        }
-        if !skipping && !line.starts_with("app = ") {
-            db_only.push_str(line);
-            db_only.push('\n');
-        }
-    }
-    assert!(!db_only.contains("app = "), "{db_only}");
-    let file = held.tmp.0.join("db-only.toml");
-    std::fs::write(&file, db_only).unwrap();
+    let file = held.database_only();
     let out = held.drill(&file).await;
     assert_promoted_eu(&out);
     assert!(
@@ -318,4 +315,123 @@ fn a_host_outside_the_allow_list_is_refused_at_its_line() {
         target.display()
     );
     assert!(stderr.contains(&want), "want {want}\ngot {stderr}");
+}
+
+/// Database-only mode against a Patroni stack (long tier: Patroni cannot fail over before its
+/// leader key expires), the users writing through each region's HAProxy (`write_db`): the
+/// drill sees Patroni promote `eu`, and the users' RTO keeps the shipped bound,
+/// [ttl − loop_wait, ttl + loop_wait + 4 s].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_only_mode_holds_patronis_region_loss_known_answer() {
+    let held = Held::up_shipped("target-patroni", "experiments/patroni-region-loss.toml");
+    let file = held.database_only();
+    // Users write through each region's HAProxy, the endpoint that follows Patroni's leader.
+    let target = regiondrill::target::load(&file).unwrap();
+    assert!(target.regions.values().all(|r| r.write_db.is_some()));
+    let out = held.drill(&file).await;
+    assert_promoted_eu(&out);
+    let p = match &out.experiment.failover.manager {
+        regiondrill::ha::Manager::Patroni(p) => p.clone(),
+        other => panic!("not Patroni: {other:?}"),
+    };
+    let (ttl, loop_wait) = (f64::from(p.ttl) * 1e3, f64::from(p.loop_wait) * 1e3);
+    let f = &out.findings;
+    let rto = f.failover.rto_ms.expect("recovered");
+    assert!(
+        (ttl - loop_wait..=ttl + loop_wait + 4_000.0).contains(&rto),
+        "RTO {rto} ms with ttl {ttl} ms, loop_wait {loop_wait} ms"
+    );
+    assert!(f.lost_writes.checked);
+    assert!(
+        f.lost_writes.rpo_ms.unwrap_or(0.0) <= 1_000.0,
+        "RPO {:?} ms",
+        f.lost_writes.rpo_ms
+    );
+    held.down();
+}
+
+/// Ctrl-C in the middle of a drill of a target: the drill exits 2 and leaves the target as
+/// it found it — no regiondrill toxic on any of its proxies but the holder's own baseline
+/// round trip, every proxy enabled, the killed node restarted through its command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_drill_leaves_the_target_as_it_was() {
+    let held = Held::up(
+        "target-ctrl-c",
+        "posture = \"active-passive-async\"\nduration = \"30s\"\n",
+    );
+    let drill = held.tmp.0.join("drill.toml");
+    std::fs::write(
+        &drill,
+        r#"
+posture = "active-passive-async"
+duration = "30s"
+[[faults]]
+kind = "partition"
+links = ["replication", "eu-app-to-us-db"]
+mode = "refuse"
+at = "500ms"
+[[faults]]
+kind = "kill_node"
+node = "us-cache"
+at = "1s"
+"#,
+    )
+    .unwrap();
+    let target = regiondrill::target::load(&held.target).unwrap();
+    let api = regiondrill::proxy::ToxiproxyClient::new(target.toxiproxy.clone().unwrap());
+    let mut run = tokio::process::Command::new(BIN)
+        .args(["run", "--quiet", "--target"])
+        .arg(&held.target)
+        .arg(&drill)
+        .arg("--out")
+        .arg(held.tmp.0.join("reports"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Until the faults are in: a proxy disabled, the cache down.
+    let cache = target.regions["us"].cache.clone().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let disabled = api.proxies().await.unwrap().values().any(|p| !p.enabled);
+        let cache_down = redis_pings(&cache).await.is_none();
+        if disabled && cache_down {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the faults never took effect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.id().unwrap() as libc::pid_t, libc::SIGINT) };
+    let status = run.wait().await.unwrap();
+    assert_eq!(status.code(), Some(2));
+    for (name, proxy) in api.proxies().await.unwrap() {
+        assert!(proxy.enabled, "{name} left disabled");
+        let toxics = api.toxics(&name).await.unwrap();
+        let left: Vec<_> = toxics
+            .iter()
+            .filter(|t| !t.name.starts_with("regiondrill_rtt"))
+            .map(|t| t.name.clone())
+            .collect();
+        assert!(left.is_empty(), "{name} keeps toxics {left:?}");
+    }
+    assert!(redis_pings(&cache).await.is_some(), "us-cache left down");
+    held.down();
+}
+
+/// PONG from the Redis at `url`, if it answers within a second.
+async fn redis_pings(url: &str) -> Option<String> {
+    let client = redis::Client::open(url).ok()?;
+    let ping = async {
+        let mut c = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), ping)
+        .await
+        .ok()
+        .flatten()
 }

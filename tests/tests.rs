@@ -7,6 +7,9 @@ mod support;
 /// The `regiondrill` binary: exit codes, error messages, run folders, cleanup after Ctrl-C
 /// and `kill -9`.
 mod cli;
+/// `regiondrill contract`: the sample app on real stacks honours its HTTP contract, and an
+/// app that breaks it is told each break by name.
+mod contract;
 /// The Docker backend: known answers in containers, cleanup after runs, Ctrl-C and kill -9.
 mod docker;
 /// Real experiments on the native backend with answers known from physics.

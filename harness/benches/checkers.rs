@@ -395,6 +395,7 @@ fn synthetic_history(seed: u64) -> (History, FinalState) {
             PROMOTED,
             EventKind::Promoted {
                 region: "eu".into(),
+                from: None,
             },
         ),
         event(

@@ -22,7 +22,7 @@ const LATENCY_ROUND_TRIPS: usize = 100;
 const THROUGHPUT_BYTES: usize = 1 << 30;
 const CONNECTIONS: usize = 1_000;
 const COUNTING_BYTES: usize = 512 << 20;
-const COUNTING_ROUNDS: usize = 3;
+const COUNTING_ROUNDS: usize = 5;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -128,12 +128,15 @@ async fn main() {
         held == CONNECTIONS && left == 0,
     );
 
-    // 5. Token counting: the copy path (a 0 ms latency toxic keeps `splice` out) with and
-    // without the counter, alternating, median of each.
+    // 5. Token counting: the copy path (a 0 ms latency toxic keeps `splice` out) through two
+    // fresh servers alike in everything but the meter (the first server carries the state of
+    // the sections above), alternating, median of each.
+    let uncounted = FaultProxy::built_in().await.unwrap();
     let counting = FaultProxy::built_in().await.unwrap();
     counting.token_meter().enable();
+    let uncounted_client = ToxiproxyClient::new(uncounted.url());
     let counting_client = ToxiproxyClient::new(counting.url());
-    let plain_copy = create(&client, "sink-copy", sink).await;
+    let plain_copy = create(&uncounted_client, "sink-copy", sink).await;
     let counted_copy = create(&counting_client, "sink-counted", sink).await;
     let zero = Toxic::new(
         ToxicKind::Latency(regiondrill::proxy::toxic::Latency {
@@ -142,7 +145,10 @@ async fn main() {
         }),
         Stream::Upstream,
     );
-    client.add_toxic("sink-copy", &zero).await.unwrap();
+    uncounted_client
+        .add_toxic("sink-copy", &zero)
+        .await
+        .unwrap();
     counting_client
         .add_toxic("sink-counted", &zero)
         .await
@@ -198,6 +204,7 @@ async fn main() {
         meter.total() == (COUNTING_BYTES / payload.len() * (payload.len() / 4096)) as u64,
     );
     counting.shutdown().await;
+    uncounted.shutdown().await;
     server.shutdown().await;
 }
 

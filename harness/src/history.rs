@@ -194,6 +194,10 @@ pub enum EventKind {
     Promoted {
         /// The new primary's region.
         region: String,
+        /// The region that was primary before, when the promotion was observed from outside
+        /// (a target's own manager: no declaration names the primary it replaced).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// Apps and the routing table point at the new primary (clients follow after the TTL).
     Rerouted {
@@ -407,12 +411,16 @@ pub struct ErasureTrace {
     pub changes: Vec<CopiesSeen>,
     /// When the last poll was sent (the trace says nothing past it).
     pub last_poll_ns: Option<Nanos>,
+    /// The longest any poll of this user took (from sending its reads to the last answer):
+    /// a change is seen at most the poll interval plus about two polls' time late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_poll_ns: Option<Nanos>,
 }
 
 /// What one poll saw of a user's personal data.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CopiesSeen {
-    /// When the poll was sent.
+    /// When the poll's reads finished (a copy seen gone was gone by then).
     pub at_ns: Nanos,
     /// Where a copy was: `<region>-db <table>` or `<region>-cache <key>`.
     pub copies: Vec<String>,

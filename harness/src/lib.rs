@@ -4,7 +4,11 @@
 //! - [`experiment`]: experiment files (TOML) → validated [`experiment::Experiment`].
 //! - [`posture`]: how the regions are wired and what each posture promises.
 //! - [`stack`]: the system under test — the plan (nodes, links), the one bring-up recipe,
-//!   and the backends (native processes, Docker containers) behind one seam.
+//!   and the backends (native processes, Docker containers, a target someone else runs)
+//!   behind one seam.
+//! - [`target`]: target files — a running stack regiondrill drives without owning it — and
+//!   what an experiment needs of one; [`hold`]: `regiondrill up`, which holds a stack of
+//!   its own for drills through its target file.
 //! - [`postgres`]: PostgreSQL as every part of the harness talks to it.
 //! - [`app`]: the app's contract as the harness relies on it (command line, `/admin/db`,
 //!   `/health`, final-state tables).
@@ -19,8 +23,9 @@
 //! - [`fields`]: the fields of experiment files and their checks, shared by [`experiment`]
 //!   and every fault kind.
 //! - [`failover`]: failover managers (part of the system under test) behind one seam; the
-//!   built-in controller is the first.
-//! - [`workload`]: the seeded operation plan and the simulated users that run it.
+//!   built-in controller is the first; a target's own is observed.
+//! - [`workload`]: the seeded operation plan and the simulated users that run it, over HTTP
+//!   or, against a target without apps, over SQL.
 //! - [`residency`]: personal data in the workload (per-user tokens, profiles, erasures), the
 //!   at-rest scan, and the token counter the fault proxy uses in flight.
 //! - [`probe`]: replication lag (heartbeat, `pg_stat_replication`) and in-region health,
@@ -31,6 +36,7 @@
 //! - [`run`]: one experiment end to end; [`run_folder`]: the folder it writes, which
 //!   reports read.
 //! - [`calibrate`]: the highest rate this machine and a stack sustain.
+//! - [`contract`]: whether an app honours the HTTP contract the harness relies on.
 //! - [`report`]: terminal, Markdown, HTML and JUnit reports, rendered from run folders;
 //!   merging a sharded matrix's slices, comparing nights, the trend over nights.
 //! - [`shard`]: which cells of a matrix each of N CI jobs runs, and the matrix's fingerprint.
@@ -39,6 +45,7 @@
 pub mod app;
 pub mod calibrate;
 pub mod checker;
+pub mod contract;
 pub mod experiment;
 pub mod failover;
 pub mod fault;

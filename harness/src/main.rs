@@ -178,6 +178,24 @@ enum Command {
         #[arg(long)]
         p99_bound_ms: Option<f64>,
     },
+    /// Check that apps honour the HTTP contract the harness relies on (stacks/app/README.md):
+    /// one line per check, PASS or FAIL with what was expected and what came. Exit 0 every
+    /// check passed, 1 one failed, 2 an app cannot be reached.
+    Contract {
+        /// Each region's app, as a base URL (http://127.0.0.1:8080).
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
+        /// Timeout of every request.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// How long a read through the app that wrote may take to show the write (reads go
+        /// to a replica); reads are retried until then.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        read_wait: std::time::Duration,
+        /// How long a write through one app may take to be readable through another.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        replication_wait: std::time::Duration,
+    },
     /// Serve the fault proxy's Toxiproxy-compatible HTTP API until Ctrl-C.
     Proxy {
         /// Address the API binds to. Proxies created through it bind where their `listen` says.
@@ -272,6 +290,25 @@ async fn main() -> ExitCode {
                 p99_bound: p99_bound_ms,
             };
             calibrate(file, args, opts, &cancel_on_signals()).await
+        }
+        Command::Contract {
+            urls,
+            timeout,
+            read_wait,
+            replication_wait,
+        } => {
+            let opts = regiondrill::contract::Options {
+                timeout,
+                read_wait,
+                replication_wait,
+            };
+            regiondrill::contract::run(&urls, &opts)
+                .await
+                .map(|report| {
+                    print!("{report}");
+                    ExitCode::from(report.exit_code())
+                })
+                .map_err(Into::into)
         }
         Command::Proxy { host, port } => proxy(host, port).await.map(|()| ExitCode::SUCCESS),
     };

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod contract_app;
 pub mod interrupt;
 
 use std::net::SocketAddr;
@@ -294,4 +295,28 @@ pub async fn run_shipped_on(
         .await
         .unwrap_or_else(|e| panic!("{file}: {e}"));
     (run, out)
+}
+
+/// Processes whose environment carries `REGIONDRILL_TMP=<tmp>/runs` (children inherit the
+/// CLI's environment) or whose command line names `tmp` (PostgreSQL's workers rewrite their
+/// titles over their environment; their postmaster's command line names its data directory).
+pub fn leftovers(tmp: &std::path::Path) -> Vec<String> {
+    let marker = format!("REGIONDRILL_TMP={}", tmp.join("runs").display());
+    let path = tmp.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(
+            &std::fs::read(entry.path().join("cmdline")).unwrap_or_default(),
+        )
+        .replace('\0', " ");
+        if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) || cmdline.contains(&path) {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
 }

@@ -318,6 +318,7 @@ mod tests {
             home: "us".into(),
             last_poll_ns: changes.last().map(|c| c.at_ns),
             changes,
+            slowest_poll_ns: None,
         }
     }
 

@@ -310,7 +310,7 @@ fn switchover(
         .iter()
         .rev()
         .find_map(|e| match &e.kind {
-            EventKind::Promoted { region } if region == from => Some(e.at_ns),
+            EventKind::Promoted { region, .. } if region == from => Some(e.at_ns),
             EventKind::SwitchedOver { to: t, .. } if t == from => Some(e.at_ns),
             _ => None,
         })

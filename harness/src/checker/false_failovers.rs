@@ -15,7 +15,9 @@
 //!   after it, up to the next `PrimaryDeclaredDown`, are its **steps**, in order. (Steps before any declaration
 //!   open an episode of their own at the first one's time, with no region: there is no
 //!   declaration to judge, so its health is not measured — except a refusal, which names
-//!   the lost primary's region: its episode has that region.) An episode is **failed** when
+//!   the lost primary's region: its episode has that region.) A promotion observed from
+//!   outside (a target's own manager, `Promoted` with `from`) opens an episode of its own at
+//!   its time, for the region it replaced: there is never a declaration to open it. An episode is **failed** when
 //!   one of its steps is `FailoverFailed` (its error is kept); **refused** when a real HA
 //!   manager declined to fail over (`FailoverRefused`, its reason kept) and nothing was
 //!   promoted or moved: it is listed, with its reason, but no failover happened, so it is
@@ -227,7 +229,18 @@ pub fn check(history: &History, probes: &Probes) -> FalseFailovers {
                 continue;
             }
             EventKind::Fenced { region } => (StepKind::Fenced, Some(region.as_str()), None),
-            EventKind::Promoted { region } => (StepKind::Promoted, Some(region.as_str()), None),
+            EventKind::Promoted { region, from } => {
+                if let Some(old) = from {
+                    // Observed from outside (a target): no declaration, but each promotion
+                    // names the primary it replaced, whose health can be judged.
+                    raws.push(Raw {
+                        at: e.at_ns,
+                        region: Some(old),
+                        steps: Vec::new(),
+                    });
+                }
+                (StepKind::Promoted, Some(region.as_str()), None)
+            }
             EventKind::Rerouted { region } => (StepKind::Rerouted, Some(region.as_str()), None),
             EventKind::FailoverFailed { error } => (StepKind::Failed, None, Some(error.as_str())),
             EventKind::FailoverRefused { region, reason } => (
@@ -563,6 +576,7 @@ mod tests {
             at_ms,
             EventKind::Promoted {
                 region: region.into(),
+                from: None,
             },
         )
     }
@@ -627,6 +641,43 @@ mod tests {
             ],
         );
         (h, probes(health("us", 0, 6000, u64::MAX)))
+    }
+
+    /// A target's promotions, observed from outside (no declaration): each opens an episode
+    /// for the region it replaced, judged by that region's health before it — a healthy `us`
+    /// replaced under a partition is a false failover, a dead one is not.
+    #[test]
+    fn promotions_observed_from_outside_are_judged_by_the_replaced_primarys_health() {
+        let observed = |at_ms: u64, region: &str, from: &str| {
+            ev(
+                at_ms,
+                EventKind::Promoted {
+                    region: region.into(),
+                    from: Some(from.into()),
+                },
+            )
+        };
+        let partition =
+            fault_described(1000, 0, "partition us<->eu (black hole, both ways)", false);
+        let h = history(vec![], vec![partition.clone(), observed(2500, "eu", "us")]);
+        let f = check(&h, &probes(health("us", 0, 6000, u64::MAX)));
+        assert_eq!((f.failovers, f.count, f.not_measured), (1, 1, 0));
+        assert_eq!(f.episodes[0].region.as_deref(), Some("us"));
+        assert_eq!(f.episodes[0].causes.len(), 1);
+        let h = history(vec![], vec![partition, observed(2500, "eu", "us")]);
+        let f = check(&h, &probes(health("us", 0, 6000, 1800)));
+        assert_eq!((f.failovers, f.count, f.not_measured), (1, 0, 0));
+        // A failback later is an episode of its own, for the region it replaced.
+        let h = history(
+            vec![],
+            vec![observed(2500, "eu", "us"), observed(9000, "us", "eu")],
+        );
+        let regions: Vec<_> = check(&h, &Probes::default())
+            .episodes
+            .iter()
+            .map(|e| e.region.clone())
+            .collect();
+        assert_eq!(regions, [Some("us".to_string()), Some("eu".to_string())]);
     }
 
     #[test]

@@ -428,6 +428,7 @@ mod tests {
                 2600,
                 EventKind::Promoted {
                     region: "eu".into(),
+                    from: None,
                 },
             ),
         ];

@@ -285,6 +285,7 @@ mod tests {
             50,
             EventKind::Promoted {
                 region: "eu".into(),
+                from: None,
             },
         )];
         events.extend(failover_steps(200, 300, 400));

@@ -218,6 +218,7 @@ pub fn failover_steps(declared_ms: u64, promoted_ms: u64, rerouted_ms: u64) -> V
             promoted_ms,
             EventKind::Promoted {
                 region: "eu".into(),
+                from: None,
             },
         ),
         ev(

@@ -134,6 +134,7 @@ async fn fail_over(
         .map_err(|e| format!("promoting {new}: {e}"))?;
     recorder.event(EventKind::Promoted {
         region: new.to_string(),
+        from: None,
     });
     stack.routing.fail_over(new);
     // The app in the new primary's region is local to the controller; the other one is

@@ -85,6 +85,7 @@ async fn watch(stack: Arc<Stack>, recorder: Recorder, stop: CancellationToken) {
                 tracing::info!(%region, timeline = tl, "the target promoted a new primary");
                 recorder.event(EventKind::Promoted {
                     region: region.clone(),
+                    from: Some(primary.clone()),
                 });
                 stack.routing.follow(&region);
                 primary = region;

@@ -205,7 +205,10 @@ async fn watch(
             && answers_primary(&http, api(n)).await
         {
             promoted = true;
-            recorder.event(EventKind::Promoted { region: n.clone() });
+            recorder.event(EventKind::Promoted {
+                region: n.clone(),
+                from: None,
+            });
             stack.routing.follow(n);
         }
         if let Some(n) = &new

@@ -223,7 +223,10 @@ async fn watch(
                 && nodes.iter().any(|x| x.name == *n && writable(x))
             {
                 promoted = true;
-                recorder.event(EventKind::Promoted { region: n.clone() });
+                recorder.event(EventKind::Promoted {
+                    region: n.clone(),
+                    from: None,
+                });
                 stack.routing.follow(n);
             }
         }

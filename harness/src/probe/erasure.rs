@@ -170,6 +170,8 @@ pub async fn watch(
                 trace.changes.push(state);
             }
             trace.last_poll_ns = Some(at_ns);
+            let took = at_ns.saturating_sub(now);
+            trace.slowest_poll_ns = Some(trace.slowest_poll_ns.map_or(took, |s| s.max(took)));
         }
     }
 }

@@ -300,6 +300,12 @@ impl Stack {
         self.wiring.harness_db_dsn(region)
     }
 
+    /// The DSN `region`'s users write through in database-only mode, when the target names
+    /// one.
+    pub fn users_write_dsn(&self, region: &str) -> Option<String> {
+        self.wiring.users_write_dsn(region)
+    }
+
     /// URL for the harness to reach a region's cache directly.
     pub fn cache_url(&self, region: &str) -> Option<String> {
         self.wiring.harness_cache_url(region)

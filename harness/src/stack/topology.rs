@@ -159,6 +159,24 @@ pub fn links() -> Vec<LinkSpec> {
     v
 }
 
+/// Every name a link can have in some stack: [`links`], and the links of the real HA
+/// managers (`<region>-to-<region>-api`, `<region>-to-<region or witness>-dcs`).
+pub fn link_names() -> Vec<String> {
+    let mut names: Vec<String> = links().into_iter().map(|l| l.name).collect();
+    for from in REGIONS {
+        for to in REGIONS.iter().chain([&WITNESS_REGION]) {
+            if from == *to {
+                continue;
+            }
+            if *to != WITNESS_REGION {
+                names.push(link_name(from, LinkPurpose::ToApi, to));
+            }
+            names.push(link_name(from, LinkPurpose::ToDcs, to));
+        }
+    }
+    names
+}
+
 /// Whether a posture uses a link: `replication-to-us` exists only when both regions have a
 /// database (`two_regions`): active-active replication, or a deposed `us` primary rejoined as
 /// a standby of `eu` (links whose target a posture lacks are never created either).
@@ -226,5 +244,12 @@ mod tests {
         assert!(names.contains(&link_name("us", LinkPurpose::UsersToApp, "eu")));
         assert!(names.contains(&link_name("eu", LinkPurpose::MonitorToDb, "us")));
         assert!(names.contains(&link_name("us", LinkPurpose::AppToCache, "eu")));
+        let every = link_names();
+        for n in &names {
+            assert!(every.contains(n), "{n}");
+        }
+        for n in ["eu-to-us-api", "us-to-witness-dcs", "eu-to-us-dcs"] {
+            assert!(every.contains(&n.to_string()), "{n}");
+        }
     }
 }

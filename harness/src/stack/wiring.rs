@@ -59,6 +59,8 @@ pub struct ExternalAddresses {
     pub nodes: BTreeMap<NodeId, String>,
     /// Where the harness reaches a link's proxy (users' links), by link name.
     pub links: BTreeMap<String, (String, u16)>,
+    /// The DSN a region's users write through (database-only mode), by region.
+    pub write_dbs: BTreeMap<String, String>,
 }
 
 impl Wiring {
@@ -125,6 +127,12 @@ impl Wiring {
             return Some(dsn.clone());
         }
         self.endpoint(&node).map(|e| crate::postgres::dsn(e.port))
+    }
+
+    /// The DSN `region`'s users write through in database-only mode, when the target names
+    /// one (an HA endpoint that follows the primary).
+    pub fn users_write_dsn(&self, region: &str) -> Option<String> {
+        self.external.write_dbs.get(region).cloned()
     }
 
     /// The URL the harness uses to reach a region's cache directly.

@@ -83,7 +83,13 @@ pub fn describe(exp: &Experiment, plan: &StackPlan, target: &Target) -> String {
         }
     );
     for (region, r) in &target.regions {
-        for (what, addr) in [("app", &r.app), ("db", &r.db), ("cache", &r.cache)] {
+        let addresses = [
+            ("app", &r.app),
+            ("db", &r.db),
+            ("write_db", &r.write_db),
+            ("cache", &r.cache),
+        ];
+        for (what, addr) in addresses {
             if let Some(a) = addr {
                 let _ = writeln!(out, "  {region} {what}: {}", redact(a));
             }

@@ -9,7 +9,7 @@
 //!
 //! - [`load`]/[`parse`]: the file, validated (errors name file, line, column and field).
 //! - [`needs`]: what an experiment asks of a target, and the faults it cannot perform.
-//! - [`write`]: the target file of a stack `regiondrill up` brought up.
+//! - [`mod@write`]: the target file of a stack `regiondrill up` brought up.
 
 pub mod dry_run;
 pub mod needs;
@@ -66,6 +66,10 @@ pub struct TargetRegion {
     pub db: Option<String>,
     /// The region's Redis URL (cache checks).
     pub cache: Option<String>,
+    /// Database-only mode: the DSN the region's users write through — an HA endpoint that
+    /// follows the primary (a router, a DNS name, a libpq multi-host DSN). Without it, writes
+    /// go to the database the drill last saw promoted.
+    pub write_db: Option<String>,
 }
 
 /// A node's operations: shell commands (`sh -c`), each bounded by `timeout`.
@@ -167,6 +171,7 @@ struct RegionSpec {
     app: Option<Spanned<String>>,
     db: Option<Spanned<String>>,
     cache: Option<Spanned<String>>,
+    write_db: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -245,7 +250,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
             url_host(t.api.get_ref(), &["http"]),
         )?;
     }
-    let known_links: Vec<String> = topology::links().into_iter().map(|l| l.name).collect();
+    let known_links = topology::link_names();
     for (name, link) in &spec.links {
         let field = format!("links.{}", quoted(name.get_ref()));
         if !known_links.contains(name.get_ref()) {
@@ -313,6 +318,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
         if let Some(db) = &region.db {
             allowed(db, format!("{field}.db"), dsn_host(db.get_ref()))?;
         }
+        if let Some(w) = &region.write_db {
+            let field = format!("{field}.write_db");
+            let hosts = dsn_hosts(w.get_ref()).map_err(|why| bad(w.span(), field.clone(), why))?;
+            for host in hosts {
+                allowed(w, field.clone(), Ok(host))?;
+            }
+        }
         if let Some(cache) = &region.cache {
             allowed(
                 cache,
@@ -326,6 +338,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
                 app: region.app.as_ref().map(|s| trim_slash(s.get_ref())),
                 db: region.db.as_ref().map(|s| s.get_ref().clone()),
                 cache: region.cache.as_ref().map(|s| s.get_ref().clone()),
+                write_db: region.write_db.as_ref().map(|s| s.get_ref().clone()),
             },
         );
     }
@@ -415,18 +428,32 @@ fn host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host.trim_matches(['[', ']']).to_string(), port))
 }
 
-/// The one host of a PostgreSQL DSN (key=value or URL form). A DSN naming several hosts, or
-/// a Unix socket, is refused: the harness must know which server it reads.
+/// The one host of a PostgreSQL DSN (key=value or URL form). A DSN naming several hosts is
+/// refused: the harness must know which server it reads.
 fn dsn_host(dsn: &str) -> Result<String, String> {
+    match dsn_hosts(dsn)?.as_slice() {
+        [h] => Ok(h.clone()),
+        _ => Err("the DSN names several hosts: give each region's server its own DSN".into()),
+    }
+}
+
+/// Every host of a PostgreSQL DSN (a libpq multi-host DSN names several); a Unix socket is
+/// refused (not a host the allow-list can name).
+fn dsn_hosts(dsn: &str) -> Result<Vec<String>, String> {
     let config: tokio_postgres::Config = dsn
         .parse()
         .map_err(|e| format!("not a PostgreSQL DSN ({e})"))?;
-    match config.get_hosts() {
-        [tokio_postgres::config::Host::Tcp(h)] => Ok(h.clone()),
-        [] => Err("the DSN names no host: write host=… (or postgres://user@host:port/db)".into()),
-        [_] => Err("a Unix socket is not a host regiondrill can check: use host=…".into()),
-        _ => Err("the DSN names several hosts: give each region's server its own DSN".into()),
+    if config.get_hosts().is_empty() {
+        return Err("the DSN names no host: write host=… (or postgres://user@host:port/db)".into());
     }
+    config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(h) => Ok(h.clone()),
+            _ => Err("a Unix socket is not a host regiondrill can check: use host=…".into()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -134,3 +134,27 @@ fn a_dsn_must_name_one_tcp_host() {
     let e = parse_str(&text).unwrap_err();
     assert!(e.to_string().contains("several hosts"), "{e}");
 }
+
+#[test]
+fn a_write_endpoint_may_name_several_hosts_each_allowed() {
+    let text = GOOD.replace(
+        "cache = \"redis://127.0.0.1:6379\"",
+        "cache = \"redis://127.0.0.1:6379\"\nwrite_db = \"host=127.0.0.1,db.example port=5432,5433 user=postgres target_session_attrs=read-write\"",
+    );
+    let t = parse_str(&text).unwrap();
+    assert!(
+        t.regions["us"]
+            .write_db
+            .as_deref()
+            .unwrap()
+            .contains("read-write")
+    );
+    let text = text.replace("host=127.0.0.1,db.example", "host=127.0.0.1,evil.example");
+    let e = parse_str(&text).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "t.toml:18:12: regions.us.write_db: host `evil.example` is not in allow_hosts"
+        ),
+        "{e}"
+    );
+}

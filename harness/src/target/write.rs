@@ -43,6 +43,11 @@ pub fn target_file(stack: &Stack, owner: &UpOwner, exe: &Path) -> String {
         if let Some(dsn) = stack.db_dsn(region) {
             let _ = writeln!(lines, "db = {}", quote(&dsn));
         }
+        if let Some(port) = stack.port(&NodeId::new(region, Role::Router)) {
+            // The region's router (HAProxy on Patroni's checks) follows the primary: what
+            // database-only drills write through.
+            let _ = writeln!(lines, "write_db = {}", quote(&crate::postgres::dsn(port)));
+        }
         if let Some(url) = stack.cache_url(region) {
             let _ = writeln!(lines, "cache = {}", quote(&url));
         }

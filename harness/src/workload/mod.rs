@@ -154,17 +154,23 @@ fn resolve(
     to
 }
 
-/// Database-only mode: writes to the routed primary, reads from the user's region's own
-/// database unless it has none or was deposed (then the primary's).
+/// Database-only mode: writes through the region's write endpoint when the target names one,
+/// else to the routed primary; reads from the database of the region serving the user (its
+/// own, until a failover moves its region's users) unless that one has none or was deposed
+/// (then the primary's).
 fn db_route(stack: &Stack, region: &str) -> Option<sql::SqlRoute> {
+    let serving = stack.routing.serving(region);
     let routing = stack.routing.snapshot();
-    let write = stack.db_dsn(&routing.primary)?;
-    let (read_region, read) = match stack.db_dsn(region) {
-        Some(dsn) if !routing.deposed.contains(region) => (region.to_string(), dsn),
+    let (write_region, write) = match stack.users_write_dsn(region) {
+        Some(dsn) => (region.to_string(), dsn),
+        None => (routing.primary.clone(), stack.db_dsn(&routing.primary)?),
+    };
+    let (read_region, read) = match stack.db_dsn(&serving) {
+        Some(dsn) if !routing.deposed.contains(&serving) => (serving, dsn),
         _ => (routing.primary.clone(), write.clone()),
     };
     Some(sql::SqlRoute {
-        write_region: routing.primary,
+        write_region,
         write,
         read_region,
         read,

@@ -106,6 +106,9 @@ pub async fn attach(plan: StackPlan, target: &Target) -> Result<Stack, StackErro
 fn addresses(target: &Target) -> ExternalAddresses {
     let mut out = ExternalAddresses::default();
     for (region, r) in &target.regions {
+        if let Some(w) = &r.write_db {
+            out.write_dbs.insert(region.clone(), w.clone());
+        }
         for (role, addr) in [
             (Role::Db, &r.db),
             (Role::Cache, &r.cache),
