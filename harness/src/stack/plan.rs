@@ -204,6 +204,9 @@ pub enum Readiness {
     /// pg_auto_failover's monitor answers with its extension installed (before that, a
     /// keeper's registration would fail).
     Monitor,
+    /// etcd answers `/version` with its cluster's version decided: for a moment after it
+    /// starts it says `"etcdcluster": "not_decided"`, and Patroni 3.0 exits at start on that.
+    EtcdCluster,
 }
 
 /// One node, ready to be started by a backend.
@@ -390,9 +393,13 @@ impl StackPlan {
                 let (program, ready) = match id.role {
                     Role::Db => match (&self.patroni, &self.pg_auto_failover) {
                         (Some(p), _) => {
-                            if !self.primary_regions().contains(&id.region) {
-                                after = Some(NodeId::new(&self.regions[0], Role::Db));
-                            }
+                            // The first member once etcd's cluster is decided (Patroni exits
+                            // at start on an undecided one), the others once it is a primary.
+                            after = Some(if self.primary_regions().contains(&id.region) {
+                                NodeId::new(&p.dcs.region, Role::Dcs)
+                            } else {
+                                NodeId::new(&self.regions[0], Role::Db)
+                            });
                             (Program::Patroni(self.member(id, p, wiring)), Readiness::Sql)
                         }
                         (None, Some(p)) => {
@@ -418,7 +425,7 @@ impl StackPlan {
                     Role::Dcs if self.pg_auto_failover.is_some() => {
                         (Program::PgAutoFailoverMonitor, Readiness::Monitor)
                     }
-                    Role::Dcs => (Program::Etcd, Readiness::Http("/health")),
+                    Role::Dcs => (Program::Etcd, Readiness::EtcdCluster),
                     Role::Router => (Program::Haproxy(self.router(id, wiring)), Readiness::Sql),
                     Role::Api => unreachable!("an API is placed, never started on its own"),
                 };
@@ -581,6 +588,30 @@ mod tests {
         }
         let wiring = Wiring::new(plan.posture, placement).with_multi_host(true);
         (plan, wiring)
+    }
+
+    /// Patroni's first member starts once etcd's cluster version is decided (Patroni 3.0
+    /// exits at start on `not_decided`: a long-tier run failed so), the other once the first
+    /// is a primary.
+    #[test]
+    fn patroni_members_start_after_etcd_is_decided_and_the_first_leader() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../experiments/patroni-region-loss.toml");
+        let plan = crate::experiment::load(&path).unwrap().stack_plan();
+        let mut placement = Placement::default();
+        for (i, n) in plan.placed().iter().enumerate() {
+            let port = 20_000 + i as u16;
+            let inside = ("127.0.0.1".to_string(), port);
+            placement.nodes.insert(n.clone(), Endpoint { port, inside });
+        }
+        let wiring = Wiring::new(plan.posture, placement);
+        let specs = plan.specs(&wiring, &Routing::new(plan.posture).snapshot());
+        let spec = |id: &str| specs.iter().find(|s| s.id.to_string() == id).unwrap();
+        let after = |id: &str| spec(id).after.as_ref().map(|n| n.to_string());
+        assert_eq!(spec("witness-dcs").ready, Readiness::EtcdCluster);
+        assert_eq!(after("witness-dcs"), None);
+        assert_eq!(after("us-db").as_deref(), Some("witness-dcs"));
+        assert_eq!(after("eu-db").as_deref(), Some("us-db"));
     }
 
     #[test]

@@ -166,6 +166,7 @@ pub(super) async fn wait_ready(
             Readiness::Sql => crate::postgres::answers(port, Duration::from_millis(500)).await,
             Readiness::Monitor => super::pg_auto_failover::monitor_ready(port).await,
             Readiness::RedisPing => redis_pings(port).await,
+            Readiness::EtcdCluster => etcd_cluster_decided(&http, port).await,
             Readiness::Http(path) => http
                 .get(format!("http://127.0.0.1:{port}{path}"))
                 .timeout(Duration::from_secs(1))
@@ -213,6 +214,20 @@ pub(crate) async fn redis_pings(port: u16) -> bool {
         tokio::time::timeout(Duration::from_millis(500), attempt).await,
         Ok(Some(()))
     )
+}
+
+/// Whether etcd on `127.0.0.1:port` answers `/version` with its cluster's version decided.
+async fn etcd_cluster_decided(http: &reqwest::Client, port: u16) -> bool {
+    let answer = http
+        .get(format!("http://127.0.0.1:{port}/version"))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    let Ok(answer) = answer else { return false };
+    let version: serde_json::Value = answer.json().await.unwrap_or_default();
+    version["etcdcluster"]
+        .as_str()
+        .is_some_and(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()))
 }
 
 /// What the posture needs once every node is ready.

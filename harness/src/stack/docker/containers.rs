@@ -198,12 +198,14 @@ fn patroni(member: &PatroniMember, images: &Images) -> Container {
     };
     let config = ha_config::patroni_config(member, &host);
     // Patroni exits at start when its etcd does not answer (its name not resolving yet, its
-    // link not created yet, etcd still starting: all start at once here): wait until etcd
-    // answers through the very address Patroni uses, for at most a minute.
+    // link not created yet, etcd still starting) or answers with its cluster's version not
+    // decided yet: wait until etcd answers a decided version through the very address
+    // Patroni uses, for at most a minute.
     let (dcs_host, dcs_port) = &member.dcs;
     let script = format!(
-        "n=0; until python3 -c \"import urllib.request as u; \
-         u.urlopen('http://{dcs_host}:{dcs_port}/version', timeout=1)\" 2>/dev/null; do \
+        "n=0; until python3 -c \"import json, urllib.request as u; \
+         v = json.load(u.urlopen('http://{dcs_host}:{dcs_port}/version', timeout=1)); \
+         assert v['etcdcluster'][:1].isdigit()\" 2>/dev/null; do \
          n=$((n + 1)); [ \"$n\" -ge {WAIT_TRIES} ] && break; sleep 0.1; done\n\
          mkdir -p {PATRONI_DIR} && cat > {PATRONI_DIR}/patroni.yml <<'YML'\n{config}\nYML\n\
          exec patroni {PATRONI_DIR}/patroni.yml"
