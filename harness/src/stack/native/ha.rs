@@ -23,42 +23,6 @@ use crate::stack::ha_config::{AutoctlHost, MemberHost, patroni_config};
 use crate::stack::plan::{Keeper, PatroniMember, RouterConfig};
 use std::path::{Path, PathBuf};
 
-/// Where Patroni, etcd and HAProxy are.
-#[derive(Debug, Clone)]
-pub struct HaPrograms {
-    /// `patroni`.
-    pub patroni: PathBuf,
-    /// `etcd`.
-    pub etcd: PathBuf,
-    /// `haproxy`.
-    pub haproxy: PathBuf,
-}
-
-impl HaPrograms {
-    /// Finds them on `PATH` (Debian puts `haproxy` in `/usr/sbin`, looked in too).
-    pub fn find() -> Result<HaPrograms, StackError> {
-        let find = |name: &str, package: &str| {
-            super::programs::on_path(name)
-                .or_else(|| {
-                    ["/usr/sbin", "/usr/bin"]
-                        .iter()
-                        .map(|d| Path::new(d).join(name))
-                        .find(|p| p.is_file())
-                })
-                .ok_or_else(|| StackError::Missing {
-                    what: format!("{name} (for manager = \"patroni\")"),
-                    looked: "PATH, /usr/sbin, /usr/bin".into(),
-                    install: format!("apt-get install {package} (or run stacks/deps.sh)"),
-                })
-        };
-        Ok(HaPrograms {
-            patroni: find("patroni", "patroni")?,
-            etcd: find("etcd", "etcd-server")?,
-            haproxy: find("haproxy", "haproxy")?,
-        })
-    }
-}
-
 /// Writes a member's `patroni.yml` in `dir` (owned by `run_as`) for a PostgreSQL on `pg_port`
 /// and a REST API on `api_port`; returns its path.
 pub fn write_patroni_config(
@@ -125,19 +89,6 @@ pub fn subreaper(cmd: &mut tokio::process::Command) {
             Ok(())
         });
     }
-}
-
-/// Finds `pg_autoctl` (Debian: `/usr/bin`).
-pub fn find_pg_autoctl() -> Result<PathBuf, StackError> {
-    super::programs::on_path("pg_autoctl")
-        .or_else(|| Some(PathBuf::from("/usr/bin/pg_autoctl")).filter(|p| p.is_file()))
-        .ok_or_else(|| StackError::Missing {
-            what: "pg_autoctl (for manager = \"pg_auto_failover\")".into(),
-            looked: "PATH, /usr/bin".into(),
-            install: "apt-get install postgresql-15-auto-failover pg-auto-failover-cli (or run \
-                      stacks/deps.sh)"
-                .into(),
-        })
 }
 
 /// Where `pg_autoctl` keeps a node's cluster, inside its node directory `dir`.

@@ -25,7 +25,7 @@ pub struct Programs {
     /// libfaketime, when some node runs under it.
     pub faketime: Option<PathBuf>,
     /// Patroni, etcd and HAProxy, when the stack runs Patroni.
-    pub ha: Option<super::ha::HaPrograms>,
+    pub ha: Option<HaPrograms>,
     /// `pg_autoctl`, when the stack runs pg_auto_failover.
     pub pg_autoctl: Option<PathBuf>,
 }
@@ -49,16 +49,8 @@ impl Programs {
             app: find_app()?,
             run_as: RunAs::for_postgres(),
             faketime,
-            ha: if ha {
-                Some(super::ha::HaPrograms::find()?)
-            } else {
-                None
-            },
-            pg_autoctl: if paf {
-                Some(super::ha::find_pg_autoctl()?)
-            } else {
-                None
-            },
+            ha: if ha { Some(HaPrograms::find()?) } else { None },
+            pg_autoctl: if paf { Some(find_pg_autoctl()?) } else { None },
         })
     }
 
@@ -205,4 +197,53 @@ pub(super) fn on_path(name: &str) -> Option<PathBuf> {
             .map(|d| d.join(name))
             .find(|p| p.is_file())
     })
+}
+
+/// Where Patroni, etcd and HAProxy are.
+#[derive(Debug, Clone)]
+pub struct HaPrograms {
+    /// `patroni`.
+    pub patroni: PathBuf,
+    /// `etcd`.
+    pub etcd: PathBuf,
+    /// `haproxy`.
+    pub haproxy: PathBuf,
+}
+
+impl HaPrograms {
+    /// Finds them on `PATH` (Debian puts `haproxy` in `/usr/sbin`, looked in too).
+    pub fn find() -> Result<HaPrograms, StackError> {
+        let find = |name: &str, package: &str| {
+            on_path(name)
+                .or_else(|| {
+                    ["/usr/sbin", "/usr/bin"]
+                        .iter()
+                        .map(|d| Path::new(d).join(name))
+                        .find(|p| p.is_file())
+                })
+                .ok_or_else(|| StackError::Missing {
+                    what: format!("{name} (for manager = \"patroni\")"),
+                    looked: "PATH, /usr/sbin, /usr/bin".into(),
+                    install: format!("apt-get install {package} (or run stacks/deps.sh)"),
+                })
+        };
+        Ok(HaPrograms {
+            patroni: find("patroni", "patroni")?,
+            etcd: find("etcd", "etcd-server")?,
+            haproxy: find("haproxy", "haproxy")?,
+        })
+    }
+}
+
+/// Finds `pg_autoctl` (Debian: `/usr/bin`).
+pub fn find_pg_autoctl() -> Result<PathBuf, StackError> {
+    on_path("pg_autoctl")
+        .or_else(|| Some(PathBuf::from("/usr/bin/pg_autoctl")).filter(|p| p.is_file()))
+        .ok_or_else(|| StackError::Missing {
+            what: "pg_autoctl (for manager = \"pg_auto_failover\")".into(),
+            looked: "PATH, /usr/bin".into(),
+            install: "apt-get install postgresql-15-auto-failover pg-auto-failover-cli (or run \
+                      stacks/deps.sh)"
+                .into(),
+        })
 }
