@@ -983,8 +983,7 @@ fn the_target_file_loads_and_can_run_the_shipped_region_loss_drills() {
         "experiments/ap-async-partition-then-region-loss.toml",
     ] {
         let exp = regiondrill::experiment::load(&repo().join(file)).unwrap();
-        let plan = regiondrill::stack::external::plan_for(exp.stack_plan(), &target);
-        let refused = regiondrill::target::needs::refusals(&target, &exp, &plan);
+        let refused = regiondrill::target::needs::refusals(&target, &exp);
         assert!(refused.is_empty(), "{file}: {refused:?}");
     }
 }

@@ -228,18 +228,27 @@ node = "us-db"
 at = "2s"
 "#;
 
+/// `regiondrill run --target TARGET e.toml` of [`KILL_AND_PARTITION`] (`extra` flags added,
+/// run folders under `tmp/reports`).
+fn run_inert(tmp: &Path, target: &Path, extra: &[&str]) -> std::process::Output {
+    let exp = tmp.join("e.toml");
+    std::fs::write(&exp, KILL_AND_PARTITION).unwrap();
+    Command::new(BIN)
+        .args(["run", "--target"])
+        .arg(target)
+        .arg(&exp)
+        .arg("--out")
+        .arg(tmp.join("reports"))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn dry_run_prints_every_fault_command_and_time_and_runs_nothing() {
     let tmp = TempDir::new("target-dry-run");
     let target = inert_target(&tmp.0, true);
-    let exp = tmp.0.join("e.toml");
-    std::fs::write(&exp, KILL_AND_PARTITION).unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--dry-run", "--target"])
-        .arg(&target)
-        .arg(&exp)
-        .output()
-        .unwrap();
+    let out = run_inert(&tmp.0, &target, &["--dry-run"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -262,16 +271,7 @@ fn dry_run_prints_every_fault_command_and_time_and_runs_nothing() {
 fn a_fault_the_target_cannot_perform_is_refused_before_anything_runs() {
     let tmp = TempDir::new("target-refused");
     let target = inert_target(&tmp.0, false);
-    let exp = tmp.0.join("e.toml");
-    std::fs::write(&exp, KILL_AND_PARTITION).unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--target"])
-        .arg(&target)
-        .arg(&exp)
-        .arg("--out")
-        .arg(tmp.0.join("reports"))
-        .output()
-        .unwrap();
+    let out = run_inert(&tmp.0, &target, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -300,14 +300,7 @@ fn a_host_outside_the_allow_list_is_refused_at_its_line() {
         "host=db.prod.example port=5432\"\n[regions.eu]",
     );
     std::fs::write(&target, text).unwrap();
-    let exp = tmp.0.join("e.toml");
-    std::fs::write(&exp, KILL_AND_PARTITION).unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--dry-run", "--target"])
-        .arg(&target)
-        .arg(&exp)
-        .output()
-        .unwrap();
+    let out = run_inert(&tmp.0, &target, &["--dry-run"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let want = format!(

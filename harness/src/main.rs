@@ -449,8 +449,7 @@ async fn run(
         // for want of a command.
         let mut refused = Vec::new();
         for exp in &experiments {
-            let plan = regiondrill::stack::external::plan_for(exp.stack_plan(), t);
-            for r in regiondrill::target::needs::refusals(t, exp, &plan) {
+            for r in regiondrill::target::needs::refusals(t, exp) {
                 refused.push(format!("{}: {r}", exp.source.display()));
             }
         }
@@ -777,12 +776,9 @@ fn dry_run_target(files: Vec<PathBuf>, target: PathBuf) -> anyhow::Result<ExitCo
     let mut refused = false;
     for f in &files {
         let exp = experiment::load(f)?;
-        let plan = regiondrill::stack::external::plan_for(exp.stack_plan(), &target);
-        refused |= !regiondrill::target::needs::refusals(&target, &exp, &plan).is_empty();
-        print!(
-            "{}",
-            regiondrill::target::dry_run::describe(&exp, &plan, &target)
-        );
+        let (text, refusals) = regiondrill::target::dry_run::describe(&exp, &target);
+        refused |= !refusals.is_empty();
+        print!("{text}");
     }
     Ok(if refused {
         ExitCode::from(2)

@@ -397,6 +397,14 @@ pub async fn primary_timeline(c: &tokio_postgres::Client, within: Duration) -> O
     (tl > 0).then_some(tl as u32)
 }
 
+/// [`primary_timeline`] of the server `dsn` reaches on a fresh connection (None: it cannot be
+/// reached within `within`, or is a standby); what a manager's watcher asks its router or
+/// its multi-host DSN after a promotion.
+pub async fn primary_timeline_at(dsn: &str, within: Duration) -> Option<u32> {
+    let c = connect_dsn(dsn, within).await.ok()?;
+    primary_timeline(&c, within).await
+}
+
 /// Whether the server is a standby (`pg_is_in_recovery()`).
 pub async fn in_recovery(c: &tokio_postgres::Client) -> Result<bool, PgError> {
     Ok(query(c, "SELECT pg_is_in_recovery()").await?[0].get(0))

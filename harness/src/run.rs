@@ -211,11 +211,11 @@ pub async fn run(
     let t = Instant::now();
     let up = async {
         if let Some(target) = &opts.target {
-            let plan = crate::stack::external::plan_for(exp.stack_plan(), target);
-            let refusals = crate::target::needs::refusals(target, exp, &plan);
+            let refusals = crate::target::needs::refusals(target, exp);
             if !refusals.is_empty() {
                 return Err(RunError::Refused(target.source.clone(), refusals));
             }
+            let plan = crate::stack::external::plan_for(exp.stack_plan(), target);
             return Ok(crate::stack::external::attach(plan, target).await?);
         }
         let plan = exp.stack_plan();

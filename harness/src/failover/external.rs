@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How often every database is asked.
+/// How often every database is asked. A `Promoted` event is therefore recorded up to one
+/// poll plus one answer (at most 400 ms) after the promotion really happened; nothing but
+/// the event's time depends on it (RTO and RPO come from the users' operations).
 pub const POLL: Duration = Duration::from_millis(100);
 /// How long one answer may take (a black-holed link never answers).
 const ANSWER_WITHIN: Duration = Duration::from_millis(400);

@@ -284,10 +284,8 @@ async fn etcd_healthy(http: &reqwest::Client, port: Option<u16>) -> bool {
 /// none, or only to a server in recovery).
 pub async fn router_primary_timeline(stack: &Stack, region: &str) -> Option<u32> {
     let port = stack.port(&NodeId::new(region, Role::Router))?;
-    let c = crate::postgres::connect(port, Duration::from_millis(400))
+    crate::postgres::primary_timeline_at(&crate::postgres::dsn(port), Duration::from_millis(400))
         .await
-        .ok()?;
-    crate::postgres::primary_timeline(&c, Duration::from_millis(400)).await
 }
 
 #[cfg(test)]

@@ -284,10 +284,7 @@ async fn answers_as_primary(port: Option<u16>) -> bool {
 /// The timeline of the primary `dsn` (a multi-host DSN, `target_session_attrs=read-write`)
 /// connects to (None: it connects to none).
 pub async fn primary_timeline(dsn: &Option<String>) -> Option<u32> {
-    let c = crate::postgres::connect_dsn(dsn.as_ref()?, Duration::from_millis(800))
-        .await
-        .ok()?;
-    crate::postgres::primary_timeline(&c, Duration::from_millis(400)).await
+    crate::postgres::primary_timeline_at(dsn.as_ref()?, Duration::from_millis(800)).await
 }
 
 #[cfg(test)]

@@ -558,12 +558,12 @@ mod tests {
     use crate::stack::routing::Routing;
     use crate::stack::wiring::{Endpoint, LinkPlacement, Placement};
 
-    /// The plan of the shipped pg_auto_failover region loss, placed as the native backend
-    /// places it: node `i` on port 20000 + i, a registered link on its database's port at
-    /// 127.0.0.2, every other link on a port of its own.
-    fn placed_paf() -> (StackPlan, Wiring) {
+    /// The plan of the shipped experiment `file`, its nodes placed as the native backend
+    /// places them: node `i` on port 20000 + i (links are the caller's).
+    fn nodes_placed(file: &str) -> (StackPlan, Placement) {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../experiments/pg-auto-failover-region-loss.toml");
+            .join("../experiments")
+            .join(file);
         let plan = crate::experiment::load(&path).unwrap().stack_plan();
         let mut placement = Placement::default();
         for (i, n) in plan.placed().iter().enumerate() {
@@ -571,6 +571,14 @@ mod tests {
             let inside = ("127.0.0.1".to_string(), port);
             placement.nodes.insert(n.clone(), Endpoint { port, inside });
         }
+        (plan, placement)
+    }
+
+    /// The plan of the shipped pg_auto_failover region loss, placed as the native backend
+    /// places it: node `i` on port 20000 + i, a registered link on its database's port at
+    /// 127.0.0.2, every other link on a port of its own.
+    fn placed_paf() -> (StackPlan, Wiring) {
+        let (plan, mut placement) = nodes_placed("pg-auto-failover-region-loss.toml");
         let registered = plan.registered_links();
         for (i, l) in plan.links.iter().enumerate() {
             let (host, port) = match registered.iter().find(|(name, _)| *name == l.name) {
@@ -595,15 +603,7 @@ mod tests {
     /// is a primary.
     #[test]
     fn patroni_members_start_after_etcd_is_decided_and_the_first_leader() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../experiments/patroni-region-loss.toml");
-        let plan = crate::experiment::load(&path).unwrap().stack_plan();
-        let mut placement = Placement::default();
-        for (i, n) in plan.placed().iter().enumerate() {
-            let port = 20_000 + i as u16;
-            let inside = ("127.0.0.1".to_string(), port);
-            placement.nodes.insert(n.clone(), Endpoint { port, inside });
-        }
+        let (plan, placement) = nodes_placed("patroni-region-loss.toml");
         let wiring = Wiring::new(plan.posture, placement);
         let specs = plan.specs(&wiring, &Routing::new(plan.posture).snapshot());
         let spec = |id: &str| specs.iter().find(|s| s.id.to_string() == id).unwrap();

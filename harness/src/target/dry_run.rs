@@ -4,13 +4,13 @@
 use super::Target;
 use crate::experiment::Experiment;
 use crate::fault::{self, Need};
-use crate::stack::plan::StackPlan;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// The drill `exp` would run on `target` (built for `plan`), one line per action, in time
-/// order, with the refusals (if any) at the end.
-pub fn describe(exp: &Experiment, plan: &StackPlan, target: &Target) -> String {
+/// The drill `exp` would run on `target`, one line per action, in time order, with the
+/// refusals (if any) at the end; and those refusals.
+pub fn describe(exp: &Experiment, target: &Target) -> (String, Vec<String>) {
+    let plan = &crate::stack::external::plan_for(exp.stack_plan(), target);
     let mut actions: Vec<(Duration, String)> = Vec::new();
     for f in &exp.faults {
         let what = fault::describe(&f.fault);
@@ -107,16 +107,16 @@ pub fn describe(exp: &Experiment, plan: &StackPlan, target: &Target) -> String {
         "   after  heal every named link (regiondrill's toxics removed, proxies enabled), \
          restart what was killed, read the final state from the primary"
     );
-    let refusals = super::needs::refusals(target, exp, plan);
+    let refusals = super::needs::refusals(target, exp);
     if refusals.is_empty() {
         let _ = writeln!(out, "the target can run every step");
     } else {
         let _ = writeln!(out, "REFUSED — the target cannot run this experiment:");
-        for r in refusals {
+        for r in &refusals {
             let _ = writeln!(out, "  {r}");
         }
     }
-    out
+    (out, refusals)
 }
 
 /// A DSN or URL with any password replaced by `***`.

@@ -131,10 +131,7 @@ impl Target {
 
     /// Whether `host` is on the allow-list.
     pub fn allows(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.allow_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(host))
+        allowed_host(&self.allow_hosts, host)
     }
 }
 
@@ -219,7 +216,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
         .collect();
     let mut target = Target {
         source: path.to_path_buf(),
-        allow_hosts,
+        allow_hosts: Vec::new(),
         toxiproxy: None,
         links: BTreeMap::new(),
         regions: BTreeMap::new(),
@@ -227,19 +224,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
         up: spec.up,
     };
     // Every address is checked against the allow-list where it is written.
-    let allow_list = target.clone();
     let allowed = |value: &Spanned<String>, field: String, host: Result<String, String>| {
         let host = host.map_err(|why| bad(value.span(), field.clone(), why))?;
-        if allow_list.allows(&host) {
+        if allowed_host(&allow_hosts, &host) {
             Ok(())
         } else {
             Err(bad(
                 value.span(),
                 field,
-                format!(
-                    "host `{host}` is not in allow_hosts {:?}",
-                    allow_list.allow_hosts
-                ),
+                format!("host `{host}` is not in allow_hosts {:?}", allow_hosts),
             ))
         }
     };
@@ -386,7 +379,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
         );
     }
     target.toxiproxy = spec.toxiproxy.map(|t| trim_slash(t.api.get_ref()));
+    target.allow_hosts = allow_hosts;
     Ok(target)
+}
+
+/// Whether `host` (an IPv6 address may come bracketed) is on `allow_hosts`.
+fn allowed_host(allow_hosts: &[String], host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    allow_hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
 }
 
 fn quoted(name: &str) -> String {

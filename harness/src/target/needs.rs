@@ -4,11 +4,11 @@
 use super::Target;
 use crate::experiment::Experiment;
 use crate::fault::{self, Need};
-use crate::stack::plan::StackPlan;
 
 /// Every reason `target` cannot run `exp` (empty: it can), one line each, naming the fault
 /// or section and what the target lacks (the target file is the caller's to name).
-pub fn refusals(target: &Target, exp: &Experiment, plan: &StackPlan) -> Vec<String> {
+pub fn refusals(target: &Target, exp: &Experiment) -> Vec<String> {
+    let plan = &crate::stack::external::plan_for(exp.stack_plan(), target);
     let mut out = Vec::new();
     for (i, f) in exp.faults.iter().enumerate() {
         let what = format!("faults[{i}] ({})", fault::describe(&f.fault));
