@@ -95,23 +95,7 @@ pub(super) async fn checks(app: &App, opts: &Options) -> Vec<Check> {
 async fn profile_gone(app: &App, opts: &Options) -> Check {
     let mut p = Problems::new();
     let path = format!("/users/{}/profile", app.user);
-    let (read, _) = app
-        .http
-        .get_until(&path, opts.read_wait, |a| a.status == 404)
-        .await;
-    if let Some(answer) = p.answered(read) {
-        if answer.status == 200 {
-            p.add(format!(
-                "the erased user's profile is still served (status 200, {}; read retried for {})",
-                answer.shown(),
-                secs(opts.read_wait)
-            ));
-        } else if p.status(&answer, &[404])
-            && let Some(obj) = p.object(&answer)
-        {
-            p.equal(obj, "found", false);
-        }
-    }
+    expect_gone(&mut p, app, opts, &path, "the erased user's profile").await;
     Check::verdict(app.url(), "erasure.profile-gone", p)
 }
 
@@ -120,26 +104,34 @@ async fn keys_gone(app: &App, opts: &Options) -> Check {
     let mut p = Problems::new();
     for key in &app.keys {
         let path = format!("/kv/{}", key.replace('/', "%2F"));
-        let (read, _) = app
-            .http
-            .get_until(&path, opts.read_wait, |a| a.status == 404)
-            .await;
-        if let Some(answer) = p.answered(read) {
-            if answer.status == 200 {
-                p.add(format!(
-                    "key {key:?}, last written by the erased user, is still served \
-                     (read retried for {})",
-                    secs(opts.read_wait)
-                ));
-            } else if p.status(&answer, &[404])
-                && let Some(obj) = p.object(&answer)
-            {
-                p.equal(obj, "found", false);
-            }
-        }
+        let what = format!("key {key:?}, last written by the erased user,");
+        expect_gone(&mut p, app, opts, &path, &what).await;
     }
     if app.keys.is_empty() {
         p.add("no write was acknowledged: no key to look for");
     }
     Check::verdict(app.url(), "erasure.key-gone", p)
+}
+
+/// Reads `path` until it is a 404 (for up to the read wait): a 200 is `what` still served;
+/// any other answer must be a 404 with `found: false`.
+async fn expect_gone(p: &mut Problems, app: &App, opts: &Options, path: &str, what: &str) {
+    let (read, _) = app
+        .http
+        .get_until(path, opts.read_wait, |a| a.status == 404)
+        .await;
+    let Some(answer) = p.answered(read) else {
+        return;
+    };
+    if answer.status == 200 {
+        p.add(format!(
+            "{what} is still served (status 200, {}; read retried for {})",
+            answer.shown(),
+            secs(opts.read_wait)
+        ));
+    } else if p.status(&answer, &[404])
+        && let Some(obj) = p.object(&answer)
+    {
+        p.equal(obj, "found", false);
+    }
 }
