@@ -20,7 +20,8 @@
 //! - [`false_failovers`]: every failover episode, its cause, and the false ones — a primary
 //!   declared down while it was healthy in its own region — with what they cost.
 //! - [`unavailability`]: share of operations that failed, per region and phase.
-//! - [`latency`]: latency of successful operations, per region and kind.
+//! - [`latency`]: latency of successful operations, per region and kind, and of writes per
+//!   region and phase.
 //! - [`stale_reads`]: reads that returned data older than what had been acknowledged.
 //! - [`read_your_writes`]: reads that did not reflect the reader's own acknowledged write.
 //! - [`lww`]: converged values that were not the latest write in real time; writes silently
