@@ -348,6 +348,35 @@ async fn patroni_holds_its_region_loss_known_answer_in_containers() {
     );
 }
 
+/// Three regions in containers (one network per region, the witness's links on the proxy):
+/// the shipped region loss with quorum commit fails over once, to a standby, and loses
+/// nothing; nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_regions_lose_nothing_to_a_region_loss_in_containers() {
+    if !docker_or_skip("three_regions_lose_nothing_to_a_region_loss_in_containers").await {
+        return;
+    }
+    let (out, _dir) = run_shipped_on(
+        BackendChoice::Docker,
+        "experiments/three-region-region-loss.toml",
+    )
+    .await;
+    assert_eq!(out.backend, "docker");
+    let f = &out.findings.false_failovers;
+    assert_eq!((f.failovers, f.count), (1, 0), "{f:?}");
+    assert!(out.findings.lost_writes.checked);
+    assert_eq!(
+        out.findings.lost_writes.count, 0,
+        "{:?}",
+        out.findings.lost_writes.ids
+    );
+    assert!(
+        leftovers().await.is_empty(),
+        "left behind: {:?}",
+        leftovers().await
+    );
+}
+
 /// A user's own app image in place of the sample app (`REGIONDRILL_IMAGE_APP`): built here,
 /// offline, from the local app image with its binary moved away and a `regiondrill-app`
 /// wrapper script in its place (what README's "Your own app on the Docker backend" asks of an

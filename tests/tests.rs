@@ -41,6 +41,10 @@ mod proxy_peers;
 /// Real bytes through the fault proxy's toxics: latency, black hole, down, reset, bandwidth,
 /// limit, slicer, slow close, live toxic changes.
 mod proxy_toxics;
+/// Three regions: quorum commit's latency follows the nearest standby; a majority of vantage
+/// points ignores a partial partition and still sees a lost region; nothing lost with three
+/// regions where nothing is lost with two.
+mod regions;
 /// Data residency (at rest and in flight) and the right to erasure: the shipped experiments'
 /// known answers.
 mod residency;

@@ -9,9 +9,7 @@
 //! consequence: every check returns None once it has reported, and takes `Option`s.
 
 use crate::posture::Posture;
-use crate::stack::topology::{
-    LinkPurpose, LinkSpec, NodeId, PRIMARY_REGION, REGIONS, Role, link_name, links, used_by,
-};
+use crate::stack::topology::{LinkSpec, NodeId, Role, WITNESS_REGION, links, why_absent};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -49,6 +47,20 @@ pub enum LinkSelector {
     Named(Vec<String>),
     /// Every link between the two regions, both ways.
     Between(String, String),
+    /// Every link between the region and any other (the witness included), both ways: the
+    /// region cut off from everyone else.
+    Isolate(String),
+}
+
+impl LinkSelector {
+    /// Whether the selector takes `link`.
+    pub fn takes(&self, link: &LinkSpec) -> bool {
+        match self {
+            LinkSelector::Named(names) => names.contains(&link.name),
+            LinkSelector::Between(a, b) => joins(link, a, b),
+            LinkSelector::Isolate(r) => link.from == *r || link.to == *r,
+        }
+    }
 }
 
 const DURATION_EXAMPLE: &str = r#"write e.g. "80ms", "1.5s" or "2m""#;
@@ -251,6 +263,70 @@ pub(crate) struct FaultCheck<'a> {
     header: Range<usize>,
     posture: Option<Posture>,
     duration: Option<Duration>,
+    shape: Shape,
+}
+
+/// What a fault's names are checked against besides the posture: the experiment's regions
+/// and whether the built-in controller watches from the witness (which then has links).
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    /// The data regions, the primary's first.
+    pub regions: Vec<String>,
+    /// The witness is a vantage point.
+    pub witness: bool,
+}
+
+impl Shape {
+    /// Every node `posture` runs over these regions.
+    pub fn nodes(&self, posture: Posture) -> Vec<NodeId> {
+        self.with_nodes(posture)
+            .into_iter()
+            .flat_map(|r| Role::ALL.map(|role| NodeId::new(r, role)))
+            .collect()
+    }
+
+    /// Regions that have nodes in `posture`: all, or the primary's alone in single-region.
+    pub fn with_nodes(&self, posture: Posture) -> Vec<&str> {
+        let n = if posture.has_standby() {
+            self.regions.len()
+        } else {
+            1
+        };
+        self.regions.iter().take(n).map(String::as_str).collect()
+    }
+
+    /// Every link over these regions (the witness's when it watches).
+    pub fn links(&self) -> Vec<LinkSpec> {
+        links(&self.regions, self.witness)
+    }
+
+    /// Why `link` carries nothing in `posture`, or None when it exists there.
+    pub fn absent(&self, posture: Posture, link: &LinkSpec) -> Option<String> {
+        why_absent(link, &self.nodes(posture), posture.has_standby())
+    }
+
+    /// The links that exist in `posture`, listed.
+    fn link_names(&self, posture: Posture) -> String {
+        self.links()
+            .iter()
+            .filter(|l| self.absent(posture, l).is_none())
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn node_names(&self, posture: Posture) -> String {
+        self.nodes(posture)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether `r` is a region of these, or the watching witness.
+    fn knows(&self, r: &str) -> bool {
+        self.regions.iter().any(|x| x == r) || (self.witness && r == WITNESS_REGION)
+    }
 }
 
 impl<'a> FaultCheck<'a> {
@@ -262,6 +338,7 @@ impl<'a> FaultCheck<'a> {
         header: Range<usize>,
         posture: Option<Posture>,
         duration: Option<Duration>,
+        shape: Shape,
     ) -> Self {
         FaultCheck {
             checker,
@@ -269,7 +346,13 @@ impl<'a> FaultCheck<'a> {
             header,
             posture,
             duration,
+            shape,
         }
+    }
+
+    /// The experiment's regions and vantage points.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
     }
 
     /// The experiment's posture (None when it is itself invalid).
@@ -347,34 +430,79 @@ impl<'a> FaultCheck<'a> {
         self.checker.jitter(&field, text, base, of)
     }
 
-    /// `links` or `between` (exactly one): links that exist in the posture.
+    /// `links`, `between` or `isolate` (exactly one): links that exist in the posture.
     pub fn links(
         &mut self,
         links: Option<&Spanned<Vec<Spanned<String>>>>,
         between: Option<&Spanned<Vec<Spanned<String>>>>,
+        isolate: Option<&Spanned<String>>,
     ) -> Option<LinkSelector> {
-        match (links, between) {
-            (Some(l), Some(b)) => {
-                let (key, span) = if b.span().start > l.span().start {
-                    ("between", b.span())
-                } else {
-                    ("links", l.span())
-                };
-                self.report(span, key, "give either links or between, not both");
-                None
-            }
-            (None, None) => {
+        let given: Vec<(&str, Range<usize>)> = [
+            links.map(|l| ("links", l.span())),
+            between.map(|b| ("between", b.span())),
+            isolate.map(|i| ("isolate", i.span())),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let [_, second, ..] = given.as_slice() {
+            let (key, span) = given
+                .iter()
+                .max_by_key(|(_, span)| span.start)
+                .cloned()
+                .unwrap_or(second.clone());
+            self.report(
+                span,
+                key,
+                "give one of links, between or isolate, not several",
+            );
+            return None;
+        }
+        match (links, between, isolate) {
+            (Some(names), _, _) => self.named_links(names),
+            (_, Some(between), _) => self.between(between),
+            (_, _, Some(region)) => self.isolate(region),
+            (None, None, None) => {
                 let header = self.header.clone();
                 self.report(
                     header,
                     "links",
-                    "required: links = [link names] or between = [\"us\", \"eu\"]",
+                    "required: links = [link names], between = [\"us\", \"eu\"] or isolate = \"eu\"",
                 );
                 None
             }
-            (Some(names), None) => self.named_links(names),
-            (None, Some(between)) => self.between(between),
         }
+    }
+
+    fn isolate(&mut self, region: &Spanned<String>) -> Option<LinkSelector> {
+        let r = region.get_ref().trim();
+        if !self.shape.knows(r) {
+            self.report(
+                region.span(),
+                "isolate",
+                format!(
+                    "unknown region \"{r}\"; regions: {}",
+                    self.shape.regions.join(", ")
+                ),
+            );
+            return None;
+        }
+        let selector = LinkSelector::Isolate(r.to_string());
+        if let Some(posture) = self.posture
+            && !self
+                .shape
+                .links()
+                .iter()
+                .any(|l| selector.takes(l) && self.shape.absent(posture, l).is_none())
+        {
+            self.report(
+                region.span(),
+                "isolate",
+                format!("no link of {r} exists in {posture}"),
+            );
+            return None;
+        }
+        Some(selector)
     }
 
     fn named_links(&mut self, names: &Spanned<Vec<Spanned<String>>>) -> Option<LinkSelector> {
@@ -383,7 +511,7 @@ impl<'a> FaultCheck<'a> {
             return None;
         }
         let posture = self.posture;
-        let all = links();
+        let all = self.shape.links();
         let mut out: Vec<String> = Vec::new();
         let mut ok = true;
         for (j, name) in names.get_ref().iter().enumerate() {
@@ -391,7 +519,9 @@ impl<'a> FaultCheck<'a> {
             let n = name.get_ref().trim();
             let Some(link) = all.iter().find(|l| l.name == n) else {
                 let known = match posture {
-                    Some(posture) => format!("links in {posture}: {}", link_names(posture)),
+                    Some(posture) => {
+                        format!("links in {posture}: {}", self.shape.link_names(posture))
+                    }
                     None => format!(
                         "links: {}",
                         all.iter()
@@ -405,14 +535,14 @@ impl<'a> FaultCheck<'a> {
                 continue;
             };
             if let Some(posture) = posture
-                && let Some(why) = absent(posture, link)
+                && let Some(why) = self.shape.absent(posture, link)
             {
+                let known = self.shape.link_names(posture);
                 self.report(
                     name.span(),
                     &key,
                     format!(
-                        "link \"{n}\" does not exist in {posture} ({why}); links in {posture}: {}",
-                        link_names(posture)
+                        "link \"{n}\" does not exist in {posture} ({why}); links in {posture}: {known}"
                     ),
                 );
                 ok = false;
@@ -439,15 +569,12 @@ impl<'a> FaultCheck<'a> {
         };
         let mut ok = true;
         for (j, r) in [a, b].into_iter().enumerate() {
-            if !REGIONS.contains(&r.get_ref().trim()) {
+            if !self.shape.knows(r.get_ref().trim()) {
+                let known = self.shape.regions.join(", ");
                 self.report(
                     r.span(),
                     &format!("between[{j}]"),
-                    format!(
-                        "unknown region \"{}\"; regions: {}",
-                        r.get_ref(),
-                        REGIONS.join(", ")
-                    ),
+                    format!("unknown region \"{}\"; regions: {known}", r.get_ref()),
                 );
                 ok = false;
             }
@@ -459,9 +586,11 @@ impl<'a> FaultCheck<'a> {
         }
         if ok
             && let Some(posture) = self.posture
-            && !links()
+            && !self
+                .shape
+                .links()
                 .iter()
-                .any(|l| joins(l, a, b) && absent(posture, l).is_none())
+                .any(|l| joins(l, a, b) && self.shape.absent(posture, l).is_none())
         {
             self.report(
                 between.span(),
@@ -477,9 +606,10 @@ impl<'a> FaultCheck<'a> {
     pub fn node(&mut self, n: Option<&Spanned<String>>) -> Option<NodeId> {
         let n = self.required(n, "node", "a node id such as \"us-db\"")?;
         let posture = self.posture;
+        let shape = self.shape.clone();
         let listing = |posture: Option<Posture>| match posture {
-            Some(posture) => format!("nodes in {posture}: {}", node_names(posture)),
-            None => format!("nodes: {}", node_names(Posture::ActivePassiveAsync)),
+            Some(posture) => format!("nodes in {posture}: {}", shape.node_names(posture)),
+            None => format!("nodes: {}", shape.node_names(Posture::ActivePassiveAsync)),
         };
         let Some(node) = NodeId::parse(n.get_ref().trim()) else {
             self.report(
@@ -490,7 +620,7 @@ impl<'a> FaultCheck<'a> {
             return None;
         };
         if let Some(posture) = posture
-            && !nodes(posture).contains(&node)
+            && !self.shape.nodes(posture).contains(&node)
         {
             self.report(
                 n.span(),
@@ -509,21 +639,19 @@ impl<'a> FaultCheck<'a> {
     pub fn region(&mut self, r: Option<&Spanned<String>>) -> Option<String> {
         let r = self.required(r, "region", "a region such as \"us\"")?;
         let region = r.get_ref().trim();
-        if !REGIONS.contains(&region) {
+        if !self.shape.regions.iter().any(|x| x == region) {
+            let known = self.shape.regions.join(", ");
             self.report(
                 r.span(),
                 "region",
-                format!(
-                    "unknown region \"{region}\"; regions: {}",
-                    REGIONS.join(", ")
-                ),
+                format!("unknown region \"{region}\"; regions: {known}"),
             );
             return None;
         }
         if let Some(posture) = self.posture
-            && !nodes(posture).iter().any(|n| n.region == region)
+            && !self.shape.with_nodes(posture).contains(&region)
         {
-            let with_nodes = regions(posture).join(", ");
+            let with_nodes = self.shape.with_nodes(posture).join(", ");
             self.report(
                 r.span(),
                 "region",
@@ -535,70 +663,6 @@ impl<'a> FaultCheck<'a> {
         }
         Some(region.to_string())
     }
-}
-
-/// Every node the posture runs: all roles in `us`, and in `eu` too when there is a standby.
-pub(crate) fn nodes(posture: Posture) -> Vec<NodeId> {
-    regions(posture)
-        .into_iter()
-        .flat_map(|r| Role::ALL.map(|role| NodeId::new(r, role)))
-        .collect()
-}
-
-/// Regions that have nodes in the posture.
-pub(crate) fn regions(posture: Posture) -> Vec<&'static str> {
-    REGIONS
-        .into_iter()
-        .filter(|r| *r == PRIMARY_REGION || posture.has_standby())
-        .collect()
-}
-
-/// Why `link` carries nothing in `posture`, or None when it exists there. A link exists when
-/// the posture uses it at all (`replication-to-us`: only with a database in each region, see [`used_by`]) and
-/// both its ends exist: the node it reaches, and whatever connects (the replica for
-/// `replication`, the failover controller for `*-monitor-*`, the app for `*-app-to-*`; users
-/// live in both regions whatever the posture).
-pub(crate) fn absent(posture: Posture, link: &LinkSpec) -> Option<String> {
-    if !used_by(link, posture.has_standby()) {
-        return Some(
-            "it exists only where both regions have a database: active-active replication, or \
-             a rejoined us standby streaming from eu"
-                .into(),
-        );
-    }
-    let nodes = nodes(posture);
-    if !nodes.contains(&link.target) {
-        return Some(format!("there is no {}", link.target));
-    }
-    let is = |purpose| link.name == link_name(&link.from, purpose, &link.to);
-    if is(LinkPurpose::Replication) && !posture.has_standby() {
-        return Some("there is no replica".into());
-    }
-    if is(LinkPurpose::MonitorToDb) && !posture.has_standby() {
-        return Some("there is no failover controller".into());
-    }
-    let app = NodeId::new(&link.from, Role::App);
-    if (is(LinkPurpose::AppToDb) || is(LinkPurpose::AppToCache)) && !nodes.contains(&app) {
-        return Some(format!("there is no {app}"));
-    }
-    None
-}
-
-fn link_names(posture: Posture) -> String {
-    links()
-        .iter()
-        .filter(|l| absent(posture, l).is_none())
-        .map(|l| l.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn node_names(posture: Posture) -> String {
-    nodes(posture)
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Whether `link` runs between regions `a` and `b` (either way).

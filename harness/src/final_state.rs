@@ -10,14 +10,13 @@ use crate::history::{FinalState, RegionState, StandbyState};
 use crate::postgres;
 use crate::posture::Posture;
 use crate::stack::Stack;
-use crate::stack::topology::REGIONS;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Reads the final state (each database within 10 s).
 pub async fn read(stack: &Stack) -> FinalState {
     let regions: Vec<String> = if stack.posture.is_active_active() {
-        REGIONS.iter().map(|r| r.to_string()).collect()
+        stack.plan().regions.clone()
     } else {
         vec![stack.routing.snapshot().primary]
     };
@@ -73,7 +72,7 @@ async fn behind(dsn: &str, target: i64) -> Option<i64> {
 /// with how far it is behind the primary's position when the state was read.
 async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     let mut primaries = Vec::new();
-    for region in REGIONS {
+    for region in &stack.plan().regions {
         let Some(dsn) = stack.db_dsn(region) else {
             continue;
         };

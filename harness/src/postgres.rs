@@ -41,7 +41,7 @@ pub enum PgError {
 /// The cluster-wide settings a drill needs, appended to `postgresql.conf` of every cluster
 /// (natively by the template cache, in containers by the start script). The posture's commit
 /// mode is not among them: it is set on the primary once the replica streams
-/// ([`require_standby`]), so that neither the schema set-up before nor a promoted replica
+/// ([`require_standbys`]), so that neither the schema set-up before nor a promoted replica
 /// after waits for a standby that is not there.
 pub fn cluster_conf() -> Vec<(String, String)> {
     [
@@ -151,13 +151,13 @@ pub async fn execute(c: &tokio_postgres::Client, sql: &str) -> Result<(), PgErro
 }
 
 /// Sets the primary's commit mode (`synchronous_commit`, `synchronous_standby_names`) and
-/// waits until the standby `standby` streams — and, when commits wait for it, is the
-/// synchronous standby.
-pub async fn require_standby(
+/// waits until every one of `standbys` streams — and each one commits wait for (the one
+/// named, or every one of a quorum) is synchronous.
+pub async fn require_standbys(
     port: u16,
     synchronous_commit: &str,
     standby_names: &str,
-    standby: &str,
+    standbys: &[String],
 ) -> Result<(), PgError> {
     let c = connect(port, Duration::from_secs(2)).await?;
     for sql in [
@@ -167,11 +167,16 @@ pub async fn require_standby(
     ] {
         execute(&c, &sql).await?;
     }
-    await_standby(port, standby, !standby_names.is_empty()).await
+    let waits = standbys.iter().map(|s| {
+        let named = standby_names == s.as_str()
+            || (standby_names.starts_with("ANY ") && !standbys.is_empty());
+        await_standby(port, s, named)
+    });
+    futures::future::try_join_all(waits).await.map(|_| ())
 }
 
 /// Waits until the standby `standby` streams from the primary on `port` (and, with
-/// `want_sync`, is its synchronous standby), for 15 s at most.
+/// `want_sync`, is one it waits for: `sync`, or `quorum` under `ANY n (…)`), for 15 s at most.
 pub async fn await_standby(port: u16, standby: &str, want_sync: bool) -> Result<(), PgError> {
     let c = connect(port, Duration::from_secs(2)).await?;
     let sql = "SELECT state, sync_state FROM pg_stat_replication WHERE application_name = $1";
@@ -180,7 +185,11 @@ pub async fn await_standby(port: u16, standby: &str, want_sync: bool) -> Result<
         let rows = query_with(&c, sql, &[&standby]).await?;
         let ready = rows.iter().any(|r| {
             r.get::<_, Option<String>>(0).as_deref() == Some("streaming")
-                && (!want_sync || r.get::<_, Option<String>>(1).as_deref() == Some("sync"))
+                && (!want_sync
+                    || matches!(
+                        r.get::<_, Option<String>>(1).as_deref(),
+                        Some("sync" | "quorum")
+                    ))
         });
         if ready {
             return Ok(());

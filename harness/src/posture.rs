@@ -3,12 +3,15 @@
 //!
 //! - `single-region`: everything in `us`; `eu` users cross the link to reach it. A region
 //!   loss is a total outage.
-//! - `active-passive-*`: a primary in `us`, a streaming replica in `eu`. Each region's app
+//! - `active-passive-*`: a primary in `us`, a streaming replica in `eu` (and in every other
+//!   region an experiment names). Each region's app
 //!   reads from its own Redis and its own database (so `eu` reads may be stale) and writes to
 //!   the primary (so `eu` writes cross the link). The replication mode decides what a commit
 //!   waits for: `async` nothing remote, `semi-sync` the replica having written the WAL
 //!   (`synchronous_commit = remote_write`), `sync` the replica having applied it
-//!   (`remote_apply`, so a read on the replica right after the commit sees it).
+//!   (`remote_apply`, so a read on the replica right after the commit sees it); `quorum` any
+//!   one replica having flushed it (`ANY 1 (eu, ap)`: the nearest answers first, so a commit
+//!   costs the nearest replica's round trip, not the farthest's).
 //! - `active-active-*`: a primary in each region, each region's own tables replicated to the
 //!   other by PostgreSQL logical replication (both ways, across the replication links), and
 //!   reads merging both regions' tables:
@@ -34,6 +37,9 @@ pub enum Posture {
     ActivePassiveSemiSync,
     /// Primary + replica; commits wait for the replica to apply the WAL (`remote_apply`).
     ActivePassiveSync,
+    /// Primary + a replica in every other region; commits wait for any one replica to have
+    /// flushed the WAL (`ANY 1 (…)`): the nearest, while it answers.
+    ActivePassiveQuorum,
     /// A primary per region; each user's data written only in its home region.
     ActiveActivePartitioned,
     /// A primary per region; shared keys, last write (by HLC) wins.
@@ -43,7 +49,8 @@ pub enum Posture {
 }
 
 impl Posture {
-    /// Every posture, in the order tables list them.
+    /// Every posture, in the order tables list them (quorum last: it matters with three
+    /// regions, which the two-region comparison does not have).
     pub const ALL: &'static [Posture] = &[
         Posture::SingleRegion,
         Posture::ActivePassiveAsync,
@@ -52,6 +59,7 @@ impl Posture {
         Posture::ActiveActivePartitioned,
         Posture::ActiveActiveLww,
         Posture::ActiveActiveCrdt,
+        Posture::ActivePassiveQuorum,
     ];
 
     /// The name used in experiment files and reports.
@@ -61,6 +69,7 @@ impl Posture {
             Posture::ActivePassiveAsync => "active-passive-async",
             Posture::ActivePassiveSemiSync => "active-passive-semi-sync",
             Posture::ActivePassiveSync => "active-passive-sync",
+            Posture::ActivePassiveQuorum => "active-passive-quorum",
             Posture::ActiveActivePartitioned => "active-active-partitioned",
             Posture::ActiveActiveLww => "active-active-lww",
             Posture::ActiveActiveCrdt => "active-active-crdt",
@@ -95,16 +104,18 @@ impl Posture {
         }
     }
 
-    /// The primary's `synchronous_commit` and `synchronous_standby_names` (the replica's
-    /// `cluster_name` is `standby_name`).
-    pub fn commit_settings(self, standby_name: &str) -> (&'static str, String) {
+    /// The primary's `synchronous_commit` and `synchronous_standby_names`, given its standbys
+    /// (each standby's `cluster_name` is its region), the synchronous one first.
+    pub fn commit_settings(self, standbys: &[String]) -> (&'static str, String) {
+        let first = standbys.first().cloned().unwrap_or_default();
         match self {
             Posture::SingleRegion | Posture::ActivePassiveAsync => ("on", String::new()),
             Posture::ActiveActivePartitioned
             | Posture::ActiveActiveLww
             | Posture::ActiveActiveCrdt => ("on", String::new()),
-            Posture::ActivePassiveSemiSync => ("remote_write", standby_name.to_string()),
-            Posture::ActivePassiveSync => ("remote_apply", standby_name.to_string()),
+            Posture::ActivePassiveSemiSync => ("remote_write", first),
+            Posture::ActivePassiveSync => ("remote_apply", first),
+            Posture::ActivePassiveQuorum => ("on", format!("ANY 1 ({})", standbys.join(", "))),
         }
     }
 }
@@ -156,14 +167,19 @@ mod tests {
 
     #[test]
     fn sync_modes_wait_for_the_standby() {
-        assert_eq!(Posture::ActivePassiveAsync.commit_settings("eu").1, "");
+        let two = ["eu".to_string(), "ap".to_string()];
+        assert_eq!(Posture::ActivePassiveAsync.commit_settings(&two).1, "");
         assert_eq!(
-            Posture::ActivePassiveSemiSync.commit_settings("eu"),
+            Posture::ActivePassiveSemiSync.commit_settings(&two[..1]),
             ("remote_write", "eu".into())
         );
         assert_eq!(
-            Posture::ActivePassiveSync.commit_settings("eu"),
+            Posture::ActivePassiveSync.commit_settings(&two),
             ("remote_apply", "eu".into())
+        );
+        assert_eq!(
+            Posture::ActivePassiveQuorum.commit_settings(&two),
+            ("on", "ANY 1 (eu, ap)".into())
         );
     }
 }

@@ -144,14 +144,15 @@ const NOT_BASE: [(&str, &str); 8] = [
     ),
 ];
 
-/// The posture's short name in cell names: `single`, `ap-async`, `ap-semi`, `ap-sync`,
-/// `aa-part`, `aa-lww`, `aa-crdt`.
+/// The posture's short name in cell names and tables: `single`, `ap-async`, `ap-semi`,
+/// `ap-sync`, `ap-quorum`, `aa-part`, `aa-lww`, `aa-crdt`.
 pub fn short_name(posture: Posture) -> &'static str {
     match posture {
         Posture::SingleRegion => "single",
         Posture::ActivePassiveAsync => "ap-async",
         Posture::ActivePassiveSemiSync => "ap-semi",
         Posture::ActivePassiveSync => "ap-sync",
+        Posture::ActivePassiveQuorum => "ap-quorum",
         Posture::ActiveActivePartitioned => "aa-part",
         Posture::ActiveActiveLww => "aa-lww",
         Posture::ActiveActiveCrdt => "aa-crdt",
@@ -169,6 +170,10 @@ fn posture_blurb(posture: Posture) -> &'static str {
         Posture::ActivePassiveAsync => {
             "primary in us, streaming replica in eu; commits wait for no one, so a failover \
              loses what was not yet shipped"
+        }
+        Posture::ActivePassiveQuorum => {
+            "primary in the first region, a streaming replica in every other; commits wait for \
+             any one replica to flush the WAL (ANY 1), the nearest while it answers"
         }
         Posture::ActivePassiveSemiSync => {
             "primary in us, streaming replica in eu; commits wait for the replica to write the \
@@ -945,7 +950,7 @@ at = "3s"
 
     const POSTURES: &str = "single-region, active-passive-async, active-passive-semi-sync, \
                             active-passive-sync, active-active-partitioned, active-active-lww, \
-                            active-active-crdt";
+                            active-active-crdt, active-passive-quorum";
 
     #[test]
     fn the_shipped_matrix_expands_to_21_cells() {
@@ -1283,7 +1288,7 @@ threshold = 2
         assert_eq!(
             err(&text),
             "m.toml:6:1: base.workload.userz: unknown field `userz`, expected one of `users`, \
-             `rate_per_s`, `read_fraction`, `keys`, `us_fraction`, `op_timeout`, \
+             `rate_per_s`, `read_fraction`, `keys`, `us_fraction`, `homes`, `op_timeout`, \
              `travel_fraction`, `incr_fraction`, `counters`"
         );
         // At the top of [base], the keys the matrix sets are not offered.
@@ -1291,7 +1296,7 @@ threshold = 2
         assert_eq!(
             err(&top),
             "m.toml:5:1: base.users: unknown field `users`; [base] takes `duration`, `settle`, \
-             `network`, `workload`, `cache`, `failover`"
+             `regions`, `network`, `workload`, `cache`, `failover`"
         );
         let posture = SMALL.replace(
             "duration = \"10s\"\n",
@@ -1332,7 +1337,7 @@ threshold = 2
         assert_eq!(
             err(SMALL),
             "m.toml:17:10: scenarios[1] (partition) × single-region: faults[0].links[0]: link \
-             \"replication\" does not exist in single-region (there is no replica); links in \
+             \"replication\" does not exist in single-region (there is no eu-db to replicate); links in \
              single-region: eu-users-to-us-app"
         );
     }
@@ -1376,8 +1381,8 @@ threshold = 2
             )
         );
         assert!(keys.starts_with(
-            "`kind`, `at`, `heal_at`, `duration`, `links`, `between`, `rtt`, `jitter`, `mode`, \
-             `direction`, `node`, `region`, `offset`"
+            "`kind`, `at`, `heal_at`, `duration`, `links`, `between`, `isolate`, `rtt`, `jitter`, \
+             `mode`, `direction`, `node`, `region`, `offset`"
         ));
     }
 

@@ -4,6 +4,7 @@
 pub use crate::posture::CacheMode;
 use crate::posture::Posture;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,7 +31,13 @@ pub struct Experiment {
     /// (replicas catch up, caches expire).
     #[serde(with = "humantime_serde")]
     pub settle: Duration,
-    /// Regions and the network between them.
+    /// The data regions, the one that starts with the primary first (`us`, `eu` by default).
+    #[serde(
+        default = "crate::stack::topology::default_regions",
+        skip_serializing_if = "is_default_regions"
+    )]
+    pub regions: Vec<String>,
+    /// The network between the regions.
     pub network: Network,
     /// The simulated users.
     pub workload: Workload,
@@ -83,9 +90,11 @@ impl Experiment {
     pub fn stack_plan(&self) -> crate::stack::plan::StackPlan {
         let mut plan = crate::stack::plan::StackPlan::new(
             self.posture,
-            (self.network.rtt, self.network.jitter),
+            &self.regions,
+            self.network.clone(),
             self.app_tuning(),
-        );
+        )
+        .watched_from(self.failover.watch_from.clone());
         plan.wal_log_hints = self.failover.wal_log_hints;
         if let Some(r) = &self.residency {
             plan.count_tokens = true;
@@ -101,15 +110,38 @@ impl Experiment {
     }
 }
 
+fn is_default_regions(regions: &[String]) -> bool {
+    regions == crate::stack::topology::REGIONS
+}
+
 /// The network between the regions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Network {
-    /// Round trip between the regions on every link, from the start (e.g. 80 ms transatlantic).
+    /// Round trip between two regions on every link, from the start (e.g. 80 ms
+    /// transatlantic), unless `pairs` gives their pair its own.
     #[serde(with = "humantime_serde")]
     pub rtt: Duration,
-    /// Jitter on that round trip (± this much).
+    /// Jitter on every link's round trip (± this much).
     #[serde(with = "humantime_serde")]
     pub jitter: Duration,
+    /// The round trip of a pair of regions (the witness included), keyed `"a-b"` in the
+    /// experiment's region order (the witness last).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pairs: BTreeMap<String, RttText>,
+}
+
+/// A pair's round trip, as humantime text in results.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RttText(#[serde(with = "humantime_serde")] pub Duration);
+
+impl Network {
+    /// The round trip between regions `a` and `b` (either order).
+    pub fn rtt_between(&self, a: &str, b: &str) -> Duration {
+        self.pairs
+            .get(&format!("{a}-{b}"))
+            .or_else(|| self.pairs.get(&format!("{b}-{a}")))
+            .map_or(self.rtt, |r| r.0)
+    }
 }
 
 /// The simulated users and what they do.
@@ -124,13 +156,19 @@ pub struct Workload {
     pub read_fraction: f64,
     /// Number of distinct keys.
     pub keys: u32,
-    /// Share of users whose home region is `us` (the rest are in `eu`).
+    /// Share of users whose home region is the first region (the rest are in the second);
+    /// with more than two regions, `homes` says it.
     pub us_fraction: f64,
+    /// Share of users whose home is each region, in region order, summing to 1 (empty: the
+    /// first two regions split by `us_fraction`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub homes: Vec<(String, f64)>,
     /// A client gives up on an operation after this long (the outcome is then `unknown`).
     #[serde(with = "humantime_serde")]
     pub op_timeout: Duration,
-    /// Share of users away from home: they call the app of the other region (in
-    /// partition-by-user, that app sends their writes home across the link).
+    /// Share of users away from home: they call the app of the next region in the
+    /// experiment's order (the other one of two; in partition-by-user, that app sends their
+    /// writes home across the link).
     #[serde(default)]
     pub travel_fraction: f64,
     /// Share of operations that increment a shared counter (the rest split into reads and
@@ -191,6 +229,11 @@ pub struct Failover {
     /// Which manager watches the primary and fails over (regiondrill's own by default).
     #[serde(default)]
     pub manager: Manager,
+    /// Where the built-in controller checks the primary from (regions, or the witness);
+    /// a majority of them must each miss `threshold` checks in a row. Empty: the second
+    /// region only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch_from: Vec<String>,
     /// PostgreSQL's `wal_log_hints` on every database (what lets `pg_rewind` rewind a deposed
     /// primary); off, a `rejoin` can only re-clone.
     #[serde(default = "yes")]

@@ -45,6 +45,12 @@ pub struct ExperimentSpec {
     /// `settle`: time given to the system after every fault is healed, before the final state
     /// is read. Default: `"3s"`.
     pub settle: Option<Spanned<DurationText>>,
+    /// `regions`: the data regions, 2 to 5 names (a lower-case letter, then lower-case
+    /// letters and digits), the first starting with the primary; in active-passive postures
+    /// every other holds a standby, the second being the synchronous one (`semi-sync`,
+    /// `sync`). Default `["us", "eu"]`. More than two: the built-in manager, single-region and
+    /// active-passive postures only.
+    pub regions: Option<Spanned<Vec<Spanned<String>>>>,
     /// `[network]`: the network between the regions. Optional.
     pub network: Option<NetworkSpec>,
     /// `[workload]`: the simulated users. Optional.
@@ -131,8 +137,13 @@ pub struct NetworkSpec {
     /// At most `workload.op_timeout` and the experiment's `duration` (longer is surely a
     /// slip: `"80mins"` for `"80ms"`).
     pub rtt: Option<Spanned<DurationText>>,
-    /// `jitter`: ± this much on that round trip; at most `rtt`. Default `"0ms"`.
+    /// `jitter`: ± this much on every link's round trip; at most the smallest round trip.
+    /// Default `"0ms"`.
     pub jitter: Option<Spanned<DurationText>>,
+    /// `[network.pairs]`: the round trip of each pair of regions, keyed `"a-b"` (either
+    /// order), e.g. `us-ap = "180ms"`; a pair not listed has `rtt`. A pair may name the
+    /// witness (`us-witness`: the built-in controller's vantage point there).
+    pub pairs: Option<Spanned<std::collections::BTreeMap<String, Spanned<DurationText>>>>,
 }
 
 /// `[workload]`.
@@ -153,6 +164,10 @@ pub struct WorkloadSpec {
     /// `us_fraction`: share of users whose home region is `us`, in [0, 1]. Default 0.5. In
     /// `single-region` the others still live in `eu` and cross a link to reach `us`.
     pub us_fraction: Option<Spanned<f64>>,
+    /// `homes`: share of users whose home is each region, e.g. `{ us = 0.5, eu = 0.3, ap =
+    /// 0.2 }`; every region named, shares summing to 1. Default: `us_fraction` with two
+    /// regions, equal shares with more. Not with `us_fraction`.
+    pub homes: Option<Spanned<std::collections::BTreeMap<String, Spanned<f64>>>>,
     /// `op_timeout`: a client gives up on an operation after this long (outcome unknown);
     /// more than 0. Default `"2s"`.
     pub op_timeout: Option<Spanned<DurationText>>,
@@ -207,6 +222,12 @@ pub struct FailoverSpec {
     /// `fencing`: stop the old primary before promoting the replica. Default false. `true` is
     /// an error in the active-active postures: nothing is promoted, so nothing is fenced.
     pub fencing: Option<Spanned<bool>>,
+    /// `watch_from`: where the built-in controller checks the primary from: regions other than
+    /// the primary's, and `witness` (a location holding no data). The primary is declared
+    /// down when a majority of them have each missed `threshold` checks in a row. Default:
+    /// the second region only (one vantage point: a partition between it and the primary
+    /// looks exactly like a lost primary).
+    pub watch_from: Option<Spanned<Vec<Spanned<String>>>>,
     /// `wal_log_hints`: PostgreSQL's `wal_log_hints` on every database, what lets `pg_rewind`
     /// rewind a deposed primary (the clusters have no data checksums). Default true; false
     /// makes every `rejoin` fall back to re-cloning.

@@ -29,7 +29,7 @@ const SINGLE: &str = "posture = \"single-region\"\nduration = \"20s\"\n";
 const AA: &str = "posture = \"active-active-lww\"\nduration = \"20s\"\n";
 const POSTURES: &str = "single-region, active-passive-async, active-passive-semi-sync, \
                         active-passive-sync, active-active-partitioned, active-active-lww, \
-                        active-active-crdt";
+                        active-active-crdt, active-passive-quorum";
 const AP_LINKS: &str = "replication, replication-to-us, us-app-to-eu-db, us-users-to-eu-app, us-monitor-to-eu-db, \
                         us-app-to-eu-cache, eu-app-to-us-db, eu-users-to-us-app, \
                         eu-monitor-to-us-db, eu-app-to-us-cache";
@@ -246,9 +246,11 @@ fn defaults_are_filled_in() {
         seed: 1,
         duration: s(20),
         settle: s(3),
+        regions: vec!["us".into(), "eu".into()],
         network: Network {
             rtt: Duration::ZERO,
             jitter: Duration::ZERO,
+            pairs: Default::default(),
         },
         workload: Workload {
             users: 40,
@@ -256,6 +258,7 @@ fn defaults_are_filled_in() {
             read_fraction: 0.5,
             keys: 50,
             us_fraction: 0.5,
+            homes: Vec::new(),
             op_timeout: s(2),
             travel_fraction: 0.0,
             incr_fraction: 0.0,
@@ -275,6 +278,7 @@ fn defaults_are_filled_in() {
             fencing: false,
             wal_log_hints: true,
             manager: Manager::Builtin,
+            watch_from: Vec::new(),
         },
         faults: vec![],
         operations: vec![],
@@ -501,7 +505,7 @@ fn key_of_another_fault_kind() {
             "{AP}[[faults]]\nkind = \"partition\"\nlinks = [\"replication\"]\nregion = \"us\"\nat = \"1s\"\n"
         )),
         "x.toml:6:10: faults[0].region: not a key of a partition fault \
-         (its keys: kind, at, heal_at, duration, links, between, mode, direction)"
+         (its keys: kind, at, heal_at, duration, links, between, isolate, mode, direction)"
     );
 }
 
@@ -611,7 +615,7 @@ fn link_absent_from_single_region() {
             "{SINGLE}[[faults]]\nkind = \"partition\"\nlinks = [\"replication\"]\nat = \"1s\"\n"
         )),
         "x.toml:5:10: faults[0].links[0]: link \"replication\" does not exist in single-region \
-         (there is no replica); links in single-region: eu-users-to-us-app"
+         (there is no eu-db to replicate); links in single-region: eu-users-to-us-app"
     );
     assert_eq!(
         err(&format!(
@@ -990,9 +994,7 @@ fn reverse_replication_only_with_a_database_in_each_region() {
             "{SINGLE}[[faults]]\nkind = \"partition\"\nlinks = [\"replication-to-us\"]\nat = \"1s\"\n"
         )),
         "x.toml:5:10: faults[0].links[0]: link \"replication-to-us\" does not exist in \
-         single-region (it exists only where both regions have a database: active-active \
-         replication, or a rejoined us standby streaming from eu); links in single-region: \
-         eu-users-to-us-app"
+         single-region (there is no eu-db); links in single-region: eu-users-to-us-app"
     );
 }
 

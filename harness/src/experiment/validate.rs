@@ -11,10 +11,11 @@
 use super::model::*;
 use super::spec::*;
 use crate::fault;
-use crate::fields::{Checker, FaultCheck, Invalid, show};
+use crate::fields::{Checker, DurationText, FaultCheck, Invalid, Shape, show};
 use crate::posture::Posture;
-use crate::stack::topology::{PRIMARY_REGION, REGIONS, WITNESS_REGION};
+use crate::stack::topology::{self, MAX_REGIONS, PRIMARY_REGION, REGIONS, WITNESS_REGION};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -67,6 +68,10 @@ pub(crate) fn validate(doc: Spanned<DeTable<'_>>, path: &Path) -> Result<Experim
         c: Checker::default(),
         root,
         faults,
+        shape: Shape {
+            regions: topology::default_regions(),
+            witness: false,
+        },
     };
     let experiment = v.experiment(&spec, path);
     v.c.finish(experiment)
@@ -78,6 +83,9 @@ struct Validation<'i> {
     root: Range<usize>,
     /// The `[[faults]]` tables, as written, for their kinds' files.
     faults: Vec<Spanned<DeValue<'i>>>,
+    /// The experiment's regions (the default pair until `regions` is read) and whether the
+    /// witness watches, which fault names are checked against.
+    shape: Shape,
 }
 
 impl Validation<'_> {
@@ -119,14 +127,25 @@ impl Validation<'_> {
             Duration::from_secs(3),
             false,
         );
+        let regions = self.regions(spec, posture);
+        if let Some(r) = &regions {
+            self.shape.regions = r.clone();
+        }
+        let failover_spec = spec.failover.as_ref().cloned().unwrap_or_default();
+        let watch_from = self.watch_from(&failover_spec, posture);
+        if let Some(w) = &watch_from {
+            self.shape.witness = w.iter().any(|r| r == WITNESS_REGION);
+        }
         let network = self.network(spec.network.as_ref().cloned().unwrap_or_default());
         let workload = self.workload(spec.workload.as_ref().cloned().unwrap_or_default(), posture);
         let cache = self.cache(&spec.cache.as_ref().cloned().unwrap_or_default(), posture);
-        let failover = self.failover(
-            &spec.failover.as_ref().cloned().unwrap_or_default(),
-            posture,
-            network.as_ref().map(|n| n.rtt),
-        );
+        let failover = self
+            .failover(&failover_spec, posture, network.as_ref().map(|n| n.rtt))
+            .zip(watch_from)
+            .map(|(f, watch_from)| Failover { watch_from, ..f });
+        if let (Some(r), Some(posture)) = (&spec.regions, posture) {
+            self.beyond_two_regions(spec, r, posture);
+        }
         let mut faults = Vec::new();
         for (i, entry) in spec.faults.iter().enumerate() {
             faults.push(self.fault(i, entry, posture, duration));
@@ -158,6 +177,7 @@ impl Validation<'_> {
             seed,
             duration: duration?,
             settle: settle?,
+            regions: regions?,
             network: network?,
             workload: workload?,
             cache: cache?,
@@ -319,13 +339,287 @@ impl Validation<'_> {
         let rtt = self
             .c
             .duration_or("network.rtt", n.rtt.as_ref(), Duration::ZERO, false);
+        let pairs = self.pairs(n.pairs.as_ref());
+        let smallest = rtt.zip(pairs.as_ref()).map(|(rtt, pairs)| {
+            let listed = pairs.values().map(|p| p.0);
+            // Every pair not listed has `rtt`: with all listed, the jitter bounds theirs only.
+            let all_listed = pairs.len() == self.every_pair().len() && !pairs.is_empty();
+            let min = listed.min().unwrap_or(rtt);
+            if all_listed { min } else { min.min(rtt) }
+        });
+        let of = if n.pairs.is_some() {
+            "smallest round trip"
+        } else {
+            "rtt"
+        };
         let jitter = self
             .c
-            .jitter("network.jitter", n.jitter.as_ref(), rtt, "rtt");
+            .jitter("network.jitter", n.jitter.as_ref(), smallest, of);
         Some(Network {
             rtt: rtt?,
             jitter: jitter?,
+            pairs: pairs?,
         })
+    }
+
+    /// Every pair of regions `"a-b"` in region order, the witness's last when it watches.
+    fn every_pair(&self) -> Vec<String> {
+        let r = &self.shape.regions;
+        let mut v = Vec::new();
+        for (i, a) in r.iter().enumerate() {
+            for b in &r[i + 1..] {
+                v.push(format!("{a}-{b}"));
+            }
+        }
+        if self.shape.witness {
+            v.extend(r.iter().map(|a| format!("{a}-{WITNESS_REGION}")));
+        }
+        v
+    }
+
+    /// `[network.pairs]`: each key a pair of the experiment's regions (either order, each
+    /// pair once), each value a round trip.
+    fn pairs(
+        &mut self,
+        pairs: Option<&Spanned<BTreeMap<String, Spanned<DurationText>>>>,
+    ) -> Option<BTreeMap<String, RttText>> {
+        let Some(pairs) = pairs else {
+            return Some(BTreeMap::new());
+        };
+        let every = self.every_pair();
+        let mut out = BTreeMap::new();
+        let mut ok = true;
+        let mut entries: Vec<_> = pairs.get_ref().iter().collect();
+        entries.sort_by_key(|(_, v)| v.span().start);
+        for (key, value) in entries {
+            let field = format!("network.pairs.{key}");
+            let canonical = key.split_once('-').and_then(|(a, b)| {
+                let (ab, ba) = (format!("{a}-{b}"), format!("{b}-{a}"));
+                every.iter().find(|p| **p == ab || **p == ba).cloned()
+            });
+            let Some(canonical) = canonical else {
+                self.c.report(
+                    value.span(),
+                    &field,
+                    format!(
+                        "\"{key}\" is not a pair of this experiment's regions; pairs: {}",
+                        every.join(", ")
+                    ),
+                );
+                ok = false;
+                continue;
+            };
+            if out.contains_key(&canonical) {
+                self.c.report(
+                    value.span(),
+                    &field,
+                    format!("the pair {canonical} is given twice"),
+                );
+                ok = false;
+                continue;
+            }
+            match self
+                .c
+                .duration_or(&field, Some(value), Duration::ZERO, true)
+            {
+                Some(d) => {
+                    out.insert(canonical, RttText(d));
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `regions`: 2 to [`MAX_REGIONS`] distinct valid names (default `us`, `eu`).
+    fn regions(&mut self, spec: &ExperimentSpec, posture: Option<Posture>) -> Option<Vec<String>> {
+        let Some(list) = &spec.regions else {
+            return Some(topology::default_regions());
+        };
+        let names = list.get_ref();
+        if !(2..=MAX_REGIONS).contains(&names.len()) {
+            self.c.report(
+                list.span(),
+                "regions",
+                format!(
+                    "{} regions; name 2 to {MAX_REGIONS} (a single-region posture still has users \
+                     in a second region)",
+                    names.len()
+                ),
+            );
+            return None;
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, n) in names.iter().enumerate() {
+            let name = n.get_ref().trim();
+            let field = format!("regions[{i}]");
+            if !topology::valid_region_name(name) {
+                self.c.report(
+                    n.span(),
+                    &field,
+                    format!(
+                        "\"{name}\" is not a usable region name: a lower-case letter, then \
+                         lower-case letters or digits, at most 12 (it names nodes, links and \
+                         tables); not \"{WITNESS_REGION}\""
+                    ),
+                );
+                ok = false;
+            } else if out.iter().any(|o| o == name) {
+                self.c.report(
+                    n.span(),
+                    &field,
+                    format!("region \"{name}\" is listed twice"),
+                );
+                ok = false;
+            } else {
+                out.push(name.to_string());
+            }
+        }
+        let _ = posture;
+        ok.then_some(out)
+    }
+
+    /// Refuses what exists only between the default pair of regions when the experiment names
+    /// its own: more than two regions, or two under other names.
+    fn beyond_two_regions(
+        &mut self,
+        spec: &ExperimentSpec,
+        regions: &Spanned<Vec<Spanned<String>>>,
+        posture: Posture,
+    ) {
+        let names: Vec<&str> = regions
+            .get_ref()
+            .iter()
+            .map(|r| r.get_ref().trim())
+            .collect();
+        if names == topology::REGIONS {
+            return;
+        }
+        let many = names.len() > 2;
+        let what = if many {
+            "more than two regions"
+        } else {
+            "regions other than us and eu"
+        };
+        let refuse = |c: &mut Checker, span: Range<usize>, field: &str, feature: String| {
+            c.report(
+                span,
+                field,
+                format!(
+                    "{feature} runs between the default regions us and eu only, not with \
+                     {what} (regions = [{}])",
+                    names.join(", ")
+                ),
+            );
+        };
+        if posture.is_active_active() {
+            let span = spec.posture.as_ref().map_or(regions.span(), |p| p.span());
+            refuse(&mut self.c, span, "posture", format!("{posture}"));
+        }
+        if let Some(f) = &spec.failover
+            && let Some(m) = &f.manager
+            && m.get_ref().trim() != "builtin"
+        {
+            refuse(
+                &mut self.c,
+                m.span(),
+                "failover.manager",
+                m.get_ref().trim().to_string(),
+            );
+        }
+        if let Some(r) = &spec.residency {
+            refuse(&mut self.c, r.span(), "residency", "[residency]".into());
+        }
+        if let Some(o) = spec.operations.first() {
+            refuse(
+                &mut self.c,
+                o.span(),
+                "operations[0]",
+                "[[operations]]".into(),
+            );
+        }
+        if many
+            && let Some(c) = &spec.cache
+            && let Some(m) = &c.mode
+            && m.get_ref().trim() != "ttl"
+        {
+            refuse(
+                &mut self.c,
+                m.span(),
+                "cache.mode",
+                format!("cache mode \"{}\"", m.get_ref().trim()),
+            );
+        }
+    }
+
+    /// `failover.watch_from`: distinct regions other than the primary's, or the witness.
+    fn watch_from(&mut self, f: &FailoverSpec, posture: Option<Posture>) -> Option<Vec<String>> {
+        let Some(list) = &f.watch_from else {
+            return Some(Vec::new());
+        };
+        if let Some(posture) = posture
+            && (!posture.has_standby() || posture.is_active_active())
+        {
+            self.c.report(
+                list.span(),
+                "failover.watch_from",
+                format!(
+                    "{posture} has no primary for the built-in controller to watch from elsewhere"
+                ),
+            );
+            return None;
+        }
+        if f.manager
+            .as_ref()
+            .is_some_and(|m| m.get_ref().trim() != "builtin")
+        {
+            self.c.report(
+                list.span(),
+                "failover.watch_from",
+                "only the built-in controller has vantage points (a real manager watches as it \
+                 is deployed)",
+            );
+            return None;
+        }
+        if list.get_ref().is_empty() {
+            self.c.report(
+                list.span(),
+                "failover.watch_from",
+                "empty: name at least one",
+            );
+            return None;
+        }
+        let primary = self.shape.regions[0].clone();
+        let mut out: Vec<String> = Vec::new();
+        let mut ok = true;
+        for (i, r) in list.get_ref().iter().enumerate() {
+            let name = r.get_ref().trim();
+            let field = format!("failover.watch_from[{i}]");
+            let known = name == WITNESS_REGION || self.shape.regions.iter().any(|x| x == name);
+            let problem = if !known {
+                Some(format!(
+                    "unknown region \"{name}\"; one of {}, {WITNESS_REGION}",
+                    self.shape.regions[1..].join(", ")
+                ))
+            } else if name == primary {
+                Some(format!(
+                    "{name} holds the primary: a vantage point watches it from elsewhere"
+                ))
+            } else if out.iter().any(|o| o == name) {
+                Some(format!("\"{name}\" is listed twice"))
+            } else {
+                None
+            };
+            match problem {
+                Some(p) => {
+                    self.c.report(r.span(), &field, p);
+                    ok = false;
+                }
+                None => out.push(name.to_string()),
+            }
+        }
+        ok.then_some(out)
     }
 
     fn workload(&mut self, w: WorkloadSpec, posture: Option<Posture>) -> Option<Workload> {
@@ -386,6 +680,7 @@ impl Validation<'_> {
             );
             travel_fraction = None;
         }
+        let homes = self.homes(&w, us_fraction);
         let incr_fraction =
             self.c
                 .fraction_or("workload.incr_fraction", w.incr_fraction.as_ref(), 0.0);
@@ -398,11 +693,84 @@ impl Validation<'_> {
             read_fraction: read_fraction?,
             keys: keys?,
             us_fraction: us_fraction?,
+            homes: homes?,
             op_timeout: op_timeout?,
             travel_fraction: travel_fraction?,
             incr_fraction: incr_fraction?,
             counters: counters?,
         })
+    }
+
+    /// `workload.homes`: a share for every region, summing to 1 (not with `us_fraction`).
+    /// Absent: with the default regions nothing (the plan splits by `us_fraction`); with two
+    /// named regions `us_fraction` and the rest; with more, equal shares.
+    fn homes(&mut self, w: &WorkloadSpec, us_fraction: Option<f64>) -> Option<Vec<(String, f64)>> {
+        let regions = self.shape.regions.clone();
+        let Some(homes) = &w.homes else {
+            return Some(if regions == REGIONS {
+                Vec::new()
+            } else if regions.len() == 2 {
+                let f = us_fraction.unwrap_or(0.5);
+                vec![(regions[0].clone(), f), (regions[1].clone(), 1.0 - f)]
+            } else {
+                let share = 1.0 / regions.len() as f64;
+                regions.iter().map(|r| (r.clone(), share)).collect()
+            });
+        };
+        if let Some(u) = &w.us_fraction {
+            self.c.report(
+                u.span(),
+                "workload.us_fraction",
+                "give either us_fraction or homes, not both",
+            );
+            return None;
+        }
+        let mut ok = true;
+        let mut entries: Vec<_> = homes.get_ref().iter().collect();
+        entries.sort_by_key(|(_, v)| v.span().start);
+        for (region, share) in &entries {
+            let field = format!("workload.homes.{region}");
+            if !regions.contains(region) {
+                self.c.report(
+                    share.span(),
+                    &field,
+                    format!(
+                        "unknown region \"{region}\"; regions: {}",
+                        regions.join(", ")
+                    ),
+                );
+                ok = false;
+            } else if self.c.fraction_or(&field, Some(share), 0.0).is_none() {
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let missing: Vec<&str> = regions
+            .iter()
+            .filter(|r| !homes.get_ref().contains_key(*r))
+            .map(String::as_str)
+            .collect();
+        let sum: f64 = homes.get_ref().values().map(|v| *v.get_ref()).sum();
+        if !missing.is_empty() || (sum - 1.0).abs() > 1e-6 {
+            let why = if missing.is_empty() {
+                format!("the shares add up to {sum}, not 1")
+            } else {
+                format!(
+                    "no share for {} (write 0 for a region without users)",
+                    missing.join(", ")
+                )
+            };
+            self.c.report(homes.span(), "workload.homes", why);
+            return None;
+        }
+        Some(
+            regions
+                .iter()
+                .map(|r| (r.clone(), *homes.get_ref()[r].get_ref()))
+                .collect(),
+        )
     }
 
     fn cache(&mut self, c: &CacheSpec, posture: Option<Posture>) -> Option<Cache> {
@@ -528,6 +896,7 @@ impl Validation<'_> {
             fencing: fencing?,
             wal_log_hints: f.wal_log_hints.unwrap_or(true),
             manager: manager?,
+            watch_from: Vec::new(),
         })
     }
 
@@ -1260,7 +1629,8 @@ impl Validation<'_> {
         };
         let timing = self.timing(f, &header, &p, duration);
         let table = self.faults.get(i).cloned();
-        let mut cx = FaultCheck::new(&mut self.c, i, header, posture, duration);
+        let shape = self.shape.clone();
+        let mut cx = FaultCheck::new(&mut self.c, i, header, posture, duration, shape);
         let fault = fault::validate(kind?, table?, &mut cx);
         let (at, heal_at) = timing?;
         Some(ScheduledFault {

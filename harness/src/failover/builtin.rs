@@ -1,19 +1,26 @@
 //! The built-in failover controller: regiondrill's own, and the default manager.
 //!
-//! It lives in the standby region and watches the primary through the monitor link (so a
-//! partition between the regions looks to it exactly like a dead primary — which is why
-//! fencing matters). Every `interval` it connects and runs `SELECT 1`, giving up after
-//! `interval`; `threshold` consecutive misses declare the primary down. Detection therefore
-//! takes between `(threshold − 1) × interval` and `threshold × interval` after the failure
-//! (where the failure falls in the check cycle decides), plus up to one `interval` when the
-//! check hangs instead of being refused.
+//! It watches the primary from its vantage points (`[failover] watch_from`: other regions,
+//! or a witness location that holds no data; by default the second region alone), each
+//! through its own monitor link. Every `interval` each vantage point connects and runs
+//! `SELECT 1`, giving up after `interval`; a vantage point that has missed `threshold`
+//! checks in a row sees the primary down, and the primary is declared down when a strict
+//! majority of them do. With one vantage point a partition between it and the primary looks
+//! exactly like a dead primary (which is why fencing matters); with three, a partition that
+//! cuts one of them off changes nothing, while a lost region is seen from all. Detection takes
+//! between `(threshold − 1) × interval` and `threshold × interval` after the failure (where
+//! the failure falls in the check cycle decides), plus up to one `interval` when the check
+//! hangs instead of being refused.
 //!
 //! Then, once per run: fence the old primary if asked (stop it out of band, as a cloud API
-//! would, which works across a partition), promote the replica (`pg_promote`; it never had
-//! the primary's synchronous-standby setting, so its commits do not wait for a standby that
-//! is gone), point the routing table and the apps at it. Clients follow after the
-//! DNS TTL. Each step is an event in the history, so the checkers can split the observed
-//! RTO into detect / promote / redirect.
+//! would, which works across a partition), promote the standby that has received the most
+//! WAL (`pg_last_wal_receive_lsn`, read directly in each standby's region; ties go to the
+//! earlier region: with quorum commit it holds every acknowledged write), point every other
+//! standby at it (`primary_conninfo` through their replication link, reloaded; they follow
+//! the new timeline), then the routing table and the apps. The promoted standby never had
+//! the primary's synchronous-standby setting, so its commits do not wait for a standby.
+//! Clients follow after the DNS TTL. Each step is an event in the history, so the checkers
+//! can split the observed RTO into detect / promote / redirect.
 //!
 //! In active-active postures both regions have a primary: a region declared down has its
 //! users moved to the other region (after the DNS TTL), and nothing is promoted.
@@ -25,7 +32,7 @@ use crate::postgres;
 use crate::record::Recorder;
 use crate::stack::Stack;
 use crate::stack::backend::BoxFuture;
-use crate::stack::topology::{LinkPurpose, NodeId, Role, link_name, other_region};
+use crate::stack::topology::{LinkPurpose, NodeId, Role, link_name};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -64,27 +71,45 @@ async fn run(stack: Arc<Stack>, settings: Failover, recorder: Recorder, cancel: 
         return;
     }
     let primary = stack.routing.snapshot().primary;
-    let standby = other_region(&primary).to_string();
-    let Some(monitor) = stack.link(&link_name(&standby, LinkPurpose::MonitorToDb, &primary)) else {
-        tracing::warn!("no monitor link: failover controller idle");
+    let vantage = stack.plan().vantage_points();
+    let monitors: Vec<u16> = vantage
+        .iter()
+        .filter_map(|v| stack.link(&link_name(v, LinkPurpose::MonitorToDb, &primary)))
+        .map(|l| l.port)
+        .collect();
+    if monitors.len() != vantage.len() || monitors.is_empty() {
+        tracing::warn!(
+            ?vantage,
+            "a vantage point has no monitor link: failover controller idle"
+        );
         return;
-    };
-    let monitor_port = monitor.port;
+    }
     let mut ticker = tokio::time::interval(settings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut misses = 0u32;
+    // Consecutive misses, per vantage point.
+    let mut misses = vec![0u32; monitors.len()];
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        if check(monitor_port, settings.interval).await {
-            misses = 0;
-            continue;
+        let checks = monitors.iter().map(|&port| check(port, settings.interval));
+        for (m, ok) in misses
+            .iter_mut()
+            .zip(futures::future::join_all(checks).await)
+        {
+            *m = if ok { 0 } else { *m + 1 };
         }
-        misses += 1;
-        tracing::debug!(misses, "primary health check missed");
-        if misses >= settings.threshold {
+        let down = misses.iter().filter(|&&m| m >= settings.threshold).count();
+        if down > 0 {
+            tracing::debug!(
+                ?misses,
+                down,
+                of = monitors.len(),
+                "primary health checks missed"
+            );
+        }
+        if majority(down, monitors.len()) {
             break;
         }
     }
@@ -93,16 +118,30 @@ async fn run(stack: Arc<Stack>, settings: Failover, recorder: Recorder, cancel: 
     });
     if stack.posture.is_active_active() {
         // Nothing to promote: the other region has its own primary; move the users.
-        stack.routing.evacuate(&primary, &standby);
-        recorder.event(EventKind::Rerouted { region: standby });
+        let Some(to) = stack
+            .plan()
+            .regions
+            .iter()
+            .find(|r| **r != primary)
+            .cloned()
+        else {
+            return;
+        };
+        stack.routing.evacuate(&primary, &to);
+        recorder.event(EventKind::Rerouted { region: to });
         return;
     }
     // From here the old primary must not come back as a primary, even if a heal restarts
     // its region while the failover is under way.
     stack.routing.depose(&primary);
-    if let Err(error) = fail_over(&stack, &settings, &recorder, &primary, &standby).await {
+    if let Err(error) = fail_over(&stack, &settings, &recorder, &primary).await {
         recorder.event(EventKind::FailoverFailed { error });
     }
+}
+
+/// Whether `down` of `of` vantage points is a strict majority.
+fn majority(down: usize, of: usize) -> bool {
+    of > 0 && 2 * down > of
 }
 
 /// One health check: connect through the monitor link and `SELECT 1`, within `timeout`.
@@ -110,12 +149,71 @@ async fn check(port: u16, timeout: Duration) -> bool {
     postgres::answers(port, timeout).await
 }
 
+/// The standby to promote: the one that has received the most WAL of those that answer
+/// within `within` (ties: the earlier region).
+async fn most_advanced_standby(stack: &Stack, old: &str, within: Duration) -> Option<String> {
+    let standbys: Vec<String> = stack
+        .plan()
+        .standby_regions()
+        .into_iter()
+        .chain(stack.plan().regions.first().cloned())
+        .filter(|r| r != old)
+        .collect();
+    let received = standbys.iter().map(|r| async move {
+        let dsn = stack.db_dsn(r)?;
+        let c = postgres::connect_dsn(&dsn, within).await.ok()?;
+        let sql = "SELECT pg_wal_lsn_diff(coalesce(pg_last_wal_receive_lsn(), \
+                   pg_last_wal_replay_lsn()), '0/0')::bigint";
+        let rows = tokio::time::timeout(within, postgres::query(&c, sql))
+            .await
+            .ok()?
+            .ok()?;
+        rows.first()?.get::<_, Option<i64>>(0)
+    });
+    let received = futures::future::join_all(received).await;
+    let mut best: Option<(i64, &String)> = None;
+    for (region, lsn) in standbys.iter().zip(received) {
+        if let Some(lsn) = lsn
+            && best.is_none_or(|(b, _)| lsn > b)
+        {
+            best = Some((lsn, region));
+        }
+    }
+    best.map(|(_, r)| r.clone())
+}
+
+/// Points the standby in `region` at the primary in `new`, through its replication link.
+async fn follow(stack: &Stack, region: &str, new: &str) -> Result<(), String> {
+    let link = link_name(region, LinkPurpose::Replication, new);
+    let (host, port) = stack
+        .link(&link)
+        .map(|l| l.inside.clone())
+        .ok_or(format!("no link {link}"))?;
+    let dsn = stack.db_dsn(region).ok_or(format!("no {region}-db"))?;
+    let c = postgres::connect_dsn(&dsn, Duration::from_secs(2))
+        .await
+        .map_err(|e| e.to_string())?;
+    let conninfo = postgres::primary_conninfo(&host, port);
+    let value = conninfo
+        .trim()
+        .trim_start_matches("primary_conninfo = ")
+        .to_string();
+    for sql in [
+        format!("ALTER SYSTEM SET primary_conninfo = {value}"),
+        "SELECT pg_reload_conf()".to_string(),
+    ] {
+        postgres::execute(&c, &sql)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 async fn fail_over(
     stack: &Stack,
     settings: &Failover,
     recorder: &Recorder,
     old: &str,
-    new: &str,
 ) -> Result<(), String> {
     if settings.fencing {
         stack
@@ -126,37 +224,73 @@ async fn fail_over(
             region: old.to_string(),
         });
     }
+    let within = settings.interval.max(Duration::from_millis(500));
+    let new = most_advanced_standby(stack, old, within)
+        .await
+        .ok_or("no standby answers: none to promote")?;
     let port = stack
-        .port(&NodeId::new(new, Role::Db))
+        .port(&NodeId::new(&new, Role::Db))
         .ok_or("no replica to promote")?;
     postgres::promote(port)
         .await
         .map_err(|e| format!("promoting {new}: {e}"))?;
     recorder.event(EventKind::Promoted {
-        region: new.to_string(),
+        region: new.clone(),
         from: None,
     });
-    stack.routing.fail_over(new);
-    // The app in the new primary's region is local to the controller; the other one is
-    // reached across the region link (and may be unreachable: that is a split brain).
-    let local = stack.app_url_for(new, new);
-    let remote = stack.app_url_for(new, old);
-    if let Some(url) = local {
+    stack.routing.fail_over(&new);
+    // The other standbys stream from the new primary; one that cannot be reached now keeps
+    // its old source (it is the drill's to see).
+    let others: Vec<String> = stack
+        .plan()
+        .standby_regions()
+        .into_iter()
+        .filter(|r| *r != new && r != old)
+        .collect();
+    for r in &others {
+        if let Err(e) = follow(stack, r, &new).await {
+            tracing::info!(error = %e, "could not point the {r} standby at {new}");
+        }
+    }
+    // The app in the new primary's region is local to the controller; the others are
+    // reached across region links (and may be unreachable: that is a split brain).
+    if let Some(url) = stack.app_url_for(&new, &new) {
         stack
-            .reconfigure_app(new, &url, Duration::from_secs(2))
+            .reconfigure_app(&new, &url, Duration::from_secs(2))
             .await
             .map_err(|e| format!("reconfiguring the {new} app: {e}"))?;
     }
-    if let Some(url) = remote {
-        if let Err(e) = stack
-            .reconfigure_app(old, &url, settings.interval.max(Duration::from_millis(500)))
-            .await
-        {
-            tracing::info!(error = %e, "could not reach the {old} app to reconfigure it");
-        }
-    }
-    recorder.event(EventKind::Rerouted {
-        region: new.to_string(),
-    });
+    let remote = stack
+        .plan()
+        .regions
+        .iter()
+        .filter(|r| **r != new)
+        .filter_map(|r| Some((r.clone(), stack.app_url_for(&new, r)?)))
+        .map(|(r, url)| async move {
+            if let Err(e) = stack.reconfigure_app(&r, &url, within).await {
+                tracing::info!(error = %e, "could not reach the {r} app to reconfigure it");
+            }
+        });
+    futures::future::join_all(remote).await;
+    recorder.event(EventKind::Rerouted { region: new });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::majority;
+
+    #[test]
+    fn a_strict_majority_of_vantage_points_declares_the_primary_down() {
+        assert!(majority(1, 1));
+        assert!(!majority(0, 1));
+        assert!(!majority(1, 2), "one of two is a tie, not a majority");
+        assert!(majority(2, 2));
+        assert!(
+            !majority(1, 3),
+            "a partial partition cuts one vantage point off"
+        );
+        assert!(majority(2, 3));
+        assert!(!majority(0, 0));
+    }
 }

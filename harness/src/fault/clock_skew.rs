@@ -6,7 +6,7 @@
 
 use crate::stack::plan::StackPlan;
 use super::{Fault, Running, Need};
-use crate::fields::{FaultCheck, nodes, show};
+use crate::fields::{FaultCheck, show};
 use crate::posture::Posture;
 use crate::stack::topology::{NodeId, Role};
 use crate::stack::{Stack, StackError};
@@ -110,8 +110,10 @@ fn app_node(n: Option<&Spanned<String>>, cx: &mut FaultCheck<'_>) -> Option<Node
         "the app whose clock is shifted, such as \"us-app\"",
     )?;
     let posture = cx.posture();
+    let shape = cx.shape().clone();
     let apps = |posture: Option<Posture>| {
-        nodes(posture.unwrap_or(Posture::ActivePassiveAsync))
+        shape
+            .nodes(posture.unwrap_or(Posture::ActivePassiveAsync))
             .into_iter()
             .filter(|n| n.role == Role::App)
             .map(|n| n.to_string())
@@ -146,7 +148,7 @@ fn app_node(n: Option<&Spanned<String>>, cx: &mut FaultCheck<'_>) -> Option<Node
         return None;
     }
     if let Some(posture) = posture
-        && !nodes(posture).contains(&node)
+        && !shape.nodes(posture).contains(&node)
     {
         cx.report(
             n.span(),

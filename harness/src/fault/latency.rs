@@ -21,6 +21,9 @@ pub struct Spec {
     /// `between`: two distinct regions, e.g. `["us", "eu"]`: every link between them that
     /// exists in the posture, both ways.
     between: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `isolate`: a region: every link between it and any other (the witness included),
+    /// both ways. Either this, `links` or `between`.
+    isolate: Option<Spanned<String>>,
     /// `rtt` (required): added round trip, more than 0 and at most the experiment's
     /// `duration` (longer than `workload.op_timeout` is allowed: every crossing times out).
     rtt: Option<Spanned<DurationText>>,
@@ -45,7 +48,7 @@ impl Fault for Latency {
     type Spec = Spec;
 
     fn validate(spec: Spec, cx: &mut FaultCheck<'_>) -> Option<Latency> {
-        let links = cx.links(spec.links.as_ref(), spec.between.as_ref());
+        let links = cx.links(spec.links.as_ref(), spec.between.as_ref(), spec.isolate.as_ref());
         let rtt = cx
             .positive_duration(
                 "rtt",

@@ -29,6 +29,9 @@ pub struct Spec {
     links: Option<Spanned<Vec<Spanned<String>>>>,
     /// `between`: two distinct regions: every link between them, both ways.
     between: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `isolate`: a region: every link between it and any other (the witness included),
+    /// both ways. Either this, `links` or `between`.
+    isolate: Option<Spanned<String>>,
     /// `down` (required): how long the links stay down each time; more than 0.
     down: Option<Spanned<DurationText>>,
     /// `up` (required): how long they stay up between two downs; more than 0.
@@ -57,7 +60,7 @@ impl Fault for LinkFlap {
     type Spec = Spec;
 
     fn validate(spec: Spec, cx: &mut FaultCheck<'_>) -> Option<LinkFlap> {
-        let links = cx.links(spec.links.as_ref(), spec.between.as_ref());
+        let links = cx.links(spec.links.as_ref(), spec.between.as_ref(), spec.isolate.as_ref());
         let down = cx.positive_duration(
             "down",
             spec.down.as_ref(),
@@ -275,12 +278,12 @@ mod tests {
                 "{links}down = \"2s\"\nup = \"1s\"\ndirection = \"us->eu\"\n"
             ))),
             "x.toml:9:13: faults[0].direction: not a key of a link_flap fault (its keys: kind, \
-             at, heal_at, duration, links, between, down, up, mode)"
+             at, heal_at, duration, links, between, isolate, down, up, mode)"
         );
         assert_eq!(
             err(&entry("down = \"2s\"\nup = \"1s\"\n")),
-            "x.toml:3:1: faults[0].links: required: links = [link names] or between = \
-             [\"us\", \"eu\"]"
+            "x.toml:3:1: faults[0].links: required: links = [link names], between = \
+             [\"us\", \"eu\"] or isolate = \"eu\""
         );
         assert_eq!(
             err(

@@ -17,7 +17,7 @@
 use crate::fields::FaultCheck;
 use crate::fields::LinkSelector;
 use crate::stack::plan::StackPlan;
-use crate::stack::topology::{LinkPurpose, NodeId, link_name, other_region};
+use crate::stack::topology::{LinkPurpose, NodeId, link_name};
 use crate::stack::{Stack, StackError, StackLink};
 use serde::de::DeserializeOwned;
 use std::sync::LazyLock;
@@ -88,10 +88,10 @@ pub enum Need {
 fn link_needs(plan: &StackPlan, selector: &LinkSelector) -> Vec<Need> {
     let names: Vec<String> = match selector {
         LinkSelector::Named(names) => names.clone(),
-        LinkSelector::Between(a, b) => plan
+        _ => plan
             .links
             .iter()
-            .filter(|l| (l.from == *a && l.to == *b) || (l.from == *b && l.to == *a))
+            .filter(|l| selector.takes(l))
             .map(|l| l.name.clone())
             .collect(),
     };
@@ -441,6 +441,7 @@ fn describe_links(selector: &LinkSelector) -> String {
     match selector {
         LinkSelector::Named(n) => n.join(", "),
         LinkSelector::Between(a, b) => format!("{a}↔{b}"),
+        LinkSelector::Isolate(r) => format!("{r}↔everyone"),
     }
 }
 
@@ -448,22 +449,23 @@ fn describe_links(selector: &LinkSelector) -> String {
 fn select<'a>(stack: &'a Stack, selector: &LinkSelector) -> Vec<&'a StackLink> {
     match selector {
         LinkSelector::Named(names) => names.iter().filter_map(|n| stack.link(n)).collect(),
-        LinkSelector::Between(a, b) => stack
-            .links()
-            .filter(|l| {
-                (l.spec.from == *a && l.spec.to == *b) || (l.spec.from == *b && l.spec.to == *a)
-            })
-            .collect(),
+        _ => stack.links().filter(|l| selector.takes(&l.spec)).collect(),
     }
 }
 
-/// Whether the selected links include the failover controller's link to the current primary.
+/// Whether the selected links include one of the failover controller's links to the current
+/// primary (from any of its vantage points).
 fn cuts_monitor(stack: &Stack, selector: &LinkSelector) -> bool {
     let primary = stack.routing.snapshot().primary;
-    let monitor = link_name(other_region(&primary), LinkPurpose::MonitorToDb, &primary);
+    let monitors: Vec<String> = stack
+        .plan()
+        .vantage_points()
+        .iter()
+        .map(|v| link_name(v, LinkPurpose::MonitorToDb, &primary))
+        .collect();
     select(stack, selector)
         .iter()
-        .any(|l| l.spec.name == monitor)
+        .any(|l| monitors.contains(&l.spec.name))
 }
 
 #[cfg(test)]

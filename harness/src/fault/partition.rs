@@ -6,7 +6,6 @@ use super::{Fault, Running, cuts_monitor, describe_links, select, Need, link_nee
 use crate::fields::LinkSelector;
 use crate::fields::{FaultCheck, joins, joins_regions};
 use crate::proxy::{self, Direction, Stream};
-use crate::stack::topology::{REGIONS, links};
 use crate::stack::{Stack, StackError};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -19,6 +18,9 @@ pub struct Spec {
     links: Option<Spanned<Vec<Spanned<String>>>>,
     /// `between`: two distinct regions: every link between them, both ways.
     between: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `isolate`: a region: every link between it and any other (the witness included),
+    /// both ways. Either this, `links` or `between`.
+    isolate: Option<Spanned<String>>,
     /// `mode`: `black_hole` (bytes vanish, connections stall; default) or `refuse`
     /// (connections are closed and refused).
     mode: Option<Spanned<String>>,
@@ -104,7 +106,7 @@ impl Fault for Partition {
     type Spec = Spec;
 
     fn validate(spec: Spec, cx: &mut FaultCheck<'_>) -> Option<Partition> {
-        let links = cx.links(spec.links.as_ref(), spec.between.as_ref());
+        let links = cx.links(spec.links.as_ref(), spec.between.as_ref(), spec.isolate.as_ref());
         let mode = PartitionMode::check(spec.mode.as_ref(), cx);
         let direction = direction(spec.direction.as_ref(), cx, links.as_ref(), mode);
         Some(Partition {
@@ -178,7 +180,10 @@ fn direction(
     let parsed = text
         .split_once("->")
         .map(|(from, to)| (from.trim(), to.trim()))
-        .filter(|(from, to)| REGIONS.contains(from) && REGIONS.contains(to) && from != to);
+        .filter(|(from, to)| {
+            let known = |r: &str| cx.shape().regions.iter().any(|x| x == r);
+            known(from) && known(to) && from != to
+        });
     let Some((from, to)) = parsed else {
         cx.report(
             d.span(),
@@ -200,10 +205,13 @@ fn direction(
         Some(LinkSelector::Between(a, b)) => {
             (!joins_regions(a, b, from, to)).then(|| format!("between = [{a}, {b}]"))
         }
-        Some(LinkSelector::Named(names)) => links()
+        Some(LinkSelector::Named(names)) => cx
+            .shape()
+            .links()
             .into_iter()
             .find(|l| names.contains(&l.name) && !joins(l, from, to))
             .map(|l| format!("link \"{}\" joins {} and {}", l.name, l.from, l.to)),
+        Some(LinkSelector::Isolate(r)) => Some(format!("isolate = \"{r}\" cuts every way")),
         None => None,
     };
     if let Some(stray) = stray {

@@ -119,8 +119,9 @@ pub(crate) async fn rejoin(stack: &Stack, recorder: &Recorder, region: &str) -> 
         fork: out.fork,
         data_ms,
     });
-    let (commit, names) = stack.posture.commit_settings(region);
-    postgres::require_standby(primary_port, commit, &names, region)
+    let rejoined = [region.to_string()];
+    let (commit, names) = stack.posture.commit_settings(&rejoined);
+    postgres::require_standbys(primary_port, commit, &names, &rejoined)
         .await
         .map_err(|e| format!("{node} as the primary's standby: {e}"))?;
     postgres::wait_caught_up(primary_port, region, None, CATCH_UP_WITHIN)

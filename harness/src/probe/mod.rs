@@ -20,9 +20,21 @@ use crate::history::{ErasureTrace, HealthSample, HostSample, Nanos, Probes, Repl
 use crate::postgres::PgError;
 use crate::record::Clock;
 use crate::stack::Stack;
-use crate::stack::topology::{NodeId, Role, other_region};
+use crate::stack::topology::{NodeId, Role};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
+
+/// The region whose database the replication-lag probes watch: the first other region with a
+/// database (the synchronous standby of `semi-sync` and `sync`; in active-active, the other
+/// primary).
+fn lag_standby(stack: &Stack, primary: &str) -> Option<String> {
+    stack
+        .plan()
+        .regions
+        .iter()
+        .find(|r| *r != primary && stack.db_dsn(r).is_some())
+        .cloned()
+}
 
 /// Every probe of a run, sampling until [`ProbeSet::finish`].
 pub struct ProbeSet {
@@ -40,7 +52,11 @@ impl ProbeSet {
     /// starts, so that the workload's first operations are not late by its set-up.
     pub async fn prepare(stack: &Stack) -> Result<Option<heartbeat::HeartbeatProbe>, PgError> {
         let primary = stack.routing.snapshot().primary;
-        match (stack.db_dsn(&primary), stack.db_dsn(other_region(&primary))) {
+        let standby = lag_standby(stack, &primary);
+        match (
+            stack.db_dsn(&primary),
+            standby.and_then(|s| stack.db_dsn(&s)),
+        ) {
             (Some(primary), Some(replica)) => heartbeat::HeartbeatProbe::setup(&primary, &replica)
                 .await
                 .map(Some),
@@ -70,9 +86,8 @@ impl ProbeSet {
         let (out, stop) = (set.host.clone(), set.stop.clone());
         set.tasks.spawn(host::watch(clock, out, stop));
         let primary = stack.routing.snapshot().primary;
-        let (Some(primary_dsn), replica) =
-            (stack.db_dsn(&primary), stack.db_dsn(other_region(&primary)))
-        else {
+        let standby = lag_standby(stack, &primary).unwrap_or_default();
+        let (Some(primary_dsn), replica) = (stack.db_dsn(&primary), stack.db_dsn(&standby)) else {
             return set;
         };
         if let (Some(replica_dsn), Some(hb)) = (replica, heartbeat) {
@@ -96,7 +111,7 @@ impl ProbeSet {
             } else if stack.plan().pg_auto_failover.is_some() {
                 crate::stack::pg_auto_failover::SECOND_STANDBY.to_string()
             } else {
-                other_region(&primary).to_string()
+                standby.clone()
             };
             let (out, stop) = (set.replication.clone(), set.stop.clone());
             set.tasks.spawn(replication_stat::sample(

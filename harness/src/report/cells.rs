@@ -33,17 +33,11 @@ pub(crate) fn short_pct(rate: Option<f64>) -> String {
     rate.map_or("—".into(), |r| format!("{:.1}%", r * 100.0))
 }
 
-/// A posture's short name for tables: single, ap-async, ap-semi, ap-sync, aa-part, aa-lww,
-/// aa-crdt (an unknown name is kept as it is).
+/// A posture's short name for tables (`matrix::short_name`; an unknown name is kept as it
+/// is).
 pub fn short_posture(name: &str) -> &str {
     match Posture::parse(name) {
-        Some(Posture::SingleRegion) => "single",
-        Some(Posture::ActivePassiveAsync) => "ap-async",
-        Some(Posture::ActivePassiveSemiSync) => "ap-semi",
-        Some(Posture::ActivePassiveSync) => "ap-sync",
-        Some(Posture::ActiveActivePartitioned) => "aa-part",
-        Some(Posture::ActiveActiveLww) => "aa-lww",
-        Some(Posture::ActiveActiveCrdt) => "aa-crdt",
+        Some(p) => crate::experiment::matrix::short_name(p),
         None => name,
     }
 }

@@ -145,6 +145,7 @@ mod tests {
             read_fraction: 0.5,
             keys: 10,
             us_fraction: 0.5,
+            homes: Vec::new(),
             op_timeout: Duration::from_secs(2),
             travel_fraction: 0.0,
             incr_fraction: 0.0,

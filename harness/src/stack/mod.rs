@@ -424,17 +424,11 @@ impl Stack {
         Ok(())
     }
 
-    /// Sets the baseline round trip on every link.
-    pub async fn set_rtt(&self, rtt: Duration, jitter: Duration) -> Result<(), StackError> {
+    /// Gives every link its round trip (see [`StackPlan::link_rtt`]): the pair of regions'
+    /// it joins, a witness's own.
+    pub async fn apply_rtts(&self) -> Result<(), StackError> {
         for l in self.links.values() {
-            // The witness keeps its own round trip: it is not between the two regions.
-            let (rtt, jitter) = if l.spec.from == topology::WITNESS_REGION
-                || l.spec.to == topology::WITNESS_REGION
-            {
-                self.plan.link_rtt(&l.spec)
-            } else {
-                (rtt, jitter)
-            };
+            let (rtt, jitter) = self.plan.link_rtt(&l.spec);
             l.link.set_rtt(rtt, jitter).await?;
         }
         Ok(())

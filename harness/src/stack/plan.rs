@@ -25,14 +25,20 @@ pub struct StackPlan {
     pub posture: Posture,
     /// Regions with nodes, the initial primary's first.
     pub regions: Vec<String>,
+    /// Every region the experiment names (users live in each, whether or not it has
+    /// nodes), the initial primary's first.
+    pub user_regions: Vec<String>,
+    /// Where the built-in controller checks the primary from (see
+    /// [`StackPlan::vantage_points`]).
+    pub watch_from: Vec<String>,
     /// Every node.
     pub nodes: Vec<NodeId>,
     /// The cross-region links this posture uses (each one proxy on the fault proxy).
     pub links: Vec<LinkSpec>,
     /// What the apps get from the experiment, and which nodes run under libfaketime.
     pub tuning: AppTuning,
-    /// The baseline round trip on every link, and its jitter.
-    pub rtt: (Duration, Duration),
+    /// The round trip between each pair of regions, and the jitter on every link.
+    pub network: crate::experiment::Network,
     /// PostgreSQL's `wal_log_hints` on every database: what lets `pg_rewind` rewind a deposed
     /// primary (the clusters have no data checksums). Off, a rejoin can only re-clone.
     pub wal_log_hints: bool,
@@ -226,36 +232,85 @@ pub struct NodeSpec {
 }
 
 impl StackPlan {
-    /// The plan of a stack in `posture` (`rtt`: the links' baseline round trip and its
-    /// jitter): every role in each region the posture has nodes in, and the links whose two
-    /// ends exist.
-    pub fn new(posture: Posture, rtt: (Duration, Duration), tuning: AppTuning) -> StackPlan {
-        let regions: Vec<String> = if posture.has_standby() {
-            topology::REGIONS.iter().map(|r| r.to_string()).collect()
+    /// The plan of a stack in `posture` over `regions` (the primary's first; `network`: the
+    /// round trip of each pair): every role in each region the posture has nodes in, and the
+    /// links whose two ends exist.
+    pub fn new(
+        posture: Posture,
+        regions: &[String],
+        network: crate::experiment::Network,
+        tuning: AppTuning,
+    ) -> StackPlan {
+        let with_nodes: Vec<String> = if posture.has_standby() {
+            regions.to_vec()
         } else {
-            vec![topology::PRIMARY_REGION.to_string()]
+            regions[..1].to_vec()
         };
-        let nodes: Vec<NodeId> = regions
+        let nodes: Vec<NodeId> = with_nodes
             .iter()
             .flat_map(|r| Role::ALL.map(|role| NodeId::new(r, role)))
             .collect();
-        let links = topology::links()
-            .into_iter()
-            .filter(|l| nodes.contains(&l.target) && topology::used_by(l, posture.has_standby()))
-            .collect();
-        StackPlan {
+        let mut plan = StackPlan {
             posture,
-            regions,
+            regions: with_nodes,
+            user_regions: regions.to_vec(),
+            watch_from: Vec::new(),
             nodes,
-            links,
+            links: Vec::new(),
             tuning,
-            rtt,
+            network,
             wal_log_hints: true,
             patroni: None,
             unpublished: Vec::new(),
             count_tokens: false,
             pg_auto_failover: None,
+        };
+        plan.relink();
+        plan
+    }
+
+    /// The links of the plan's nodes: those whose two ends exist (the witness's monitor
+    /// links only when it is a vantage point).
+    fn relink(&mut self) {
+        let controller = self.posture.has_standby();
+        let witness = self.watches_from_witness();
+        self.links = topology::links(&self.user_regions, witness)
+            .into_iter()
+            .filter(|l| topology::why_absent(l, &self.nodes, controller).is_none())
+            .collect();
+    }
+
+    /// Where the built-in controller checks the primary from: `watch_from`, or by default the
+    /// second region (one vantage point).
+    pub fn vantage_points(&self) -> Vec<String> {
+        if self.watch_from.is_empty() {
+            self.regions.iter().skip(1).take(1).cloned().collect()
+        } else {
+            self.watch_from.clone()
         }
+    }
+
+    fn watches_from_witness(&self) -> bool {
+        self.watch_from
+            .iter()
+            .any(|w| w == topology::WITNESS_REGION)
+    }
+
+    /// The same plan watched from `watch_from` (see [`StackPlan::vantage_points`]): the
+    /// witness's monitor links exist only when it is one of them.
+    pub fn watched_from(mut self, watch_from: Vec<String>) -> StackPlan {
+        self.watch_from = watch_from;
+        self.relink();
+        self
+    }
+
+    /// The standby regions of an active-passive plan, in the experiment's order: every data
+    /// region but the primary's.
+    pub fn standby_regions(&self) -> Vec<String> {
+        if self.posture.is_active_active() {
+            return Vec::new();
+        }
+        self.regions.iter().skip(1).cloned().collect()
     }
 
     /// The same stack with pg_auto_failover as its failover manager: every database a
@@ -361,8 +416,9 @@ impl StackPlan {
         v
     }
 
-    /// The round trip and jitter of one link: the witness's own round trip on links to and
-    /// from the witness, the regions' on every other.
+    /// The round trip and jitter of one link: a Patroni or pg_auto_failover witness's own
+    /// round trip on links to and from it, else the round trip of the pair of regions it
+    /// joins (`[network.pairs]`, else `[network] rtt`).
     pub fn link_rtt(&self, link: &LinkSpec) -> (Duration, Duration) {
         match self.witness_rtt() {
             Some(rtt)
@@ -370,7 +426,10 @@ impl StackPlan {
             {
                 (rtt, Duration::ZERO)
             }
-            _ => self.rtt,
+            _ => (
+                self.network.rtt_between(&link.from, &link.to),
+                self.network.jitter,
+            ),
         }
     }
 
@@ -536,13 +595,17 @@ impl StackPlan {
     }
 
     /// A region's database: a primary, or (active-passive) a standby of the primary region's
-    /// through the replication link, so its WAL stream crosses the link.
+    /// through its replication link, so its WAL stream crosses the link.
     fn postgres(&self, id: &NodeId, wiring: &Wiring) -> Program {
         let primary = self.primary_regions();
         let standby_of = if primary.contains(&id.region) {
             None
         } else {
-            wiring.link_inside(topology::REPLICATION)
+            wiring.link_inside(&topology::link_name(
+                &id.region,
+                topology::LinkPurpose::Replication,
+                &primary[0],
+            ))
         };
         Program::Postgres {
             cluster_name: id.region.clone(),
@@ -605,7 +668,7 @@ mod tests {
     fn patroni_members_start_after_etcd_is_decided_and_the_first_leader() {
         let (plan, placement) = nodes_placed("patroni-region-loss.toml");
         let wiring = Wiring::new(plan.posture, placement);
-        let specs = plan.specs(&wiring, &Routing::new(plan.posture).snapshot());
+        let specs = plan.specs(&wiring, &Routing::for_plan(&plan).snapshot());
         let spec = |id: &str| specs.iter().find(|s| s.id.to_string() == id).unwrap();
         let after = |id: &str| spec(id).after.as_ref().map(|n| n.to_string());
         assert_eq!(spec("witness-dcs").ready, Readiness::EtcdCluster);
@@ -617,7 +680,7 @@ mod tests {
     #[test]
     fn pg_auto_failover_keepers_register_their_replication_links_and_apps_use_libpq() {
         let (plan, wiring) = placed_paf();
-        let routing = Routing::new(plan.posture);
+        let routing = Routing::for_plan(&plan);
         let specs = plan.specs(&wiring, &routing.snapshot());
         let spec = |id: &str| specs.iter().find(|s| s.id.to_string() == id).unwrap();
         let port = |id: &str| wiring.endpoint(&NodeId::parse(id).unwrap()).unwrap().port;

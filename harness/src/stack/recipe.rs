@@ -8,14 +8,14 @@
 //! 4. The posture's set-up, which needs ready nodes: the app's schema on each primary, then
 //!    the commit mode once the standby streams (active-passive), or logical replication
 //!    both ways (active-active).
-//! 5. The regions' round trip on every link.
+//! 5. Each link's round trip: that of the pair of regions it joins.
 //!
 //! A failure at any step drops the backend, which removes what it started.
 
 use super::backend::{Backend, NodeStatus};
 use super::plan::{NodeSpec, Readiness, StackPlan};
 use super::routing::Routing;
-use super::topology::{NodeId, Role, STANDBY_REGION};
+use super::topology::{NodeId, Role};
 use super::wiring::Wiring;
 use super::{Stack, StackError, StackLink};
 use crate::proxy::{FaultProxy, Link, ProxySpec};
@@ -34,7 +34,7 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
     tracing::debug!(elapsed_ms = t.elapsed().as_millis() as u64, "placed");
     let wiring =
         Wiring::new(plan.posture, placement).with_multi_host(plan.pg_auto_failover.is_some());
-    let routing = Arc::new(Routing::new(plan.posture));
+    let routing = Arc::new(Routing::for_plan(&plan));
     let specs = plan.specs(&wiring, &routing.snapshot());
     let backend: Arc<dyn Backend> = Arc::from(backend);
     let now = specs.iter().filter(|s| s.after.is_none());
@@ -78,8 +78,7 @@ pub async fn bring_up(plan: StackPlan, mut backend: Box<dyn Backend>) -> Result<
         "posture set up"
     );
     let stack = Stack::assemble(plan, wiring, routing, proxy, links, backend);
-    let (rtt, jitter) = stack.plan().rtt;
-    stack.set_rtt(rtt, jitter).await?;
+    stack.apply_rtts().await?;
     tracing::info!(
         backend = stack.backend(),
         elapsed_ms = t.elapsed().as_millis() as u64,
@@ -269,13 +268,14 @@ async fn set_up_posture(
     } else if let Some(patroni) = &plan.patroni {
         // Patroni owns the commit mode (synchronous_mode): only wait for the standby.
         let port = db_port(wiring, &primaries[0])?;
-        crate::postgres::await_standby(port, STANDBY_REGION, patroni.synchronous_mode)
+        crate::postgres::await_standby(port, &plan.regions[1], patroni.synchronous_mode)
             .await
             .map_err(StackError::from)
     } else if plan.posture.has_standby() {
         let port = db_port(wiring, &primaries[0])?;
-        let (commit, standby_names) = plan.posture.commit_settings(STANDBY_REGION);
-        crate::postgres::require_standby(port, commit, &standby_names, STANDBY_REGION)
+        let standbys = plan.standby_regions();
+        let (commit, names) = plan.posture.commit_settings(&standbys);
+        crate::postgres::require_standbys(port, commit, &names, &standbys)
             .await
             .map_err(StackError::from)
     } else {

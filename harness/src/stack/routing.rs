@@ -3,7 +3,6 @@
 //! answer for the DNS TTL before they ask again.
 
 use crate::posture::Posture;
-use crate::stack::topology::{PRIMARY_REGION, REGIONS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
 
@@ -28,28 +27,31 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// The initial table: the primary in `us`; in single-region every user is served by `us`,
-    /// otherwise each region's users by their own region's app.
-    pub fn new(posture: Posture) -> Routing {
-        let serving = REGIONS
+    /// The initial table over `regions` (the primary's first): the primary in the first;
+    /// in single-region every user is served by it, otherwise each region's users by their
+    /// own region's app.
+    pub fn new(posture: Posture, regions: &[String]) -> Routing {
+        let primary = regions[0].clone();
+        let serving = regions
             .iter()
             .map(|r| {
-                let by = if posture.has_standby() {
-                    r
-                } else {
-                    &PRIMARY_REGION
-                };
-                (r.to_string(), by.to_string())
+                let by = if posture.has_standby() { r } else { &primary };
+                (r.clone(), by.clone())
             })
             .collect();
         Routing {
             state: RwLock::new(RoutingState {
-                primary: PRIMARY_REGION.into(),
+                primary,
                 serving,
                 deposed: BTreeSet::new(),
                 version: 0,
             }),
         }
+    }
+
+    /// The initial table of `plan`'s stack.
+    pub fn for_plan(plan: &crate::stack::plan::StackPlan) -> Routing {
+        Routing::new(plan.posture, &plan.user_regions)
     }
 
     /// The current table.
@@ -128,18 +130,21 @@ impl Routing {
 
 impl Default for Routing {
     fn default() -> Self {
-        Routing::new(Posture::ActivePassiveAsync)
+        Routing::new(
+            Posture::ActivePassiveAsync,
+            &crate::stack::topology::default_regions(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::topology::STANDBY_REGION;
+    use crate::stack::topology::{STANDBY_REGION, default_regions};
 
     #[test]
     fn failover_moves_users_and_deposes_the_old_primary() {
-        let r = Routing::new(Posture::ActivePassiveAsync);
+        let r = Routing::new(Posture::ActivePassiveAsync, &default_regions());
         assert_eq!(r.serving("eu"), "eu");
         r.fail_over(STANDBY_REGION);
         let s = r.snapshot();
@@ -151,7 +156,7 @@ mod tests {
 
     #[test]
     fn evacuation_moves_users_without_deposing_anyone() {
-        let r = Routing::new(Posture::ActiveActiveLww);
+        let r = Routing::new(Posture::ActiveActiveLww, &default_regions());
         r.evacuate("us", "eu");
         let s = r.snapshot();
         assert_eq!(
@@ -164,7 +169,7 @@ mod tests {
 
     #[test]
     fn single_region_serves_everyone_from_us() {
-        let r = Routing::new(Posture::SingleRegion);
+        let r = Routing::new(Posture::SingleRegion, &default_regions());
         assert_eq!(r.serving("eu"), "us");
     }
 }

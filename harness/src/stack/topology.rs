@@ -1,31 +1,52 @@
 //! Topology: regions, nodes, and the named cross-region links every inter-region byte goes
 //! through. Pure data, shared by every backend.
 //!
-//! Regions are `us` (home of the primary) and `eu` (the standby). Links are named for who
-//! connects to what, e.g. `eu-app-to-us-db`; `replication` is the `eu` database's
-//! replication connection to the `us` one (WAL flows us → eu on it), `replication-to-us` the
-//! reverse one: the `us` database's connection to `eu` (active-active replication, and a
-//! deposed `us` primary rejoined as a standby of `eu`).
+//! An experiment names its regions (2 to 5; `us` and `eu` by default), the first holding the
+//! primary. Links are named for who connects to what, e.g. `eu-app-to-us-db`; a database's
+//! replication connection to another region's is `ap-db-to-us-db` (WAL flows us → ap on it),
+//! except for the default pair, whose names predate named regions: `replication` is the `eu`
+//! database's connection to `us`, `replication-to-us` the `us` database's connection to `eu`
+//! (active-active replication, and a deposed `us` primary rejoined as a standby of `eu`).
 
 use serde::{Deserialize, Serialize};
 
-/// The region that starts with the primary.
+/// The region that starts with the primary when an experiment does not name its regions.
 pub const PRIMARY_REGION: &str = "us";
-/// The standby region.
+/// The standby region when an experiment does not name its regions.
 pub const STANDBY_REGION: &str = "eu";
-/// The link the standby region's database replicates through (from the primary region).
+/// The link the `eu` database replicates through (from `us`).
 pub const REPLICATION: &str = "replication";
-/// The reverse replication link: `us` → `eu` (active-active replication; a rejoined `us`
-/// standby streaming from a promoted `eu`).
+/// The reverse replication link of the default pair: `us` → `eu` (active-active
+/// replication; a rejoined `us` standby streaming from a promoted `eu`).
 pub const REPLICATION_TO_US: &str = "replication-to-us";
-/// Both regions, primary first.
+/// The default regions, primary first.
 pub const REGIONS: [&str; 2] = [PRIMARY_REGION, STANDBY_REGION];
-/// A location that holds no data, only a failover manager's own state (Patroni's etcd,
-/// pg_auto_failover's monitor),
-/// reached from every data region through its own links.
+/// The most regions an experiment may name.
+pub const MAX_REGIONS: usize = 5;
+/// A location that holds no data: a failover manager's own state (Patroni's etcd,
+/// pg_auto_failover's monitor), or a vantage point of the built-in controller; reached from
+/// every data region through its own links.
 pub const WITNESS_REGION: &str = "witness";
 
-/// The other region.
+/// The default regions, as owned names.
+pub fn default_regions() -> Vec<String> {
+    REGIONS.iter().map(|r| r.to_string()).collect()
+}
+
+/// Whether `name` can name a region: a lower-case letter, then lower-case letters and
+/// digits (it is spliced into node ids, link names and the app's table names), and not the
+/// witness's name.
+pub fn valid_region_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name != WITNESS_REGION
+        && name.len() <= 12
+}
+
+/// The other region of a two-region stack: the default pair's, or `regions`' when it has
+/// exactly two (the features that exist only between two regions use it: active-active,
+/// Patroni, pg_auto_failover, failback, residency).
 pub fn other_region(region: &str) -> &'static str {
     if region == PRIMARY_REGION {
         STANDBY_REGION
@@ -91,11 +112,12 @@ impl NodeId {
         }
     }
 
-    /// Parses `us-db` style ids.
+    /// Parses `us-db` style ids: a valid region name and a role of [`Role::ALL`] (whether
+    /// the stack has that node is the caller's question).
     pub fn parse(s: &str) -> Option<NodeId> {
         let (region, role) = s.split_once('-')?;
         let role = Role::ALL.into_iter().find(|r| r.name() == role)?;
-        REGIONS.contains(&region).then(|| NodeId::new(region, role))
+        valid_region_name(region).then(|| NodeId::new(region, role))
     }
 }
 
@@ -118,57 +140,69 @@ pub struct LinkSpec {
     pub target: NodeId,
 }
 
-/// Every link a two-region stack has. Links whose target does not exist in a posture are
-/// simply not created by the backend.
-pub fn links() -> Vec<LinkSpec> {
-    let mut v = vec![
-        LinkSpec {
-            name: REPLICATION.into(),
-            from: STANDBY_REGION.into(),
-            to: PRIMARY_REGION.into(),
-            target: NodeId::new(PRIMARY_REGION, Role::Db),
-        },
-        LinkSpec {
-            name: REPLICATION_TO_US.into(),
-            from: PRIMARY_REGION.into(),
-            to: STANDBY_REGION.into(),
-            target: NodeId::new(STANDBY_REGION, Role::Db),
-        },
-    ];
-    for from in REGIONS {
-        let to = other_region(from);
-        for purpose in [
-            LinkPurpose::AppToDb,
-            LinkPurpose::UsersToApp,
-            LinkPurpose::MonitorToDb,
-            LinkPurpose::AppToCache,
-        ] {
-            let role = match purpose {
-                LinkPurpose::UsersToApp => Role::App,
-                LinkPurpose::AppToCache => Role::Cache,
-                _ => Role::Db,
-            };
+/// Every link a stack over `regions` (data regions, the primary's first) can have, and the
+/// witness's monitor links when `witness` (the built-in controller watches from there): for
+/// every ordered pair of regions, a database's replication connection and every purpose
+/// below. Links whose target does not exist in a posture are simply not created.
+pub fn links(regions: &[String], witness: bool) -> Vec<LinkSpec> {
+    let mut v = Vec::new();
+    // Replication first, towards the primary's region first (the order lists show).
+    for to in regions {
+        for from in regions.iter().filter(|from| *from != to) {
             v.push(LinkSpec {
-                name: link_name(from, purpose, to),
-                from: from.into(),
-                to: to.into(),
-                target: NodeId::new(to, role),
+                name: link_name(from, LinkPurpose::Replication, to),
+                from: from.clone(),
+                to: to.clone(),
+                target: NodeId::new(to, Role::Db),
+            });
+        }
+    }
+    for from in regions {
+        for to in regions.iter().filter(|to| *to != from) {
+            for purpose in [
+                LinkPurpose::AppToDb,
+                LinkPurpose::UsersToApp,
+                LinkPurpose::MonitorToDb,
+                LinkPurpose::AppToCache,
+            ] {
+                let role = match purpose {
+                    LinkPurpose::UsersToApp => Role::App,
+                    LinkPurpose::AppToCache => Role::Cache,
+                    _ => Role::Db,
+                };
+                v.push(LinkSpec {
+                    name: link_name(from, purpose, to),
+                    from: from.clone(),
+                    to: to.clone(),
+                    target: NodeId::new(to, role),
+                });
+            }
+        }
+    }
+    if witness {
+        for to in regions {
+            v.push(LinkSpec {
+                name: link_name(WITNESS_REGION, LinkPurpose::MonitorToDb, to),
+                from: WITNESS_REGION.into(),
+                to: to.clone(),
+                target: NodeId::new(to, Role::Db),
             });
         }
     }
     v
 }
 
-/// Every name a link can have in some stack: [`links`], and the links of the real HA
-/// managers (`<region>-to-<region>-api`, `<region>-to-<region or witness>-dcs`).
-pub fn link_names() -> Vec<String> {
-    let mut names: Vec<String> = links().into_iter().map(|l| l.name).collect();
-    for from in REGIONS {
-        for to in REGIONS.iter().chain([&WITNESS_REGION]) {
-            if from == *to {
+/// Every name a link can have in some stack over `regions`: [`links`] (with the witness's),
+/// and the links of the real HA managers (`<region>-to-<region>-api`,
+/// `<region>-to-<region or witness>-dcs`).
+pub fn link_names(regions: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = links(regions, true).into_iter().map(|l| l.name).collect();
+    for from in regions {
+        for to in regions.iter().map(String::as_str).chain([WITNESS_REGION]) {
+            if from == to {
                 continue;
             }
-            if *to != WITNESS_REGION {
+            if to != WITNESS_REGION {
                 names.push(link_name(from, LinkPurpose::ToApi, to));
             }
             names.push(link_name(from, LinkPurpose::ToDcs, to));
@@ -177,17 +211,38 @@ pub fn link_names() -> Vec<String> {
     names
 }
 
-/// Whether a posture uses a link: `replication-to-us` exists only when both regions have a
-/// database (`two_regions`): active-active replication, or a deposed `us` primary rejoined as
-/// a standby of `eu` (links whose target a posture lacks are never created either).
-pub fn used_by(link: &LinkSpec, two_regions: bool) -> bool {
-    link.name != REPLICATION_TO_US || two_regions
+/// Why `link` carries nothing in a stack of `nodes` (and a failover controller when
+/// `controller`), or None when it exists there: it needs the node it reaches and whatever
+/// connects — a database for a replication link, an app for `*-app-to-*`, the controller for
+/// `*-monitor-*` (users live in every region whatever the posture).
+pub fn why_absent(link: &LinkSpec, nodes: &[NodeId], controller: bool) -> Option<String> {
+    if !nodes.contains(&link.target) {
+        return Some(format!("there is no {}", link.target));
+    }
+    let is = |purpose| link.name == link_name(&link.from, purpose, &link.to);
+    let from = |role| NodeId::new(&link.from, role);
+    if is(LinkPurpose::Replication) && !nodes.contains(&from(Role::Db)) {
+        return Some(format!("there is no {} to replicate", from(Role::Db)));
+    }
+    if is(LinkPurpose::MonitorToDb) && !controller {
+        return Some("there is no failover controller".into());
+    }
+    if (is(LinkPurpose::AppToDb) || is(LinkPurpose::AppToCache))
+        && !nodes.contains(&from(Role::App))
+    {
+        return Some(format!("there is no {}", from(Role::App)));
+    }
+    None
 }
 
-/// Name of the link `from` region uses to reach `target`.
+/// Name of the link `from` region uses to reach `to` for `purpose`.
 pub fn link_name(from: &str, purpose: LinkPurpose, to: &str) -> String {
     match purpose {
-        LinkPurpose::Replication => REPLICATION.into(),
+        LinkPurpose::Replication => match (from, to) {
+            (STANDBY_REGION, PRIMARY_REGION) => REPLICATION.into(),
+            (PRIMARY_REGION, STANDBY_REGION) => REPLICATION_TO_US.into(),
+            _ => format!("{from}-db-to-{to}-db"),
+        },
         LinkPurpose::AppToDb => format!("{from}-app-to-{to}-db"),
         LinkPurpose::UsersToApp => format!("{from}-users-to-{to}-app"),
         LinkPurpose::MonitorToDb => format!("{from}-monitor-to-{to}-db"),
@@ -200,13 +255,15 @@ pub fn link_name(from: &str, purpose: LinkPurpose, to: &str) -> String {
 /// What a link carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkPurpose {
-    /// The replica's replication connection.
+    /// A database's replication connection to another region's (it streams that region's
+    /// WAL).
     Replication,
     /// An app's connection to the other region's database.
     AppToDb,
     /// Users reaching the other region's app.
     UsersToApp,
-    /// The failover controller's health checks of the other region's database.
+    /// The failover controller's health checks of another region's database, from a
+    /// vantage point in this region (or the witness).
     MonitorToDb,
     /// An app's connection to the other region's cache (invalidation events, write-through).
     AppToCache,
@@ -221,34 +278,60 @@ pub enum LinkPurpose {
 mod tests {
     use super::*;
 
+    fn three() -> Vec<String> {
+        ["us", "eu", "ap"].map(String::from).to_vec()
+    }
+
     #[test]
     fn node_ids_round_trip() {
-        for r in REGIONS {
+        for r in three() {
             for role in Role::ALL {
-                let id = NodeId::new(r, role);
+                let id = NodeId::new(&r, role);
                 assert_eq!(NodeId::parse(&id.to_string()), Some(id));
             }
         }
-        assert_eq!(NodeId::parse("ap-db"), None);
+        assert_eq!(NodeId::parse("Ap-db"), None);
         assert_eq!(NodeId::parse("us-disk"), None);
+        assert_eq!(NodeId::parse("witness-db"), None);
+    }
+
+    #[test]
+    fn the_default_pair_keeps_its_replication_names() {
+        assert_eq!(link_name("eu", LinkPurpose::Replication, "us"), REPLICATION);
+        assert_eq!(
+            link_name("us", LinkPurpose::Replication, "eu"),
+            REPLICATION_TO_US
+        );
+        assert_eq!(
+            link_name("ap", LinkPurpose::Replication, "us"),
+            "ap-db-to-us-db"
+        );
     }
 
     #[test]
     fn link_names_are_unique_and_match_link_name() {
-        let all = links();
-        let mut names: Vec<_> = all.iter().map(|l| l.name.clone()).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), all.len());
-        assert!(names.contains(&link_name("eu", LinkPurpose::AppToDb, "us")));
-        assert!(names.contains(&link_name("us", LinkPurpose::UsersToApp, "eu")));
-        assert!(names.contains(&link_name("eu", LinkPurpose::MonitorToDb, "us")));
-        assert!(names.contains(&link_name("us", LinkPurpose::AppToCache, "eu")));
-        let every = link_names();
-        for n in &names {
-            assert!(every.contains(n), "{n}");
+        for (regions, witness) in [(default_regions(), false), (three(), true)] {
+            let all = links(&regions, witness);
+            let mut names: Vec<_> = all.iter().map(|l| l.name.clone()).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), all.len());
+            let n = regions.len();
+            // Five purposes per ordered pair, plus the witness's monitor links.
+            assert_eq!(all.len(), 5 * n * (n - 1) + if witness { n } else { 0 });
+            let every = link_names(&regions);
+            for n in &names {
+                assert!(every.contains(n), "{n}");
+            }
         }
-        for n in ["eu-to-us-api", "us-to-witness-dcs", "eu-to-us-dcs"] {
+        let every = link_names(&three());
+        for n in [
+            "eu-to-us-api",
+            "us-to-witness-dcs",
+            "ap-app-to-us-db",
+            "witness-monitor-to-us-db",
+            "eu-db-to-ap-db",
+        ] {
             assert!(every.contains(&n.to_string()), "{n}");
         }
     }

@@ -5,7 +5,7 @@
 //! same address natively, a container's name on its region's network on Docker).
 
 use super::routing::RoutingState;
-use super::topology::{LinkPurpose, NodeId, REGIONS, Role, link_name, other_region};
+use super::topology::{LinkPurpose, NodeId, Role, link_name};
 use crate::app::AppTuning;
 use crate::posture::CacheMode;
 use crate::posture::Posture;
@@ -92,12 +92,19 @@ impl Wiring {
     /// then every other through the app-to-db link, `target_session_attrs=read-write`.
     pub fn multi_host_dsn(&self, from: &str) -> Option<String> {
         let mut hosts = vec![self.endpoint(&NodeId::new(from, Role::Db))?.inside.clone()];
-        for r in REGIONS.iter().filter(|r| **r != from) {
-            if self.endpoint(&NodeId::new(r, Role::Db)).is_some() {
-                hosts.push(self.link_inside(&link_name(from, LinkPurpose::AppToDb, r))?);
-            }
+        for r in self.regions_with(Role::Db).filter(|r| *r != from) {
+            hosts.push(self.link_inside(&link_name(from, LinkPurpose::AppToDb, r))?);
         }
         Some(crate::postgres::multi_host_dsn(&hosts))
+    }
+
+    /// The regions with a node of `role`, in name order.
+    fn regions_with(&self, role: Role) -> impl Iterator<Item = &str> {
+        self.placement
+            .nodes
+            .keys()
+            .filter(move |n| n.role == role)
+            .map(|n| n.region.as_str())
     }
 
     /// Where a node is reached.
@@ -240,14 +247,18 @@ impl Wiring {
             remote_redis: None,
             home_dbs: Vec::new(),
         };
-        let other = other_region(region);
-        if t.cache_mode != CacheMode::Ttl && self.posture.has_standby() {
+        // The other region's cache (cache modes other than `ttl` exist between two regions).
+        let others: Vec<&str> = self
+            .regions_with(Role::Cache)
+            .filter(|r| *r != region)
+            .collect();
+        if let (true, [other]) = (t.cache_mode != CacheMode::Ttl, others.as_slice()) {
             let link = link_name(region, LinkPurpose::AppToCache, other);
             args.remote_redis =
                 Some(self.redis_url(&NodeId::new(other, Role::Cache), Some(&link))?);
         }
         if self.posture == Posture::ActiveActivePartitioned {
-            for r in REGIONS {
+            for r in self.regions_with(Role::Db) {
                 args.home_dbs
                     .push((r.to_string(), self.app_db_dsn(region, r)?));
             }

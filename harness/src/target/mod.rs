@@ -243,7 +243,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Target, ExperimentError> {
             url_host(t.api.get_ref(), &["http"]),
         )?;
     }
-    let known_links = topology::link_names();
+    let known_links = topology::link_names(&topology::default_regions());
     for (name, link) in &spec.links {
         let field = format!("links.{}", quoted(name.get_ref()));
         if !known_links.contains(name.get_ref()) {

@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::iter::FusedIterator;
+use std::ops::Range;
 use std::time::Duration;
 
 /// One planned operation.
@@ -35,9 +36,11 @@ pub struct PlannedOp {
 /// [`Plan::ops`] draws on demand (never held in memory all at once).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// Users whose home region is `us` are `0..us_users`; the rest live in `eu`.
+    /// Users whose home region is the first region are `0..us_users`.
     pub us_users: u32,
-    /// Users away from home (they call the other region's app).
+    /// Each region's users, in region order: consecutive ranges covering `0..users`.
+    pub homes: Vec<(String, Range<u32>)>,
+    /// Users away from home (they call the next region's app).
     pub travellers: std::collections::BTreeSet<u32>,
     /// Number of users: every operation's user is below it.
     pub users: u32,
@@ -62,15 +65,37 @@ impl Plan {
     /// probability `read_fraction`, else a write (see [`Plan::ops`]). The first
     /// `travel_fraction` of each region's users are away from home.
     pub fn new(w: &Workload, duration: Duration, seed: u64) -> Plan {
-        let us_users = ((w.users as f64) * w.us_fraction).round() as u32;
-        let away = |from: u32, count: u32| {
-            from..from + ((count as f64) * w.travel_fraction).round() as u32
+        let shares = if w.homes.is_empty() {
+            vec![
+                (PRIMARY_REGION.to_string(), w.us_fraction),
+                (STANDBY_REGION.to_string(), 1.0 - w.us_fraction),
+            ]
+        } else {
+            w.homes.clone()
         };
-        let travellers = away(0, us_users)
-            .chain(away(us_users, w.users - us_users))
+        // Range ends at the rounded cumulative share (the last one at `users` exactly), so
+        // two regions split as they always did: `round(users × us_fraction)` in the first.
+        let mut homes = Vec::with_capacity(shares.len());
+        let (mut start, mut cumulative) = (0u32, 0.0);
+        for (i, (region, share)) in shares.iter().enumerate() {
+            cumulative += share;
+            let end = if i + 1 == shares.len() {
+                w.users
+            } else {
+                (((w.users as f64) * cumulative).round() as u32).clamp(start, w.users)
+            };
+            homes.push((region.clone(), start..end));
+            start = end;
+        }
+        let travellers = homes
+            .iter()
+            .flat_map(|(_, r)| {
+                r.start..r.start + ((r.len() as f64) * w.travel_fraction).round() as u32
+            })
             .collect();
         Plan {
-            us_users,
+            us_users: homes[0].1.end,
+            homes,
             travellers,
             users: w.users,
             workload: w.clone(),
@@ -131,21 +156,26 @@ impl Plan {
     }
 
     /// A user's home region.
-    pub fn home(&self, user: u32) -> &'static str {
-        if user < self.us_users {
-            PRIMARY_REGION
-        } else {
-            STANDBY_REGION
-        }
+    pub fn home(&self, user: u32) -> &str {
+        let i = self.home_index(user);
+        &self.homes[i].0
     }
 
-    /// Where a user is: the other region when travelling, else home.
-    pub fn location(&self, user: u32) -> &'static str {
-        let home = self.home(user);
+    fn home_index(&self, user: u32) -> usize {
+        self.homes
+            .iter()
+            .position(|(_, r)| r.contains(&user))
+            .unwrap_or(self.homes.len() - 1)
+    }
+
+    /// Where a user is: when travelling, the next region after home (in the experiment's
+    /// order, wrapping: the other one of two), else home.
+    pub fn location(&self, user: u32) -> &str {
+        let i = self.home_index(user);
         if self.travellers.contains(&user) {
-            crate::stack::topology::other_region(home)
+            &self.homes[(i + 1) % self.homes.len()].0
         } else {
-            home
+            &self.homes[i].0
         }
     }
 
@@ -233,6 +263,7 @@ mod tests {
             read_fraction: 0.3,
             keys: 5,
             us_fraction: 0.4,
+            homes: Vec::new(),
             op_timeout: Duration::from_secs(1),
             travel_fraction: 0.0,
             incr_fraction: 0.0,

@@ -66,7 +66,7 @@ pub async fn attach(plan: StackPlan, target: &Target) -> Result<Stack, StackErro
         }
     }
     let wiring = Wiring::external(plan.posture, addresses(target));
-    let routing = Arc::new(Routing::new(plan.posture));
+    let routing = Arc::new(Routing::for_plan(&plan));
     if plan.posture.has_standby() && !plan.posture.is_active_active() {
         if let Some(primary) = current_primary(&wiring, target).await {
             routing.follow(&primary);

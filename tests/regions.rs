@@ -1,0 +1,150 @@
+//! Three regions on real stacks, with answers known from physics: quorum commit waits for the
+//! nearest standby only; a majority of vantage points ignores a partial partition and still
+//! sees a lost region; what loses no write with two regions loses none with three.
+
+use crate::support::{run_shipped_on, run_toml};
+use regiondrill::history::{History, OpKind};
+use regiondrill::run::RunOutput;
+use regiondrill::stack::BackendChoice;
+
+/// Median latency (ms) of `region`'s successful writes invoked in `[from_s, to_s)`, and how
+/// many there were.
+fn write_p50(history: &History, region: &str, from_s: f64, to_s: f64) -> (Option<f64>, usize) {
+    let mut ms: Vec<f64> = history
+        .ops
+        .iter()
+        .filter(|o| o.region == region && o.kind == OpKind::Write && o.outcome.is_ok())
+        .filter(|o| (from_s * 1e9..to_s * 1e9).contains(&(o.invoke_ns as f64)))
+        .map(|o| o.latency_ns() as f64 / 1e6)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let n = ms.len();
+    ((n > 0).then(|| ms[(n - 1) / 2]), n)
+}
+
+fn failovers(out: &RunOutput) -> (usize, usize) {
+    let f = &out.findings.false_failovers;
+    (f.failovers, f.count)
+}
+
+/// The region promoted (None: none).
+fn promoted(out: &RunOutput) -> Option<String> {
+    out.history.events.iter().find_map(|e| match &e.kind {
+        regiondrill::history::EventKind::Promoted { region, .. } => Some(region.clone()),
+        _ => None,
+    })
+}
+
+/// Quorum commit across us (primary), eu (80 ms away) and ap (180 ms away), every user in us:
+/// each `[[faults]]` appended.
+fn quorum(faults: &str) -> String {
+    format!(
+        "posture = \"active-passive-quorum\"\nregions = [\"us\", \"eu\", \"ap\"]\n\
+         duration = \"12s\"\nsettle = \"2s\"\n\
+         [network.pairs]\nus-eu = \"80ms\"\nus-ap = \"180ms\"\neu-ap = \"220ms\"\n\
+         [workload]\nusers = 20\nrate_per_s = 50\nread_fraction = 0.2\n\
+         homes = {{ us = 1.0, eu = 0.0, ap = 0.0 }}\n\
+         [failover]\nmode = \"auto\"\nwatch_from = [\"eu\", \"ap\"]\n{faults}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_commit_waits_for_the_nearest_standby_only() {
+    let faults = "[[faults]]\nkind = \"kill_node\"\nnode = \"eu-db\"\nat = \"4s\"\nheal_at = \"10s\"\n\
+                  [[faults]]\nkind = \"kill_node\"\nnode = \"ap-db\"\nat = \"8s\"\nheal_at = \"10s\"\n";
+    let (out, _dir) = run_toml("quorum", &quorum(faults), false).await;
+    let h = &out.history;
+    // Both standbys up: the near one (80 ms) answers first. The app's own work on top is a
+    // few ms (one local round trip to PostgreSQL before COMMIT, Redis, HTTP).
+    let (both, n) = write_p50(h, "us", 0.5, 4.0);
+    let both = both.expect("writes before the fault");
+    assert!(n >= 50, "{n} writes");
+    assert!(
+        (80.0..100.0).contains(&both),
+        "quorum with eu at 80 ms and ap at 180 ms: p50 {both:.1} ms should follow 80 ms"
+    );
+    // eu-db dead: only ap (180 ms) can answer.
+    let (far, n) = write_p50(h, "us", 4.5, 8.0);
+    let far = far.expect("writes with eu-db down");
+    assert!(n >= 40, "{n} writes");
+    assert!(
+        (180.0..205.0).contains(&far),
+        "the near standby lost: p50 {far:.1} ms should follow ap's 180 ms"
+    );
+    // Both dead: no commit is acknowledged until they are back at 10 s.
+    let blocked = h
+        .ops
+        .iter()
+        .filter(|o| o.region == "us" && o.kind == OpKind::Write && o.outcome.is_ok())
+        .filter(|o| (8.2e9..9.5e9).contains(&(o.invoke_ns as f64)))
+        .filter(|o| o.complete_ns < 10_000_000_000)
+        .count();
+    assert_eq!(blocked, 0, "a commit acknowledged with no standby alive");
+    // The primary never failed: nothing failed over and nothing acknowledged was lost.
+    assert_eq!(failovers(&out), (0, 0));
+    assert!(out.findings.lost_writes.checked);
+    assert_eq!(out.findings.lost_writes.count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_majority_of_vantage_points_ignores_a_partial_partition_and_one_alone_does_not() {
+    let (witness, _d1) = run_shipped_on(
+        BackendChoice::Native,
+        "experiments/three-region-witness-partition.toml",
+    )
+    .await;
+    assert_eq!(
+        failovers(&witness),
+        (0, 0),
+        "eu, ap and the witness watch; a us–eu cut is seen by eu alone: {:?}",
+        witness.findings.false_failovers
+    );
+    assert_eq!(witness.findings.split_brain.count, 0);
+    assert_eq!(witness.findings.lost_writes.count, 0);
+
+    let (alone, _d2) = run_shipped_on(
+        BackendChoice::Native,
+        "experiments/three-region-single-vantage-partition.toml",
+    )
+    .await;
+    assert_eq!(
+        failovers(&alone),
+        (1, 1),
+        "watched from eu alone, the same cut looks like a lost us: {:?}",
+        alone.findings.false_failovers
+    );
+    assert!(promoted(&alone).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_and_sync_lose_nothing_when_the_primarys_region_is_lost() {
+    let (q, _d1) = run_shipped_on(
+        BackendChoice::Native,
+        "experiments/three-region-region-loss.toml",
+    )
+    .await;
+    assert_eq!(failovers(&q), (1, 0), "{:?}", q.findings.false_failovers);
+    assert!(matches!(promoted(&q).as_deref(), Some("eu" | "ap")));
+    assert!(q.findings.lost_writes.checked);
+    assert_eq!(
+        q.findings.lost_writes.count, 0,
+        "{:?}",
+        q.findings.lost_writes.ids
+    );
+
+    // Sync to eu (the second region), ap asynchronous: still nothing acknowledged is lost.
+    let sync = "posture = \"active-passive-sync\"\nregions = [\"us\", \"eu\", \"ap\"]\n\
+                duration = \"10s\"\nsettle = \"2s\"\n\
+                [network.pairs]\nus-eu = \"80ms\"\nus-ap = \"180ms\"\neu-ap = \"220ms\"\n\
+                [workload]\nusers = 30\nrate_per_s = 60\n\
+                [failover]\nmode = \"auto\"\nwatch_from = [\"eu\", \"ap\"]\n\
+                [[faults]]\nkind = \"kill_region\"\nregion = \"us\"\nat = \"3s\"\n";
+    let (s, _d2) = run_toml("sync3", sync, false).await;
+    assert_eq!(failovers(&s), (1, 0), "{:?}", s.findings.false_failovers);
+    assert!(s.findings.lost_writes.checked);
+    assert_eq!(
+        s.findings.lost_writes.count, 0,
+        "{:?}",
+        s.findings.lost_writes.ids
+    );
+}
