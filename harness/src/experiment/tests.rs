@@ -1839,3 +1839,124 @@ fn pg_auto_failover_settings_have_its_names_defaults_and_bounds() {
         ["replication us-db", "replication-to-us eu-db"]
     );
 }
+
+const THREE: &str =
+    "posture = \"active-passive-quorum\"\nduration = \"20s\"\nregions = [\"us\", \"eu\", \"ap\"]\n";
+
+#[test]
+fn three_regions_with_pairs_homes_and_vantage_points() {
+    let e = parse(
+        &format!(
+            "{THREE}[network]\nrtt = \"50ms\"\njitter = \"2ms\"\n[network.pairs]\nus-eu = \"80ms\"\nap-us = \"180ms\"\n\
+             eu-witness = \"30ms\"\n[workload]\nusers = 10\nhomes = {{ us = 0.5, eu = 0.3, ap = 0.2 }}\n\
+             [failover]\nwatch_from = [\"eu\", \"ap\", \"witness\"]\n"
+        ),
+        Path::new("x.toml"),
+    )
+    .unwrap();
+    assert_eq!(e.regions, ["us", "eu", "ap"]);
+    // Either order names a pair; an unlisted pair keeps `rtt`.
+    assert_eq!(e.network.rtt_between("ap", "us"), ms(180));
+    assert_eq!(e.network.rtt_between("us", "ap"), ms(180));
+    assert_eq!(e.network.rtt_between("eu", "ap"), ms(50));
+    assert_eq!(e.network.rtt_between("witness", "eu"), ms(30));
+    assert_eq!(
+        e.workload.homes,
+        [("us".into(), 0.5), ("eu".into(), 0.3), ("ap".into(), 0.2)]
+    );
+    assert_eq!(e.failover.watch_from, ["eu", "ap", "witness"]);
+    let plan = e.stack_plan();
+    assert_eq!(plan.standby_regions(), ["eu", "ap"]);
+    let names: Vec<&str> = plan.links.iter().map(|l| l.name.as_str()).collect();
+    for n in [
+        "replication",
+        "ap-db-to-us-db",
+        "ap-db-to-eu-db",
+        "ap-monitor-to-us-db",
+        "witness-monitor-to-us-db",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let to_ap = plan
+        .links
+        .iter()
+        .find(|l| l.name == "ap-db-to-us-db")
+        .unwrap();
+    assert_eq!(plan.link_rtt(to_ap), (ms(180), ms(2)));
+    // Without the witness watching, it has no links.
+    let plain = parse(THREE, Path::new("x.toml")).unwrap().stack_plan();
+    assert!(plain.links.iter().all(|l| l.from != "witness"));
+    assert_eq!(plain.vantage_points(), ["eu"]);
+}
+
+#[test]
+fn region_problems_name_their_line_and_field() {
+    let with = |extra: &str| err(&format!("{THREE}{extra}"));
+    assert_eq!(
+        err("posture = \"active-passive-async\"\nduration = \"20s\"\nregions = [\"us\", \"Eu\"]\n"),
+        "x.toml:3:18: regions[1]: \"Eu\" is not a usable region name: a lower-case letter, then \
+         lower-case letters or digits, at most 12 (it names nodes, links and tables); not \
+         \"witness\""
+    );
+    assert_eq!(
+        err(
+            "posture = \"active-passive-async\"\nduration = \"20s\"\nregions = [\"us\", \"eu\", \"ap\", \"sa\", \"af\", \"au\"]\n"
+        ),
+        "x.toml:3:11: regions: 6 regions; name 2 to 5 (a single-region posture still has users \
+         in a second region)"
+    );
+    assert_eq!(
+        with("[network.pairs]\nus-sa = \"80ms\"\n"),
+        "x.toml:5:9: network.pairs.us-sa: \"us-sa\" is not a pair of this experiment's regions; \
+         pairs: us-eu, us-ap, eu-ap"
+    );
+    assert_eq!(
+        with("[workload]\nhomes = { us = 0.5, eu = 0.3 }\n"),
+        "x.toml:5:9: workload.homes: no share for ap (write 0 for a region without users)"
+    );
+    assert_eq!(
+        with("[failover]\nwatch_from = [\"us\"]\n"),
+        "x.toml:5:15: failover.watch_from[0]: us holds the primary: a vantage point watches it \
+         from elsewhere"
+    );
+    assert_eq!(
+        err(
+            "posture = \"active-active-lww\"\nduration = \"20s\"\nregions = [\"us\", \"eu\", \"ap\"]\n"
+        ),
+        "x.toml:1:11: posture: active-active-lww runs between the default regions us and eu \
+         only, not with more than two regions (regions = [us, eu, ap])"
+    );
+    assert_eq!(
+        with("[[faults]]\nkind = \"partition\"\nisolate = \"sa\"\nat = \"1s\"\n"),
+        "x.toml:6:11: faults[0].isolate: unknown region \"sa\"; regions: us, eu, ap"
+    );
+    let e = parse(
+        &format!("{THREE}[[faults]]\nkind = \"partition\"\nisolate = \"eu\"\nat = \"1s\"\n"),
+        Path::new("x.toml"),
+    )
+    .unwrap();
+    let plan = e.stack_plan();
+    let crate::fault::FaultSpec::Partition(p) = &e.faults[0].fault else {
+        panic!("{:?}", e.faults[0].fault)
+    };
+    // Every link with eu at one end, and no other.
+    let cut: Vec<_> = plan.links.iter().filter(|l| p.links.takes(l)).collect();
+    assert!(!cut.is_empty());
+    assert!(cut.iter().all(|l| l.from == "eu" || l.to == "eu"));
+    assert_eq!(
+        cut.len(),
+        plan.links
+            .iter()
+            .filter(|l| l.from == "eu" || l.to == "eu")
+            .count()
+    );
+}
+
+#[test]
+fn us_fraction_does_not_split_three_regions() {
+    assert_eq!(
+        err(&format!("{THREE}[workload]\nus_fraction = 0.5\n")),
+        "x.toml:5:15: workload.us_fraction: us_fraction splits users between two regions; with \
+         us, eu, ap write homes = { us = …, … }"
+    );
+}

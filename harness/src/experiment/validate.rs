@@ -707,6 +707,19 @@ impl Validation<'_> {
     fn homes(&mut self, w: &WorkloadSpec, us_fraction: Option<f64>) -> Option<Vec<(String, f64)>> {
         let regions = self.shape.regions.clone();
         let Some(homes) = &w.homes else {
+            if let (Some(u), true) = (&w.us_fraction, regions.len() > 2) {
+                self.c.report(
+                    u.span(),
+                    "workload.us_fraction",
+                    format!(
+                        "us_fraction splits users between two regions; with {} write homes = \
+                         {{ {} = …, … }}",
+                        regions.join(", "),
+                        regions[0]
+                    ),
+                );
+                return None;
+            }
             return Some(if regions == REGIONS {
                 Vec::new()
             } else if regions.len() == 2 {
