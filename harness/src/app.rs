@@ -28,6 +28,19 @@ pub struct AppTuning {
     pub request_timeout: Duration,
     /// Nodes started under libfaketime (those the experiment's `clock_skew` faults name).
     pub skewed: std::collections::BTreeSet<crate::stack::topology::NodeId>,
+    /// The experiment's regions (`--regions`: the active-active tables, one set per region);
+    /// left off the command line when they are the default pair.
+    pub regions: Vec<String>,
+}
+
+impl AppTuning {
+    /// `--regions a,b,c` when the regions are not the app's default pair.
+    fn regions_args(&self) -> Vec<String> {
+        if self.regions.is_empty() || self.regions == crate::stack::topology::REGIONS {
+            return Vec::new();
+        }
+        vec!["--regions".into(), self.regions.join(",")]
+    }
 }
 
 /// `regiondrill-app serve`'s settings, all but `--listen` (each backend decides where an
@@ -84,18 +97,22 @@ impl ServeArgs {
         for (region, dsn) in &self.home_dbs {
             args.extend(["--home-db".into(), format!("{region}={dsn}")]);
         }
+        args.extend(t.regions_args());
         args
     }
 }
 
-/// `regiondrill-app migrate`: creates the app's tables on the database at `dsn`.
-pub fn migrate_command(dsn: &str) -> Vec<String> {
-    vec![
+/// `regiondrill-app migrate`: creates the app's tables on the database at `dsn` (those of
+/// `t`'s regions).
+pub fn migrate_command(dsn: &str, t: &AppTuning) -> Vec<String> {
+    let mut argv = vec![
         PROGRAM.into(),
         "migrate".into(),
         "--db".into(),
         dsn.to_string(),
-    ]
+    ];
+    argv.extend(t.regions_args());
+    argv
 }
 
 /// Why repointing an app failed.
@@ -159,28 +176,48 @@ pub async fn answers(http: &reqwest::Client, port: u16) -> bool {
 }
 
 /// The queries that read what the app holds once the run has settled: every write id, each
-/// key's winning write id, each counter's value. Active-active: the union of both regions'
-/// write logs, each key's merged value (the row with the greatest (hlc, region) among
-/// `kv_us` and `kv_eu`: last write wins, as the app reads it), and each counter (PN-counters:
-/// Σ(p − n) over both regions' components; LWW registers: the greatest-(hlc, region) row).
-pub fn final_state_queries(posture: Posture) -> [&'static str; 3] {
+/// key's winning write id, each counter's value. Active-active: the union of every region's
+/// write log (`writes_us`, `writes_eu`, … for `regions`), each key's merged value (the row
+/// with the greatest (hlc, region) among every `kv_<region>`: last write wins, as the app
+/// reads it, region names compared bytewise), and each counter (PN-counters: Σ(p − n) over
+/// every region's component; LWW registers: the greatest-(hlc, region) row).
+pub fn final_state_queries(posture: Posture, regions: &[String]) -> [String; 3] {
     if !posture.is_active_active() {
         return [
-            "SELECT write_id FROM writes",
-            "SELECT key, write_id FROM kv",
-            "SELECT key, value FROM counters",
+            "SELECT write_id FROM writes".into(),
+            "SELECT key, write_id FROM kv".into(),
+            "SELECT key, value FROM counters".into(),
         ];
     }
+    let union = |each: &dyn Fn(&str) -> String, op: &str| {
+        regions.iter().map(|r| each(r)).collect::<Vec<_>>().join(op)
+    };
     let counters = if posture == Posture::ActiveActiveLww {
-        "SELECT DISTINCT ON (key) key, value FROM (SELECT key, value, hlc, 'us' AS region FROM counter_us \
-         UNION ALL SELECT key, value, hlc, 'eu' FROM counter_eu) t ORDER BY key, hlc DESC, region DESC"
+        format!(
+            "SELECT DISTINCT ON (key) key, value FROM ({}) t ORDER BY key, hlc DESC, region COLLATE \"C\" DESC",
+            union(
+                &|r| format!("SELECT key, value, hlc, '{r}' AS region FROM counter_{r}"),
+                " UNION ALL "
+            )
+        )
     } else {
-        "SELECT key, SUM(p - n)::bigint FROM (SELECT key, p, n FROM counter_us UNION ALL SELECT key, p, n FROM counter_eu) t GROUP BY key"
+        format!(
+            "SELECT key, SUM(p - n)::bigint FROM ({}) t GROUP BY key",
+            union(
+                &|r| format!("SELECT key, p, n FROM counter_{r}"),
+                " UNION ALL "
+            )
+        )
     };
     [
-        "SELECT write_id FROM writes_us UNION SELECT write_id FROM writes_eu",
-        "SELECT DISTINCT ON (key) key, write_id FROM (SELECT key, write_id, hlc, region FROM kv_us \
-         UNION ALL SELECT key, write_id, hlc, region FROM kv_eu) t ORDER BY key, hlc DESC, region DESC",
+        union(&|r| format!("SELECT write_id FROM writes_{r}"), " UNION "),
+        format!(
+            "SELECT DISTINCT ON (key) key, write_id FROM ({}) t ORDER BY key, hlc DESC, region COLLATE \"C\" DESC",
+            union(
+                &|r| format!("SELECT key, write_id, hlc, region FROM kv_{r}"),
+                " UNION ALL "
+            )
+        ),
         counters,
     ]
 }

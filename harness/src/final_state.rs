@@ -26,7 +26,11 @@ pub async fn read(stack: &Stack) -> FinalState {
         let Some(dsn) = stack.db_dsn(&region) else {
             continue;
         };
-        match tokio::time::timeout(Duration::from_secs(10), read_region(&dsn, stack.posture)).await
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            read_region(&dsn, stack.posture, &stack.plan().regions),
+        )
+        .await
         {
             Ok(Ok((write_ids, region_state))) => {
                 ids.extend(write_ids);
@@ -115,26 +119,31 @@ async fn roles(stack: &Stack) -> (Vec<String>, Vec<StandbyState>) {
     (primaries, standbys)
 }
 
-async fn read_region(dsn: &str, posture: Posture) -> Result<(Vec<u64>, RegionState), String> {
+async fn read_region(
+    dsn: &str,
+    posture: Posture,
+    regions: &[String],
+) -> Result<(Vec<u64>, RegionState), String> {
     let c = postgres::connect_dsn(dsn, Duration::from_secs(3))
         .await
         .map_err(|e| e.to_string())?;
-    let [writes, kv, counters] = crate::app::final_state_queries(posture);
-    let q = |sql: &'static str| {
+    let [writes, kv, counters] = crate::app::final_state_queries(posture, regions);
+    let q = |sql: &str| {
         let c = &c;
-        async move { c.query(sql, &[]).await.map_err(|e| format!("{sql}: {e}")) }
+        let sql = sql.to_string();
+        async move { c.query(&sql, &[]).await.map_err(|e| format!("{sql}: {e}")) }
     };
-    let write_ids = q(writes)
+    let write_ids = q(&writes)
         .await?
         .iter()
         .map(|r| r.get::<_, i64>(0) as u64)
         .collect();
-    let kv: BTreeMap<String, u64> = q(kv)
+    let kv: BTreeMap<String, u64> = q(&kv)
         .await?
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
         .collect();
-    let counters: BTreeMap<String, i64> = q(counters)
+    let counters: BTreeMap<String, i64> = q(&counters)
         .await?
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))

@@ -221,22 +221,22 @@ pub fn region_tables(region: &str) -> Vec<String> {
         .collect()
 }
 
-/// Name of the subscription through which another region's database receives `from`'s
-/// tables (also its walsender's `application_name` on `from`).
-pub fn subscription_name(from: &str) -> String {
-    format!("rd_from_{from}")
+/// Name of the subscription through which `to`'s database receives `from`'s tables (also
+/// its walsender's `application_name` and its replication slot's name on `from`: one per
+/// subscriber).
+pub fn subscription_name(from: &str, to: &str) -> String {
+    format!("rd_from_{from}_to_{to}")
 }
 
-/// Active-active replication, one direction: `from`'s database (harness port `from_port`)
-/// publishes its own tables but those named in `unpublished` (without their region suffix;
-/// they stay in `from`) and, from the primary region, the heartbeat table; the database at
-/// harness port `to_port` subscribes, connecting with `from_dsn_inside` — the replication
-/// link as that database reaches it.
+/// Active-active replication out of one region: `from`'s database (harness port
+/// `from_port`) publishes its own tables but those named in `unpublished` (without their
+/// region suffix; they stay in `from`) and, from the first region, the heartbeat table; then
+/// each subscriber `(region, harness port, DSN of the replication link as that database
+/// reaches `from`)` subscribes.
 pub async fn replicate(
     from: &str,
     from_port: u16,
-    to_port: u16,
-    from_dsn_inside: &str,
+    subscribers: &[(String, u16, String)],
     with_heartbeat: bool,
     unpublished: &[String],
 ) -> Result<(), PgError> {
@@ -253,13 +253,16 @@ pub async fn replicate(
         tables.join(", ")
     );
     execute(&publisher, &create).await?;
-    let subscriber = connect(to_port, Duration::from_secs(3)).await?;
-    // No initial copy: every table is empty when replication starts.
-    let sub = subscription_name(from);
-    let create = format!(
-        "CREATE SUBSCRIPTION {sub} CONNECTION '{from_dsn_inside}' PUBLICATION rd_pub_{from} WITH (copy_data = false)"
-    );
-    execute(&subscriber, &create).await
+    for (to, to_port, from_dsn_inside) in subscribers {
+        let subscriber = connect(*to_port, Duration::from_secs(3)).await?;
+        // No initial copy: every table is empty when replication starts.
+        let sub = subscription_name(from, to);
+        let create = format!(
+            "CREATE SUBSCRIPTION {sub} CONNECTION '{from_dsn_inside}' PUBLICATION rd_pub_{from} WITH (copy_data = false)"
+        );
+        execute(&subscriber, &create).await?;
+    }
+    Ok(())
 }
 
 /// Promotes the replica on `port` and waits until it accepts writes.

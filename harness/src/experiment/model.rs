@@ -83,6 +83,7 @@ impl Experiment {
                 .mul_f64(0.8)
                 .max(Duration::from_millis(50)),
             skewed,
+            regions: self.regions.clone(),
         }
     }
 

@@ -1920,10 +1920,9 @@ fn region_problems_name_their_line_and_field() {
          from elsewhere"
     );
     assert_eq!(
-        err(
-            "posture = \"active-active-lww\"\nduration = \"20s\"\nregions = [\"us\", \"eu\", \"ap\"]\n"
-        ),
-        "x.toml:1:11: posture: active-active-lww runs between the default regions us and eu \
+        err("posture = \"active-passive-async\"\nduration = \"20s\"\n\
+             regions = [\"us\", \"eu\", \"ap\"]\n[failover]\nmanager = \"patroni\"\n"),
+        "x.toml:5:11: failover.manager: patroni runs between the default regions us and eu \
          only, not with more than two regions (regions = [us, eu, ap])"
     );
     assert_eq!(

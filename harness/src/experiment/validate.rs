@@ -127,7 +127,7 @@ impl Validation<'_> {
             Duration::from_secs(3),
             false,
         );
-        let regions = self.regions(spec, posture);
+        let regions = self.regions(spec);
         if let Some(r) = &regions {
             self.shape.regions = r.clone();
         }
@@ -143,8 +143,8 @@ impl Validation<'_> {
             .failover(&failover_spec, posture, network.as_ref().map(|n| n.rtt))
             .zip(watch_from)
             .map(|(f, watch_from)| Failover { watch_from, ..f });
-        if let (Some(r), Some(posture)) = (&spec.regions, posture) {
-            self.beyond_two_regions(spec, r, posture);
+        if let Some(r) = &spec.regions {
+            self.beyond_two_regions(spec, r);
         }
         let mut faults = Vec::new();
         for (i, entry) in spec.faults.iter().enumerate() {
@@ -432,7 +432,7 @@ impl Validation<'_> {
     }
 
     /// `regions`: 2 to [`MAX_REGIONS`] distinct valid names (default `us`, `eu`).
-    fn regions(&mut self, spec: &ExperimentSpec, posture: Option<Posture>) -> Option<Vec<String>> {
+    fn regions(&mut self, spec: &ExperimentSpec) -> Option<Vec<String>> {
         let Some(list) = &spec.regions else {
             return Some(topology::default_regions());
         };
@@ -476,7 +476,6 @@ impl Validation<'_> {
                 out.push(name.to_string());
             }
         }
-        let _ = posture;
         ok.then_some(out)
     }
 
@@ -486,7 +485,6 @@ impl Validation<'_> {
         &mut self,
         spec: &ExperimentSpec,
         regions: &Spanned<Vec<Spanned<String>>>,
-        posture: Posture,
     ) {
         let names: Vec<&str> = regions
             .get_ref()
@@ -513,10 +511,6 @@ impl Validation<'_> {
                 ),
             );
         };
-        if posture.is_active_active() {
-            let span = spec.posture.as_ref().map_or(regions.span(), |p| p.span());
-            refuse(&mut self.c, span, "posture", format!("{posture}"));
-        }
         if let Some(f) = &spec.failover
             && let Some(m) = &f.manager
             && m.get_ref().trim() != "builtin"

@@ -107,7 +107,7 @@ impl ProbeSet {
             // pg_stat_replication names a physical standby by its cluster_name, a logical
             // subscriber by its subscription.
             let walsender = if stack.posture.is_active_active() {
-                crate::postgres::subscription_name(&primary)
+                crate::postgres::subscription_name(&primary, &standby)
             } else if stack.plan().pg_auto_failover.is_some() {
                 crate::stack::pg_auto_failover::SECOND_STANDBY.to_string()
             } else {

@@ -242,7 +242,7 @@ async fn set_up_posture(
         let dsn = wiring
             .inside_db_dsn(region)
             .ok_or_else(|| StackError::NotPlaced(format!("{region}-db")))?;
-        let argv = crate::app::migrate_command(&dsn);
+        let argv = crate::app::migrate_command(&dsn, &plan.tuning);
         backend
             .run_tool(&NodeId::new(region, Role::App), &argv)
             .await
@@ -250,7 +250,7 @@ async fn set_up_posture(
     .await?;
     tracing::debug!("migrated");
     if plan.posture.is_active_active() {
-        replicate_both_ways(wiring, links, &plan.unpublished).await
+        replicate_every_way(&plan.regions, wiring, links, &plan.unpublished).await
     } else if let Some(paf) = &plan.pg_auto_failover {
         let monitor = NodeId::new(&paf.monitor.region, Role::Dcs);
         let monitor = wiring
@@ -290,30 +290,40 @@ fn db_port(wiring: &Wiring, region: &str) -> Result<u16, StackError> {
         .ok_or_else(|| StackError::NotPlaced(format!("{region}-db")))
 }
 
-/// Active-active replication (both primaries up and migrated): each region's tables flow to
-/// the other through the replication links — `us`'s through `replication` (the `eu`
-/// database connects to `us`), `eu`'s through `replication-to-us` — except the tables named
-/// in `unpublished`, which stay in their region.
-async fn replicate_both_ways(
+/// Active-active replication (every primary up and migrated): each region's tables flow to
+/// every other region through that region's replication link to it (`eu` receives `us`'s
+/// through `replication`, `us` receives `eu`'s through `replication-to-us`, `ap` receives
+/// `us`'s through `ap-db-to-us-db`), except the tables named in `unpublished`, which stay in
+/// their region. The first region creates its publication (and the harness's table is
+/// replicated from it).
+async fn replicate_every_way(
+    regions: &[String],
     wiring: &Wiring,
     links: &BTreeMap<String, StackLink>,
     unpublished: &[String],
 ) -> Result<(), StackError> {
-    use super::topology::{
-        PRIMARY_REGION as US, REPLICATION, REPLICATION_TO_US, STANDBY_REGION as EU,
-    };
+    use super::topology::{LinkPurpose, link_name};
     let via = |name: &str| {
         links
             .get(name)
             .map(|l| crate::postgres::dsn_at(&l.inside.0, l.inside.1))
             .ok_or_else(|| StackError::NotPlaced(name.to_string()))
     };
-    for r in [US, EU] {
+    for r in regions {
         let c = crate::postgres::connect(db_port(wiring, r)?, Duration::from_secs(3)).await?;
         crate::postgres::execute(&c, crate::postgres::HARNESS_SCHEMA).await?;
     }
-    let (us, eu) = (db_port(wiring, US)?, db_port(wiring, EU)?);
-    crate::postgres::replicate(US, us, eu, &via(REPLICATION)?, true, unpublished).await?;
-    crate::postgres::replicate(EU, eu, us, &via(REPLICATION_TO_US)?, false, unpublished).await?;
+    for (i, from) in regions.iter().enumerate() {
+        let subscribers = regions
+            .iter()
+            .filter(|to| *to != from)
+            .map(|to| {
+                let link = via(&link_name(to, LinkPurpose::Replication, from))?;
+                Ok((to.clone(), db_port(wiring, to)?, link))
+            })
+            .collect::<Result<Vec<_>, StackError>>()?;
+        let from_port = db_port(wiring, from)?;
+        crate::postgres::replicate(from, from_port, &subscribers, i == 0, unpublished).await?;
+    }
     Ok(())
 }

@@ -90,6 +90,10 @@ pub struct ServeArgs {
         default_value_t = CacheMode::Ttl
     )]
     pub cache_mode: CacheMode,
+    /// The regions that have tables (active-active), in order, comma-separated: 2 to 5
+    /// names, each a lower-case letter then lower-case letters or digits. Default `us,eu`.
+    #[arg(long, env = "REGIONDRILL_APP_REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
     /// The other region's Redis (through a link), e.g. redis://127.0.0.1:6380; required by
     /// `--cache-mode invalidate` and `write-through`.
     #[arg(long, env = "REGIONDRILL_APP_REMOTE_REDIS")]
@@ -148,6 +152,9 @@ impl ServeArgs {
     /// Checks every flag and resolves units; errors name the flag.
     pub fn validate(self) -> anyhow::Result<ServeConfig> {
         ensure!(!self.region.trim().is_empty(), "--region must not be empty");
+        if !self.regions.is_empty() {
+            crate::posture::set_regions(&self.regions)?;
+        }
         ensure!(self.cache_ttl_ms > 0, "--cache-ttl-ms must be at least 1");
         ensure!(
             self.request_timeout_ms > 0,
@@ -163,7 +170,7 @@ impl ServeArgs {
                     "--region {:?}: --posture {} needs a region that has tables: {}",
                     self.region,
                     self.posture.name(),
-                    crate::posture::REGIONS.join(", ")
+                    crate::posture::regions().join(", ")
                 )
             })?)
         } else {
@@ -177,7 +184,7 @@ impl ServeArgs {
             let region = known_region(region.trim()).with_context(|| {
                 format!(
                     "--home-db {entry:?}: unknown region {region:?} (regions with tables: {})",
-                    crate::posture::REGIONS.join(", ")
+                    crate::posture::regions().join(", ")
                 )
             })?;
             ensure!(
@@ -233,11 +240,17 @@ pub struct MigrateArgs {
     /// PostgreSQL DSN of the database to create the schema in (the primary).
     #[arg(long, env = "REGIONDRILL_APP_DB")]
     pub db: String,
+    /// The regions whose tables it creates, as `serve --regions`. Default `us,eu`.
+    #[arg(long, env = "REGIONDRILL_APP_REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
 }
 
 impl MigrateArgs {
-    /// Parses the DSN; the error names the flag.
+    /// Parses the DSN and sets the regions; the error names the flag.
     pub fn validate(self) -> anyhow::Result<Dsn> {
+        if !self.regions.is_empty() {
+            crate::posture::set_regions(&self.regions)?;
+        }
         Dsn::parse(&self.db).context("--db")
     }
 }

@@ -31,7 +31,7 @@ use tokio_postgres::error::{Severity, SqlState};
 
 use crate::deadline::Deadline;
 use crate::error::{ApiError, chain};
-use crate::posture::{REGIONS, Region};
+use crate::posture::{Region, regions};
 
 /// The schema of `single-writer` that `migrate` creates; every statement is idempotent.
 ///
@@ -124,7 +124,7 @@ CREATE TABLE IF NOT EXISTS profiles_{r} (
 /// Everything `migrate` creates: [`SCHEMA`] and the tables of every region.
 fn full_schema() -> String {
     let mut schema = SCHEMA.to_owned();
-    for r in REGIONS {
+    for r in regions() {
         schema.push_str(&region_schema(r));
     }
     schema
@@ -480,7 +480,7 @@ fn statement_error(what: &str, e: &tokio_postgres::Error) -> ApiError {
     let duplicate_write = e.as_db_error().is_some_and(|db| {
         *db.code() == SqlState::UNIQUE_VIOLATION
             && db.constraint().is_some_and(|c| {
-                c == "writes_pkey" || REGIONS.iter().any(|r| c == format!("writes_{r}_pkey"))
+                c == "writes_pkey" || regions().iter().any(|r| c == format!("writes_{r}_pkey"))
             })
     });
     if duplicate_write {

@@ -26,7 +26,7 @@ use crate::db::Conn;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::hlc;
-use crate::posture::{Posture, REGIONS, Region, other_region, wins_ties};
+use crate::posture::{Posture, Region, latest_of, others, regions};
 
 /// `single-writer`, `$1` key, `$2` amount.
 const INCR_SQL: &str = "
@@ -41,7 +41,9 @@ const GET_SQL: &str = "SELECT value FROM counters WHERE key = $1";
 /// the committing database has it, and its `cluster_name`.
 /// `$1` key, `$2` added to `p`, `$3` added to `n`, `$4` hlc.
 fn pn_incr_sql(home: Region) -> String {
-    let other = other_region(home);
+    let others: String = others(home)
+        .map(|o| format!(" + COALESCE((SELECT p - n FROM counter_{o} WHERE key = $1), 0)"))
+        .collect();
     format!(
         "
 WITH up AS (
@@ -53,7 +55,7 @@ WITH up AS (
         hlc = EXCLUDED.hlc
     RETURNING p - n AS mine
 )
-SELECT up.mine + COALESCE((SELECT p - n FROM counter_{other} WHERE key = $1), 0),
+SELECT up.mine{others},
     current_setting('cluster_name')
 FROM up"
     )
@@ -62,15 +64,16 @@ FROM up"
 /// LWW register increment in `home`'s table: `merged + by`, where merged is the value of the
 /// row with the greatest `(hlc, region)`, read under the lock of `home`'s row (so increments
 /// in one region never lose to each other). Returns the new value, the `cluster_name`, and
-/// the other region's `hlc` (for the receive rule).
+/// the latest other region's `hlc` (for the receive rule).
 /// `$1` key, `$2` amount, `$3` hlc.
 fn lww_incr_sql(home: Region) -> String {
-    let other = other_region(home);
-    // On equal hlc the greater region name wins (as in every merged read).
-    let home_wins_ties = wins_ties(home, other);
+    let other = latest_of("counter", "value", &others(home).collect::<Vec<_>>());
+    // On equal hlc the greater region name wins (as in every merged read), bytewise.
+    let home_wins_ties =
+        format!("'{home}' COLLATE \"C\" > (SELECT region FROM other) COLLATE \"C\"");
     format!(
         "
-WITH other AS (SELECT value, hlc FROM counter_{other} WHERE key = $1)
+WITH other AS ({other})
 INSERT INTO counter_{home} AS c (key, value, hlc)
 VALUES ($1, COALESCE((SELECT value FROM other), 0) + $2, $3)
 ON CONFLICT (key) DO UPDATE SET
@@ -88,7 +91,7 @@ RETURNING value, current_setting('cluster_name'), (SELECT hlc FROM other)"
 
 /// PN-counter value, `$1` key: the sum of `p - n` over every region's table.
 fn pn_get_sql() -> String {
-    let terms: Vec<String> = REGIONS
+    let terms: Vec<String> = regions()
         .iter()
         .map(|r| format!("COALESCE((SELECT p - n FROM counter_{r} WHERE key = $1), 0)"))
         .collect();
@@ -97,7 +100,7 @@ fn pn_get_sql() -> String {
 
 /// LWW register value, `$1` key: the row with the greatest `(hlc, region)`.
 fn lww_get_sql() -> String {
-    let branches: Vec<String> = REGIONS
+    let branches: Vec<String> = regions()
         .iter()
         .map(|r| format!("SELECT value, hlc, '{r}' AS region FROM counter_{r} WHERE key = $1"))
         .collect();

@@ -23,7 +23,7 @@ use crate::db::Conn;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::hlc;
-use crate::posture::{Posture, REGIONS, Region, other_region, wins_ties};
+use crate::posture::{Posture, Region, latest_of, others, regions, wins_ties};
 use crate::singleflight::ReadResult;
 
 /// `single-writer`: upserts the row (version 1, or the previous version + 1) and appends the
@@ -55,12 +55,12 @@ RETURNING version,
 const GET_SQL: &str = "SELECT value, version, write_id FROM kv WHERE key = $1";
 
 /// Active-active: the write of `PUT_SQL` into `home`'s tables, stamped with an HLC. Also
-/// returns the `cluster_name` of the database that ran it and the `hlc` of the other
-/// region's row of the key as that database has it (so the app can observe it, and knows
-/// whether this write is now the last-write-wins winner there).
+/// returns the `cluster_name` of the database that ran it and the `hlc` and region of the
+/// latest of the other regions' rows of the key as that database has them (so the app can
+/// observe it, and knows whether this write is now the last-write-wins winner there).
 /// `$1` key, `$2` value, `$3` write_id, `$4` user_id, `$5` serving region, `$6` hlc.
 fn put_sql(home: Region) -> String {
-    let other = other_region(home);
+    let other = latest_of("kv", "key", &others(home).collect::<Vec<_>>());
     format!(
         "
 WITH up AS (
@@ -78,17 +78,16 @@ WITH up AS (
     INSERT INTO writes_{home} (write_id, key, value, version, user_id, region, hlc)
     SELECT $3, $1, $2, up.version, $4, $5, $6 FROM up
     RETURNING version
-)
-SELECT logged.version, current_setting('cluster_name'),
-    (SELECT hlc FROM kv_{other} WHERE key = $1)
-FROM logged"
+), other AS ({other})
+SELECT logged.version, current_setting('cluster_name'), other.hlc, other.region
+FROM logged LEFT JOIN other ON true"
     )
 }
 
 /// Active-active, `$1` key: the last-write-wins winner among every region's row of the key,
 /// by `(hlc, region)` (region names compared bytewise).
 fn merged_get_sql() -> String {
-    let branches: Vec<String> = REGIONS
+    let branches: Vec<String> = regions()
         .iter()
         .map(|r| format!("SELECT value, version, write_id, hlc, region FROM kv_{r} WHERE key = $1"))
         .collect();
@@ -270,21 +269,25 @@ pub async fn put(
                 &app.region,
                 &hlc_i64,
             ];
-            let (version, committed_by, other_hlc): (i64, String, Option<i64>) = conn
+            type Answer = (i64, String, Option<i64>, Option<String>);
+            let (version, committed_by, other_hlc, other_region): Answer = conn
                 .transact(deadline, async {
                     let row = conn.query_one(&statement, &params).await?;
-                    Ok((row.get(0), row.get(1), row.get(2)))
+                    Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
                 })
                 .await?;
             conn.release();
             if let Some(other_hlc) = other_hlc {
                 app.hlc.observe_i64(other_hlc);
             }
-            // What a read of the committing database now returns: this write, unless the
-            // other region's row there is newer (then the cache gets no value from us).
-            let wins = other_hlc.is_none_or(|other| {
-                hlc_i64 > other || (hlc_i64 == other && wins_ties(home, other_region(home)))
-            });
+            // What a read of the committing database now returns: this write, unless another
+            // region's row there is newer (then the cache gets no value from us).
+            let wins = match (other_hlc, other_region.as_deref()) {
+                (Some(other), Some(region)) => {
+                    hlc_i64 > other || (hlc_i64 == other && wins_ties(home, region))
+                }
+                _ => true,
+            };
             let cached = wins.then(|| Entry {
                 value: body.value.clone(),
                 version,

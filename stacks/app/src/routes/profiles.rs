@@ -27,7 +27,7 @@ use super::{AppState, JsonBody, Param};
 use crate::db::Conn;
 use crate::deadline::Deadline;
 use crate::error::ApiError;
-use crate::posture::{Posture, REGIONS, Region};
+use crate::posture::{Posture, Region, regions};
 
 /// Body of `PUT /users/{id}/profile`.
 #[derive(Deserialize)]
@@ -150,7 +150,7 @@ pub async fn get(
             "SELECT home, email, name FROM profiles WHERE user_id = $1".to_owned(),
         ),
         Posture::Lww | Posture::Crdt => {
-            let branches: Vec<String> = REGIONS
+            let branches: Vec<String> = regions()
                 .iter()
                 .map(|r| {
                     format!(
