@@ -291,6 +291,35 @@ fn a_fault_the_target_cannot_perform_is_refused_before_anything_runs() {
     );
 }
 
+/// A target names the default regions: an experiment over others is refused before anything
+/// runs, naming them.
+#[test]
+fn an_experiment_over_other_regions_is_refused() {
+    let tmp = TempDir::new("target-regions");
+    let target = inert_target(&tmp.0, true);
+    let exp = tmp.0.join("three.toml");
+    std::fs::write(
+        &exp,
+        "posture = \"active-passive-async\"\nduration = \"2s\"\nregions = [\"us\", \"eu\", \"ap\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--target"])
+        .arg(&target)
+        .arg(&exp)
+        .arg("--out")
+        .arg(tmp.0.join("reports"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("three.toml: regions = [us, eu, ap]: a target names the regions us and eu"),
+        "{stderr}"
+    );
+    assert!(!tmp.0.join("reports").exists(), "a refused drill wrote a run folder");
+}
+
 #[test]
 fn a_host_outside_the_allow_list_is_refused_at_its_line() {
     let tmp = TempDir::new("target-allow");

@@ -25,6 +25,17 @@ use regiondrill::stack::BackendChoice;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
+/// Whether a section runs: every one without a filter, else those whose name contains it
+/// (`cargo bench --bench stack -- three-region` runs the native and Docker three-region
+/// bring-ups only). Names: bring-up, three-region, patroni, pg_auto_failover, workload,
+/// overhead, calibration, and the same prefixed `docker ` plus `docker image build`.
+fn wanted(section: &str) -> bool {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .is_none_or(|filter| section.contains(&filter))
+}
+
 #[tokio::main]
 async fn main() {
     let out = std::env::temp_dir().join(format!("regiondrill-bench-{}", std::process::id()));
@@ -35,12 +46,20 @@ async fn main() {
             .unwrap_or(1)
     );
 
-    bring_up_and_teardown(&out, BackendChoice::Native, 0.35).await;
-    three_region_bring_up(&out, BackendChoice::Native, 0.5).await;
-    patroni_bring_up(&out, BackendChoice::Native, 8.0).await;
-    pg_auto_failover_bring_up(&out, BackendChoice::Native).await;
+    if wanted("bring-up") {
+        bring_up_and_teardown(&out, BackendChoice::Native, 0.35).await;
+    }
+    if wanted("three-region") {
+        three_region_bring_up(&out, BackendChoice::Native, 0.5).await;
+    }
+    if wanted("patroni") {
+        patroni_bring_up(&out, BackendChoice::Native, 8.0).await;
+    }
+    if wanted("pg_auto_failover") {
+        pg_auto_failover_bring_up(&out, BackendChoice::Native).await;
+    }
 
-    for rate in [2_000, 3_000] {
+    for rate in [2_000, 3_000].into_iter().filter(|_| wanted("workload")) {
         let toml = format!(
             "posture = \"active-passive-async\"\nduration = \"10s\"\nsettle = \"0s\"\n[workload]\nrate_per_s = {rate}\nusers = 200\nkeys = 1000\n"
         );
@@ -65,10 +84,24 @@ async fn main() {
         );
     }
 
-    overhead(&out, BackendChoice::Native, 10.0).await;
-    calibration(BackendChoice::Native).await;
+    if wanted("overhead") {
+        overhead(&out, BackendChoice::Native, 10.0).await;
+    }
+    if wanted("calibration") {
+        calibration(BackendChoice::Native).await;
+    }
 
     if regiondrill::stack::docker::engine::Engine::available().await {
+        docker(&out).await;
+    } else {
+        println!("  docker figures SKIPPED: no Docker engine answers");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The Docker sections (the images `just bench` built hold release binaries).
+async fn docker(out: &PathBuf) {
+    if wanted("docker image build") {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let t = std::time::Instant::now();
         let built = std::process::Command::new(repo.join("stacks/images/build.sh"))
@@ -87,15 +120,22 @@ async fn main() {
             "—",
             true,
         );
-        bring_up_and_teardown(&out, BackendChoice::Docker, 3.0).await;
-        three_region_bring_up(&out, BackendChoice::Docker, 4.5).await;
-        patroni_bring_up(&out, BackendChoice::Docker, 12.0).await;
-        pg_auto_failover_bring_up(&out, BackendChoice::Docker).await;
-        overhead(&out, BackendChoice::Docker, 25.0).await;
-    } else {
-        println!("  docker figures SKIPPED: no Docker engine answers");
     }
-    let _ = std::fs::remove_dir_all(&out);
+    if wanted("docker bring-up") {
+        bring_up_and_teardown(out, BackendChoice::Docker, 3.0).await;
+    }
+    if wanted("docker three-region") {
+        three_region_bring_up(out, BackendChoice::Docker, 4.5).await;
+    }
+    if wanted("docker patroni") {
+        patroni_bring_up(out, BackendChoice::Docker, 12.0).await;
+    }
+    if wanted("docker pg_auto_failover") {
+        pg_auto_failover_bring_up(out, BackendChoice::Docker).await;
+    }
+    if wanted("docker overhead") {
+        overhead(out, BackendChoice::Docker, 25.0).await;
+    }
 }
 
 async fn run(out: &PathBuf, name: &str, toml: &str) -> RunOutput {

@@ -1959,3 +1959,30 @@ fn us_fraction_does_not_split_three_regions() {
          us, eu, ap write homes = { us = …, … }"
     );
 }
+
+#[test]
+fn reports_name_each_regions_role_and_the_vantage_points() {
+    let line = |text: &str| {
+        let e = parse(text, Path::new("x.toml")).unwrap();
+        crate::report::cells::regions_line(&e)
+    };
+    assert_eq!(line(AP), None, "the default pair watched from eu says nothing new");
+    assert_eq!(
+        line(&format!("{THREE}[failover]\nwatch_from = [\"eu\", \"ap\", \"witness\"]\n"))
+            .as_deref(),
+        Some(
+            "regions: us primary · eu, ap quorum standbys (ANY 1) · watched from eu, ap, \
+             witness (down on 2 of 3)"
+        )
+    );
+    assert_eq!(
+        line("posture = \"active-passive-sync\"\nduration = \"9s\"\nregions = [\"us\", \"eu\", \"ap\"]\n")
+            .as_deref(),
+        Some("regions: us primary · eu sync standby · ap async standby · watched from eu (down on 1 of 1)")
+    );
+    assert_eq!(
+        line("posture = \"active-active-crdt\"\nduration = \"9s\"\nregions = [\"us\", \"eu\", \"ap\"]\n")
+            .as_deref(),
+        Some("regions: us, eu, ap primaries · watched from eu (down on 1 of 1)")
+    );
+}

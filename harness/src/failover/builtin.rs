@@ -22,8 +22,8 @@
 //! Clients follow after the DNS TTL. Each step is an event in the history, so the checkers
 //! can split the observed RTO into detect / promote / redirect.
 //!
-//! In active-active postures both regions have a primary: a region declared down has its
-//! users moved to the other region (after the DNS TTL), and nothing is promoted.
+//! In active-active postures every region has a primary: the first region declared down has
+//! its users moved to the next region (after the DNS TTL), and nothing is promoted.
 
 use super::FailoverManager;
 use crate::experiment::{Failover, FailoverMode};

@@ -251,3 +251,43 @@ pub(crate) fn xml_escape(s: &str) -> String {
     }
     out
 }
+
+/// Each region's role in the posture and where the built-in controller watches from, for
+/// experiments that name their own regions or vantage points (None for the default pair
+/// watched from `eu`): "regions: us primary · eu sync standby · ap async standby · watched
+/// from eu, ap, witness (down on 2 of 3)".
+pub fn regions_line(e: &crate::experiment::Experiment) -> Option<String> {
+    let default = e.regions == crate::stack::topology::REGIONS && e.failover.watch_from.is_empty();
+    if default {
+        return None;
+    }
+    let (first, rest) = (&e.regions[0], e.regions[1..].join(", "));
+    let roles = match e.posture {
+        Posture::SingleRegion => format!("{first} every node · {rest} users only"),
+        p if p.is_active_active() => format!("{} primaries", e.regions.join(", ")),
+        Posture::ActivePassiveQuorum => {
+            format!("{first} primary · {rest} quorum standbys (ANY 1)")
+        }
+        Posture::ActivePassiveSync | Posture::ActivePassiveSemiSync => {
+            let mut v = vec![format!("{first} primary"), format!("{} sync standby", e.regions[1])];
+            if e.regions.len() > 2 {
+                v.push(format!("{} async standby", e.regions[2..].join(", ")));
+            }
+            v.join(" · ")
+        }
+        _ => format!("{first} primary · {rest} async standby"),
+    };
+    let builtin = matches!(e.failover.manager, crate::ha::Manager::Builtin);
+    let watched = if e.posture.has_standby() && builtin {
+        let vantage = e.stack_plan().vantage_points();
+        format!(
+            " · watched from {} (down on {} of {})",
+            vantage.join(", "),
+            vantage.len() / 2 + 1,
+            vantage.len()
+        )
+    } else {
+        String::new()
+    };
+    Some(format!("regions: {roles}{watched}"))
+}

@@ -241,6 +241,9 @@ fn section(i: usize, entry: &Entry, row: &ComparisonRow, charts: &str) -> String
             if !e.description.trim().is_empty() {
                 let _ = writeln!(html, "<p>{}</p>", escape(e.description.trim()));
             }
+            if let Some(line) = cells::regions_line(e) {
+                let _ = writeln!(html, "<p class=\"meta\">{}</p>", escape(&line));
+            }
             let _ = writeln!(
                 html,
                 "<p class=\"meta\">{} · seed {} · run <code>{}</code> on {} (fault proxy: {})</p>",

@@ -132,6 +132,9 @@ fn section(entry: &Entry, row: &ComparisonRow) -> String {
                 );
             }
             let e = &r.experiment;
+            if let Some(line) = cells::regions_line(e) {
+                let _ = writeln!(md, "\n{}", escape(&line));
+            }
             let _ = writeln!(
                 md,
                 "\n{} · seed {} · run `{}` on {} (fault proxy: {})\n",

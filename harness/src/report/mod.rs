@@ -37,7 +37,7 @@
 //! - [`compare`]: two folders (last night's and tonight's) cell by cell: what regressed.
 //! - [`trend`]: several nights' folders on one page, each cell's figures over time.
 
-mod cells;
+pub(crate) mod cells;
 pub mod compare;
 pub mod html;
 pub mod junit;

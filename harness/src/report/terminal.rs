@@ -65,11 +65,14 @@ pub fn run_report(r: &Results) -> String {
         e.seed,
         cells::verdict_line(r.slo.passed)
     );
+    let regions: String = cells::regions_line(e)
+        .map(|l| format!("{}\n", wrap_words(&l, MAX_WIDTH)))
+        .unwrap_or_default();
     let alerts: String = cells::alerts(r)
         .iter()
         .map(|a| format!("{}\n", wrap_words(&format!("WARNING: {a}"), MAX_WIDTH)))
         .collect();
-    format!("{header}\n{alerts}{table}\n")
+    format!("{header}\n{regions}{alerts}{table}\n")
 }
 
 /// One comparison table: a row per experiment (posture × scenario in a matrix, or each run

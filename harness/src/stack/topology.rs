@@ -44,9 +44,9 @@ pub fn valid_region_name(name: &str) -> bool {
         && name.len() <= 12
 }
 
-/// The other region of a two-region stack: the default pair's, or `regions`' when it has
-/// exactly two (the features that exist only between two regions use it: active-active,
-/// Patroni, pg_auto_failover, failback, residency).
+/// The other region of the default pair (`us` ↔ `eu`): the features that exist only between
+/// the default regions use it (Patroni, pg_auto_failover, failback, residency, targets);
+/// everything else takes the experiment's regions from the plan.
 pub fn other_region(region: &str) -> &'static str {
     if region == PRIMARY_REGION {
         STANDBY_REGION

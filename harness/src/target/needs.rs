@@ -32,6 +32,13 @@ pub fn refusals(target: &Target, exp: &Experiment) -> Vec<String> {
                 .to_string(),
         );
     }
+    if exp.regions != crate::stack::topology::REGIONS {
+        out.push(format!(
+            "regions = [{}]: a target names the regions us and eu (its file's regions.us and \
+             regions.eu)",
+            exp.regions.join(", ")
+        ));
+    }
     if target.db_regions().is_empty() {
         out.push(
             "no region has a database (regions.<region>.db): lost writes, the final state and \
