@@ -317,7 +317,10 @@ fn an_experiment_over_other_regions_is_refused() {
         stderr.contains("three.toml: regions = [us, eu, ap]: a target names the regions us and eu"),
         "{stderr}"
     );
-    assert!(!tmp.0.join("reports").exists(), "a refused drill wrote a run folder");
+    assert!(
+        !tmp.0.join("reports").exists(),
+        "a refused drill wrote a run folder"
+    );
 }
 
 #[test]

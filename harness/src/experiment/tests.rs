@@ -1966,10 +1966,16 @@ fn reports_name_each_regions_role_and_the_vantage_points() {
         let e = parse(text, Path::new("x.toml")).unwrap();
         crate::report::cells::regions_line(&e)
     };
-    assert_eq!(line(AP), None, "the default pair watched from eu says nothing new");
     assert_eq!(
-        line(&format!("{THREE}[failover]\nwatch_from = [\"eu\", \"ap\", \"witness\"]\n"))
-            .as_deref(),
+        line(AP),
+        None,
+        "the default pair watched from eu says nothing new"
+    );
+    assert_eq!(
+        line(&format!(
+            "{THREE}[failover]\nwatch_from = [\"eu\", \"ap\", \"witness\"]\n"
+        ))
+        .as_deref(),
         Some(
             "regions: us primary · eu, ap quorum standbys (ANY 1) · watched from eu, ap, \
              witness (down on 2 of 3)"

@@ -269,7 +269,10 @@ pub fn regions_line(e: &crate::experiment::Experiment) -> Option<String> {
             format!("{first} primary · {rest} quorum standbys (ANY 1)")
         }
         Posture::ActivePassiveSync | Posture::ActivePassiveSemiSync => {
-            let mut v = vec![format!("{first} primary"), format!("{} sync standby", e.regions[1])];
+            let mut v = vec![
+                format!("{first} primary"),
+                format!("{} sync standby", e.regions[1]),
+            ];
             if e.regions.len() > 2 {
                 v.push(format!("{} async standby", e.regions[2..].join(", ")));
             }

@@ -329,11 +329,13 @@ const FAULT: RGBColor = RGBColor(220, 40, 40);
 const FAULT_TEXT: RGBColor = RGBColor(150, 20, 20);
 const LAG: RGBColor = RGBColor(31, 119, 180);
 const ERRORS: RGBColor = RGBColor(200, 30, 30);
-/// One colour per home region in the latency chart.
-const REGION_COLORS: [RGBColor; 3] = [
+/// One colour per home region in the latency chart (as many as an experiment may name).
+const REGION_COLORS: [RGBColor; crate::stack::topology::MAX_REGIONS] = [
     RGBColor(230, 85, 13),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
 ];
 const UNSEEN: RGBColor = RGBColor(90, 90, 90);
 const ERASURE: RGBColor = RGBColor(117, 80, 160);
