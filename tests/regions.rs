@@ -2,7 +2,7 @@
 //! nearest standby only; a majority of vantage points ignores a partial partition and still
 //! sees a lost region; what loses no write with two regions loses none with three.
 
-use crate::support::run_toml;
+use crate::support::{run_toml, shipped_shortened};
 use regiondrill::history::{History, OpKind};
 use regiondrill::run::RunOutput;
 
@@ -19,21 +19,6 @@ fn write_p50(history: &History, region: &str, from_s: f64, to_s: f64) -> (Option
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
     ((n > 0).then(|| ms[(n - 1) / 2]), n)
-}
-
-/// A shipped experiment's text with its schedule shortened (`(from, to)` replacements of whole
-/// lines), so the test runs the shipped stack, posture and vantage points in less time.
-fn shipped_shortened(file: &str, lines: &[(&str, &str)]) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(file);
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    for (from, to) in lines {
-        let from = format!("\n{from}\n");
-        assert!(text.contains(&from), "{file} has no line {from:?}");
-        text = text.replace(&from, &format!("\n{to}\n"));
-    }
-    text
 }
 
 fn failovers(out: &RunOutput) -> (usize, usize) {

@@ -272,6 +272,21 @@ pub async fn run_toml_on(
     (output, out)
 }
 
+/// A shipped experiment's text with its schedule shortened (`(from, to)` replacements of whole
+/// lines), so the test runs the shipped stack, posture and vantage points in less time.
+pub fn shipped_shortened(file: &str, lines: &[(&str, &str)]) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(file);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in lines {
+        let from = format!("\n{from}\n");
+        assert!(text.contains(&from), "{file} has no line {from:?}");
+        text = text.replace(&from, &format!("\n{to}\n"));
+    }
+    text
+}
+
 /// Runs a shipped experiment file (`experiments/…`, from the repository's root) as it is, on
 /// `backend`, its run folder in a temporary directory.
 pub async fn run_shipped_on(

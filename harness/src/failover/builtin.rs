@@ -149,9 +149,11 @@ async fn check(port: u16, timeout: Duration) -> bool {
     postgres::answers(port, timeout).await
 }
 
-/// The standby to promote: the one that has received the most WAL of those that answer
-/// within `within` (ties: the earlier region).
-async fn most_advanced_standby(stack: &Stack, old: &str, within: Duration) -> Option<String> {
+/// The standby to promote: with one standby, it; with several, the one that has received
+/// the most WAL of those that answer within `within` (ties: the earlier region), or the
+/// first when none answers (its promotion then fails with the reason, as a lone standby's
+/// would).
+async fn standby_to_promote(stack: &Stack, old: &str, within: Duration) -> Option<String> {
     let standbys: Vec<String> = stack
         .plan()
         .standby_regions()
@@ -159,6 +161,9 @@ async fn most_advanced_standby(stack: &Stack, old: &str, within: Duration) -> Op
         .chain(stack.plan().regions.first().cloned())
         .filter(|r| r != old)
         .collect();
+    if standbys.len() <= 1 {
+        return standbys.into_iter().next();
+    }
     let received = standbys.iter().map(|r| async move {
         let dsn = stack.db_dsn(r)?;
         let c = postgres::connect_dsn(&dsn, within).await.ok()?;
@@ -180,6 +185,7 @@ async fn most_advanced_standby(stack: &Stack, old: &str, within: Duration) -> Op
         }
     }
     best.map(|(_, r)| r.clone())
+        .or_else(|| standbys.first().cloned())
 }
 
 /// Points the standby in `region` at the primary in `new`, through its replication link.
@@ -225,9 +231,11 @@ async fn fail_over(
         });
     }
     let within = settings.interval.max(Duration::from_millis(500));
-    let new = most_advanced_standby(stack, old, within)
+    // A loaded host may take a while to open a connection: a wrong choice loses writes.
+    let asked = settings.interval.max(Duration::from_secs(1));
+    let new = standby_to_promote(stack, old, asked)
         .await
-        .ok_or("no standby answers: none to promote")?;
+        .ok_or("no standby to promote")?;
     let port = stack
         .port(&NodeId::new(&new, Role::Db))
         .ok_or("no replica to promote")?;
