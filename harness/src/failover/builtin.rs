@@ -15,7 +15,8 @@
 //! Then, once per run: fence the old primary if asked (stop it out of band, as a cloud API
 //! would, which works across a partition), promote the standby that has received the most
 //! WAL (`pg_last_wal_receive_lsn`, read directly in each standby's region; ties go to the
-//! earlier region: with quorum commit it holds every acknowledged write), point every other
+//! earlier region: with quorum commit it holds every acknowledged write; a lone standby is
+//! promoted without asking, as the only choice), point every other
 //! standby at it (`primary_conninfo` through their replication link, reloaded; they follow
 //! the new timeline), then the routing table and the apps. The promoted standby never had
 //! the primary's synchronous-standby setting, so its commits do not wait for a standby.
