@@ -69,11 +69,8 @@ impl LatencySummary {
     }
 }
 
-/// The phases in time order (`Phase as usize` indexes arrays in this order).
-const PHASES: [Phase; 3] = [Phase::Before, Phase::Fault, Phase::After];
-
 /// One region's `ok` latencies in ms: ([writes, reads, increments], writes per phase in
-/// [`PHASES`] order).
+/// [`Phase::ALL`] order).
 type Measured = ([Vec<f64>; 3], [Vec<f64>; 3]);
 
 /// Summarises latency per home region.
@@ -85,13 +82,14 @@ pub fn check(history: &History) -> Latency {
         if !op.outcome.is_ok() {
             continue;
         }
+        let latency = ms(op.latency_ns());
         match op.kind {
             OpKind::Write => {
-                writes.push(ms(op.latency_ns()));
-                phases[Phase::of(op.invoke_ns, bounds) as usize].push(ms(op.latency_ns()));
+                writes.push(latency);
+                phases[Phase::of(op.invoke_ns, bounds) as usize].push(latency);
             }
-            OpKind::Read => reads.push(ms(op.latency_ns())),
-            OpKind::Incr => incrs.push(ms(op.latency_ns())),
+            OpKind::Read => reads.push(latency),
+            OpKind::Incr => incrs.push(latency),
             // Personal-data operations are measured by the residency and erasure checkers.
             OpKind::ProfileWrite | OpKind::ProfileRead | OpKind::Erase => {}
         }
@@ -105,7 +103,7 @@ pub fn check(history: &History) -> Latency {
                     write: LatencySummary::of(&mut writes),
                     read: LatencySummary::of(&mut reads),
                     incr: LatencySummary::of(&mut incrs),
-                    write_phases: PHASES
+                    write_phases: Phase::ALL
                         .into_iter()
                         .zip(phases)
                         .filter(|(_, values)| !values.is_empty())
@@ -121,7 +119,7 @@ pub fn check(history: &History) -> Latency {
 /// the `fault` or `after` phase (the run had a fault), each region's row is followed by its
 /// write p50 in every phase any region measured ("—": none of its writes succeeded then).
 pub fn rows(latency: &Latency, _cx: &RowContext) -> Vec<FindingRow> {
-    let measured: Vec<Phase> = PHASES
+    let measured: Vec<Phase> = Phase::ALL
         .into_iter()
         .filter(|p| latency.values().any(|l| l.write_phases.contains_key(p)))
         .collect();

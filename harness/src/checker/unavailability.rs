@@ -32,6 +32,9 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in time order: `Phase as usize` indexes arrays in this order.
+    pub const ALL: [Phase; 3] = [Phase::Before, Phase::Fault, Phase::After];
+
     /// The phase of an operation invoked at `t`, given [`phase_bounds`].
     pub fn of(t: Nanos, bounds: (Option<Nanos>, Option<Nanos>)) -> Phase {
         match bounds {
@@ -130,7 +133,7 @@ pub fn check(history: &History) -> Unavailability {
     counts
         .into_iter()
         .map(|(region, phases)| {
-            let phases = [Phase::Before, Phase::Fault, Phase::After]
+            let phases = Phase::ALL
                 .into_iter()
                 .zip(phases)
                 .filter(|(_, [ops, ..])| *ops > 0)
@@ -156,7 +159,7 @@ pub fn check(history: &History) -> Unavailability {
 pub fn rows(u: &Unavailability, _cx: &RowContext) -> Vec<FindingRow> {
     u.iter()
         .map(|(region, phases)| {
-            let cells: Vec<String> = [Phase::Before, Phase::Fault, Phase::After]
+            let cells: Vec<String> = Phase::ALL
                 .iter()
                 .filter_map(|p| {
                     phases
