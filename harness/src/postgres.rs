@@ -89,7 +89,28 @@ pub const INITDB_FLAGS: [&str; 7] = [
 /// `standby.signal` beside it). The standby's `cluster_name` is its `application_name` in
 /// the primary's `pg_stat_replication`, which `synchronous_standby_names` matches.
 pub fn primary_conninfo(host: &str, port: u16) -> String {
-    format!("primary_conninfo = 'host={host} port={port} user={SUPERUSER} connect_timeout=2'\n")
+    format!("primary_conninfo = {}\n", conninfo(host, port))
+}
+
+/// `primary_conninfo`'s value, quoted: stream from `host:port`.
+fn conninfo(host: &str, port: u16) -> String {
+    format!("'host={host} port={port} user={SUPERUSER} connect_timeout=2'")
+}
+
+/// Points the running standby at `dsn` at a new source, `host:port` (`ALTER SYSTEM` and a
+/// reload: PostgreSQL 13 and later re-read `primary_conninfo` without a restart, and a
+/// standby following the latest timeline switches to its new primary's).
+pub async fn stream_from(dsn: &str, host: &str, port: u16) -> Result<(), PgError> {
+    let c = connect_dsn(dsn, Duration::from_secs(2)).await?;
+    execute(
+        &c,
+        &format!(
+            "ALTER SYSTEM SET primary_conninfo = {}",
+            conninfo(host, port)
+        ),
+    )
+    .await?;
+    execute(&c, "SELECT pg_reload_conf()").await
 }
 
 /// A libpq connection string for `127.0.0.1:port`.
@@ -150,28 +171,30 @@ pub async fn execute(c: &tokio_postgres::Client, sql: &str) -> Result<(), PgErro
         })
 }
 
-/// Sets the primary's commit mode (`synchronous_commit`, `synchronous_standby_names`) and
-/// waits until every one of `standbys` streams — and each one commits wait for (the one
-/// named, or every one of a quorum) is synchronous.
+/// Sets the primary's commit mode and waits until every one of `standbys` streams — and each
+/// one its commits wait for is synchronous.
 pub async fn require_standbys(
     port: u16,
-    synchronous_commit: &str,
-    standby_names: &str,
+    commit: &crate::posture::CommitSettings,
     standbys: &[String],
 ) -> Result<(), PgError> {
     let c = connect(port, Duration::from_secs(2)).await?;
     for sql in [
-        format!("ALTER SYSTEM SET synchronous_commit = '{synchronous_commit}'"),
-        format!("ALTER SYSTEM SET synchronous_standby_names = '{standby_names}'"),
+        format!(
+            "ALTER SYSTEM SET synchronous_commit = '{}'",
+            commit.synchronous_commit
+        ),
+        format!(
+            "ALTER SYSTEM SET synchronous_standby_names = '{}'",
+            commit.standby_names
+        ),
         "SELECT pg_reload_conf()".to_string(),
     ] {
         execute(&c, &sql).await?;
     }
-    let waits = standbys.iter().map(|s| {
-        let named = standby_names == s.as_str()
-            || (standby_names.starts_with("ANY ") && !standbys.is_empty());
-        await_standby(port, s, named)
-    });
+    let waits = standbys
+        .iter()
+        .map(|s| await_standby(port, s, commit.waits_for.contains(s)));
     futures::future::try_join_all(waits).await.map(|_| ())
 }
 

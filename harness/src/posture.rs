@@ -104,20 +104,39 @@ impl Posture {
         }
     }
 
-    /// The primary's `synchronous_commit` and `synchronous_standby_names`, given its standbys
-    /// (each standby's `cluster_name` is its region), the synchronous one first.
-    pub fn commit_settings(self, standbys: &[String]) -> (&'static str, String) {
-        let first = standbys.first().cloned().unwrap_or_default();
-        match self {
-            Posture::SingleRegion | Posture::ActivePassiveAsync => ("on", String::new()),
-            Posture::ActiveActivePartitioned
-            | Posture::ActiveActiveLww
-            | Posture::ActiveActiveCrdt => ("on", String::new()),
-            Posture::ActivePassiveSemiSync => ("remote_write", first),
-            Posture::ActivePassiveSync => ("remote_apply", first),
-            Posture::ActivePassiveQuorum => ("on", format!("ANY 1 ({})", standbys.join(", "))),
+    /// What the primary's commits wait for, given its standbys (each standby's
+    /// `cluster_name` is its region), the synchronous one first.
+    pub fn commit_settings(self, standbys: &[String]) -> CommitSettings {
+        let first = standbys.first().cloned();
+        let (synchronous_commit, waits_for) = match self {
+            Posture::ActivePassiveSemiSync => ("remote_write", Vec::from_iter(first)),
+            Posture::ActivePassiveSync => ("remote_apply", Vec::from_iter(first)),
+            Posture::ActivePassiveQuorum => ("on", standbys.to_vec()),
+            _ => ("on", Vec::new()),
+        };
+        let standby_names = if self == Posture::ActivePassiveQuorum && !waits_for.is_empty() {
+            format!("ANY 1 ({})", waits_for.join(", "))
+        } else {
+            waits_for.join(", ")
+        };
+        CommitSettings {
+            synchronous_commit,
+            standby_names,
+            waits_for,
         }
     }
+}
+
+/// A primary's commit mode: its settings, and the standbys its commits wait for (each must be
+/// `sync` or `quorum` in its `pg_stat_replication` before the run starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitSettings {
+    /// `synchronous_commit`.
+    pub synchronous_commit: &'static str,
+    /// `synchronous_standby_names`: empty, one standby, or `ANY 1 (…)`.
+    pub standby_names: String,
+    /// The standbys named there.
+    pub waits_for: Vec<String>,
 }
 
 /// How a write reaches the caches.
@@ -168,18 +187,22 @@ mod tests {
     #[test]
     fn sync_modes_wait_for_the_standby() {
         let two = ["eu".to_string(), "ap".to_string()];
-        assert_eq!(Posture::ActivePassiveAsync.commit_settings(&two).1, "");
+        let settings = |p: Posture, standbys: &[String]| {
+            let c = p.commit_settings(standbys);
+            (c.synchronous_commit, c.standby_names, c.waits_for)
+        };
+        assert_eq!(settings(Posture::ActivePassiveAsync, &two).1, "");
         assert_eq!(
-            Posture::ActivePassiveSemiSync.commit_settings(&two[..1]),
-            ("remote_write", "eu".into())
+            settings(Posture::ActivePassiveSemiSync, &two[..1]),
+            ("remote_write", "eu".into(), vec!["eu".to_string()])
         );
         assert_eq!(
-            Posture::ActivePassiveSync.commit_settings(&two),
-            ("remote_apply", "eu".into())
+            settings(Posture::ActivePassiveSync, &two),
+            ("remote_apply", "eu".into(), vec!["eu".to_string()])
         );
         assert_eq!(
-            Posture::ActivePassiveQuorum.commit_settings(&two),
-            ("on", "ANY 1 (eu, ap)".into())
+            settings(Posture::ActivePassiveQuorum, &two),
+            ("on", "ANY 1 (eu, ap)".into(), two.to_vec())
         );
     }
 }

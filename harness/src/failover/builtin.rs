@@ -119,13 +119,7 @@ async fn run(stack: Arc<Stack>, settings: Failover, recorder: Recorder, cancel: 
     });
     if stack.posture.is_active_active() {
         // Nothing to promote: the other region has its own primary; move the users.
-        let Some(to) = stack
-            .plan()
-            .regions
-            .iter()
-            .find(|r| **r != primary)
-            .cloned()
-        else {
+        let Some(to) = other_regions(&stack, &primary).into_iter().next() else {
             return;
         };
         stack.routing.evacuate(&primary, &to);
@@ -155,13 +149,7 @@ async fn check(port: u16, timeout: Duration) -> bool {
 /// first when none answers (its promotion then fails with the reason, as a lone standby's
 /// would).
 async fn standby_to_promote(stack: &Stack, old: &str, within: Duration) -> Option<String> {
-    let standbys: Vec<String> = stack
-        .plan()
-        .standby_regions()
-        .into_iter()
-        .chain(stack.plan().regions.first().cloned())
-        .filter(|r| r != old)
-        .collect();
+    let standbys = other_regions(stack, old);
     if standbys.len() <= 1 {
         return standbys.into_iter().next();
     }
@@ -197,23 +185,20 @@ async fn follow(stack: &Stack, region: &str, new: &str) -> Result<(), String> {
         .map(|l| l.inside.clone())
         .ok_or(format!("no link {link}"))?;
     let dsn = stack.db_dsn(region).ok_or(format!("no {region}-db"))?;
-    let c = postgres::connect_dsn(&dsn, Duration::from_secs(2))
+    postgres::stream_from(&dsn, &host, port)
         .await
-        .map_err(|e| e.to_string())?;
-    let conninfo = postgres::primary_conninfo(&host, port);
-    let value = conninfo
-        .trim()
-        .trim_start_matches("primary_conninfo = ")
-        .to_string();
-    for sql in [
-        format!("ALTER SYSTEM SET primary_conninfo = {value}"),
-        "SELECT pg_reload_conf()".to_string(),
-    ] {
-        postgres::execute(&c, &sql)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+        .map_err(|e| e.to_string())
+}
+
+/// Every data region but `primary`'s: the standbys once `primary` is deposed.
+fn other_regions(stack: &Stack, primary: &str) -> Vec<String> {
+    stack
+        .plan()
+        .regions
+        .iter()
+        .filter(|r| *r != primary)
+        .cloned()
+        .collect()
 }
 
 async fn fail_over(
@@ -231,7 +216,6 @@ async fn fail_over(
             region: old.to_string(),
         });
     }
-    let within = settings.interval.max(Duration::from_millis(500));
     // A loaded host may take a while to open a connection: a wrong choice loses writes.
     let asked = settings.interval.max(Duration::from_secs(1));
     let new = standby_to_promote(stack, old, asked)
@@ -250,13 +234,7 @@ async fn fail_over(
     stack.routing.fail_over(&new);
     // The other standbys stream from the new primary; one that cannot be reached now keeps
     // its old source (it is the drill's to see).
-    let others: Vec<String> = stack
-        .plan()
-        .standby_regions()
-        .into_iter()
-        .filter(|r| *r != new && r != old)
-        .collect();
-    for r in &others {
+    for r in other_regions(stack, old).iter().filter(|r| **r != new) {
         if let Err(e) = follow(stack, r, &new).await {
             tracing::info!(error = %e, "could not point the {r} standby at {new}");
         }
@@ -269,13 +247,12 @@ async fn fail_over(
             .await
             .map_err(|e| format!("reconfiguring the {new} app: {e}"))?;
     }
-    let remote = stack
-        .plan()
-        .regions
-        .iter()
-        .filter(|r| **r != new)
-        .filter_map(|r| Some((r.clone(), stack.app_url_for(&new, r)?)))
-        .map(|(r, url)| async move {
+    let remote = other_regions(stack, &new)
+        .into_iter()
+        .filter_map(|r| Some((stack.app_url_for(&new, &r)?, r)))
+        .map(|(url, r)| async move {
+            // As long as a health check may take: across a cut, it is not answered.
+            let within = settings.interval.max(Duration::from_millis(500));
             if let Err(e) = stack.reconfigure_app(&r, &url, within).await {
                 tracing::info!(error = %e, "could not reach the {r} app to reconfigure it");
             }

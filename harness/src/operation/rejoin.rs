@@ -120,8 +120,8 @@ pub(crate) async fn rejoin(stack: &Stack, recorder: &Recorder, region: &str) -> 
         data_ms,
     });
     let rejoined = [region.to_string()];
-    let (commit, names) = stack.posture.commit_settings(&rejoined);
-    postgres::require_standbys(primary_port, commit, &names, &rejoined)
+    let commit = stack.posture.commit_settings(&rejoined);
+    postgres::require_standbys(primary_port, &commit, &rejoined)
         .await
         .map_err(|e| format!("{node} as the primary's standby: {e}"))?;
     postgres::wait_caught_up(primary_port, region, None, CATCH_UP_WITHIN)

@@ -274,8 +274,8 @@ async fn set_up_posture(
     } else if plan.posture.has_standby() {
         let port = db_port(wiring, &primaries[0])?;
         let standbys = plan.standby_regions();
-        let (commit, names) = plan.posture.commit_settings(&standbys);
-        crate::postgres::require_standbys(port, commit, &names, &standbys)
+        let commit = plan.posture.commit_settings(&standbys);
+        crate::postgres::require_standbys(port, &commit, &standbys)
             .await
             .map_err(StackError::from)
     } else {
