@@ -9,7 +9,9 @@
 //! consequence: every check returns None once it has reported, and takes `Option`s.
 
 use crate::posture::Posture;
-use crate::stack::topology::{LinkSpec, NodeId, Role, WITNESS_REGION, links, why_absent};
+use crate::stack::topology::{
+    LinkSpec, NodeId, WITNESS_REGION, links, nodes_in, regions_with_nodes, why_absent,
+};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -279,20 +281,12 @@ pub(crate) struct Shape {
 impl Shape {
     /// Every node `posture` runs over these regions.
     pub fn nodes(&self, posture: Posture) -> Vec<NodeId> {
-        self.with_nodes(posture)
-            .into_iter()
-            .flat_map(|r| Role::ALL.map(|role| NodeId::new(r, role)))
-            .collect()
+        nodes_in(self.with_nodes(posture))
     }
 
     /// Regions that have nodes in `posture`: all, or the primary's alone in single-region.
-    pub fn with_nodes(&self, posture: Posture) -> Vec<&str> {
-        let n = if posture.has_standby() {
-            self.regions.len()
-        } else {
-            1
-        };
-        self.regions.iter().take(n).map(String::as_str).collect()
+    pub fn with_nodes(&self, posture: Posture) -> &[String] {
+        regions_with_nodes(&self.regions, posture.has_standby())
     }
 
     /// Every link over these regions (the witness's when it watches).
@@ -649,7 +643,7 @@ impl<'a> FaultCheck<'a> {
             return None;
         }
         if let Some(posture) = self.posture
-            && !self.shape.with_nodes(posture).contains(&region)
+            && !self.shape.with_nodes(posture).iter().any(|r| r == region)
         {
             let with_nodes = self.shape.with_nodes(posture).join(", ");
             self.report(

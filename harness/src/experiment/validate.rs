@@ -340,12 +340,13 @@ impl Validation<'_> {
             .c
             .duration_or("network.rtt", n.rtt.as_ref(), Duration::ZERO, false);
         let pairs = self.pairs(n.pairs.as_ref());
+        // The smallest round trip any link gets: a listed pair's, else `rtt`.
         let smallest = rtt.zip(pairs.as_ref()).map(|(rtt, pairs)| {
-            let listed = pairs.values().map(|p| p.0);
-            // Every pair not listed has `rtt`: with all listed, the jitter bounds theirs only.
-            let all_listed = pairs.len() == self.every_pair().len() && !pairs.is_empty();
-            let min = listed.min().unwrap_or(rtt);
-            if all_listed { min } else { min.min(rtt) }
+            self.every_pair()
+                .iter()
+                .map(|p| pairs.get(p).map_or(rtt, |r| r.0))
+                .min()
+                .unwrap_or(rtt)
         });
         let of = if n.pairs.is_some() {
             "smallest round trip"

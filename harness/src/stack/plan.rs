@@ -241,15 +241,8 @@ impl StackPlan {
         network: crate::experiment::Network,
         tuning: AppTuning,
     ) -> StackPlan {
-        let with_nodes: Vec<String> = if posture.has_standby() {
-            regions.to_vec()
-        } else {
-            regions[..1].to_vec()
-        };
-        let nodes: Vec<NodeId> = with_nodes
-            .iter()
-            .flat_map(|r| Role::ALL.map(|role| NodeId::new(r, role)))
-            .collect();
+        let with_nodes = topology::regions_with_nodes(regions, posture.has_standby()).to_vec();
+        let nodes = topology::nodes_in(&with_nodes);
         let mut plan = StackPlan {
             posture,
             regions: with_nodes,

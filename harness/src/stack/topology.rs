@@ -127,6 +127,20 @@ impl std::fmt::Display for NodeId {
     }
 }
 
+/// The regions that have nodes: every one named when the posture has more than one
+/// database (a standby or a second primary), else the primary's alone.
+pub fn regions_with_nodes(regions: &[String], has_standby: bool) -> &[String] {
+    if has_standby { regions } else { &regions[..1] }
+}
+
+/// Every role of [`Role::ALL`] in each of `regions`.
+pub fn nodes_in(regions: &[String]) -> Vec<NodeId> {
+    regions
+        .iter()
+        .flat_map(|r| Role::ALL.map(|role| NodeId::new(r, role)))
+        .collect()
+}
+
 /// A cross-region link: one proxy, from the region that connects to the region it reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkSpec {

@@ -36,8 +36,6 @@ pub struct PlannedOp {
 /// [`Plan::ops`] draws on demand (never held in memory all at once).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// Users whose home region is the first region are `0..us_users`.
-    pub us_users: u32,
     /// Each region's users, in region order: consecutive ranges covering `0..users`.
     pub homes: Vec<(String, Range<u32>)>,
     /// Users away from home (they call the next region's app).
@@ -94,7 +92,6 @@ impl Plan {
             })
             .collect();
         Plan {
-            us_users: homes[0].1.end,
             homes,
             travellers,
             users: w.users,
@@ -148,7 +145,7 @@ impl Plan {
             ops: Vec<PlannedOp>,
         }
         serde_json::to_vec(&Whole {
-            us_users: self.us_users,
+            us_users: self.homes[0].1.end,
             travellers: &self.travellers,
             ops: self.ops().collect(),
         })
@@ -293,7 +290,11 @@ mod tests {
             ops.iter()
                 .all(|o| o.at_ns < 10_000_000_000 && o.key < 5 && o.user < 10)
         );
-        assert_eq!(p.us_users, 4);
+        assert_eq!(
+            p.homes[0],
+            ("us".to_string(), 0..4),
+            "us_fraction 0.4 of 10 users"
+        );
         assert_eq!(p.home(3), "us");
         assert_eq!(p.home(4), "eu");
         assert!(p.travellers.is_empty());
