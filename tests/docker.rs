@@ -356,15 +356,7 @@ async fn three_regions_lose_nothing_to_a_region_loss_in_containers() {
     if !docker_or_skip("three_regions_lose_nothing_to_a_region_loss_in_containers").await {
         return;
     }
-    // The shipped file, us lost at 3 s of a 9 s run instead of at 5 s of 16 s.
-    let shorter = [
-        ("duration = \"16s\"", "duration = \"9s\""),
-        ("settle = \"3s\"", "settle = \"2s\""),
-        ("at = \"5s\"", "at = \"3s\""),
-        ("heal_at = \"11s\"", "heal_at = \"7s\""),
-    ];
-    let text =
-        crate::support::shipped_shortened("experiments/three-region-region-loss.toml", &shorter);
+    let text = crate::support::three_region_loss_shortened();
     let (out, _dir) = run_toml_on(BackendChoice::Docker, "three-region-loss", &text, false).await;
     assert_eq!(out.backend, "docker");
     let f = &out.findings.false_failovers;

@@ -2,7 +2,7 @@
 //! nearest standby only; a majority of vantage points ignores a partial partition and still
 //! sees a lost region; what loses no write with two regions loses none with three.
 
-use crate::support::{run_toml, shipped_shortened};
+use crate::support::{run_toml, shipped_shortened, three_region_loss_shortened};
 use regiondrill::history::{History, OpKind};
 use regiondrill::run::RunOutput;
 
@@ -131,19 +131,7 @@ async fn a_majority_of_vantage_points_ignores_a_partial_partition_and_one_alone_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_and_sync_lose_nothing_when_the_primarys_region_is_lost() {
-    // The shipped file, us lost at 3 s of a 9 s run instead of at 5 s of 16 s.
-    let shorter = [
-        ("duration = \"16s\"", "duration = \"9s\""),
-        ("settle = \"3s\"", "settle = \"2s\""),
-        ("at = \"5s\"", "at = \"3s\""),
-        ("heal_at = \"11s\"", "heal_at = \"7s\""),
-    ];
-    let (q, _d1) = run_toml(
-        "quorum-region-loss",
-        &shipped_shortened("experiments/three-region-region-loss.toml", &shorter),
-        false,
-    )
-    .await;
+    let (q, _d1) = run_toml("quorum-region-loss", &three_region_loss_shortened(), false).await;
     assert_eq!(failovers(&q), (1, 0), "{:?}", q.findings.false_failovers);
     assert!(matches!(promoted(&q).as_deref(), Some("eu" | "ap")));
     assert!(q.findings.lost_writes.checked);

@@ -190,67 +190,60 @@ async fn bring_up_and_teardown(out: &PathBuf, backend: BackendChoice, target_s: 
     );
 }
 
+/// `toml`'s stack (a 500 ms run without faults) from nothing to ready, three times: its
+/// `bring_up_ms` (all of `Stack::up`: the backend, every node ready, the posture set up, each
+/// link's round trip set) printed as `what`, median first, next to `target_s` (None: none).
+async fn bring_up(
+    out: &PathBuf,
+    backend: BackendChoice,
+    toml: &str,
+    what: &str,
+    target_s: Option<f64>,
+) {
+    let mut bring_up = Vec::new();
+    for _ in 0..3 {
+        let r = run_on(out, backend, "bringup", toml).await;
+        bring_up.push(r.timings.bring_up_ms);
+    }
+    let b = median(&mut bring_up);
+    report(
+        &format!("{backend:?} {what}"),
+        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
+        &target_s.map_or("—".to_string(), |t| format!("≤ {t} s")),
+        target_s.is_none_or(|t| b <= t * 1e3),
+    );
+}
+
 /// A three-region quorum stack (us, eu, ap: three databases, caches and apps, 33 links with
-/// the witness's) brought up to ready — every standby streaming, both in the quorum — median
-/// of 3. Its targets are the two-region ones × 1.5: half as many nodes again.
+/// the witness's) brought up to ready — every standby streaming, both in the quorum. Its
+/// targets are the two-region ones × 1.5: half as many nodes again.
 async fn three_region_bring_up(out: &PathBuf, backend: BackendChoice, target_s: f64) {
     let toml = "posture = \"active-passive-quorum\"\nregions = [\"us\", \"eu\", \"ap\"]\n\
                 duration = \"500ms\"\nsettle = \"0s\"\n[network.pairs]\nus-eu = \"80ms\"\n\
                 us-ap = \"180ms\"\neu-ap = \"220ms\"\n[failover]\n\
                 watch_from = [\"eu\", \"ap\", \"witness\"]\n";
-    let mut bring_up = Vec::new();
-    for _ in 0..3 {
-        let r = run_on(out, backend, "three-region-bringup", toml).await;
-        bring_up.push(r.timings.bring_up_ms);
-    }
-    let b = median(&mut bring_up);
-    report(
-        &format!("{backend:?} three-region quorum bring-up to ready"),
-        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
-        &format!("≤ {target_s} s"),
-        b <= target_s * 1e3,
-    );
+    let what = "three-region quorum bring-up to ready";
+    bring_up(out, backend, toml, what, Some(target_s)).await;
 }
 
 /// A Patroni stack (etcd in a witness, two members, HAProxy per region) from nothing to
-/// ready, three times: Patroni's `initdb` and the replica's clone included.
+/// ready: Patroni's `initdb` and the replica's clone included.
 async fn patroni_bring_up(out: &PathBuf, backend: BackendChoice, target_s: f64) {
     let toml = "posture = \"active-passive-async\"\nduration = \"500ms\"\nsettle = \"0s\"\n\
                 [failover]\nmanager = \"patroni\"\n[failover.patroni]\nttl = 20\nloop_wait = 2\n\
                 retry_timeout = 3\nhaproxy_inter = \"1s\"\nhaproxy_rise = 1\n";
-    let mut bring_up = Vec::new();
-    for _ in 0..3 {
-        let r = run_on(out, backend, "patroni-bringup", toml).await;
-        bring_up.push(r.timings.bring_up_ms);
-    }
-    let b = median(&mut bring_up);
-    report(
-        &format!("{backend:?} Patroni (etcd, 2 members, HAProxy) bring-up to ready"),
-        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
-        &format!("≤ {target_s} s"),
-        b <= target_s * 1e3,
-    );
+    let what = "Patroni (etcd, 2 members, HAProxy) bring-up to ready";
+    bring_up(out, backend, toml, what, Some(target_s)).await;
 }
 
 /// The shipped pg_auto_failover stack (monitor in a witness, a keeper per region) from
-/// nothing to a formed primary + secondary, three times: the second keeper's clone included.
-const PG_AUTO_FAILOVER_BRING_UP: &str = "posture = \"active-passive-async\"\n\
-    duration = \"500ms\"\nsettle = \"0s\"\n[failover]\nmanager = \"pg_auto_failover\"\n\
-    [failover.pg_auto_failover]\nmonitor = \"witness\"\n";
-
+/// nothing to a formed primary + secondary: the second keeper's clone included.
 async fn pg_auto_failover_bring_up(out: &PathBuf, backend: BackendChoice) {
-    let mut bring_up = Vec::new();
-    for _ in 0..3 {
-        let r = run_on(out, backend, "paf-bringup", PG_AUTO_FAILOVER_BRING_UP).await;
-        bring_up.push(r.timings.bring_up_ms);
-    }
-    let b = median(&mut bring_up);
-    report(
-        &format!("{backend:?} pg_auto_failover (monitor, 2 keepers) bring-up to formed"),
-        format!("{:.2} s (median of 3: {})", b / 1e3, list(&bring_up)),
-        "—",
-        true,
-    );
+    let toml = "posture = \"active-passive-async\"\nduration = \"500ms\"\nsettle = \"0s\"\n\
+                [failover]\nmanager = \"pg_auto_failover\"\n\
+                [failover.pg_auto_failover]\nmonitor = \"witness\"\n";
+    let what = "pg_auto_failover (monitor, 2 keepers) bring-up to formed";
+    bring_up(out, backend, toml, what, None).await;
 }
 
 /// One matrix cell (active-passive sync, region loss, 12 s + 2 s settle), three times:

@@ -287,6 +287,20 @@ pub fn shipped_shortened(file: &str, lines: &[(&str, &str)]) -> String {
     text
 }
 
+/// The shipped `three-region-region-loss.toml` shortened: us lost at 3 s of a 9 s run (2 s
+/// settle) instead of at 5 s of 16 s, back at 7 s.
+pub fn three_region_loss_shortened() -> String {
+    shipped_shortened(
+        "experiments/three-region-region-loss.toml",
+        &[
+            ("duration = \"16s\"", "duration = \"9s\""),
+            ("settle = \"3s\"", "settle = \"2s\""),
+            ("at = \"5s\"", "at = \"3s\""),
+            ("heal_at = \"11s\"", "heal_at = \"7s\""),
+        ],
+    )
+}
+
 /// Runs a shipped experiment file (`experiments/…`, from the repository's root) as it is, on
 /// `backend`, its run folder in a temporary directory.
 pub async fn run_shipped_on(
