@@ -36,7 +36,8 @@ images *ARGS:
 
 # The tests: unit, known-answer and integration tests (real sockets, real processes). The
 # workspace is compiled once, in the test profile, and the Docker tests' images hold those
-# same binaries. The longest known answers (each 20-50 s) are left to `just test-long`.
+# same binaries. The longest known answers (each 20-50 s) and the nightly's shards-and-compare
+# test are left to `just test-long`.
 test: (deps "test")
     cargo nextest run --workspace --no-run
     @if docker info >/dev/null 2>&1; then stacks/images/build.sh --binaries "${CARGO_TARGET_DIR:-target}/debug"; else echo "test: no Docker engine answers: the Docker tests will say SKIPPED"; fi
