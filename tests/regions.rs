@@ -3,6 +3,7 @@
 //! sees a lost region; what loses no write with two regions loses none with three.
 
 use crate::support::{run_toml, shipped_shortened, three_region_loss_shortened};
+use regiondrill::checker::ReplicationLag;
 use regiondrill::history::{History, OpKind};
 use regiondrill::run::RunOutput;
 
@@ -15,6 +16,19 @@ fn write_p50(history: &History, region: &str, from_s: f64, to_s: f64) -> (Option
         .filter(|o| o.region == region && o.kind == OpKind::Write && o.outcome.is_ok())
         .filter(|o| (from_s * 1e9..to_s * 1e9).contains(&(o.invoke_ns as f64)))
         .map(|o| o.latency_ns() as f64 / 1e6)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let n = ms.len();
+    ((n > 0).then(|| ms[(n - 1) / 2]), n)
+}
+
+/// Median heartbeat lag (ms) of the heartbeats committed in `[from_s, to_s)`, and how many.
+fn lag_p50(lag: &ReplicationLag, from_s: f64, to_s: f64) -> (Option<f64>, usize) {
+    let mut ms: Vec<f64> = lag
+        .series
+        .iter()
+        .filter(|p| (from_s * 1e3..to_s * 1e3).contains(&p.at_ms))
+        .map(|p| p.lag_ms)
         .collect();
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
@@ -110,6 +124,33 @@ async fn a_majority_of_vantage_points_ignores_a_partial_partition_and_one_alone_
     );
     assert_eq!(witness.findings.split_brain.count, 0);
     assert_eq!(witness.findings.lost_writes.count, 0);
+    // Replication lag to each replica, on the same heartbeats: before the cut each follows
+    // its own link's one-way delay (us–eu 80 ms round trip: 40 ms; us–ap 180 ms: 90 ms) plus
+    // the poll and the replay; during the cut eu sees nothing until the heal, while ap goes
+    // on as before.
+    let eu = &witness.findings.replication_lag;
+    assert_eq!(eu.replica.as_deref(), Some("eu"));
+    let [ap] = eu.others.as_slice() else {
+        panic!("one further replica: {:?}", eu.others)
+    };
+    assert_eq!(ap.replica.as_deref(), Some("ap"));
+    for (lag, one_way, name) in [(eu, 40.0, "eu"), (ap, 90.0, "ap")] {
+        let (p50, n) = lag_p50(lag, 0.3, 1.9);
+        assert!(
+            n > 10 && p50.is_some_and(|p| (one_way..one_way + 30.0).contains(&p)),
+            "lag to {name} before the cut: p50 {p50:?} over {n} heartbeats, one way {one_way} ms"
+        );
+    }
+    let (cut_eu, _) = lag_p50(eu, 2.3, 6.5);
+    let (cut_ap, n) = lag_p50(ap, 2.3, 6.5);
+    assert!(
+        cut_eu.is_some_and(|p| p > 1000.0),
+        "eu cut off yet its lag p50 {cut_eu:?}"
+    );
+    assert!(
+        n > 40 && cut_ap.is_some_and(|p| (90.0..120.0).contains(&p)),
+        "ap's link untouched, yet its lag p50 during the cut {cut_ap:?} over {n}"
+    );
 
     let (alone, _d2) = run_toml(
         "single-vantage",

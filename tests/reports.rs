@@ -7,7 +7,7 @@ use regiondrill::checker::{self, Findings};
 use regiondrill::experiment::{self, Experiment};
 use regiondrill::history::{
     Event, EventKind, FinalState, HealthSample, Heartbeat, History, Nanos, OpKind, Operation,
-    Outcome, Probes, ReplicationStat, Source,
+    Outcome, Probes, ReplicaProbes, ReplicationStat, Source,
 };
 use regiondrill::posture::Posture;
 use regiondrill::report::{self, Entry, MatrixIndex, MatrixRun, terminal};
@@ -261,7 +261,13 @@ fn results(exp: &Experiment, findings: &Findings, run_id: &str) -> Results {
 
 /// Writes a run folder of `exp` over the sample history into `dir`, as `run` does.
 fn write_run(dir: &Path, exp: &Experiment) -> Results {
-    let (history, probes, final_state) = sample_history();
+    write_run_probed(dir, exp, |_| {})
+}
+
+/// [`write_run`], the sample's probes changed by `change` first.
+fn write_run_probed(dir: &Path, exp: &Experiment, change: impl FnOnce(&mut Probes)) -> Results {
+    let (history, mut probes, final_state) = sample_history();
+    change(&mut probes);
     let findings = checker::check(&history, &probes, Some(&final_state));
     let r = results(
         exp,
@@ -564,6 +570,55 @@ fn timelines_are_left_out_without_a_history() {
     // The lag series is in results.json; buckets and fault windows need the history.
     assert_eq!(html.matches("<svg").count(), 1, "only the lag timeline");
     assert!(html.contains("No history.jsonl in the run folder"));
+}
+
+/// With several replicas, each has its rows and its line in the lag chart, named; the chart
+/// draws them from probes.json and, without it, from results.json.
+#[test]
+fn every_replica_has_its_lag_rows_and_its_line() {
+    let tmp = TempDir::new("report-replicas");
+    let dir = tmp.0.join("run");
+    // ap sees every heartbeat 50 ms after eu does (eu: 40 ms after its commit).
+    let r = write_run_probed(&dir, &sample_experiment(), |p| {
+        p.lag_replica = Some("eu".into());
+        let later = |h: &Heartbeat| Heartbeat {
+            visible_ns: h.visible_ns.map(|v| v + 50 * MS),
+            ..h.clone()
+        };
+        p.other_replicas.push(ReplicaProbes {
+            replica: "ap".into(),
+            heartbeats: p.heartbeats.iter().map(later).collect(),
+            replication: p.replication.clone(),
+        });
+    });
+    let lag = &r.findings.replication_lag;
+    assert_eq!(
+        (lag.replica.as_deref(), lag.p50_ms),
+        (Some("eu"), Some(40.0))
+    );
+    assert_eq!(lag.others[0].replica.as_deref(), Some("ap"));
+    assert_eq!(lag.others[0].p50_ms, Some(90.0));
+    report::render_run(&dir).unwrap();
+    let txt = read(&dir.join("report.txt"));
+    for row in [
+        "replication lag to eu p50 / p99 / max",
+        "replication lag to ap p50 / p99 / max",
+        "PostgreSQL replay_lag to eu p99, max behind",
+        "PostgreSQL replay_lag to ap p99, max behind",
+    ] {
+        assert!(txt.contains(row), "no {row:?} in\n{txt}");
+    }
+    assert!(!txt.contains("replication lag p50"), "{txt}");
+    for html in [true, false] {
+        if !html {
+            std::fs::remove_file(dir.join("probes.json")).unwrap();
+            report::render_run(&dir).unwrap();
+        }
+        let page = read(&dir.join("report.html"));
+        for line in ["heartbeat lag to eu", "heartbeat lag to ap"] {
+            assert!(page.contains(line), "no {line:?} (probes.json: {html})");
+        }
+    }
 }
 
 #[test]

@@ -343,6 +343,17 @@ pub struct ReplicationStat {
     pub bytes_behind: Option<u64>,
 }
 
+/// What the replication probes saw of one further replica ([`Probes::other_replicas`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaProbes {
+    /// The replica's region.
+    pub replica: String,
+    /// The primary's heartbeats, in sequence order, with when this replica first showed each.
+    pub heartbeats: Vec<Heartbeat>,
+    /// The primary's `pg_stat_replication` samples for this replica.
+    pub replication: Vec<ReplicationStat>,
+}
+
 /// One in-region health check of a region's database: `SELECT 1` sent from inside that
 /// region, straight to its own database (never through a cross-region link), so a partition
 /// between the regions cannot fail it — only a database that is down, paused or not
@@ -375,10 +386,19 @@ pub struct HostSample {
 pub struct Probes {
     /// How often the replica was polled for heartbeats (bounds the lag measurement error).
     pub heartbeat_poll_ms: f64,
-    /// Heartbeats, in sequence order.
+    /// Heartbeats, in sequence order, as seen on the first replica ([`Probes::lag_replica`]).
     pub heartbeats: Vec<Heartbeat>,
-    /// `pg_stat_replication` samples.
+    /// `pg_stat_replication` samples of the first replica.
     pub replication: Vec<ReplicationStat>,
+    /// The region whose database `heartbeats` and `replication` watched: the first other
+    /// region with a database (None in `probes.json` written before it was recorded, and
+    /// without a replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_replica: Option<String>,
+    /// Every further replica (three regions and more), each watched the same way, in the
+    /// experiment's region order: the same heartbeats, seen on that replica.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_replicas: Vec<ReplicaProbes>,
     /// In-region health checks of every region's database ([`HealthSample`]), in time
     /// order. Empty when the stack had no such probe (and in `probes.json` written before
     /// it existed): then a primary's health is "not measured", never made up.

@@ -11,12 +11,15 @@
 //!   during those, neither figure exists, which is itself the finding (a partitioned replica
 //!   falls behind without PostgreSQL reporting any lag).
 //!
+//! With three regions and more, the fields are the first replica's and `others` each further
+//! replica's, as for [`super::replication_lag`].
+//!
 //! `replay_lag` is PostgreSQL's estimate, reported at the resolution of the replica's
 //! feedback messages; the heartbeat measurement ([`super::replication_lag`]) is the exact one.
 
 use super::quantiles;
 use super::rows::{FindingRow, RowContext, bytes, dur};
-use crate::history::Probes;
+use crate::history::{Probes, ReplicationStat};
 use serde::{Deserialize, Serialize};
 
 /// `pg_stat_replication` figures (`replay_lag.*` in results.json).
@@ -34,50 +37,72 @@ pub struct ReplayLag {
     pub max_bytes_behind: Option<u64>,
     /// Samples taken while the replica was not connected to the primary.
     pub disconnected_samples: usize,
+    /// The replica's region (absent in results written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// Each further replica's figures, in the experiment's region order (three regions and
+    /// more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<ReplayLag>,
 }
 
-/// Summarises the `pg_stat_replication` samples.
+/// Summarises the `pg_stat_replication` samples of every replica.
 pub fn check(probes: &Probes) -> ReplayLag {
-    let mut lags: Vec<f64> = probes
-        .replication
-        .iter()
-        .filter_map(|s| s.replay_lag_ms)
-        .collect();
+    ReplayLag {
+        others: probes
+            .other_replicas
+            .iter()
+            .map(|r| of(&r.replication, Some(r.replica.clone())))
+            .collect(),
+        ..of(&probes.replication, probes.lag_replica.clone())
+    }
+}
+
+/// One replica's figures, from its samples.
+fn of(samples: &[ReplicationStat], replica: Option<String>) -> ReplayLag {
+    let mut lags: Vec<f64> = samples.iter().filter_map(|s| s.replay_lag_ms).collect();
     let q = quantiles(&mut lags);
     ReplayLag {
         samples: lags.len(),
         p50_ms: q.p50,
         p99_ms: q.p99,
         max_ms: q.max,
-        max_bytes_behind: probes
-            .replication
-            .iter()
-            .filter_map(|s| s.bytes_behind)
-            .max(),
-        disconnected_samples: probes.replication.iter().filter(|s| !s.connected).count(),
+        max_bytes_behind: samples.iter().filter_map(|s| s.bytes_behind).max(),
+        disconnected_samples: samples.iter().filter(|s| !s.connected).count(),
+        replica,
+        others: Vec::new(),
     }
 }
 
-/// PostgreSQL's own figures, as a detail of the replication lag row (postures with a
-/// standby).
+/// PostgreSQL's own figures, as a detail of the replication lag rows (postures with a
+/// standby); one per replica, each naming it, when there are several.
 pub fn rows(p: &ReplayLag, cx: &RowContext) -> Vec<FindingRow> {
     if !cx.posture.has_standby() {
         return Vec::new();
     }
-    vec![FindingRow::sub(
-        "PostgreSQL replay_lag p99, max behind",
-        format!(
-            "{}, {}",
-            dur(p.p99_ms),
-            p.max_bytes_behind.map_or("—".into(), bytes)
-        ),
-    )]
+    let named = !p.others.is_empty();
+    std::iter::once(p)
+        .chain(&p.others)
+        .map(|p| {
+            let to = match (&p.replica, named) {
+                (Some(r), true) => format!(" to {r}"),
+                _ => String::new(),
+            };
+            FindingRow::sub(
+                format!("PostgreSQL replay_lag{to} p99, max behind"),
+                format!(
+                    "{}, {}",
+                    dur(p.p99_ms),
+                    p.max_bytes_behind.map_or("—".into(), bytes)
+                ),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::ReplicationStat;
 
     fn stat(connected: bool, lag: Option<f64>, bytes: Option<u64>) -> ReplicationStat {
         ReplicationStat {
@@ -114,7 +139,49 @@ mod tests {
                 max_ms: Some(8.0),
                 max_bytes_behind: Some(4096),
                 disconnected_samples: 2,
+                replica: None,
+                others: Vec::new(),
             }
+        );
+    }
+
+    #[test]
+    fn every_replica_has_its_figures_and_rows_name_them_when_there_are_several() {
+        let probes = Probes {
+            replication: vec![stat(true, Some(40.0), Some(100))],
+            lag_replica: Some("eu".into()),
+            other_replicas: vec![crate::history::ReplicaProbes {
+                replica: "ap".into(),
+                heartbeats: vec![],
+                replication: vec![stat(true, Some(90.0), Some(2048)), stat(false, None, None)],
+            }],
+            ..Probes::default()
+        };
+        let p = check(&probes);
+        assert_eq!((p.replica.as_deref(), p.max_ms), (Some("eu"), Some(40.0)));
+        let [ap] = p.others.as_slice() else {
+            panic!("{:?}", p.others)
+        };
+        assert_eq!(ap.replica.as_deref(), Some("ap"));
+        assert_eq!(
+            (ap.max_ms, ap.max_bytes_behind, ap.disconnected_samples),
+            (Some(90.0), Some(2048), 1)
+        );
+        let slo = crate::checker::Verdict {
+            passed: true,
+            checks: vec![],
+        };
+        let cx = RowContext {
+            posture: crate::posture::Posture::ActivePassiveQuorum,
+            slo: &slo,
+        };
+        let names: Vec<String> = rows(&p, &cx).into_iter().map(|r| r.finding).collect();
+        assert_eq!(
+            names,
+            [
+                "PostgreSQL replay_lag to eu p99, max behind",
+                "PostgreSQL replay_lag to ap p99, max behind"
+            ]
         );
     }
 
@@ -129,6 +196,8 @@ mod tests {
                 max_ms: None,
                 max_bytes_behind: None,
                 disconnected_samples: 0,
+                replica: None,
+                others: Vec::new(),
             }
         );
     }

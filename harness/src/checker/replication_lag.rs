@@ -11,10 +11,14 @@
 //!
 //! A heartbeat never seen on the replica within the run is counted as `unreplicated` and is
 //! not a sample: its lag is unknown (at least the rest of the run), not infinite or zero.
+//!
+//! With three regions and more every replica is measured on the same heartbeats: the fields
+//! are the first replica's (`replica`: the first other region with a database, the
+//! synchronous standby of `semi-sync` and `sync`), `others` each further replica's.
 
 use super::rows::{FindingRow, RowContext, dur};
 use super::{ms_between, quantiles};
-use crate::history::{Probes, ms};
+use crate::history::{Heartbeat, Probes, ms};
 use serde::{Deserialize, Serialize};
 
 /// Heartbeat replication lag (`replication_lag.*` in results.json).
@@ -34,6 +38,12 @@ pub struct ReplicationLag {
     pub poll_ms: f64,
     /// One point per heartbeat seen on the replica, in heartbeat order.
     pub series: Vec<LagPoint>,
+    /// The replica's region (absent in results written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// Each further replica's lag, in the experiment's region order (three regions and more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<ReplicationLag>,
 }
 
 /// One heartbeat's lag, for the time series.
@@ -45,11 +55,24 @@ pub struct LagPoint {
     pub lag_ms: f64,
 }
 
-/// Measures heartbeat lag from the probes' heartbeats.
+/// Measures heartbeat lag from the probes' heartbeats, on every replica.
 pub fn check(probes: &Probes) -> ReplicationLag {
-    let mut series = Vec::with_capacity(probes.heartbeats.len());
+    let poll_ms = probes.heartbeat_poll_ms;
+    ReplicationLag {
+        others: probes
+            .other_replicas
+            .iter()
+            .map(|r| of(&r.heartbeats, poll_ms, Some(r.replica.clone())))
+            .collect(),
+        ..of(&probes.heartbeats, poll_ms, probes.lag_replica.clone())
+    }
+}
+
+/// One replica's lag, from its heartbeats.
+fn of(heartbeats: &[Heartbeat], poll_ms: f64, replica: Option<String>) -> ReplicationLag {
+    let mut series = Vec::with_capacity(heartbeats.len());
     let mut unreplicated = 0;
-    for hb in &probes.heartbeats {
+    for hb in heartbeats {
         match hb.visible_ns {
             Some(visible) => series.push(LagPoint {
                 at_ms: ms(hb.committed_ns),
@@ -66,37 +89,49 @@ pub fn check(probes: &Probes) -> ReplicationLag {
         p50_ms: q.p50,
         p99_ms: q.p99,
         max_ms: q.max,
-        poll_ms: probes.heartbeat_poll_ms,
+        poll_ms,
         series,
+        replica,
+        others: Vec::new(),
     }
 }
 
-/// The heartbeat lag row, in postures with a standby.
+/// The heartbeat lag row, in postures with a standby; one per replica, each naming it, when
+/// there are several.
 pub fn rows(l: &ReplicationLag, cx: &RowContext) -> Vec<FindingRow> {
     if !cx.posture.has_standby() {
         return Vec::new();
     }
-    let unreplicated = if l.unreplicated > 0 {
-        format!(" ({} never replicated)", l.unreplicated)
-    } else {
-        String::new()
-    };
-    vec![FindingRow::info(
-        "replication lag p50 / p99 / max",
-        format!(
-            "{} / {} / {}{unreplicated}",
-            dur(l.p50_ms),
-            dur(l.p99_ms),
-            dur(l.max_ms)
-        ),
-    )]
+    let named = !l.others.is_empty();
+    std::iter::once(l)
+        .chain(&l.others)
+        .map(|l| {
+            let to = match (&l.replica, named) {
+                (Some(r), true) => format!(" to {r}"),
+                _ => String::new(),
+            };
+            let unreplicated = if l.unreplicated > 0 {
+                format!(" ({} never replicated)", l.unreplicated)
+            } else {
+                String::new()
+            };
+            FindingRow::info(
+                format!("replication lag{to} p50 / p99 / max"),
+                format!(
+                    "{} / {} / {}{unreplicated}",
+                    dur(l.p50_ms),
+                    dur(l.p99_ms),
+                    dur(l.max_ms)
+                ),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testkit::MS;
     use super::*;
-    use crate::history::Heartbeat;
 
     fn hb(seq: u64, committed_ms: u64, visible_ms: Option<u64>) -> Heartbeat {
         Heartbeat {
@@ -149,6 +184,77 @@ mod tests {
                     lag_ms: 40.0
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn every_replica_is_measured_on_the_same_heartbeats_and_named_when_there_are_several() {
+        // eu sees heartbeats 1 and 2 after 41 and 45 ms; ap after 92 and 96 ms and never
+        // sees 3 (cut off).
+        let probes = Probes {
+            heartbeat_poll_ms: 5.0,
+            heartbeats: vec![
+                hb(1, 100, Some(141)),
+                hb(2, 150, Some(195)),
+                hb(3, 200, Some(240)),
+            ],
+            lag_replica: Some("eu".into()),
+            other_replicas: vec![crate::history::ReplicaProbes {
+                replica: "ap".into(),
+                heartbeats: vec![
+                    hb(1, 100, Some(192)),
+                    hb(2, 150, Some(246)),
+                    hb(3, 200, None),
+                ],
+                replication: vec![],
+            }],
+            ..Probes::default()
+        };
+        let lag = check(&probes);
+        assert_eq!(lag.replica.as_deref(), Some("eu"));
+        assert_eq!((lag.p50_ms, lag.max_ms), (Some(41.0), Some(45.0)));
+        let [ap] = lag.others.as_slice() else {
+            panic!("{:?}", lag.others)
+        };
+        assert_eq!(ap.replica.as_deref(), Some("ap"));
+        assert_eq!((ap.samples, ap.unreplicated), (2, 1));
+        assert_eq!((ap.p50_ms, ap.max_ms), (Some(92.0), Some(96.0)));
+        assert_eq!(ap.poll_ms, 5.0);
+        assert!(ap.others.is_empty());
+
+        let slo = crate::checker::Verdict {
+            passed: true,
+            checks: vec![],
+        };
+        let cx = RowContext {
+            posture: crate::posture::Posture::ActivePassiveAsync,
+            slo: &slo,
+        };
+        let shown: Vec<(String, String)> = rows(&lag, &cx)
+            .into_iter()
+            .map(|r| (r.finding, r.observed))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "replication lag to eu p50 / p99 / max".to_string(),
+                    "41 ms / 45 ms / 45 ms".to_string()
+                ),
+                (
+                    "replication lag to ap p50 / p99 / max".to_string(),
+                    "92 ms / 96 ms / 96 ms (1 never replicated)".to_string()
+                ),
+            ]
+        );
+        // One replica: the row as it always was, whichever region it is.
+        let alone = check(&Probes {
+            other_replicas: vec![],
+            ..probes
+        });
+        assert_eq!(
+            rows(&alone, &cx)[0].finding,
+            "replication lag p50 / p99 / max"
         );
     }
 

@@ -1,11 +1,14 @@
-//! Heartbeat lag: a row on the primary gets a new sequence number every `interval`; the
-//! replica is polled every `poll`. The lag of heartbeat N is the time from its commit
-//! returning on the primary to the first poll of the replica that sees N (or later: WAL is
-//! applied in order). The measurement's resolution is the poll interval plus one query; a
-//! heartbeat seen before its commit returned (synchronous replication) has lag 0.
+//! Heartbeat lag: a row on the primary gets a new sequence number every `interval`; every
+//! replica is polled every `poll`. The lag of heartbeat N on a replica is the time from its
+//! commit returning on the primary to the first poll of that replica that sees N (or later:
+//! WAL is applied in order). The measurement's resolution is the poll interval plus one
+//! query; a heartbeat seen before its commit returned (synchronous replication) has lag 0.
+//!
+//! One writer serves every replica, so the replicas' lags are of the same commits: with three
+//! regions, the lag to the far replica and to the near one differ by their links alone.
 //!
 //! Heartbeats are written only while the original primary is the primary: after a failover
-//! the pair being measured no longer exists.
+//! the pairs being measured no longer exist.
 
 use crate::history::{Heartbeat, Nanos};
 use crate::postgres;
@@ -20,28 +23,29 @@ pub const WRITE_INTERVAL: Duration = Duration::from_millis(50);
 /// How often the replica is polled.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
 
+/// Per replica: its heartbeats (the same sequence numbers and commit times for every
+/// replica) and the highest sequence number it has shown.
 #[derive(Default)]
 struct State {
-    beats: Vec<Heartbeat>,
-    /// Highest sequence number the replica has shown.
-    seen: u64,
+    beats: Vec<Vec<Heartbeat>>,
+    seen: Vec<u64>,
 }
 
-/// The heartbeat probe of one primary/replica pair.
+/// The heartbeat probe of one primary and its replicas.
 #[derive(Clone)]
 pub struct HeartbeatProbe {
     state: Arc<Mutex<State>>,
     /// Connections made by [`HeartbeatProbe::setup`], so the first samples are not delayed
-    /// by connecting.
+    /// by connecting: the primary's, then each replica's in the order given.
     primary: Arc<Mutex<Option<tokio_postgres::Client>>>,
-    replica: Arc<Mutex<Option<tokio_postgres::Client>>>,
+    replicas: Arc<Vec<Mutex<Option<tokio_postgres::Client>>>>,
 }
 
 impl HeartbeatProbe {
-    /// Creates the heartbeat table on the primary and connects to both ends.
+    /// Creates the heartbeat table on the primary and connects to it and to every replica.
     pub async fn setup(
         primary_dsn: &str,
-        replica_dsn: &str,
+        replica_dsns: &[String],
     ) -> Result<HeartbeatProbe, postgres::PgError> {
         let c = postgres::connect_dsn(primary_dsn, Duration::from_secs(5)).await?;
         postgres::execute(&c, postgres::HARNESS_SCHEMA).await?;
@@ -50,11 +54,19 @@ impl HeartbeatProbe {
             "INSERT INTO regiondrill_heartbeat VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET seq = 0",
         )
         .await?;
-        let replica = postgres::connect_dsn(replica_dsn, Duration::from_secs(5)).await?;
+        let mut replicas = Vec::with_capacity(replica_dsns.len());
+        for dsn in replica_dsns {
+            let r = postgres::connect_dsn(dsn, Duration::from_secs(5)).await?;
+            replicas.push(Mutex::new(Some(r)));
+        }
+        let state = State {
+            beats: vec![Vec::new(); replica_dsns.len()],
+            seen: vec![0; replica_dsns.len()],
+        };
         Ok(HeartbeatProbe {
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
             primary: Arc::new(Mutex::new(Some(c))),
-            replica: Arc::new(Mutex::new(Some(replica))),
+            replicas: Arc::new(replicas),
         })
     }
 
@@ -96,13 +108,14 @@ impl HeartbeatProbe {
             match tokio::time::timeout(Duration::from_secs(1), update).await {
                 Ok(Ok(_)) => {
                     let now = clock.now();
-                    let mut s = self.state.lock().expect("heartbeat lock");
-                    let visible_ns = (s.seen >= seq).then_some(now);
-                    s.beats.push(Heartbeat {
-                        seq,
-                        committed_ns: now,
-                        visible_ns,
-                    });
+                    let s = &mut *self.state.lock().expect("heartbeat lock");
+                    for (beats, &seen) in s.beats.iter_mut().zip(&s.seen) {
+                        beats.push(Heartbeat {
+                            seq,
+                            committed_ns: now,
+                            visible_ns: (seen >= seq).then_some(now),
+                        });
+                    }
                 }
                 // Not known to have committed: not recorded. A stuck commit (sync replication
                 // with the standby cut off) holds this connection; start a new one.
@@ -111,11 +124,17 @@ impl HeartbeatProbe {
         }
     }
 
-    /// Polls the replica until `cancel`.
-    pub async fn poll(&self, replica_dsn: String, clock: Clock, cancel: CancellationToken) {
+    /// Polls replica `index` (of those given to [`HeartbeatProbe::setup`]) until `cancel`.
+    pub async fn poll(
+        &self,
+        index: usize,
+        replica_dsn: String,
+        clock: Clock,
+        cancel: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(POLL_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut conn = self.replica.lock().expect("heartbeat lock").take();
+        let mut conn = self.replicas[index].lock().expect("heartbeat lock").take();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -136,11 +155,10 @@ impl HeartbeatProbe {
                 }
             };
             let now: Nanos = clock.now();
-            let mut s = self.state.lock().expect("heartbeat lock");
-            if seen > s.seen {
-                s.seen = seen;
-                for b in s
-                    .beats
+            let s = &mut *self.state.lock().expect("heartbeat lock");
+            if seen > s.seen[index] {
+                s.seen[index] = seen;
+                for b in s.beats[index]
                     .iter_mut()
                     .rev()
                     .take_while(|b| b.visible_ns.is_none())
@@ -153,8 +171,24 @@ impl HeartbeatProbe {
         }
     }
 
-    /// The heartbeats so far.
-    pub fn heartbeats(&self) -> Vec<Heartbeat> {
+    /// Whether every replica has shown the last heartbeat written (true before the first).
+    pub fn caught_up(&self) -> bool {
+        let s = self.state.lock().expect("heartbeat lock");
+        let last = s.beats.first().and_then(|b| b.last()).map_or(0, |b| b.seq);
+        s.seen.iter().all(|&seen| seen >= last)
+    }
+
+    /// When the last heartbeat's commit returned (0 before the first).
+    pub fn last_committed_ns(&self) -> Nanos {
+        let s = self.state.lock().expect("heartbeat lock");
+        s.beats
+            .first()
+            .and_then(|b| b.last())
+            .map_or(0, |b| b.committed_ns)
+    }
+
+    /// The heartbeats so far, per replica in the order given to [`HeartbeatProbe::setup`].
+    pub fn heartbeats(&self) -> Vec<Vec<Heartbeat>> {
         self.state.lock().expect("heartbeat lock").beats.clone()
     }
 }

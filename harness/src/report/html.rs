@@ -85,8 +85,8 @@ pub fn charts(run: &StoredRun) -> String {
         String::new()
     };
     figure(
-        "Replication lag: each heartbeat's lag (commit on the primary → seen on the replica) at \
-         its commit time",
+        "Replication lag: each heartbeat's lag (commit on the primary → seen on the replica; \
+         a line per replica) at its commit time",
         timeline::lag_svg(&t),
     );
     figure(

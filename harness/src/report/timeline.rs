@@ -110,6 +110,17 @@ pub struct Bucket {
     pub p99_ms: Vec<Option<f64>>,
 }
 
+/// One replica's heartbeat lag in the replication-lag chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagLine {
+    /// The replica's region (None in results written before it was recorded).
+    pub replica: Option<String>,
+    /// (commit time s, lag ms), downsampled to at most 1,200 points.
+    pub points: Vec<(f64, f64)>,
+    /// Commit times (s) of heartbeats never seen on this replica.
+    pub unreplicated: Vec<f64>,
+}
+
 /// What the charts of one run show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
@@ -119,10 +130,8 @@ pub struct Timeline {
     pub faults: Vec<FaultWindow>,
     /// Failover steps, in time order.
     pub marks: Vec<(f64, MarkKind)>,
-    /// Replication lag: (commit time s, lag ms), downsampled to at most 1,200 points.
-    pub lag: Vec<(f64, f64)>,
-    /// Commit times (s) of heartbeats never seen on the replica.
-    pub unreplicated: Vec<f64>,
+    /// Replication lag, one line per replica watched (the first replica's first).
+    pub lags: Vec<LagLine>,
     /// Width of a bucket, s.
     pub bucket_s: f64,
     /// Operations by invoke time (empty without a history).
@@ -194,29 +203,48 @@ impl Timeline {
                 }
             }
         }
-        let mut lag: Vec<(f64, f64)> = Vec::new();
-        let mut unreplicated = Vec::new();
+        // Per replica, the first replica's first; downsampled once the time axis is known.
+        let mut lags: Vec<LagLine> = Vec::new();
         match &run.probes {
             Some(p) => {
-                for hb in &p.heartbeats {
-                    end_ns = end_ns.max(hb.committed_ns);
-                    match hb.visible_ns {
-                        Some(v) => lag.push((
-                            s(hb.committed_ns),
-                            (v as i128 - hb.committed_ns as i128) as f64 / 1e6,
-                        )),
-                        None => unreplicated.push(s(hb.committed_ns)),
+                let first = (p.lag_replica.clone(), &p.heartbeats);
+                let others = p
+                    .other_replicas
+                    .iter()
+                    .map(|r| (Some(r.replica.clone()), &r.heartbeats));
+                for (replica, heartbeats) in std::iter::once(first).chain(others) {
+                    let (mut points, mut unreplicated) = (Vec::new(), Vec::new());
+                    for hb in heartbeats {
+                        end_ns = end_ns.max(hb.committed_ns);
+                        match hb.visible_ns {
+                            Some(v) => points.push((
+                                s(hb.committed_ns),
+                                (v as i128 - hb.committed_ns as i128) as f64 / 1e6,
+                            )),
+                            None => unreplicated.push(s(hb.committed_ns)),
+                        }
                     }
+                    lags.push(LagLine {
+                        replica,
+                        points,
+                        unreplicated,
+                    });
                 }
             }
             None => {
-                for p in &run.results.findings.replication_lag.series {
-                    lag.push((p.at_ms / 1e3, p.lag_ms));
+                let first = &run.results.findings.replication_lag;
+                for l in std::iter::once(first).chain(&first.others) {
+                    lags.push(LagLine {
+                        replica: l.replica.clone(),
+                        points: l.series.iter().map(|p| (p.at_ms / 1e3, p.lag_ms)).collect(),
+                        unreplicated: Vec::new(),
+                    });
                 }
             }
         }
+        lags.retain(|l| !l.points.is_empty() || !l.unreplicated.is_empty());
         let mut end_s = s(end_ns);
-        for (t, _) in &lag {
+        for (t, _) in lags.iter().flat_map(|l| &l.points) {
             end_s = end_s.max(*t);
         }
         for (t, _) in &marks {
@@ -238,8 +266,14 @@ impl Timeline {
             end_s,
             faults,
             marks,
-            lag: downsample_max(lag, end_s),
-            unreplicated: dedupe_by_pixel(unreplicated, end_s),
+            lags: lags
+                .into_iter()
+                .map(|l| LagLine {
+                    points: downsample_max(l.points, end_s),
+                    unreplicated: dedupe_by_pixel(l.unreplicated, end_s),
+                    ..l
+                })
+                .collect(),
             bucket_s: s(bucket_ns),
             buckets,
             regions,
@@ -328,6 +362,13 @@ fn dedupe_by_pixel(times: Vec<f64>, end_s: f64) -> Vec<f64> {
 const FAULT: RGBColor = RGBColor(220, 40, 40);
 const FAULT_TEXT: RGBColor = RGBColor(150, 20, 20);
 const LAG: RGBColor = RGBColor(31, 119, 180);
+/// One colour per replica in the replication-lag chart (the first replica's is [`LAG`]).
+const LAG_COLORS: [RGBColor; crate::stack::topology::MAX_REGIONS - 1] = [
+    LAG,
+    RGBColor(230, 85, 13),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+];
 const ERRORS: RGBColor = RGBColor(200, 30, 30);
 /// One colour per home region in the latency chart (as many as an experiment may name).
 const REGION_COLORS: [RGBColor; crate::stack::topology::MAX_REGIONS] = [
@@ -566,47 +607,62 @@ fn builder<'a, 'b>(root: &'a Svg<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
     b
 }
 
-/// The replication-lag chart; None when there is no heartbeat at all.
+/// The replication-lag chart, a line per replica (their never-replicated heartbeats as
+/// crosses in the line's colour, each replica at its own height); None when there is no
+/// heartbeat at all.
 pub fn lag_svg(t: &Timeline) -> Option<Result<String, String>> {
-    if t.lag.is_empty() && t.unreplicated.is_empty() {
+    if t.lags.is_empty() {
         return None;
     }
-    let max = t.lag.iter().map(|p| p.1).fold(0.0f64, f64::max);
-    let min = t.lag.iter().map(|p| p.1).fold(0.0f64, f64::min);
-    let y_hi = (max * 1.15).max(1.0);
-    let y_lo = min * 1.15;
-    // A gap of more than a second, or of 20 typical spacings, is a gap in the data.
-    let spacing = if t.lag.len() > 1 {
-        (t.lag[t.lag.len() - 1].0 - t.lag[0].0) / (t.lag.len() - 1) as f64
-    } else {
-        1.0
-    };
-    let max_gap = (spacing * 20.0).max(1.0);
+    let all = || t.lags.iter().flat_map(|l| &l.points).map(|p| p.1);
+    let y_hi = (all().fold(0.0f64, f64::max) * 1.15).max(1.0);
+    let y_lo = all().fold(0.0f64, f64::min) * 1.15;
+    let several = t.lags.len() > 1;
     Some(svg(|root, legend| {
         let mut chart = builder(root)
             .build_cartesian_2d(0f64..t.end_s, y_lo..y_hi)
             .map_err(err)?;
         frame(&mut chart, legend, t, "replication lag (ms)")?;
-        if !t.lag.is_empty() {
-            chart
-                .draw_series(
-                    segments(t.lag.iter().copied(), max_gap)
-                        .into_iter()
-                        .map(|seg| PathElement::new(seg, LAG.stroke_width(2))),
-                )
-                .map_err(err)?;
-            legend.add("heartbeat lag", Swatch::Line(LAG.to_rgba(), 2));
-        }
-        if !t.unreplicated.is_empty() {
-            let y = y_lo + (y_hi - y_lo) * 0.8;
-            chart
-                .draw_series(
-                    t.unreplicated
-                        .iter()
-                        .map(|&x| Cross::new((x, y), 3, UNSEEN.stroke_width(1))),
-                )
-                .map_err(err)?;
-            legend.add("never replicated", Swatch::Cross(UNSEEN));
+        for (i, line) in t.lags.iter().enumerate() {
+            let colour = LAG_COLORS[i % LAG_COLORS.len()];
+            let to = match (&line.replica, several) {
+                (Some(r), true) => format!(" to {r}"),
+                _ => String::new(),
+            };
+            // A gap of more than a second, or of 20 typical spacings, is a gap in the data.
+            let spacing = match line.points.as_slice() {
+                [first, .., last] => (last.0 - first.0) / (line.points.len() - 1) as f64,
+                _ => 1.0,
+            };
+            if !line.points.is_empty() {
+                chart
+                    .draw_series(
+                        segments(line.points.iter().copied(), (spacing * 20.0).max(1.0))
+                            .into_iter()
+                            .map(|seg| PathElement::new(seg, colour.stroke_width(2))),
+                    )
+                    .map_err(err)?;
+                legend.add(
+                    format!("heartbeat lag{to}"),
+                    Swatch::Line(colour.to_rgba(), 2),
+                );
+            }
+            if !line.unreplicated.is_empty() {
+                let (y, cross) = if several {
+                    (0.8 - 0.06 * i as f64, colour)
+                } else {
+                    (0.8, UNSEEN)
+                };
+                let y = y_lo + (y_hi - y_lo) * y;
+                chart
+                    .draw_series(
+                        line.unreplicated
+                            .iter()
+                            .map(|&x| Cross::new((x, y), 3, cross.stroke_width(1))),
+                    )
+                    .map_err(err)?;
+                legend.add(format!("never replicated{to}"), Swatch::Cross(cross));
+            }
         }
         marks(&mut chart, legend, t)
     }))
