@@ -741,6 +741,13 @@ fn the_comparison_fits_in_100_columns() {
         }
     }
     assert_eq!(all.len(), 3 * Posture::ALL.len());
+    // A three-region experiments beside them: their write p99 cells list three regions.
+    let mut three = all[all.len() - 2].clone();
+    three.experiment.regions = ["us", "eu", "ap"].map(String::from).to_vec();
+    let us = three.findings.latency["us"].clone();
+    three.findings.latency.insert("ap".into(), us);
+    three.experiment.scenario = Some(format!("three-region-{longest}"));
+    all.insert(0, three);
     let error = "the stack could not be brought up: PostgreSQL did not accept connections \
                  within 30s on 127.0.0.1:54321 (see the log in /tmp/regiondrill-…/pg.log)";
     let mut entries: Vec<Entry> = all.iter().map(Entry::Ran).collect();
@@ -775,6 +782,13 @@ fn the_comparison_fits_in_100_columns() {
         }
         // Missed: the precise figure, not a rounding that could equal the limit.
         assert!(table.contains("12.345s/10s"), "RTO obs/stated");
+        // Regions differ between the rows: the header says so, the note says which.
+        assert!(table.contains("per region"), "{table}");
+        assert!(table.contains("/12.3s "), "three figures, wrapped: {table}");
+        assert!(
+            table.contains("write p99 per region: us/eu; us/eu/ap for three-region-"),
+            "{table}"
+        );
         assert!(table.contains("could not run"));
         assert!(table.contains("MISSED"));
         assert_eq!(table.contains("\x1b[31merror\x1b[0m"), color);
@@ -785,13 +799,21 @@ fn the_comparison_fits_in_100_columns() {
         );
     }
     // Plain `run` results (no scenario) work too, through the same function.
-    let mut plain = all[..2].to_vec();
+    let mut plain = all[1..3].to_vec();
     for r in &mut plain {
         r.experiment.scenario = None;
     }
     let table = terminal::comparison(&plain, false);
     assert!(table.contains("single-"), "{table}"); // wrapped to fit
     assert!(!table.contains("could not run"), "{table}");
+    // One region list: the header names it, and there is no note.
+    assert!(
+        table.contains("us/eu ") && !table.contains("per region"),
+        "{table}"
+    );
+    let three_only = terminal::comparison(&all[..1], false);
+    assert!(three_only.contains("us/eu/ap"), "{three_only}");
+    assert!(!three_only.contains("per region"), "{three_only}");
 }
 
 #[test]

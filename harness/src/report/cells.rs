@@ -105,8 +105,11 @@ pub(crate) struct ComparisonRow {
     pub experiment: String,
     /// The posture's short name.
     pub posture: String,
-    /// The other cells, in column order (see [`COLUMNS`]); None when it could not run.
+    /// The other cells, in column order (see [`columns`]); None when it could not run.
     pub metrics: Option<[String; 7]>,
+    /// The experiment's regions, in its order: the write p99 cell's (empty when it could
+    /// not run).
+    pub regions: Vec<String>,
     /// The error, when it could not run.
     pub error: Option<String>,
     /// How it ended.
@@ -116,16 +119,69 @@ pub(crate) struct ComparisonRow {
 }
 
 /// The comparison's metric columns (between posture and verdict): (one-line header, the
-/// same on two lines for the terminal).
-pub(crate) const COLUMNS: [(&str, &str); 7] = [
-    ("RTO obs/stated", "RTO\nobs/stated"),
-    ("RPO obs/stated", "RPO\nobs/stated"),
-    ("lost writes", "lost\nwrites"),
-    ("stale-read rate", "stale\nreads"),
-    ("replication lag p99", "lag\np99"),
-    ("write p99 us/eu", "write p99\nus/eu"),
-    ("split-brain writes", "split\nbrain"),
-];
+/// same on two lines for the terminal). The write p99 column names the regions its cells
+/// list (see [`write_p99_regions`]).
+pub(crate) fn columns(rows: &[ComparisonRow]) -> [(String, String); 7] {
+    let regions = write_p99_regions(rows);
+    let fixed = |one: &str, two: &str| (one.to_string(), two.to_string());
+    [
+        fixed("RTO obs/stated", "RTO\nobs/stated"),
+        fixed("RPO obs/stated", "RPO\nobs/stated"),
+        fixed("lost writes", "lost\nwrites"),
+        fixed("stale-read rate", "stale\nreads"),
+        fixed("replication lag p99", "lag\np99"),
+        (
+            format!("write p99 {regions}"),
+            format!("write p99\n{regions}"),
+        ),
+        fixed("split-brain writes", "split\nbrain"),
+    ]
+}
+
+/// The write p99 column's index among [`columns`].
+pub(crate) const WRITE_P99_COLUMN: usize = 5;
+
+/// The write p99 column's regions: e.g. `us/eu` when every experiment that ran has those
+/// regions, in that order (the default regions when none ran); `per region` when they differ (then [`write_p99_note`] says
+/// which experiment lists which).
+fn write_p99_regions(rows: &[ComparisonRow]) -> String {
+    match region_lists(rows).as_slice() {
+        [(regions, _)] => regions.join("/"),
+        [] => crate::stack::topology::default_regions().join("/"),
+        _ => "per region".to_string(),
+    }
+}
+
+/// The distinct region lists of the experiments that ran, each with those experiments, the
+/// most common first.
+fn region_lists(rows: &[ComparisonRow]) -> Vec<(&[String], Vec<&str>)> {
+    let mut lists: Vec<(&[String], Vec<&str>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.metrics.is_some()) {
+        match lists.iter_mut().find(|(l, _)| *l == r.regions.as_slice()) {
+            Some((_, names)) => names.push(&r.experiment),
+            None => lists.push((&r.regions, vec![&r.experiment])),
+        }
+    }
+    lists.sort_by_key(|(_, names)| std::cmp::Reverse(names.len()));
+    lists
+}
+
+/// When the experiments compared have different regions: which regions each write p99 cell
+/// lists, e.g. `write p99 per region: us/eu; us/eu/ap for three-region-quorum-sync`.
+pub(crate) fn write_p99_note(rows: &[ComparisonRow]) -> Option<String> {
+    let lists = region_lists(rows);
+    let [(most, _), rest @ ..] = lists.as_slice() else {
+        return None;
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let mut note = format!("write p99 per region: {}", most.join("/"));
+    for (regions, names) in rest {
+        note.push_str(&format!("; {} for {}", regions.join("/"), names.join(", ")));
+    }
+    Some(note)
+}
 
 /// The comparison row of one experiment.
 pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
@@ -139,6 +195,7 @@ pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
             experiment: scenario.unwrap_or(experiment).to_string(),
             posture: short_posture(posture).to_string(),
             metrics: None,
+            regions: Vec::new(),
             error: Some(error.to_string()),
             verdict: RowVerdict::CouldNotRun,
             alerts: Vec::new(),
@@ -174,7 +231,12 @@ pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
                 } else {
                     "—".into()
                 },
-                format!("{}/{}", write_p99("us"), write_p99("eu")),
+                r.experiment
+                    .regions
+                    .iter()
+                    .map(|region| write_p99(region))
+                    .collect::<Vec<_>>()
+                    .join("/"),
                 if f.split_brain.checked {
                     f.split_brain.count.to_string()
                 } else {
@@ -189,6 +251,7 @@ pub(crate) fn comparison_row(entry: &Entry) -> ComparisonRow {
                     .unwrap_or_else(|| r.experiment.name.clone()),
                 posture: short_posture(r.experiment.posture.name()).to_string(),
                 metrics: Some(metrics),
+                regions: r.experiment.regions.clone(),
                 error: None,
                 verdict: if r.slo.passed {
                     RowVerdict::Pass

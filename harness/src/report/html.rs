@@ -8,7 +8,7 @@
 //! `<body data-rendered="tables=N;charts=M">` (tables with a non-zero height, SVGs with a
 //! non-zero width and height), so a headless browser can check the page renders.
 
-use super::cells::{self, COLUMNS, ComparisonRow, RowVerdict, xml_escape as escape};
+use super::cells::{self, ComparisonRow, RowVerdict, xml_escape as escape};
 use super::timeline::{self, Timeline};
 use super::{Entry, StoredRun};
 use std::fmt::Write;
@@ -171,7 +171,8 @@ fn comparison(rows: &[ComparisonRow]) -> String {
     let mut html = String::from(
         "<table class=\"comparison\">\n<thead><tr><th>experiment</th><th>posture</th>",
     );
-    for (header, _) in COLUMNS {
+    let columns = cells::columns(rows);
+    for (header, _) in &columns {
         let _ = write!(html, "<th>{}</th>", escape(header));
     }
     html.push_str("<th>verdict</th></tr></thead>\n<tbody>\n");
@@ -193,7 +194,7 @@ fn comparison(rows: &[ComparisonRow]) -> String {
                 let _ = write!(
                     html,
                     "<td colspan=\"{}\" class=\"error\">could not run: {}</td>",
-                    COLUMNS.len(),
+                    columns.len(),
                     escape(error.lines().next().unwrap_or(""))
                 );
             }
@@ -209,6 +210,9 @@ fn comparison(rows: &[ComparisonRow]) -> String {
         );
     }
     html.push_str("</tbody>\n</table>\n");
+    if let Some(note) = cells::write_p99_note(rows) {
+        let _ = writeln!(html, "<p>{}</p>", escape(&note));
+    }
     for a in cells::comparison_alerts(rows) {
         let _ = writeln!(html, "<p class=\"alert\">⚠ {}</p>", escape(&a));
     }

@@ -6,7 +6,7 @@
 //! run are open; the others are folded.
 
 use super::Entry;
-use super::cells::{self, COLUMNS, ComparisonRow, RowVerdict};
+use super::cells::{self, ComparisonRow, RowVerdict};
 use std::fmt::Write;
 
 /// A whole Markdown page: `title`, an optional subtitle, the comparison table of `entries`
@@ -33,12 +33,13 @@ pub fn page(title: &str, subtitle: Option<&str>, entries: &[Entry]) -> String {
 
 /// The comparison table.
 fn comparison(rows: &[ComparisonRow]) -> String {
+    let columns = cells::columns(rows);
     let mut md = String::from("| experiment | posture |");
-    for (header, _) in COLUMNS {
+    for (header, _) in &columns {
         let _ = write!(md, " {header} |");
     }
     md.push_str(" verdict |\n|:--|:--|");
-    for _ in COLUMNS {
+    for _ in &columns {
         md.push_str("--:|");
     }
     md.push_str(":--|\n");
@@ -50,9 +51,12 @@ fn comparison(rows: &[ComparisonRow]) -> String {
                     let _ = write!(md, " {} |", escape(cell));
                 }
             }
-            None => md.push_str(&" |".repeat(COLUMNS.len())),
+            None => md.push_str(&" |".repeat(columns.len())),
         }
         let _ = writeln!(md, " {} |", badge(r.verdict));
+    }
+    if let Some(note) = cells::write_p99_note(rows) {
+        let _ = writeln!(md, "\n{}", escape(&note));
     }
     for a in cells::comparison_alerts(rows) {
         let _ = writeln!(md, "\n> [!WARNING]\n> {}", escape(&a));

@@ -4,7 +4,7 @@
 //! (the CLI does when stdout is a terminal and `NO_COLOR` is unset); the files never have
 //! any.
 
-use super::cells::{self, COLUMNS, ComparisonRow, RowVerdict};
+use super::cells::{self, ComparisonRow, RowVerdict};
 use super::{Entry, MatrixIndex, ReportError, load_results};
 use crate::run_folder::Results;
 use std::path::Path;
@@ -78,7 +78,7 @@ pub fn run_report(r: &Results) -> String {
 /// One comparison table: a row per experiment (posture × scenario in a matrix, or each run
 /// of `regiondrill run a.toml b.toml`), in the order given. Columns: experiment (the
 /// scenario, or the experiment's name), posture (short), RTO and RPO observed/stated, lost
-/// writes, stale-read rate, replication lag p99, write p99 of us/eu users, split-brain
+/// writes, stale-read rate, replication lag p99, write p99 of each region's users, split-brain
 /// writes, verdict. An experiment that could not run says "could not run" and why across
 /// the metric columns (the reason under the table when it does not fit there), and its
 /// verdict is `error`. `color`: verdict `pass` green, `MISSED` and `error` red (ANSI).
@@ -101,9 +101,10 @@ fn comparison_table(rows: &[ComparisonRow], color: bool) -> String {
     // Every column but the experiment's is as wide as its widest cell; the experiment
     // column gets what is left, at least 12. A row that could not run says so across the
     // metric columns, its verdict is "error".
+    let columns = cells::columns(rows);
     let header: Vec<&str> = ["experiment", "posture"]
         .into_iter()
-        .chain(COLUMNS.iter().map(|(_, two_lines)| *two_lines))
+        .chain(columns.iter().map(|(_, two_lines)| two_lines.as_str()))
         .chain(["verdict"])
         .collect();
     let ncols = header.len();
@@ -116,8 +117,14 @@ fn comparison_table(rows: &[ComparisonRow], color: bool) -> String {
         .map(|r| {
             let mut v = vec![r.experiment.clone(), r.posture.clone()];
             match &r.metrics {
-                Some(m) => v.extend(m.iter().cloned()),
-                None => v.extend(std::iter::repeat_n(String::new(), COLUMNS.len())),
+                Some(m) => v.extend(m.iter().enumerate().map(|(i, cell)| {
+                    if i == cells::WRITE_P99_COLUMN {
+                        wrap_figures(cell, FIGURES_WIDTH)
+                    } else {
+                        cell.clone()
+                    }
+                })),
+                None => v.extend(std::iter::repeat_n(String::new(), columns.len())),
             }
             v.push(verdict_text(r).to_string());
             v
@@ -134,7 +141,7 @@ fn comparison_table(rows: &[ComparisonRow], color: bool) -> String {
     let experiment_width = MAX_WIDTH.saturating_sub(others).max(12);
     // The metric columns together, for the "could not run" note.
     let span_width: usize =
-        widths[2..2 + COLUMNS.len()].iter().sum::<usize>() + GAP * (COLUMNS.len() - 1);
+        widths[2..2 + columns.len()].iter().sum::<usize>() + GAP * (columns.len() - 1);
     let mut footnotes = Vec::new();
     let mut builder = Builder::default();
     builder.push_record(header.iter().map(|h| h.to_string()));
@@ -174,7 +181,7 @@ fn comparison_table(rows: &[ComparisonRow], color: bool) -> String {
         .with(Modify::new(Columns::last()).with(Padding::zero()));
     for (i, row) in rows.iter().enumerate() {
         if row.error.is_some() {
-            table.modify((i + 1, 2), Span::column(COLUMNS.len() as isize));
+            table.modify((i + 1, 2), Span::column(columns.len() as isize));
         }
     }
     let mut out = String::new();
@@ -184,6 +191,10 @@ fn comparison_table(rows: &[ComparisonRow], color: bool) -> String {
     }
     for f in footnotes {
         out.push_str(&f);
+        out.push('\n');
+    }
+    if let Some(note) = cells::write_p99_note(rows) {
+        out.push_str(&wrap_words(&note, MAX_WIDTH));
         out.push('\n');
     }
     for a in cells::comparison_alerts(rows) {
@@ -237,6 +248,26 @@ fn wrap_words(s: &str, width: usize) -> String {
         }
     }
     out
+}
+
+/// The widest line of a write p99 cell: two regions' figures (`12.3s/12.3s`).
+const FIGURES_WIDTH: usize = 11;
+
+/// Figures joined by `/` on lines of at most `width` characters, each line after the first
+/// starting with its `/` (three regions and more keep the column narrow). Fits: unchanged.
+fn wrap_figures(cell: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for part in cell.split('/') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + part.chars().count() <= width => {
+                line.push('/');
+                line.push_str(part);
+            }
+            Some(_) => lines.push(format!("/{part}")),
+            None => lines.push(part.to_string()),
+        }
+    }
+    lines.join("\n")
 }
 
 /// An error message on one line.
