@@ -18,7 +18,7 @@
 //! feedback messages; the heartbeat measurement ([`super::replication_lag`]) is the exact one.
 
 use super::quantiles;
-use super::rows::{FindingRow, RowContext, bytes, dur};
+use super::rows::{FindingRow, RowContext, bytes, dur, to_replica};
 use crate::history::{Probes, ReplicationStat};
 use serde::{Deserialize, Serialize};
 
@@ -80,14 +80,11 @@ pub fn rows(p: &ReplayLag, cx: &RowContext) -> Vec<FindingRow> {
     if !cx.posture.has_standby() {
         return Vec::new();
     }
-    let named = !p.others.is_empty();
+    let several = !p.others.is_empty();
     std::iter::once(p)
         .chain(&p.others)
         .map(|p| {
-            let to = match (&p.replica, named) {
-                (Some(r), true) => format!(" to {r}"),
-                _ => String::new(),
-            };
+            let to = to_replica(p.replica.as_deref(), several);
             FindingRow::sub(
                 format!("PostgreSQL replay_lag{to} p99, max behind"),
                 format!(

@@ -16,7 +16,7 @@
 //! are the first replica's (`replica`: the first other region with a database, the
 //! synchronous standby of `semi-sync` and `sync`), `others` each further replica's.
 
-use super::rows::{FindingRow, RowContext, dur};
+use super::rows::{FindingRow, RowContext, dur, to_replica};
 use super::{ms_between, quantiles};
 use crate::history::{Heartbeat, Probes, ms};
 use serde::{Deserialize, Serialize};
@@ -102,14 +102,11 @@ pub fn rows(l: &ReplicationLag, cx: &RowContext) -> Vec<FindingRow> {
     if !cx.posture.has_standby() {
         return Vec::new();
     }
-    let named = !l.others.is_empty();
+    let several = !l.others.is_empty();
     std::iter::once(l)
         .chain(&l.others)
         .map(|l| {
-            let to = match (&l.replica, named) {
-                (Some(r), true) => format!(" to {r}"),
-                _ => String::new(),
-            };
+            let to = to_replica(l.replica.as_deref(), several);
             let unreplicated = if l.unreplicated > 0 {
                 format!(" ({} never replicated)", l.unreplicated)
             } else {

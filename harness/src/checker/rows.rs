@@ -102,6 +102,15 @@ pub fn missed_precisely(check: Option<&SloCheck>, rounded: String) -> String {
     }
 }
 
+/// `" to eu"` naming a replica in a finding, when the run watched several (`several`);
+/// empty with one replica, whose rows read as they always did.
+pub fn to_replica(replica: Option<&str>, several: bool) -> String {
+    match replica {
+        Some(r) if several => format!(" to {r}"),
+        _ => String::new(),
+    }
+}
+
 /// Milliseconds as "850 ms" or "4.21 s"; "—" when not measured.
 pub fn dur(ms: Option<f64>) -> String {
     match ms {

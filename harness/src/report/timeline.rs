@@ -625,10 +625,7 @@ pub fn lag_svg(t: &Timeline) -> Option<Result<String, String>> {
         frame(&mut chart, legend, t, "replication lag (ms)")?;
         for (i, line) in t.lags.iter().enumerate() {
             let colour = LAG_COLORS[i % LAG_COLORS.len()];
-            let to = match (&line.replica, several) {
-                (Some(r), true) => format!(" to {r}"),
-                _ => String::new(),
-            };
+            let to = crate::checker::rows::to_replica(line.replica.as_deref(), several);
             // A gap of more than a second, or of 20 typical spacings, is a gap in the data.
             let spacing = match line.points.as_slice() {
                 [first, .., last] => (last.0 - first.0) / (line.points.len() - 1) as f64,
