@@ -26,16 +26,16 @@ use crate::stack::topology::{NodeId, Role};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-/// The regions whose databases the replication-lag probes watch, in the experiment's order:
+/// The replicas the replication-lag probes watch, (region, DSN) in the experiment's order:
 /// every other region with a database (the first is the synchronous standby of `semi-sync`
 /// and `sync`; in active-active, the other primaries).
-fn lag_replicas(stack: &Stack, primary: &str) -> Vec<String> {
+fn lag_replicas(stack: &Stack, primary: &str) -> Vec<(String, String)> {
     stack
         .plan()
         .regions
         .iter()
-        .filter(|r| *r != primary && stack.db_dsn(r).is_some())
-        .cloned()
+        .filter(|r| *r != primary)
+        .filter_map(|r| stack.db_dsn(r).map(|dsn| (r.clone(), dsn)))
         .collect()
 }
 
@@ -44,10 +44,11 @@ fn lag_replicas(stack: &Stack, primary: &str) -> Vec<String> {
 /// may count as never replicated).
 const CATCH_UP: std::time::Duration = std::time::Duration::from_millis(600);
 
-/// The heartbeat probe, ready before the run's clock starts, and the replicas it watches.
+/// The heartbeat probe, ready before the run's clock starts, and the replicas it watches
+/// (region, DSN), in its order.
 pub struct PreparedHeartbeat {
     probe: heartbeat::HeartbeatProbe,
-    replicas: Vec<String>,
+    replicas: Vec<(String, String)>,
 }
 
 /// What was sampled of one replica: its region and its `pg_stat_replication` samples.
@@ -77,7 +78,7 @@ impl ProbeSet {
         let (Some(primary_dsn), false) = (stack.db_dsn(&primary), replicas.is_empty()) else {
             return Ok(None);
         };
-        let dsns: Vec<String> = replicas.iter().filter_map(|r| stack.db_dsn(r)).collect();
+        let dsns: Vec<String> = replicas.iter().map(|(_, dsn)| dsn.clone()).collect();
         let probe = heartbeat::HeartbeatProbe::setup(&primary_dsn, &dsns).await?;
         Ok(Some(PreparedHeartbeat { probe, replicas }))
     }
@@ -117,10 +118,7 @@ impl ProbeSet {
             );
             set.tasks
                 .spawn(async move { h.write(dsn, region, routing, clock, stop).await });
-            for (index, replica) in prepared.replicas.into_iter().enumerate() {
-                let Some(replica_dsn) = stack.db_dsn(&replica) else {
-                    continue;
-                };
+            for (index, (replica, replica_dsn)) in prepared.replicas.into_iter().enumerate() {
                 let (h, stop) = (hb.clone(), set.stop.clone());
                 set.tasks
                     .spawn(async move { h.poll(index, replica_dsn, clock, stop).await });
