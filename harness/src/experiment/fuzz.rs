@@ -78,6 +78,7 @@ const KEYS: &[(&str, &str)] = &[
     ("", "name"),
     ("network", "rtt"),
     ("network", "jitter"),
+    ("network.pair_jitter", "us-eu"),
     ("workload", "rate_per_s"),
     ("workload", "users"),
     ("workload", "keys"),

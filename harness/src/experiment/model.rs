@@ -129,6 +129,9 @@ pub struct Network {
     /// experiment's region order (the witness last).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pairs: BTreeMap<String, RttText>,
+    /// The jitter of a pair of regions, instead of `jitter`, keyed as `pairs`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pair_jitter: BTreeMap<String, RttText>,
 }
 
 /// A pair's round trip, as humantime text in results.
@@ -138,11 +141,21 @@ pub struct RttText(#[serde(with = "humantime_serde")] pub Duration);
 impl Network {
     /// The round trip between regions `a` and `b` (either order).
     pub fn rtt_between(&self, a: &str, b: &str) -> Duration {
-        self.pairs
-            .get(&format!("{a}-{b}"))
-            .or_else(|| self.pairs.get(&format!("{b}-{a}")))
-            .map_or(self.rtt, |r| r.0)
+        of_pair(&self.pairs, a, b).unwrap_or(self.rtt)
     }
+
+    /// The jitter between regions `a` and `b` (either order).
+    pub fn jitter_between(&self, a: &str, b: &str) -> Duration {
+        of_pair(&self.pair_jitter, a, b).unwrap_or(self.jitter)
+    }
+}
+
+/// The figure `table` gives the pair of `a` and `b`, keyed either way round.
+fn of_pair(table: &BTreeMap<String, RttText>, a: &str, b: &str) -> Option<Duration> {
+    table
+        .get(&format!("{a}-{b}"))
+        .or_else(|| table.get(&format!("{b}-{a}")))
+        .map(|r| r.0)
 }
 
 /// The simulated users and what they do.

@@ -144,6 +144,9 @@ pub struct NetworkSpec {
     /// order), e.g. `us-ap = "180ms"`; a pair not listed has `rtt`. A pair may name the
     /// witness (`us-witness`: the built-in controller's vantage point there).
     pub pairs: Option<Spanned<std::collections::BTreeMap<String, Spanned<DurationText>>>>,
+    /// `[network.pair_jitter]`: the jitter of a pair of regions, keyed as `[network.pairs]`,
+    /// e.g. `us-ap = "20ms"`, instead of `jitter`; at most that pair's round trip.
+    pub pair_jitter: Option<Spanned<std::collections::BTreeMap<String, Spanned<DurationText>>>>,
 }
 
 /// `[workload]`.

@@ -264,6 +264,7 @@ fn defaults_are_filled_in() {
             rtt: Duration::ZERO,
             jitter: Duration::ZERO,
             pairs: Default::default(),
+            pair_jitter: Default::default(),
         },
         workload: Workload {
             users: 40,
@@ -1855,6 +1856,47 @@ fn pg_auto_failover_settings_have_its_names_defaults_and_bounds() {
 
 const THREE: &str =
     "posture = \"active-passive-quorum\"\nduration = \"20s\"\nregions = [\"us\", \"eu\", \"ap\"]\n";
+
+#[test]
+fn a_pair_may_have_its_own_jitter_bounded_by_its_own_round_trip() {
+    let network =
+        "[network]\nrtt = \"50ms\"\njitter = \"2ms\"\n[network.pairs]\nus-ap = \"180ms\"\n";
+    let e = parse(
+        &format!("{THREE}{network}[network.pair_jitter]\nap-us = \"60ms\"\n"),
+        Path::new("x.toml"),
+    )
+    .unwrap();
+    assert_eq!(e.network.jitter_between("us", "ap"), ms(60));
+    assert_eq!(
+        e.network.jitter_between("eu", "us"),
+        ms(2),
+        "the others keep `jitter`"
+    );
+    let plan = e.stack_plan();
+    let link = |name: &str| plan.links.iter().find(|l| l.name == name).unwrap();
+    assert_eq!(plan.link_rtt(link("ap-db-to-us-db")), (ms(180), ms(60)));
+    assert_eq!(plan.link_rtt(link("replication")), (ms(50), ms(2)));
+    // 60 ms is within us-ap's 180 ms, not within eu-ap's 50 ms.
+    assert_eq!(
+        err(&format!(
+            "{THREE}{network}[network.pair_jitter]\neu-ap = \"60ms\"\n"
+        )),
+        "x.toml:10:9: network.pair_jitter.eu-ap: 60ms is more than the round trip of eu-ap (50ms)"
+    );
+    assert_eq!(
+        err(&format!(
+            "{THREE}{network}[network.pair_jitter]\nus-mars = \"1ms\"\n"
+        )),
+        "x.toml:10:11: network.pair_jitter.us-mars: \"us-mars\" is not a pair of this experiment's \
+         regions; pairs: us-eu, us-ap, eu-ap"
+    );
+    assert_eq!(
+        err(&format!(
+            "{THREE}{network}[network.pair_jitter]\nus-ap = \"1ms\"\nap-us = \"2ms\"\n"
+        )),
+        "x.toml:11:9: network.pair_jitter.ap-us: the pair us-ap is given twice"
+    );
+}
 
 #[test]
 fn three_regions_with_pairs_homes_and_vantage_points() {

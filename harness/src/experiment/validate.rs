@@ -356,10 +356,12 @@ impl Validation<'_> {
         let jitter = self
             .c
             .jitter("network.jitter", n.jitter.as_ref(), smallest, of);
+        let pair_jitter = self.pair_jitter(n.pair_jitter.as_ref(), rtt, pairs.as_ref());
         Some(Network {
             rtt: rtt?,
             jitter: jitter?,
             pairs: pairs?,
+            pair_jitter: pair_jitter?,
         })
     }
 
@@ -384,16 +386,65 @@ impl Validation<'_> {
         &mut self,
         pairs: Option<&Spanned<BTreeMap<String, Spanned<DurationText>>>>,
     ) -> Option<BTreeMap<String, RttText>> {
-        let Some(pairs) = pairs else {
-            return Some(BTreeMap::new());
+        let (entries, mut ok) = self.pair_keys("network.pairs", pairs);
+        let mut out = BTreeMap::new();
+        for (canonical, field, value) in entries {
+            match self
+                .c
+                .duration_or(&field, Some(value), Duration::ZERO, true)
+            {
+                Some(d) => {
+                    out.insert(canonical, RttText(d));
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `[network.pair_jitter]`: keyed as `[network.pairs]`, each value a jitter at most its
+    /// pair's round trip (`pairs`' or `rtt`; not checked when those are invalid).
+    fn pair_jitter(
+        &mut self,
+        table: Option<&Spanned<BTreeMap<String, Spanned<DurationText>>>>,
+        rtt: Option<Duration>,
+        pairs: Option<&BTreeMap<String, RttText>>,
+    ) -> Option<BTreeMap<String, RttText>> {
+        let (entries, mut ok) = self.pair_keys("network.pair_jitter", table);
+        let mut out = BTreeMap::new();
+        for (canonical, field, value) in entries {
+            let base = rtt
+                .zip(pairs)
+                .map(|(rtt, pairs)| pairs.get(&canonical).map_or(rtt, |r| r.0));
+            let of = format!("round trip of {canonical}");
+            match self.c.jitter(&field, Some(value), base, &of) {
+                Some(d) => {
+                    out.insert(canonical, RttText(d));
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// The entries of a table keyed by pairs of regions (`table_name.<key>`), each as (the
+    /// pair in region order, its field name, its value), in the file's order; a key that is
+    /// no pair of this experiment's regions, or a pair given twice, is reported (then false).
+    fn pair_keys<'t>(
+        &mut self,
+        table_name: &str,
+        table: Option<&'t Spanned<BTreeMap<String, Spanned<DurationText>>>>,
+    ) -> (Vec<(String, String, &'t Spanned<DurationText>)>, bool) {
+        let Some(table) = table else {
+            return (Vec::new(), true);
         };
         let every = self.every_pair();
-        let mut out = BTreeMap::new();
+        let mut out: Vec<(String, String, &Spanned<DurationText>)> = Vec::new();
         let mut ok = true;
-        let mut entries: Vec<_> = pairs.get_ref().iter().collect();
+        let mut entries: Vec<_> = table.get_ref().iter().collect();
         entries.sort_by_key(|(_, v)| v.span().start);
         for (key, value) in entries {
-            let field = format!("network.pairs.{key}");
+            let field = format!("{table_name}.{key}");
             let canonical = key.split_once('-').and_then(|(a, b)| {
                 let (ab, ba) = (format!("{a}-{b}"), format!("{b}-{a}"));
                 every.iter().find(|p| **p == ab || **p == ba).cloned()
@@ -410,7 +461,7 @@ impl Validation<'_> {
                 ok = false;
                 continue;
             };
-            if out.contains_key(&canonical) {
+            if out.iter().any(|(c, _, _)| *c == canonical) {
                 self.c.report(
                     value.span(),
                     &field,
@@ -419,17 +470,9 @@ impl Validation<'_> {
                 ok = false;
                 continue;
             }
-            match self
-                .c
-                .duration_or(&field, Some(value), Duration::ZERO, true)
-            {
-                Some(d) => {
-                    out.insert(canonical, RttText(d));
-                }
-                None => ok = false,
-            }
+            out.push((canonical, field, value));
         }
-        ok.then_some(out)
+        (out, ok)
     }
 
     /// `regions`: 2 to [`MAX_REGIONS`] distinct valid names (default `us`, `eu`).

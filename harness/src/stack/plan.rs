@@ -421,7 +421,7 @@ impl StackPlan {
             }
             _ => (
                 self.network.rtt_between(&link.from, &link.to),
-                self.network.jitter,
+                self.network.jitter_between(&link.from, &link.to),
             ),
         }
     }
