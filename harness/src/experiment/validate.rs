@@ -88,6 +88,15 @@ struct Validation<'i> {
     shape: Shape,
 }
 
+/// One entry of a table keyed by pairs of regions (`[network.pairs]`, `[network.pair_jitter]`).
+struct PairEntry<'t> {
+    /// The pair in region order (`us-ap` for a key `ap-us`).
+    pair: String,
+    /// Its field name, as written: `network.pairs.ap-us`.
+    field: String,
+    value: &'t Spanned<DurationText>,
+}
+
 impl Validation<'_> {
     fn experiment(&mut self, spec: &ExperimentSpec, path: &Path) -> Option<Experiment> {
         let name = self.name(spec, path);
@@ -388,13 +397,13 @@ impl Validation<'_> {
     ) -> Option<BTreeMap<String, RttText>> {
         let (entries, mut ok) = self.pair_keys("network.pairs", pairs);
         let mut out = BTreeMap::new();
-        for (canonical, field, value) in entries {
+        for PairEntry { pair, field, value } in entries {
             match self
                 .c
                 .duration_or(&field, Some(value), Duration::ZERO, true)
             {
                 Some(d) => {
-                    out.insert(canonical, RttText(d));
+                    out.insert(pair, RttText(d));
                 }
                 None => ok = false,
             }
@@ -412,14 +421,14 @@ impl Validation<'_> {
     ) -> Option<BTreeMap<String, RttText>> {
         let (entries, mut ok) = self.pair_keys("network.pair_jitter", table);
         let mut out = BTreeMap::new();
-        for (canonical, field, value) in entries {
+        for PairEntry { pair, field, value } in entries {
             let base = rtt
                 .zip(pairs)
-                .map(|(rtt, pairs)| pairs.get(&canonical).map_or(rtt, |r| r.0));
-            let of = format!("round trip of {canonical}");
+                .map(|(rtt, pairs)| pairs.get(&pair).map_or(rtt, |r| r.0));
+            let of = format!("round trip of {pair}");
             match self.c.jitter(&field, Some(value), base, &of) {
                 Some(d) => {
-                    out.insert(canonical, RttText(d));
+                    out.insert(pair, RttText(d));
                 }
                 None => ok = false,
             }
@@ -427,19 +436,19 @@ impl Validation<'_> {
         ok.then_some(out)
     }
 
-    /// The entries of a table keyed by pairs of regions (`table_name.<key>`), each as (the
-    /// pair in region order, its field name, its value), in the file's order; a key that is
-    /// no pair of this experiment's regions, or a pair given twice, is reported (then false).
+    /// The entries of a table keyed by pairs of regions (`table_name.<key>`), in the file's
+    /// order; a key that is no pair of this experiment's regions, or a pair given twice, is
+    /// reported (then false).
     fn pair_keys<'t>(
         &mut self,
         table_name: &str,
         table: Option<&'t Spanned<BTreeMap<String, Spanned<DurationText>>>>,
-    ) -> (Vec<(String, String, &'t Spanned<DurationText>)>, bool) {
+    ) -> (Vec<PairEntry<'t>>, bool) {
         let Some(table) = table else {
             return (Vec::new(), true);
         };
         let every = self.every_pair();
-        let mut out: Vec<(String, String, &Spanned<DurationText>)> = Vec::new();
+        let mut out: Vec<PairEntry<'t>> = Vec::new();
         let mut ok = true;
         let mut entries: Vec<_> = table.get_ref().iter().collect();
         entries.sort_by_key(|(_, v)| v.span().start);
@@ -461,7 +470,7 @@ impl Validation<'_> {
                 ok = false;
                 continue;
             };
-            if out.iter().any(|(c, _, _)| *c == canonical) {
+            if out.iter().any(|e| e.pair == canonical) {
                 self.c.report(
                     value.span(),
                     &field,
@@ -470,7 +479,11 @@ impl Validation<'_> {
                 ok = false;
                 continue;
             }
-            out.push((canonical, field, value));
+            out.push(PairEntry {
+                pair: canonical,
+                field,
+                value,
+            });
         }
         (out, ok)
     }
