@@ -142,8 +142,8 @@ pub(crate) fn columns(rows: &[ComparisonRow]) -> [(String, String); 7] {
 pub(crate) const WRITE_P99_COLUMN: usize = 5;
 
 /// The write p99 column's regions: e.g. `us/eu` when every experiment that ran has those
-/// regions, in that order (the default regions when none ran); `per region` when they differ (then [`write_p99_note`] says
-/// which experiment lists which).
+/// regions, in that order (the default regions when none ran); `per region` when they
+/// differ (then [`write_p99_note`] says which experiment lists which).
 fn write_p99_regions(rows: &[ComparisonRow]) -> String {
     match region_lists(rows).as_slice() {
         [(regions, _)] => regions.join("/"),
