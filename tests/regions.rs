@@ -127,7 +127,8 @@ async fn a_majority_of_vantage_points_ignores_a_partial_partition_and_one_alone_
     // Replication lag to each replica, on the same heartbeats: before the cut each follows
     // its own link's one-way delay (us–eu 80 ms round trip: 40 ms; us–ap 180 ms: 90 ms) plus
     // the poll and the replay; during the cut eu sees nothing until the heal, while ap goes
-    // on as before.
+    // on as before. The lag counts from the commit's return to the probe, which comes a
+    // little after the WAL left: on a loaded host it may read up to a few ms under the delay.
     let eu = &witness.findings.replication_lag;
     assert_eq!(eu.replica.as_deref(), Some("eu"));
     let [ap] = eu.others.as_slice() else {
@@ -137,7 +138,7 @@ async fn a_majority_of_vantage_points_ignores_a_partial_partition_and_one_alone_
     for (lag, one_way, name) in [(eu, 40.0, "eu"), (ap, 90.0, "ap")] {
         let (p50, n) = lag_p50(lag, 0.3, 1.9);
         assert!(
-            n > 10 && p50.is_some_and(|p| (one_way..one_way + 30.0).contains(&p)),
+            n > 10 && p50.is_some_and(|p| (one_way - 5.0..one_way + 30.0).contains(&p)),
             "lag to {name} before the cut: p50 {p50:?} over {n} heartbeats, one way {one_way} ms"
         );
     }
@@ -148,7 +149,7 @@ async fn a_majority_of_vantage_points_ignores_a_partial_partition_and_one_alone_
         "eu cut off yet its lag p50 {cut_eu:?}"
     );
     assert!(
-        n > 40 && cut_ap.is_some_and(|p| (90.0..120.0).contains(&p)),
+        n > 40 && cut_ap.is_some_and(|p| (85.0..120.0).contains(&p)),
         "ap's link untouched, yet its lag p50 during the cut {cut_ap:?} over {n}"
     );
 
