@@ -7,32 +7,36 @@ use regiondrill::checker::ReplicationLag;
 use regiondrill::history::{History, OpKind};
 use regiondrill::run::RunOutput;
 
+/// The median of `values` (the lower of the middle two) and how many there are.
+fn median(mut values: Vec<f64>) -> (Option<f64>, usize) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    ((n > 0).then(|| values[(n - 1) / 2]), n)
+}
+
 /// Median latency (ms) of `region`'s successful writes invoked in `[from_s, to_s)`, and how
 /// many there were.
 fn write_p50(history: &History, region: &str, from_s: f64, to_s: f64) -> (Option<f64>, usize) {
-    let mut ms: Vec<f64> = history
-        .ops
-        .iter()
-        .filter(|o| o.region == region && o.kind == OpKind::Write && o.outcome.is_ok())
-        .filter(|o| (from_s * 1e9..to_s * 1e9).contains(&(o.invoke_ns as f64)))
-        .map(|o| o.latency_ns() as f64 / 1e6)
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    let n = ms.len();
-    ((n > 0).then(|| ms[(n - 1) / 2]), n)
+    median(
+        history
+            .ops
+            .iter()
+            .filter(|o| o.region == region && o.kind == OpKind::Write && o.outcome.is_ok())
+            .filter(|o| (from_s * 1e9..to_s * 1e9).contains(&(o.invoke_ns as f64)))
+            .map(|o| o.latency_ns() as f64 / 1e6)
+            .collect(),
+    )
 }
 
 /// Median heartbeat lag (ms) of the heartbeats committed in `[from_s, to_s)`, and how many.
 fn lag_p50(lag: &ReplicationLag, from_s: f64, to_s: f64) -> (Option<f64>, usize) {
-    let mut ms: Vec<f64> = lag
-        .series
-        .iter()
-        .filter(|p| (from_s * 1e3..to_s * 1e3).contains(&p.at_ms))
-        .map(|p| p.lag_ms)
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    let n = ms.len();
-    ((n > 0).then(|| ms[(n - 1) / 2]), n)
+    median(
+        lag.series
+            .iter()
+            .filter(|p| (from_s * 1e3..to_s * 1e3).contains(&p.at_ms))
+            .map(|p| p.lag_ms)
+            .collect(),
+    )
 }
 
 fn failovers(out: &RunOutput) -> (usize, usize) {

@@ -164,13 +164,9 @@ mod tests {
             (ap.max_ms, ap.max_bytes_behind, ap.disconnected_samples),
             (Some(90.0), Some(2048), 1)
         );
-        let slo = crate::checker::Verdict {
-            passed: true,
-            checks: vec![],
-        };
         let cx = RowContext {
             posture: crate::posture::Posture::ActivePassiveQuorum,
-            slo: &slo,
+            ..super::super::testkit::cx()
         };
         let names: Vec<String> = rows(&p, &cx).into_iter().map(|r| r.finding).collect();
         assert_eq!(

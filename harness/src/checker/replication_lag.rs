@@ -219,14 +219,7 @@ mod tests {
         assert_eq!(ap.poll_ms, 5.0);
         assert!(ap.others.is_empty());
 
-        let slo = crate::checker::Verdict {
-            passed: true,
-            checks: vec![],
-        };
-        let cx = RowContext {
-            posture: crate::posture::Posture::ActivePassiveAsync,
-            slo: &slo,
-        };
+        let cx = super::super::testkit::cx();
         let shown: Vec<(String, String)> = rows(&lag, &cx)
             .into_iter()
             .map(|r| (r.finding, r.observed))

@@ -433,15 +433,7 @@ mod tests {
         let r = check(&History::default(), &Probes::default(), None);
         assert!(!r.checked);
         assert_eq!(r.violations, 0);
-        let slo = super::super::Verdict {
-            passed: true,
-            checks: vec![],
-        };
-        let cx = RowContext {
-            posture: crate::posture::Posture::ActivePassiveAsync,
-            slo: &slo,
-        };
-        assert!(rows(&r, &cx).is_empty());
+        assert!(rows(&r, &cx()).is_empty());
     }
 
     #[test]
