@@ -88,15 +88,6 @@ struct Validation<'i> {
     shape: Shape,
 }
 
-/// One entry of a table keyed by pairs of regions (`[network.pairs]`, `[network.pair_jitter]`).
-struct PairEntry<'t> {
-    /// The pair in region order (`us-ap` for a key `ap-us`).
-    pair: String,
-    /// Its field name, as written: `network.pairs.ap-us`.
-    field: String,
-    value: &'t Spanned<DurationText>,
-}
-
 impl Validation<'_> {
     fn experiment(&mut self, spec: &ExperimentSpec, path: &Path) -> Option<Experiment> {
         let name = self.name(spec, path);
@@ -395,20 +386,9 @@ impl Validation<'_> {
         &mut self,
         pairs: Option<&Spanned<BTreeMap<String, Spanned<DurationText>>>>,
     ) -> Option<BTreeMap<String, RttText>> {
-        let (entries, mut ok) = self.pair_keys("network.pairs", pairs);
-        let mut out = BTreeMap::new();
-        for PairEntry { pair, field, value } in entries {
-            match self
-                .c
-                .duration_or(&field, Some(value), Duration::ZERO, true)
-            {
-                Some(d) => {
-                    out.insert(pair, RttText(d));
-                }
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
+        self.pair_table("network.pairs", pairs, |c, _, field, value| {
+            c.duration_or(field, Some(value), Duration::ZERO, true)
+        })
     }
 
     /// `[network.pair_jitter]`: keyed as `[network.pairs]`, each value a jitter at most its
@@ -419,36 +399,29 @@ impl Validation<'_> {
         rtt: Option<Duration>,
         pairs: Option<&BTreeMap<String, RttText>>,
     ) -> Option<BTreeMap<String, RttText>> {
-        let (entries, mut ok) = self.pair_keys("network.pair_jitter", table);
-        let mut out = BTreeMap::new();
-        for PairEntry { pair, field, value } in entries {
+        self.pair_table("network.pair_jitter", table, |c, pair, field, value| {
             let base = rtt
                 .zip(pairs)
-                .map(|(rtt, pairs)| pairs.get(&pair).map_or(rtt, |r| r.0));
-            let of = format!("round trip of {pair}");
-            match self.c.jitter(&field, Some(value), base, &of) {
-                Some(d) => {
-                    out.insert(pair, RttText(d));
-                }
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
+                .map(|(rtt, pairs)| pairs.get(pair).map_or(rtt, |r| r.0));
+            c.jitter(field, Some(value), base, &format!("round trip of {pair}"))
+        })
     }
 
-    /// The entries of a table keyed by pairs of regions (`table_name.<key>`), in the file's
-    /// order; a key that is no pair of this experiment's regions, or a pair given twice, is
-    /// reported (then false).
-    fn pair_keys<'t>(
+    /// A table keyed by pairs of regions (`table_name.<key>`, either order, each pair once),
+    /// each value checked by `check(checker, pair in region order, field, value)`, in the
+    /// file's order. A key that is no pair of this experiment's regions, a pair given twice
+    /// or a value refused is reported; then None.
+    fn pair_table(
         &mut self,
         table_name: &str,
-        table: Option<&'t Spanned<BTreeMap<String, Spanned<DurationText>>>>,
-    ) -> (Vec<PairEntry<'t>>, bool) {
+        table: Option<&Spanned<BTreeMap<String, Spanned<DurationText>>>>,
+        mut check: impl FnMut(&mut Checker, &str, &str, &Spanned<DurationText>) -> Option<Duration>,
+    ) -> Option<BTreeMap<String, RttText>> {
         let Some(table) = table else {
-            return (Vec::new(), true);
+            return Some(BTreeMap::new());
         };
         let every = self.every_pair();
-        let mut out: Vec<PairEntry<'t>> = Vec::new();
+        let mut out = BTreeMap::new();
         let mut ok = true;
         let mut entries: Vec<_> = table.get_ref().iter().collect();
         entries.sort_by_key(|(_, v)| v.span().start);
@@ -470,7 +443,7 @@ impl Validation<'_> {
                 ok = false;
                 continue;
             };
-            if out.iter().any(|e| e.pair == canonical) {
+            if out.contains_key(&canonical) {
                 self.c.report(
                     value.span(),
                     &field,
@@ -479,13 +452,14 @@ impl Validation<'_> {
                 ok = false;
                 continue;
             }
-            out.push(PairEntry {
-                pair: canonical,
-                field,
-                value,
-            });
+            match check(&mut self.c, &canonical, &field, value) {
+                Some(d) => {
+                    out.insert(canonical, RttText(d));
+                }
+                None => ok = false,
+            }
         }
-        (out, ok)
+        ok.then_some(out)
     }
 
     /// `regions`: 2 to [`MAX_REGIONS`] distinct valid names (default `us`, `eu`).
