@@ -361,16 +361,9 @@ fn dedupe_by_pixel(times: Vec<f64>, end_s: f64) -> Vec<f64> {
 
 const FAULT: RGBColor = RGBColor(220, 40, 40);
 const FAULT_TEXT: RGBColor = RGBColor(150, 20, 20);
-const LAG: RGBColor = RGBColor(31, 119, 180);
-/// One colour per replica in the replication-lag chart (the first replica's is [`LAG`]).
-const LAG_COLORS: [RGBColor; crate::stack::topology::MAX_REGIONS - 1] = [
-    LAG,
-    RGBColor(230, 85, 13),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-];
 const ERRORS: RGBColor = RGBColor(200, 30, 30);
-/// One colour per home region in the latency chart (as many as an experiment may name).
+/// One colour per home region in the latency chart (as many as an experiment may name), and
+/// per replica in the replication-lag chart.
 const REGION_COLORS: [RGBColor; crate::stack::topology::MAX_REGIONS] = [
     RGBColor(230, 85, 13),
     RGBColor(31, 119, 180),
@@ -624,7 +617,8 @@ pub fn lag_svg(t: &Timeline) -> Option<Result<String, String>> {
             .map_err(err)?;
         frame(&mut chart, legend, t, "replication lag (ms)")?;
         for (i, line) in t.lags.iter().enumerate() {
-            let colour = LAG_COLORS[i % LAG_COLORS.len()];
+            // The region palette from its blue on: a lone replica's line stays blue.
+            let colour = REGION_COLORS[(i + 1) % REGION_COLORS.len()];
             let to = crate::checker::rows::to_replica(line.replica.as_deref(), several);
             // A gap of more than a second, or of 20 typical spacings, is a gap in the data.
             let spacing = match line.points.as_slice() {
