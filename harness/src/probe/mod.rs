@@ -44,10 +44,11 @@ fn lag_replicas(stack: &Stack, primary: &str) -> Vec<(String, String)> {
 /// may count as never replicated).
 const CATCH_UP: std::time::Duration = std::time::Duration::from_millis(600);
 
-/// The heartbeat probe, ready before the run's clock starts, and the replicas it watches
-/// (region, DSN), in its order.
+/// The heartbeat probe, ready before the run's clock starts: the primary its table is on and
+/// the replicas it watches, each (region, DSN), the replicas in its order.
 pub struct PreparedHeartbeat {
     probe: heartbeat::HeartbeatProbe,
+    primary: (String, String),
     replicas: Vec<(String, String)>,
 }
 
@@ -80,7 +81,11 @@ impl ProbeSet {
         };
         let dsns: Vec<String> = replicas.iter().map(|(_, dsn)| dsn.clone()).collect();
         let probe = heartbeat::HeartbeatProbe::setup(&primary_dsn, &dsns).await?;
-        Ok(Some(PreparedHeartbeat { probe, replicas }))
+        Ok(Some(PreparedHeartbeat {
+            probe,
+            primary: (primary, primary_dsn),
+            replicas,
+        }))
     }
 
     /// Starts the probes of `stack` on `clock`: heartbeats (prepared by
@@ -106,9 +111,8 @@ impl ProbeSet {
         };
         let (out, stop) = (set.host.clone(), set.stop.clone());
         set.tasks.spawn(host::watch(clock, out, stop));
-        let primary = stack.routing.snapshot().primary;
-        if let (Some(primary_dsn), Some(prepared)) = (stack.db_dsn(&primary), heartbeat) {
-            let hb = prepared.probe;
+        if let Some(prepared) = heartbeat {
+            let (hb, (primary, primary_dsn)) = (prepared.probe, prepared.primary);
             let (h, dsn, region, routing, stop) = (
                 hb.clone(),
                 primary_dsn.clone(),
@@ -197,25 +201,21 @@ impl ProbeSet {
         while self.tasks.join_next().await.is_some() {}
         let mut health = std::mem::take(&mut *self.health.lock().expect("health lock"));
         health.sort_by_key(|s| s.at_ns);
-        let mut beats = self
-            .heartbeat
-            .map(|h| h.heartbeats())
-            .unwrap_or_default()
-            .into_iter();
-        let mut replicas = self.replication.into_iter().map(|(replica, stats)| {
-            let stats = std::mem::take(&mut *stats.lock().expect("stat lock"));
-            (replica, beats.next().unwrap_or_default(), stats)
-        });
-        let first = replicas.next();
-        let other_replicas = replicas
-            .map(|(replica, heartbeats, replication)| ReplicaProbes {
+        // One list of heartbeats per replica watched, in the same order as their samples.
+        let beats = self.heartbeat.map(|h| h.heartbeats()).unwrap_or_default();
+        let mut replicas: Vec<ReplicaProbes> = self
+            .replication
+            .into_iter()
+            .zip(beats)
+            .map(|((replica, stats), heartbeats)| ReplicaProbes {
                 replica,
                 heartbeats,
-                replication,
+                replication: std::mem::take(&mut *stats.lock().expect("stat lock")),
             })
             .collect();
+        let first = (!replicas.is_empty()).then(|| replicas.remove(0));
         let (lag_replica, heartbeats, replication) = match first {
-            Some((replica, heartbeats, stats)) => (Some(replica), heartbeats, stats),
+            Some(r) => (Some(r.replica), r.heartbeats, r.replication),
             None => (None, Vec::new(), Vec::new()),
         };
         Probes {
@@ -223,7 +223,7 @@ impl ProbeSet {
             heartbeats,
             replication,
             lag_replica,
-            other_replicas,
+            other_replicas: replicas,
             health,
             host: std::mem::take(&mut *self.host.lock().expect("host lock")),
             erasure: std::mem::take(&mut *self.erasure.lock().expect("erasure lock")),
