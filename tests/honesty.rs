@@ -177,8 +177,11 @@ rate_per_s = 4000
         assert!(text.contains(marker), "{file} lacks {marker:?}");
     }
     drop(dir);
-    let (shipped, _dir) =
-        run_shipped_on(BackendChoice::Native, "experiments/residency-ap-async.toml").await;
+    let (shipped, _dir) = run_shipped_on(
+        BackendChoice::Native,
+        "experiments/ap-async-region-loss.toml",
+    )
+    .await;
     let h = &shipped.findings.host;
     assert!(h.checked && !h.saturated, "{h:#?}");
 }
